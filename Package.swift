@@ -1,0 +1,179 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "swarm-worker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "swarm-worker", targets: ["swarm-worker"]),
+        .executable(name: "swarmctl", targets: ["swarmctl"]),
+        .executable(name: "swarmui-emulator", targets: ["swarmui-emulator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket", from: "1.6.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    ],
+    targets: [
+        // Shared primitives: JSON values, backoff, secrets, log format.
+        .target(
+            name: "SwarmCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Typed client for SwarmUI's HTTP and WebSocket API.
+        .target(
+            name: "SwarmUI",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // RunPod's worker protocol: wire types, URL templates and the HTTP queue client.
+        .target(
+            name: "JobProtocol",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The worker: supervision of SwarmUI, readiness, the job loop, health endpoint.
+        .target(
+            name: "Worker",
+            dependencies: [
+                "SwarmCore", "SwarmUI", "JobProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "_NIOFileSystem", package: "swift-nio"),
+            ],
+            resources: [.copy("Resources/presets.json")],
+            swiftSettings: strictSettings
+        ),
+        // The control plane: job store (SQLite, PostgreSQL), RunPod-compatible API, webhooks, keys.
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "SwarmCore", "JobProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Stand-in for SwarmUI on machines without a GPU; never linked into swarm-worker.
+        .target(
+            name: "SwarmUIEmulator",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "swarm-worker",
+            dependencies: [
+                "Worker", "SwarmCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "swarmctl",
+            dependencies: [
+                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "swarmui-emulator",
+            dependencies: [
+                "SwarmUIEmulator", "SwarmCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "worker-overhead",
+            dependencies: ["Worker", "SwarmUIEmulator", "JobProtocol", "SwarmCore"],
+            path: "benchmarks/worker-overhead",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SwarmCoreTests",
+            dependencies: ["SwarmCore"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SwarmUITests",
+            dependencies: ["SwarmUI", "SwarmUIEmulator"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "JobProtocolTests",
+            dependencies: ["JobProtocol", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: [
+                "Worker", "SwarmUIEmulator", "JobProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            swiftSettings: strictSettings
+        ),
+        // Whole programs as child processes: swarm-worker, swarmctl, the emulator.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

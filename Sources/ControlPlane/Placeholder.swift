@@ -1,0 +1,6 @@
+import Hummingbird
+import GRDB
+import PostgresNIO
+import Crypto
+import Prometheus
+import JobProtocol

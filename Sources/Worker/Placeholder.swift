@@ -1,0 +1,8 @@
+import Hummingbird
+import ServiceLifecycle
+import Subprocess
+import Crypto
+import Prometheus
+import _NIOFileSystem
+import SwarmUI
+import JobProtocol
