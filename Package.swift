@@ -80,16 +80,25 @@ let package = Package(
             resources: [.copy("Resources/presets.json")],
             swiftSettings: strictSettings
         ),
-        // The control plane: job store (SQLite, PostgreSQL), RunPod-compatible API, webhooks, keys.
+        // The control plane's durable state: one protocol, SQLite (GRDB) and PostgreSQL (postgres-nio).
+        .target(
+            name: "JobStore",
+            dependencies: [
+                "SwarmCore", "JobProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The control plane: RunPod-compatible API, webhooks, keys, CLI client.
         .target(
             name: "ControlPlane",
             dependencies: [
-                "SwarmCore", "JobProtocol",
+                "SwarmCore", "JobProtocol", "JobStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -161,6 +170,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "JobStoreTests",
+            dependencies: ["JobStore"],
             swiftSettings: strictSettings
         ),
         .testTarget(

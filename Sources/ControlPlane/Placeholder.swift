@@ -1,6 +1,5 @@
 import Hummingbird
-import GRDB
-import PostgresNIO
 import Crypto
 import Prometheus
 import JobProtocol
+import JobStore

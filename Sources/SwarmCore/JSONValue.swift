@@ -128,7 +128,7 @@ extension JSONValue {
     }
 
     /// Parses JSON text; nil when it is not JSON.
-    public static func parse(_ data: some DataProtocol) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(data))
+    public static func parse(_ data: Data) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: data)
     }
 }
