@@ -1,0 +1,173 @@
+import JobProtocol
+import Logging
+import ServiceLifecycle
+import SwarmCore
+
+/// The worker's pull loop, in the shape of swift-aws-lambda-runtime's run loop: it takes its collaborators, waits
+/// until SwarmUI can generate, takes one job at a time, runs it and hands the result to the outbox. Beside it run
+/// the heartbeat, the job-stop poll and the outbox's redelivery. On graceful shutdown it stops taking jobs and
+/// gives the running one `shutdownGrace` to finish before interrupting it.
+public struct JobLoop: Service {
+    public var queue: any QueueClient
+    public var runner: JobRunner
+    public var outbox: ResultOutbox
+    public var state: WorkerState
+    public var readiness: ReadinessWait
+    public var pingInterval: Duration
+    public var shutdownGrace: Duration
+    public var logger: Logger
+    private let backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
+
+    public init(
+        queue: any QueueClient, runner: JobRunner, outbox: ResultOutbox, state: WorkerState, readiness: ReadinessWait, pingInterval: Duration,
+        shutdownGrace: Duration, logger: Logger
+    ) {
+        self.queue = queue
+        self.runner = runner
+        self.outbox = outbox
+        self.state = state
+        self.readiness = readiness
+        self.pingInterval = pingInterval
+        self.shutdownGrace = shutdownGrace
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let shutdown = Latch()
+        try await withGracefulShutdownHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await outbox.deliverPending() }
+                group.addTask { await heartbeat() }
+                group.addTask { await pollStops() }
+                defer { group.cancelAll() }
+                try await takeJobs(until: shutdown)
+            }
+        } onGracefulShutdown: {
+            shutdown.set()
+        }
+        logger.info("job loop stopped")
+    }
+
+    private func takeJobs(until shutdown: Latch) async throws {
+        var failures = 0
+        while !shutdown.isSet {
+            if await !state.swarmUIReady {
+                await state.swarmUILost()
+                do {
+                    try await readiness.wait()
+                } catch {
+                    await state.setStage(.error(reason: error.reason))
+                    logger.critical("\(error)")
+                    throw error
+                }
+                await state.swarmUIBecameReady()
+            }
+            let started = ContinuousClock.now
+            let take = await race(shutdown) { () async throws(QueueError) -> TakeResult in
+                try await queue.takeJob(jobInProgress: false)
+            }
+            switch take {
+            case nil:
+                return
+            case .success(.jobs(let jobs)):
+                failures = 0
+                for job in jobs { await process(job, shutdown: shutdown) }
+            case .success(.noJob):
+                failures = 0
+                // A queue that answers "no job" at once instead of holding the poll would make this loop spin.
+                if ContinuousClock.now - started < .milliseconds(200) { await shutdown.sleep(for: .milliseconds(250)) }
+            case .success(.backOff(let delay)):
+                await shutdown.sleep(for: delay)
+            case .failure(let error):
+                failures += 1
+                let delay = backoff.delay(attempt: failures - 1)
+                logger.warning("\(error) (retry in \(delay.milliseconds) ms)")
+                await shutdown.sleep(for: delay)
+            }
+        }
+    }
+
+    private func process(_ job: QueueJob, shutdown: Latch) async {
+        let logger = logger.with(jobID: job.id)
+        logger.info("job taken")
+        await state.jobStarted(job.id)
+        let grace = shutdownGrace
+        let outcome = await withTaskGroup(of: JobOutcome?.self) { group in
+            group.addTask { await runner.run(job) }
+            group.addTask {
+                await shutdown.wait()
+                guard !Task.isCancelled else { return nil }
+                logger.info("shutting down: the running job has \(Int(grace.seconds)) s to finish")
+                // Cancelled (the job finished first) ends this sleep with an error and nothing is interrupted.
+                do { try await Task.sleep(for: grace) } catch { return nil }
+                await runner.interrupt(jobID: job.id, reason: .shutdown)
+                return nil
+            }
+            var result: JobOutcome = .stopped
+            for await value in group {
+                if let value {
+                    result = value
+                    group.cancelAll()
+                }
+            }
+            return result
+        }
+        switch outcome {
+        case .stopped:
+            await state.jobFinished(job.id, succeeded: false)
+        case .report(let body):
+            await state.jobFinished(job.id, succeeded: body.error == nil)
+            if body.retryable == true, !shutdown.isSet { await state.swarmUILost() }
+            do {
+                try await outbox.submit(jobID: job.id, body: body)
+            } catch {
+                logger.critical("cannot store the result on the volume, posting it directly: \(error)")
+                try? await queue.postDone(jobID: job.id, body: body)
+            }
+        }
+    }
+
+    private func heartbeat() async {
+        while !Task.isCancelled {
+            let ids = await state.jobsToReport
+            let stage = await state.stage
+            do {
+                try await queue.ping(jobIDs: ids, extra: [("stage", stage.name)])
+            } catch {
+                logger.debug("ping failed: \(error)")
+            }
+            try? await Task.sleep(for: pingInterval)
+        }
+    }
+
+    private func pollStops() async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let ids = try await queue.pollStop()
+                failures = 0
+                for id in ids { await runner.interrupt(jobID: id, reason: .stopRequested) }
+                if ids.isEmpty { try? await Task.sleep(for: .seconds(1)) }
+            } catch {
+                failures += 1
+                try? await Task.sleep(for: backoff.delay(attempt: failures - 1))
+            }
+        }
+    }
+
+    /// Runs `operation` until it finishes or the latch is set, whichever comes first (nil: the latch won).
+    private func race<T: Sendable>(_ latch: Latch, _ operation: @escaping @Sendable () async throws(QueueError) -> T) async -> Result<T, QueueError>? {
+        await withTaskGroup(of: Result<T, QueueError>?.self) { group in
+            group.addTask {
+                do throws(QueueError) { return .success(try await operation()) } catch { return .failure(error) }
+            }
+            group.addTask {
+                await latch.wait()
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+}

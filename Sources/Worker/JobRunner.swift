@@ -1,0 +1,336 @@
+import AsyncHTTPClient
+import Crypto
+import JobProtocol
+import Logging
+import NIOCore
+import NIOHTTP1
+import SwarmCore
+
+import Foundation
+
+/// How a job ended, from the job loop's point of view.
+public enum JobOutcome: Sendable, Hashable {
+    /// Report this to the queue.
+    case report(JobDoneBody)
+    /// The queue asked the worker to stop the job (cancelled or timed out there): report nothing.
+    case stopped
+}
+
+/// Why a running job is being interrupted.
+public enum InterruptReason: Sendable, Hashable {
+    /// The queue sent the job in `jobsToStop`.
+    case stopRequested
+    /// The worker is shutting down and the grace period ran out: the job may run again elsewhere.
+    case shutdown
+}
+
+/// Runs one job against SwarmUI and builds its result. Never throws: every failure becomes a reported error.
+public actor JobRunner {
+    private let swarm: any SwarmUIBackend
+    private let parser: JobInputParser
+    private let queue: any QueueClient
+    private let httpClient: HTTPClient
+    private let stagingPath: String
+    private let inlineMaxBytes: Int64
+    private let logger: Logger
+    private var interrupts: [String: InterruptReason] = [:]
+    private var running: (id: String, task: Task<JobOutcome, Never>)?
+    private let clock = ContinuousClock()
+
+    public init(
+        swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient, stagingPath: String,
+        inlineMaxBytes: Int64, logger: Logger
+    ) {
+        self.swarm = swarm
+        self.parser = parser
+        self.queue = queue
+        self.httpClient = httpClient
+        self.stagingPath = stagingPath
+        self.inlineMaxBytes = inlineMaxBytes
+        self.logger = logger
+    }
+
+    public func run(_ job: QueueJob) async -> JobOutcome {
+        let task = Task { await self.execute(job) }
+        running = (job.id, task)
+        let outcome = await task.value
+        running = nil
+        interrupts.removeValue(forKey: job.id)
+        return outcome
+    }
+
+    /// Stops the job if it is the one running: InterruptAll in SwarmUI (closing a socket cancels nothing there), then
+    /// cancellation of whatever the job waits on.
+    public func interrupt(jobID: String, reason: InterruptReason) async {
+        guard let running, running.id == jobID else { return }
+        interrupts[jobID] = reason
+        logger.warning("interrupting job", metadata: ["job.id": "\(jobID)", "reason": "\(reason)"])
+        do { try await swarm.interruptAll() } catch { logger.warning("InterruptAll failed: \(error)") }
+        running.task.cancel()
+    }
+
+    public var runningJobID: String? { running?.id }
+
+    // MARK: Execution
+
+    private func execute(_ job: QueueJob) async -> JobOutcome {
+        let logger = logger.with(jobID: job.id)
+        let request: JobRequest
+        do {
+            request = try parser.parse(job.input)
+        } catch {
+            logger.info("rejected invalid input: \(error)")
+            return .report(.failure(error.description))
+        }
+        do {
+            let output = try await perform(request, job: job, logger: logger)
+            return .report(.result(output))
+        } catch {
+            return outcome(for: error, jobID: job.id, logger: logger)
+        }
+    }
+
+    private func outcome(for error: any Error, jobID: String, logger: Logger) -> JobOutcome {
+        switch interrupts[jobID] {
+        case .stopRequested?:
+            logger.info("job stopped at the queue's request")
+            return .stopped
+        case .shutdown?:
+            return .report(.failure("the worker shut down before the job finished; it can run again", retryable: true))
+        case nil:
+            break
+        }
+        if let failure = error as? SwarmUIBackendError {
+            switch failure.kind {
+            case .rejected:
+                logger.info("SwarmUI rejected the job: \(failure.message)")
+                return .report(.failure("SwarmUI: \(failure.message)"))
+            case .unavailable, .interrupted:
+                logger.warning("SwarmUI failed during the job: \(failure.message)")
+                return .report(.failure("SwarmUI failed during the job (\(failure.message)); it can run again", retryable: true))
+            }
+        }
+        if let failure = error as? JobFailure {
+            logger.info("job failed: \(failure.message)")
+            return .report(.failure(failure.message, retryable: failure.retryable))
+        }
+        logger.error("job failed unexpectedly: \(error)")
+        return .report(.failure("worker error: \(error)", retryable: true))
+    }
+
+    private func perform(_ request: JobRequest, job: QueueJob, logger: Logger) async throws -> JSONValue {
+        switch request {
+        case .generate(let generate):
+            return try await self.generate(generate, jobID: job.id, logger: logger)
+        case .listModels(let path, let depth, let subtype):
+            return try await swarm.listModels(path: path, depth: depth, subtype: subtype)
+        case .describeModel(let name, let subtype):
+            return try await swarm.describeModel(name: name, subtype: subtype)
+        case .downloadModel(let url, let type, let name, let metadata):
+            let progress = ProgressThrottle(queue: queue, jobID: job.id)
+            try await swarm.downloadModel(url: url, type: type, name: name, metadata: metadata) { fraction in
+                await progress.report(fraction, stage: "downloading")
+            }
+            return ["success": true, "model_name": .string(name), "model_type": .string(type)]
+        case .editModelMetadata(let model, let subtype, let changes):
+            try await swarm.editModelMetadata(model: model, subtype: subtype, changes: changes)
+            return ["success": true, "model_name": .string(model)]
+        case .keepAlive(let duration, let interval):
+            return try await keepAlive(duration: duration, interval: interval)
+        }
+    }
+
+    // MARK: Generate
+
+    private func generate(_ request: GenerateRequest, jobID: String, logger: Logger) async throws -> JSONValue {
+        let start = clock.now
+        var parameters = request.parameters
+        if let url = request.initImageURL {
+            parameters["initimage"] = .string(try await fetchInitImage(url))
+        }
+        parameters["images"] = .int(request.images)
+        // A predictable output path lets an operator find a job's files on the volume (dots are stripped by SwarmUI).
+        if parameters["overrideoutpathformat"] == nil {
+            parameters["overrideoutpathformat"] = .string("swarm-jobs/\(jobID.filter { $0.isLetter || $0.isNumber || $0 == "-" })-[batch_id]")
+        }
+        let firstActivity = FirstActivity()
+        let progress = ProgressThrottle(queue: queue, jobID: jobID)
+        logger.info("generating", metadata: ["mode": "\(request.mode.rawValue)", "model": "\(parameters["model"]?.stringValue ?? "")"])
+        let outputs = try await swarm.generate(parameters: parameters) { event in
+            switch event {
+            case .status(let live, _):
+                if live { await firstActivity.mark() }
+            case .progress(let fraction):
+                await firstActivity.mark()
+                await progress.report(fraction, stage: "generating")
+            case .keepAlive:
+                break
+            }
+        }
+        let generated = clock.now
+        let started = await firstActivity.at ?? generated
+        guard !outputs.isEmpty else {
+            throw JobFailure(message: "SwarmUI finished without any output (was the generation interrupted or filtered?)", retryable: false)
+        }
+        var files: [JSONValue] = []
+        for output in outputs.sorted(by: { $0.batchIndex < $1.batchIndex }) {
+            files.append(try await collect(output, jobID: jobID, index: files.count))
+        }
+        let fetched = clock.now
+        let seed = outputs.lazy.compactMap { Self.seed(fromMetadata: $0.metadata) }.first ?? request.seed
+        return [
+            "mode": .string(request.mode.rawValue),
+            "files": .array(files),
+            "seed": .int(seed),
+            "timings_ms": [
+                "waiting": .int(Int((started - start).milliseconds)),
+                "generating": .int(Int((generated - started).milliseconds)),
+                "fetching": .int(Int((fetched - generated).milliseconds)),
+            ],
+        ]
+    }
+
+    /// Streams one output through a staging file, hashing it on the way, then inlines it as a data URL.
+    private func collect(_ output: GeneratedOutput, jobID: String, index: Int) async throws -> JSONValue {
+        let source = try await swarm.openOutput(output.reference)
+        if let length = source.length, length > inlineMaxBytes {
+            throw Self.tooLarge(bytes: length, limit: inlineMaxBytes)
+        }
+        try FileManager.default.createDirectory(atPath: stagingPath, withIntermediateDirectories: true)
+        let stagingFile = stagingPath + "/\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: stagingFile) }
+        guard FileManager.default.createFile(atPath: stagingFile, contents: nil), let handle = FileHandle(forWritingAtPath: stagingFile) else {
+            throw JobFailure(message: "cannot write to \(stagingPath) (is the volume full or read-only?)", retryable: true)
+        }
+        var hasher = SHA256()
+        var size: Int64 = 0
+        do {
+            defer { try? handle.close() }
+            for try await chunk in source.body {
+                size += Int64(chunk.readableBytes)
+                if size > inlineMaxBytes { throw Self.tooLarge(bytes: size, limit: inlineMaxBytes) }
+                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                try handle.write(contentsOf: Data(chunk.readableBytesView))
+            }
+        } catch let error as JobFailure {
+            throw error
+        } catch {
+            throw SwarmUIBackendError(.unavailable, "fetching output \(output.reference) failed: \(error)")
+        }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let name = Self.fileName(of: output.reference, index: index, contentType: source.contentType)
+        let data = try Data(contentsOf: URL(fileURLWithPath: stagingFile))
+        return [
+            "name": .string(name),
+            "content_type": .string(source.contentType),
+            "bytes": .int(Int(size)),
+            "sha256": .string(digest),
+            "url": .string("data:\(source.contentType);base64,\(data.base64EncodedString())"),
+        ]
+    }
+
+    private static func tooLarge(bytes: Int64, limit: Int64) -> JobFailure {
+        JobFailure(
+            message: "output is \(formatBytes(bytes)), above the \(formatBytes(limit)) that can be returned inline; configure output storage or raise SWARM_INLINE_MAX_BYTES",
+            retryable: false)
+    }
+
+    static func fileName(of reference: String, index: Int, contentType: String) -> String {
+        if !reference.hasPrefix("data:"), let last = reference.split(separator: "/").last, !last.isEmpty {
+            return String(last)
+        }
+        let ext = contentType.split(separator: "/").last.map(String.init) ?? "bin"
+        return "output-\(index).\(ext)"
+    }
+
+    static func seed(fromMetadata metadata: String?) -> Int? {
+        guard let metadata, let value = JSONValue.parse(Data(metadata.utf8)) else { return nil }
+        return value["sui_image_params"]?["seed"]?.intValue
+    }
+
+    /// Downloads an https init image, capped in size and time, as a data URL for SwarmUI.
+    private func fetchInitImage(_ url: String) async throws -> String {
+        let cap = 32 << 20
+        var request = HTTPClientRequest(url: url)
+        request.method = .GET
+        do {
+            let response = try await httpClient.execute(request, timeout: .seconds(60))
+            guard response.status.code == 200 else {
+                throw JobFailure(message: "input.init_image: fetching \(url) answered HTTP \(response.status.code)", retryable: false)
+            }
+            let type = response.headers.first(name: "content-type")?.split(separator: ";").first.map(String.init) ?? "image/png"
+            guard type.hasPrefix("image/") else {
+                throw JobFailure(message: "input.init_image: \(url) is \(type), not an image", retryable: false)
+            }
+            let body = try await response.body.collect(upTo: cap)
+            return "data:\(type);base64,\(Data(body.readableBytesView).base64EncodedString())"
+        } catch let error as JobFailure {
+            throw error
+        } catch let error as NIOTooManyBytesError {
+            _ = error
+            throw JobFailure(message: "input.init_image: \(url) is larger than \(formatBytes(Int64(cap)))", retryable: false)
+        } catch {
+            throw JobFailure(message: "input.init_image: cannot fetch \(url): \(error)", retryable: false)
+        }
+    }
+
+    // MARK: Keep-alive
+
+    private func keepAlive(duration: Duration, interval: Duration) async throws -> JSONValue {
+        let deadline = clock.now + duration
+        var pings = 0
+        var failures = 0
+        var lastError: String?
+        while clock.now < deadline {
+            do {
+                try await swarm.ping()
+                pings += 1
+            } catch {
+                failures += 1
+                lastError = "\(error)"
+            }
+            try await Task.sleep(for: min(interval, deadline - clock.now))
+        }
+        var result: [String: JSONValue] = [
+            "success": .bool(failures == 0), "pings": .int(pings), "failures": .int(failures),
+            "duration": .int(Int(duration.seconds)), "interval": .int(Int(interval.seconds)),
+        ]
+        if let lastError { result["last_error"] = .string(lastError) }
+        return .object(result)
+    }
+}
+
+/// A job failure that is not SwarmUI's: bad input found late, an output too large, a full disk.
+struct JobFailure: Error, Sendable {
+    var message: String
+    var retryable: Bool
+}
+
+/// The moment SwarmUI started working on the job (after queueing and model loading).
+private actor FirstActivity {
+    private(set) var at: ContinuousClock.Instant?
+    func mark() { if at == nil { at = ContinuousClock.now } }
+}
+
+/// Progress updates to the queue, at most one a second and only when the value moved.
+actor ProgressThrottle {
+    private let queue: any QueueClient
+    private let jobID: String
+    private var lastSent: ContinuousClock.Instant?
+    private var lastValue = -1.0
+
+    init(queue: any QueueClient, jobID: String) {
+        self.queue = queue
+        self.jobID = jobID
+    }
+
+    func report(_ fraction: Double, stage: String) async {
+        let now = ContinuousClock.now
+        guard fraction != lastValue, lastSent.map({ now - $0 >= .seconds(1) }) ?? true else { return }
+        lastSent = now
+        lastValue = fraction
+        let percent = (fraction * 1000).rounded() / 10
+        // Progress is best effort: a lost update is replaced by the next one.
+        try? await queue.postProgress(jobID: jobID, output: ["stage": .string(stage), "percent": .double(percent)])
+    }
+}

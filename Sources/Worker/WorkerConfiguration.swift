@@ -1,0 +1,114 @@
+import JobProtocol
+import Logging
+import SwarmCore
+
+import Foundation
+
+/// Everything the worker reads from its environment and flags, read in this one place.
+/// Names follow RunPod's and the SwarmUI worker's where those exist (`.env.example` documents each).
+public struct WorkerConfiguration: Sendable {
+    public enum SwarmUIMode: Sendable, Hashable {
+        /// Launch `launch-linux.sh` from this SwarmUI folder and supervise it.
+        case launch(folder: String, host: String, port: Int)
+        /// Use a SwarmUI that something else runs.
+        case attach
+    }
+
+    public var swarmUIMode: SwarmUIMode
+    public var swarmUIURL: String
+    public var swarmUIAuthorization: Secret?
+    public var volumePath: String
+    public var startupTimeout: Duration
+    public var healthPort: Int
+    public var healthHost: String
+    /// Nil when no queue is configured (`swarm-worker check` says so; `run` refuses to start).
+    public var queue: QueueEndpoints?
+    public var presetsFile: String?
+    /// How long a job may keep running after SIGTERM before it is interrupted and reported retryable.
+    public var shutdownGrace: Duration
+    /// Outputs larger than this cannot be inlined as data URLs (storage comes with the Outputs issue).
+    public var inlineMaxBytes: Int64
+    public var logLevel: Logger.Level
+
+    /// Where undeliverable results wait for the queue, across restarts.
+    public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
+    /// Where outputs are staged while they are hashed and encoded.
+    public var stagingPath: String { volumePath + "/.swarm-worker/staging" }
+
+    public init(environment env: [String: String], attach attachFlag: Bool = false) throws(WorkerConfigurationError) {
+        var problems: [String] = []
+        func int(_ name: String, _ fallback: Int) -> Int {
+            guard let raw = env[name], !raw.isEmpty else { return fallback }
+            guard let value = Int(raw.trimmingCharacters(in: .whitespaces)), value >= 0 else {
+                problems.append("\(name)='\(raw)' is not a non-negative whole number")
+                return fallback
+            }
+            return value
+        }
+        func flag(_ name: String) -> Bool {
+            ["1", "true", "yes", "on"].contains((env[name] ?? "").lowercased())
+        }
+
+        volumePath = env["VOLUME_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? "/workspace"
+        let host = env["SWARMUI_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+        let port = int("SWARMUI_PORT", 7801)
+        swarmUIURL = env["SWARMUI_API_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)"
+        while swarmUIURL.hasSuffix("/") { swarmUIURL.removeLast() }
+        swarmUIMode = attachFlag || flag("SWARMUI_ATTACH") ? .attach : .launch(folder: volumePath + "/SwarmUI", host: host, port: port)
+        swarmUIAuthorization = env["SWARMUI_AUTHORIZATION"].flatMap { $0.isEmpty ? nil : Secret($0) }
+        startupTimeout = .seconds(int("STARTUP_TIMEOUT", 1800))
+        healthPort = int("WORKER_HEALTH_PORT", 8080)
+        healthHost = env["WORKER_HEALTH_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
+        presetsFile = env["SWARM_PRESETS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        shutdownGrace = .seconds(int("SHUTDOWN_GRACE", 60))
+        inlineMaxBytes = Int64(int("SWARM_INLINE_MAX_BYTES", 10_000_000))
+        logLevel = (env["LOG_LEVEL"]?.lowercased()).flatMap(Logger.Level.init(rawValue:)) ?? .info
+
+        // RunPod serverless injects its own templates; otherwise derive them from one queue URL.
+        let pingMs = int("RUNPOD_PING_INTERVAL", 10_000)
+        let pingInterval: Duration = .milliseconds(max(1000, pingMs))
+        if let take = env["RUNPOD_WEBHOOK_GET_JOB"], !take.isEmpty {
+            let workerID = env["RUNPOD_POD_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.generatedWorkerID()
+            guard let done = env["RUNPOD_WEBHOOK_POST_OUTPUT"], !done.isEmpty else {
+                throw WorkerConfigurationError(problems: problems + ["RUNPOD_WEBHOOK_POST_OUTPUT is required with RUNPOD_WEBHOOK_GET_JOB"])
+            }
+            queue = QueueEndpoints(
+                jobTakeTemplate: take, jobDoneTemplate: done,
+                jobStreamTemplate: env["RUNPOD_WEBHOOK_POST_STREAM"].flatMap { $0.isEmpty ? nil : $0 },
+                pingTemplate: env["RUNPOD_WEBHOOK_PING"].flatMap { $0.isEmpty ? nil : $0 },
+                workerID: workerID, apiKey: env["RUNPOD_AI_API_KEY"].flatMap { $0.isEmpty ? nil : Secret($0) },
+                pingInterval: pingInterval)
+        } else if let url = env["SWARM_QUEUE_URL"], !url.isEmpty {
+            let workerID = env["SWARM_WORKER_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? env["RUNPOD_POD_ID"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? Self.generatedWorkerID()
+            do {
+                queue = try QueueEndpoints(
+                    queueURL: url, workerID: workerID, apiKey: env["SWARM_WORKER_KEY"].flatMap { $0.isEmpty ? nil : Secret($0) },
+                    pingInterval: pingInterval)
+            } catch {
+                problems.append(error.description)
+                queue = nil
+            }
+        } else {
+            queue = nil
+        }
+        if let queue, !queue.workerID.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) {
+            problems.append("worker id '\(queue.workerID)' may hold only letters, digits, '-', '_' and '.' (SWARM_WORKER_ID / RUNPOD_POD_ID)")
+        }
+        if !problems.isEmpty { throw WorkerConfigurationError(problems: problems) }
+    }
+
+    /// A stable-enough id for one worker process: the host name plus a random suffix.
+    static func generatedWorkerID() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "worker"
+        let safeHost = String(host.filter { $0.isLetter || $0.isNumber || $0 == "-" }.prefix(32))
+        return "\(safeHost.isEmpty ? "worker" : safeHost)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
+
+public struct WorkerConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var problems: [String]
+    public var description: String {
+        "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,76 @@
+import SwarmCore
+
+import Foundation
+
+/// The worker's boot stages, as `/health` and the queue pings report them.
+public enum BootStage: Sendable, Hashable {
+    case initializing
+    case startingApp
+    case ready
+    case error(reason: String)
+
+    public var name: String {
+        switch self {
+        case .initializing: "INITIALIZING"
+        case .startingApp: "STARTING_APP"
+        case .ready: "READY"
+        case .error: "ERROR"
+        }
+    }
+}
+
+/// What the worker is doing now, shared by the job loop, the heartbeat and the health endpoint.
+public actor WorkerState {
+    public private(set) var stage: BootStage = .initializing
+    public private(set) var currentJobID: String?
+    /// Jobs finished here whose result the queue has not acknowledged yet; pings keep their leases alive.
+    public private(set) var undeliveredJobIDs: Set<String> = []
+    public private(set) var jobsSucceeded = 0
+    public private(set) var jobsFailed = 0
+    /// Whether SwarmUI has been ready since it last (re)started; a connection failure mid-job clears it.
+    public private(set) var swarmUIReady = false
+    public private(set) var swarmUIEverReady = false
+    private var readyWaiters: [CheckedContinuation<Void, Never>] = []
+
+    public init() {}
+
+    public func setStage(_ stage: BootStage) { self.stage = stage }
+
+    public func jobStarted(_ id: String) { currentJobID = id }
+    public func jobFinished(_ id: String, succeeded: Bool) {
+        if currentJobID == id { currentJobID = nil }
+        if succeeded { jobsSucceeded += 1 } else { jobsFailed += 1 }
+    }
+
+    public func resultPending(_ id: String) { undeliveredJobIDs.insert(id) }
+    public func resultDelivered(_ id: String) { undeliveredJobIDs.remove(id) }
+
+    /// The jobs to name in a ping: the running one and those whose results wait for the queue.
+    public var jobsToReport: [String] {
+        var ids = undeliveredJobIDs
+        if let currentJobID { ids.insert(currentJobID) }
+        return ids.sorted()
+    }
+
+    public func swarmUIBecameReady() {
+        swarmUIReady = true
+        swarmUIEverReady = true
+        if case .error = stage {} else { stage = .ready }
+    }
+
+    public func swarmUILost() {
+        swarmUIReady = false
+        if case .error = stage {} else { stage = .startingApp }
+    }
+}
+
+import Logging
+
+extension Logger {
+    /// This logger with the job's id attached to every line.
+    func with(jobID: String) -> Logger {
+        var copy = self
+        copy[metadataKey: "job.id"] = "\(jobID)"
+        return copy
+    }
+}
