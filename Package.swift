@@ -70,14 +70,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "_NIOFileSystem", package: "swift-nio"),
             ],
-            resources: [.copy("Resources/presets.json")],
             swiftSettings: strictSettings
         ),
         // The control plane's durable state: one protocol, SQLite (GRDB) and PostgreSQL (postgres-nio).
@@ -121,8 +118,10 @@ let package = Package(
         .executableTarget(
             name: "swarm-worker",
             dependencies: [
-                "Worker", "SwarmCore",
+                "Worker", "SwarmUI", "JobProtocol", "SwarmCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
