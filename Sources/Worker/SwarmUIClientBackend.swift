@@ -11,11 +11,17 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
         self.client = client
     }
 
+    /// `httpClient` should come from `makeHTTPClient()`: its short connect timeout reports a SwarmUI that is down at once.
     public init(configuration: WorkerConfiguration, httpClient: HTTPClient, logger: Logger) {
-        self.init(
-            client: SwarmUIClient(
-                configuration: SwarmUIConfiguration(baseURL: configuration.swarmUIURL, bearerToken: configuration.swarmUIAuthorization),
-                httpClient: httpClient, logger: logger))
+        self.init(client: SwarmUIClient(configuration: Self.clientConfiguration(configuration), httpClient: httpClient, logger: logger))
+    }
+
+    public static func clientConfiguration(_ configuration: WorkerConfiguration) -> SwarmUIConfiguration {
+        SwarmUIConfiguration(baseURL: configuration.swarmUIURL, bearerToken: configuration.swarmUIAuthorization)
+    }
+
+    public static func makeHTTPClient(_ configuration: WorkerConfiguration) -> HTTPClient {
+        HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration(configuration).httpClientConfiguration())
     }
 
     public func readiness() async throws -> SwarmUIReadiness {

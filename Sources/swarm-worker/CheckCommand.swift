@@ -47,7 +47,8 @@ struct Check: AsyncParsableCommand {
         }
 
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
-        let swarm = SwarmUIClientBackend(configuration: configuration, httpClient: httpClient, logger: logger)
+        let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
+        let swarm = SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: logger)
         do {
             switch try await swarm.readiness() {
             case .ready: report(true, "SwarmUI at \(configuration.swarmUIURL) can generate")
@@ -69,6 +70,7 @@ struct Check: AsyncParsableCommand {
             report(false, "queue: none configured (SWARM_QUEUE_URL and SWARM_WORKER_KEY, or RUNPOD_WEBHOOK_GET_JOB and RUNPOD_AI_API_KEY)")
         }
         try? await httpClient.shutdown()
+        try? await swarmHTTP.shutdown()
         if failures > 0 { throw ExitCode(1) }
     }
 }

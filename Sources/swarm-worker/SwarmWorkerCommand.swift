@@ -45,9 +45,10 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
         let application = WorkerApplication(
             configuration: configuration,
-            swarm: SwarmUIClientBackend(configuration: configuration, httpClient: httpClient, logger: logger),
+            swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: logger),
             queue: HTTPQueueClient(endpoints: endpoints, httpClient: httpClient, logger: logger),
             httpClient: httpClient, logger: logger)
         logger.info(
@@ -64,6 +65,7 @@ struct Run: AsyncParsableCommand {
             outcome = error
         }
         try? await httpClient.shutdown()
+        try? await swarmHTTP.shutdown()
         if let outcome {
             logger.critical("swarm-worker stopped: \(outcome)")
             throw ExitCode(outcome is ReadinessError || outcome is SupervisorError ? 3 : 1)
