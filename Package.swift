@@ -200,7 +200,10 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
     ]

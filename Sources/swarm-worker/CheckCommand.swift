@@ -46,7 +46,7 @@ struct Check: AsyncParsableCommand {
             report(false, "\(error)")
         }
 
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPQueueClient.httpClientConfiguration())
         let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
         let swarm = SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: logger)
         do {

@@ -44,7 +44,7 @@ struct Run: AsyncParsableCommand {
             logger.critical("no queue configured: set SWARM_QUEUE_URL and SWARM_WORKER_KEY, or RunPod's RUNPOD_WEBHOOK_GET_JOB and RUNPOD_AI_API_KEY")
             throw ExitCode(2)
         }
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPQueueClient.httpClientConfiguration())
         let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
         let application = WorkerApplication(
             configuration: configuration,

@@ -10,8 +10,7 @@ import Glibc
 final class ChildProcess: Sendable {
     let name: String
     private let process: Process
-    private let lines = Mutex<[String]>([])
-    private let partial = Mutex<String>("")
+    private let buffer = OutputBuffer()
 
     init(_ name: String, executable: String, arguments: [String] = [], environment: [String: String] = [:], inheritEnvironment: Bool = true) throws {
         self.name = name
@@ -24,25 +23,19 @@ final class ChildProcess: Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        let lines = lines, partial = partial, name = name
+        let buffer = buffer, name = name
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             guard !data.isEmpty else { return }
-            let complete = partial.withLock { buffer -> [String] in
-                buffer += String(decoding: data, as: UTF8.self)
-                var parts = buffer.components(separatedBy: "\n")
-                buffer = parts.removeLast()
-                return parts
-            }
+            let complete = buffer.append(data)
             if ProcessInfo.processInfo.environment["SWARM_TEST_VERBOSE"] != nil {
                 for line in complete { print("[\(name)] \(line)") }
             }
-            lines.withLock { $0.append(contentsOf: complete) }
         }
         try process.run()
     }
 
-    var output: [String] { lines.withLock { $0 } }
+    var output: [String] { buffer.lines }
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
@@ -77,6 +70,24 @@ final class ChildProcess: Sendable {
         }
         throw TimedOut(what: "\(name): \(what) within \(timeout); last output:\n" + output.suffix(30).joined(separator: "\n"))
     }
+}
+
+/// A child's output split into lines as it arrives.
+private final class OutputBuffer: Sendable {
+    private let state = Mutex<(lines: [String], partial: String)>(([], ""))
+
+    /// Adds a chunk and returns the lines it completed.
+    func append(_ data: Data) -> [String] {
+        state.withLock { state in
+            state.partial += String(decoding: data, as: UTF8.self)
+            var parts = state.partial.components(separatedBy: "\n")
+            state.partial = parts.removeLast()
+            state.lines.append(contentsOf: parts)
+            return parts
+        }
+    }
+
+    var lines: [String] { state.withLock { $0.lines } }
 }
 
 struct TimedOut: Error, CustomStringConvertible {
