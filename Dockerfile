@@ -33,12 +33,14 @@ ARG COMFYUI_GGUF_REF=795e45156ece99afbc3efef911e63fcb46e6a20d
 ARG IMAGE_VERSION=dev
 ARG VCS_REF=unknown
 ARG BUILD_DATE=unknown
+ARG IMAGE_SOURCE=unknown
 
 LABEL org.opencontainers.image.title="swarm-worker" \
       org.opencontainers.image.description="swarm-worker with SwarmUI ${SWARMUI_VERSION}, ComfyUI + GGUF nodes and PyTorch for CUDA 12.8 (Wan 2.2 image-to-video)" \
       org.opencontainers.image.version="${IMAGE_VERSION}" \
       org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.source="${IMAGE_SOURCE}" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="${CUDA_IMAGE}" \
       io.swarm.swarmui.ref="${SWARMUI_REF}" \
@@ -90,7 +92,7 @@ EXPOSE 8080
 STOPSIGNAL SIGTERM
 # Generous start period: the first boot copies the seed, downloads models and starts ComfyUI.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30m --retries=3 \
-    CMD curl -fsS "http://127.0.0.1:${WORKER_HEALTH_PORT:-8080}/health" > /dev/null || exit 1
+    CMD ["/bin/sh", "-c", "curl -fsS http://127.0.0.1:${WORKER_HEALTH_PORT:-8080}/health > /dev/null || exit 1"]
 
 # tini reaps SwarmUI's and ComfyUI's orphans and forwards SIGTERM to the worker.
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -53,10 +53,10 @@ if [[ -s "$pid_file" ]]; then
     fi
 fi
 
-# Where the container's output goes: PID 1's stdout is what `docker logs` and vast's
-# request_logs read, even when vast's own init runs this script with its output elsewhere.
+# The container's output: PID 1's stdout is what `docker logs` and vast's request_logs read,
+# whatever vast's init does with this script's own output. Without it, only the file is written.
 console=${SWARM_CONSOLE:-/proc/1/fd/1}
-[[ -w "$console" ]] || console=/dev/stdout
+if [[ "$console" == /proc/* && ! -w "$console" ]]; then console=/dev/null; fi
 
 # Copies each line to the console and the log file; rotates the file when it passes the cap.
 # Sizes are counted in the shell (bytes, LC_ALL=C) to avoid a stat per line.

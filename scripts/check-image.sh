@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Checks everything about the GPU image that can be checked without Docker or a GPU:
+# every script through shellcheck, the Dockerfile through hadolint, and pytest tests/image (Dockerfile
+# structure, models manifest, FDS templates, onstart.sh behaviour, smoke-test preconditions).
+# Installs what it needs: a project-local .venv from PyPI, shellcheck from Debian packages.
+# Prints one summary line; exits non-zero when any check fails.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+started=$SECONDS
+venv="$repo/.venv"
+failed=()
+
+if [[ ! -x "$venv/bin/python" ]]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/check-requirements.txt
+
+if ! command -v shellcheck > /dev/null; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "check-image: shellcheck is missing; install it (apt-get install shellcheck) or run as root" >&2
+        exit 1
+    fi
+    apt-get update -qq > /dev/null
+    apt-get install -y -qq --no-install-recommends shellcheck > /dev/null
+fi
+
+scripts=(builder/*.sh scripts/*.sh)
+echo "== shellcheck (${#scripts[@]} scripts)"
+shellcheck "${scripts[@]}" || failed+=(shellcheck)
+
+echo "== hadolint Dockerfile"
+"$venv/bin/hadolint" Dockerfile || failed+=(hadolint)
+
+echo "== pytest tests/image"
+pytest_out=$(mktemp)
+trap 'rm -f "$pytest_out"' EXIT
+"$venv/bin/python" -m pytest -q -p no:cacheprovider tests/image | tee "$pytest_out" || failed+=(pytest)
+tests=$(grep -Eo '[0-9]+ passed|[0-9]+ failed|[0-9]+ error' "$pytest_out" | paste -sd, - | sed 's/,/, /g')
+
+if (( ${#failed[@]} == 0 )); then
+    echo "check-image: OK (shellcheck ${#scripts[@]} scripts, hadolint, pytest ${tests}) in $((SECONDS - started))s"
+else
+    echo "check-image: FAILED (${failed[*]}; pytest ${tests:-not run}) in $((SECONDS - started))s"
+    exit 1
+fi
