@@ -86,6 +86,9 @@ ENV VOLUME_PATH=/workspace \
     SWARM_PRESETS_FILE=/opt/swarm/presets.json \
     SWARMUI_SEED=/opt/swarmui-seed \
     PATH=/opt/venv/bin:${PATH}
+# The same defaults for onstart.sh, which vast may run without the image's ENV.
+RUN env | grep -E '^(VOLUME_PATH|SWARMUI_HOST|SWARMUI_PORT|WORKER_HEALTH_HOST|WORKER_HEALTH_PORT|SWARM_MODELS_FILE|SWARM_PRESETS_FILE|SWARMUI_SEED)=' \
+        | sort > /opt/swarm/image.env
 
 WORKDIR /workspace
 EXPOSE 8080

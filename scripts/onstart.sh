@@ -14,9 +14,11 @@
 set -euo pipefail
 
 # Under ssh/jupyter run types the template's env is written to /etc/environment for login
-# shells and is not always in this script's environment; take any variable we lack from there.
-env_file=${SWARM_ENV_FILE:-/etc/environment}
-if [[ -r "$env_file" ]]; then
+# shells and is not always in this script's environment, and neither may be the image's own ENV
+# defaults (saved to /opt/swarm/image.env at build). Fill in only what is missing, in that order.
+import_env() {
+    local file=$1 line name value
+    [[ -r "$file" ]] || return 0
     while IFS= read -r line || [[ -n "$line" ]]; do
         [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
         name=${BASH_REMATCH[2]}
@@ -26,8 +28,10 @@ if [[ -r "$env_file" ]]; then
             value=${BASH_REMATCH[1]}
         fi
         [[ -v "$name" ]] || export "$name=$value"
-    done < "$env_file"
-fi
+    done < "$file"
+}
+import_env "${SWARM_ENV_FILE:-/etc/environment}"
+import_env "${SWARM_IMAGE_ENV:-/opt/swarm/image.env}"
 
 VOLUME_PATH=${VOLUME_PATH:-/workspace}
 export VOLUME_PATH

@@ -121,3 +121,12 @@ def test_requirements_are_pinned(repo):
     for package in ("torch", "torchvision", "torchaudio"):
         assert re.search(rf"^{package}==[\d.]+\+cu128$", text, re.MULTILINE), f"{package} must be the cu128 build"
     assert re.search(r"^sageattention==", text, re.MULTILINE)
+
+
+def test_image_defaults_saved_for_onstart(dockerfile):
+    # vast may run onstart.sh without the image's ENV; it reads them back from this file.
+    runs = [rest for keyword, rest in dockerfile if keyword == "RUN"]
+    saver = [r for r in runs if "/opt/swarm/image.env" in r]
+    assert saver, "the Dockerfile must save its ENV defaults to /opt/swarm/image.env"
+    for name in ("VOLUME_PATH", "SWARM_MODELS_FILE", "SWARM_PRESETS_FILE", "WORKER_HEALTH_PORT"):
+        assert name in saver[0]

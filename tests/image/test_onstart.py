@@ -14,7 +14,7 @@ FAKE_WORKER = textwrap.dedent("""\
     set -euo pipefail
     trap 'echo "worker got SIGTERM"; exit 0' TERM
     echo "$$" >> "$VOLUME_PATH/worker.pids"
-    echo "fake worker start args=[$*] TOKEN=${FAKE_TOKEN:-unset} KEPT=${KEPT:-unset}"
+    echo "fake worker start args=[$*] TOKEN=${FAKE_TOKEN:-unset} KEPT=${KEPT:-unset} MODELS=${SWARM_MODELS_FILE:-unset}"
     mode=$(cat "$VOLUME_PATH/mode" 2>/dev/null || echo run)
     case "$mode" in
         crash-once) echo run > "$VOLUME_PATH/mode"; echo "crashing"; exit 3 ;;
@@ -36,15 +36,19 @@ def volume(tmp_path, repo):
     vol.mkdir()
     env_file = tmp_path / "environment"
     env_file.write_text('FAKE_TOKEN="from-etc-environment"\nKEPT=from-file\nexport OTHER=\'x\'\n')
+    image_env = tmp_path / "image.env"
+    image_env.write_text("FAKE_TOKEN=from-image\nKEPT=from-image\nSWARM_MODELS_FILE=/opt/swarm/models.json\n")
     env = dict(os.environ)
     env.update({
         "PATH": f"{bin_dir}:{env['PATH']}",
         "VOLUME_PATH": str(vol),
         "SWARM_ENV_FILE": str(env_file),
+        "SWARM_IMAGE_ENV": str(image_env),
         "SWARM_CONSOLE": str(tmp_path / "console.log"),
         "KEPT": "from-process",
     })
     env.pop("FAKE_TOKEN", None)
+    env.pop("SWARM_MODELS_FILE", None)
     context = {"dir": tmp_path, "vol": vol, "env": env, "script": str(repo / "scripts" / "onstart.sh")}
     yield context
     # Stop what the test started, by the pids it recorded.
@@ -160,11 +164,13 @@ def test_sigterm_stops_the_worker_without_restart(volume):
     assert len(starts(volume)) == 1
 
 
-def test_environment_file_fills_only_missing_variables(volume):
+def test_environment_files_fill_only_missing_variables(volume):
     run_onstart(volume)
     assert wait_for(lambda: "fake worker start" in log_text(volume))
+    # The process wins, then the platform's /etc/environment, then the image's defaults.
     assert "TOKEN=from-etc-environment" in log_text(volume)
     assert "KEPT=from-process" in log_text(volume)
+    assert "MODELS=/opt/swarm/models.json" in log_text(volume)
 
 
 def test_log_is_size_capped_and_rotated(volume):
