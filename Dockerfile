@@ -9,6 +9,7 @@ ARG SWIFT_IMAGE=swift:6.3.1-noble
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 FROM ${SWIFT_IMAGE} AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
@@ -21,6 +22,12 @@ RUN --mount=type=cache,target=/src/.build \
     && mkdir -p /out \
     && cp .build/release/swarm-worker /out/ \
     && cp -R .build/release/*.resources /out/
+
+# The runtime image has glibc and the GCC runtime, nothing else the binary could link to:
+# fail here, not at the first start on a GPU, if another shared library slipped in.
+RUN ldd /out/swarm-worker | tee /tmp/swarm-worker.ldd \
+    && ls -l /out/swarm-worker \
+    && ! grep -vE '(linux-vdso|ld-linux-x86-64|lib(c|m|dl|pthread|rt|util|resolv|stdc\+\+|gcc_s)\.so)' /tmp/swarm-worker.ldd
 
 FROM ${CUDA_IMAGE} AS runtime
 ARG SWARMUI_REPO=https://github.com/mcmonkeyprojects/SwarmUI

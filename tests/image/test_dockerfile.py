@@ -130,3 +130,9 @@ def test_image_defaults_saved_for_onstart(dockerfile):
     assert saver, "the Dockerfile must save its ENV defaults to /opt/swarm/image.env"
     for name in ("VOLUME_PATH", "SWARM_MODELS_FILE", "SWARM_PRESETS_FILE", "WORKER_HEALTH_PORT"):
         assert name in saver[0]
+
+
+def test_build_fails_on_unexpected_shared_libraries(dockerfile):
+    runs = " ".join(rest for keyword, rest in stage_instructions(dockerfile, "build") if keyword == "RUN")
+    assert "ldd /out/swarm-worker" in runs
+    assert "! grep -vE" in runs
