@@ -75,7 +75,7 @@ RUN /opt/builder/install-swarmui.sh /opt/swarmui-seed "${SWARMUI_REPO}" "${SWARM
 COPY builder/install-comfyui.sh /opt/builder/
 RUN mkdir -p /opt/swarm \
     && /opt/builder/install-comfyui.sh /opt/swarmui-seed /opt/venv /opt/builder/requirements.txt \
-        "${COMFYUI_REPO}" "${COMFYUI_REF}" "${COMFYUI_GGUF_REPO}" "${COMFYUI_GGUF_REF}"
+        "${COMFYUI_REPO}" "${COMFYUI_REF}" "${COMFYUI_GGUF_REPO}" "${COMFYUI_GGUF_REF}" /opt/swarm/pip-freeze.txt
 
 COPY builder/models.json /opt/swarm/models.json
 COPY Sources/Worker/Resources/presets.json /opt/swarm/presets.json

@@ -2,7 +2,7 @@
 # Puts ComfyUI and the ComfyUI-GGUF nodes into the SwarmUI seed, where SwarmUI's self-start
 # backend expects them, points ComfyUI's venv at the image's venv, and installs their Python
 # requirements together with the image's pins (one resolution, so a conflict fails the build).
-# Usage: install-comfyui.sh <seed dir> <venv dir> <requirements.txt> <comfy repo> <comfy commit> <gguf repo> <gguf commit>
+# Usage: install-comfyui.sh <seed dir> <venv dir> <requirements.txt> <comfy repo> <comfy commit> <gguf repo> <gguf commit> <freeze file>
 set -euo pipefail
 
 seed=${1:?seed directory}
@@ -12,6 +12,7 @@ comfy_repo=${4:?ComfyUI repository}
 comfy_ref=${5:?ComfyUI commit}
 gguf_repo=${6:?ComfyUI-GGUF repository}
 gguf_ref=${7:?ComfyUI-GGUF commit}
+freeze=${8:?file to record the installed packages in}
 
 # Shallow checkout of one commit; .git stays so SwarmUI's git calls see a normal repository.
 checkout() {
@@ -38,4 +39,4 @@ ln -sfn "$venv" "$comfy/venv"
     -r "$nodes/ComfyUI-GGUF/requirements.txt" \
     -r "$seed/src/BuiltinExtensions/ComfyUIBackend/ExtraNodes/SwarmComfyExtra/requirements.txt"
 "$venv/bin/pip" check
-"$venv/bin/pip" freeze --all > /opt/swarm/pip-freeze.txt
+"$venv/bin/pip" freeze --all > "$freeze"
