@@ -1,3 +1,4 @@
+import fnmatch
 import json
 import os
 import re
@@ -136,3 +137,33 @@ def test_build_fails_on_unexpected_shared_libraries(dockerfile):
     runs = " ".join(rest for keyword, rest in stage_instructions(dockerfile, "build") if keyword == "RUN")
     assert "ldd /out/swarm-worker" in runs
     assert "! grep -vE" in runs
+
+
+def dockerignored(path, patterns):
+    """Whether .dockerignore excludes `path` (last matching pattern wins, '!' re-includes)."""
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern.lstrip("!").rstrip("/").removeprefix("**/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        candidates = prefixes if not pattern.lstrip("!").startswith("**/") else \
+            ["/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)]
+        if any(fnmatch.fnmatchcase(candidate, body) for candidate in candidates):
+            excluded = not negate
+    return excluded
+
+
+def test_every_copied_file_is_in_the_build_context(dockerfile, repo):
+    patterns = [line.strip() for line in (repo / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    for keyword, rest in dockerfile:
+        if keyword != "COPY" or rest.startswith("--from"):
+            continue
+        for source in rest.split()[:-1]:
+            files = [source] if (repo / source).is_file() else \
+                [str(p.relative_to(repo)) for p in (repo / source).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+            for name in files:
+                assert not dockerignored(name, patterns), f"{name} is copied but .dockerignore leaves it out"
+    assert dockerignored(".git/config", patterns) and dockerignored(".build/release/x", patterns)
+    assert dockerignored(".venv/bin/python", patterns)
