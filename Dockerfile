@@ -20,8 +20,7 @@ COPY benchmarks ./benchmarks
 RUN --mount=type=cache,target=/src/.build \
     swift build -c release --static-swift-stdlib --product swarm-worker \
     && mkdir -p /out \
-    && cp .build/release/swarm-worker /out/ \
-    && cp -R .build/release/*.resources /out/
+    && cp .build/release/swarm-worker /out/
 
 # The runtime image has glibc and the GCC runtime, nothing else the binary could link to:
 # fail here, not at the first start on a GPU, if another shared library slipped in.
@@ -78,10 +77,9 @@ RUN mkdir -p /opt/swarm \
         "${COMFYUI_REPO}" "${COMFYUI_REF}" "${COMFYUI_GGUF_REPO}" "${COMFYUI_GGUF_REF}" /opt/swarm/pip-freeze.txt
 
 COPY builder/models.json /opt/swarm/models.json
-COPY Sources/Worker/Resources/presets.json /opt/swarm/presets.json
+COPY builder/presets.json /opt/swarm/presets.json
 COPY scripts/onstart.sh /opt/swarm/onstart.sh
-# The resource bundle must sit beside the binary: that is where Bundle.module looks on Linux.
-COPY --from=build /out/ /usr/local/bin/
+COPY --from=build /out/swarm-worker /usr/local/bin/swarm-worker
 
 # Defaults only; tokens and queue keys come from the platform's environment at run time.
 ENV VOLUME_PATH=/workspace \

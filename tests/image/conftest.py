@@ -53,7 +53,7 @@ def models():
 
 @pytest.fixture(scope="session")
 def presets():
-    return json.loads((REPO / "Sources" / "Worker" / "Resources" / "presets.json").read_text())
+    return json.loads((REPO / "builder" / "presets.json").read_text())
 
 
 def env_assignments(rest):
