@@ -11,3 +11,6 @@ swift build --build-tests
 
 step "Swift tests"
 swift test --skip-build "$@"
+
+step "image checks (Dockerfile, builder/, scripts; no Docker engine needed)"
+scripts/check-image.sh
