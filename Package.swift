@@ -152,7 +152,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "worker-overhead",
-            dependencies: ["Worker", "SwarmUIEmulator", "JobProtocol", "SwarmCore"],
+            dependencies: [
+                "Worker", "SwarmUI", "SwarmUIEmulator", "JobProtocol", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "benchmarks/worker-overhead",
             swiftSettings: strictSettings
         ),
