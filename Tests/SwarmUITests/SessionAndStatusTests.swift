@@ -16,7 +16,11 @@ struct SessionAndStatusTests {
             #expect(status.backendState == .running)
             let second = try await client.session()
             #expect(first != second)
-            #expect(await running.emulator.observe().sessionsCreated == 2)
+            // The same over the WebSocket route: SwarmUI sends an invalid_session_id frame, the client renews.
+            await running.emulator.restart()
+            #expect(try await client.generate(request()) { _ in }.count == 1)
+            #expect(try await client.session() != second)
+            #expect(await running.emulator.observe().sessionsCreated == 3)
         }
     }
 
