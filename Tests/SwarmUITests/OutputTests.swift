@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 import NIOCore
 import SwarmCore
-import SwarmUI
+@testable import SwarmUI
 import SwarmUIEmulator
 import Testing
 
@@ -46,6 +46,16 @@ struct OutputTests {
             #expect(bytes.count == 4096 && chunks == 1)
             #expect(Array(bytes.prefix(8)) == pngSignature)
         }
+    }
+
+    @Test func plainAndTypelessDataURLsDecode() async throws {
+        let plain = try SwarmUIClient.decodeDataURL("data:,hello%20world")
+        #expect(plain.contentType == "text/plain" && plain.length == 11)
+        #expect(try await drain(plain).bytes == Array("hello world".utf8))
+        let typeless = try SwarmUIClient.decodeDataURL("data:;base64,aGk=")
+        #expect(typeless.contentType == "text/plain")
+        #expect(try await drain(typeless).bytes == Array("hi".utf8))
+        #expect(throws: SwarmUIError.self) { try SwarmUIClient.decodeDataURL("data:image/png;base64") }
     }
 
     @Test func pathsWithSpacesCommasAndPercentAreEncoded() async throws {
