@@ -29,7 +29,7 @@ extension SwarmUIClient {
             let hint = response.status == .notFound ? "no such output file (deleted, or the reference is wrong)" : text
             throw SwarmUIError(.httpStatus(Int(response.status.code)), route: route, detail: hint)
         }
-        let contentType = response.headers.first(name: "Content-Type") ?? Self.contentType(forPath: path)
+        let contentType = response.headers.first(name: "Content-Type") ?? "application/octet-stream"
         let length = response.headers.first(name: "Content-Length").flatMap { Int64($0) }
         return SwarmUIOutput(contentType: contentType, length: length, body: response.body)
     }
@@ -60,7 +60,7 @@ extension SwarmUIClient {
         }
         let header = url[url.index(url.startIndex, offsetBy: 5)..<comma]
         let payload = url[url.index(after: comma)...]
-        let parts = header.split(separator: ";")
+        let parts = header.split(separator: ";", omittingEmptySubsequences: false)
         let contentType = parts.first.map(String.init).flatMap { $0.isEmpty ? nil : $0 } ?? "text/plain"
         let bytes: Data?
         if parts.contains("base64") {
@@ -70,19 +70,6 @@ extension SwarmUIClient {
         }
         guard let bytes else { throw SwarmUIError(.badResponse, route: route, detail: "the data URL payload does not decode") }
         return SwarmUIOutput(contentType: contentType, length: Int64(bytes.count), body: OneChunk(ByteBuffer(bytes: bytes)))
-    }
-
-    static func contentType(forPath path: String) -> String {
-        switch path.split(separator: ".").last?.lowercased() {
-        case "png": "image/png"
-        case "jpg", "jpeg": "image/jpeg"
-        case "webp": "image/webp"
-        case "gif": "image/gif"
-        case "mp4": "video/mp4"
-        case "webm": "video/webm"
-        case "mov": "video/quicktime"
-        default: "application/octet-stream"
-        }
     }
 }
 
