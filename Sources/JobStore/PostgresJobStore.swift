@@ -486,7 +486,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                     }
                 }
             } catch {
-                if !Task.isCancelled {
+                // On shutdown the pool may close this connection a moment before this task sees its cancellation.
+                let closedByUs = (error as? PSQLError)?.code == .clientClosedConnection
+                if !Task.isCancelled && !closedByUs {
                     logger.warning(
                         "job store lost its LISTEN connection; wake-ups pause until it reconnects",
                         metadata: ["database": "\(target)", "error": "\(Self.describe(error))"])
@@ -538,6 +540,12 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     private func failure(_ operation: String, _ error: any Error) -> JobStoreError {
+        if let error = error as? PostgresTransactionError {
+            // What went wrong inside (or while opening or committing) the transaction; a failed rollback only follows.
+            if let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError {
+                return failure(operation, cause)
+            }
+        }
         if let error = error as? JobStoreError { return error }
         if let error = error as? PSQLError {
             switch error.serverInfo?[.sqlState] {
