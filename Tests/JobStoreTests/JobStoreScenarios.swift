@@ -368,6 +368,12 @@ import Testing
             let onRequeue = try await store.workAvailable()
             _ = try await store.expire(now: at(10), maxAttempts: 3, retention: .seconds(3600))
             #expect(await firstElement(of: onRequeue, within: 10) == "wake")
+
+            _ = try await store.take(endpoint: "wake", workerID: "w", limit: 1, leaseUntil: at(60), now: at(11))
+            _ = try await store.finish(id: "j0", workerID: "w", result: .failed(error: "boom", output: nil, retryable: false), maxAttempts: 3, now: at(12))
+            let onRetry = try await store.workAvailable()
+            _ = try await store.retry(id: "j0", now: at(13))
+            #expect(await firstElement(of: onRetry, within: 10) == "wake")
         }
     }
 
