@@ -433,6 +433,28 @@ import Testing
         }
     }
 
+    @Test func postgresStoreThatIsNotRunningSaysSo() async throws {
+        let store = try PostgresJobStore(
+            configuration: .init(url: "postgres://swarm:swarm@127.0.0.1:1/x?sslmode=disable", operationTimeout: .milliseconds(200)))
+        let error = await #expect(throws: JobStoreError.self) { try await store.job(id: "j") }
+        #expect(error?.code == .unavailable)
+        #expect(error?.description.contains("not running") == true)
+    }
+
+    @Test func postgresUnreachableServerIsUnavailableWithinTheTimeout() async throws {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let store = try PostgresJobStore(
+            configuration: .init(url: "postgres://swarm:hunter2@127.0.0.1:1/x?sslmode=disable", operationTimeout: .seconds(1)))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await store.run() }
+            let error = await #expect(throws: JobStoreError.self) { try await store.migrate() }
+            #expect(error?.code == .unavailable)
+            #expect(error?.description.contains("127.0.0.1:1") == true)
+            #expect(error?.description.contains("hunter2") == false)
+            group.cancelAll()
+        }
+    }
+
     @Test func postgresRejectsABadURLWithoutEchoingThePassword() {
         let error = #expect(throws: JobStoreError.self) {
             try PostgresJobStore(configuration: .init(url: "mysql://swarm:hunter2@127.0.0.1/db"))
