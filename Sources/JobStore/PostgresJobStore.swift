@@ -137,7 +137,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 revoked_at bigint
             )
             """,
-        ])
+        ]),
+        (2, "expiry and webhook indexes", expiryIndexStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).
@@ -318,10 +319,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     public func pendingWebhooks(limit: Int) async throws(JobStoreError) -> [JobRecord] {
         let rows = try await timed("list pending webhooks") {
             try await self.client.query(
-                """
-                SELECT \(unescaped: JobRow.columns) FROM jobs WHERE status IN (\(unescaped: finalStatusesSQL))
-                AND webhook IS NOT NULL AND NOT webhook_delivered AND NOT webhook_gave_up ORDER BY finished_at, seq LIMIT \(limit)
-                """,
+                "SELECT \(unescaped: JobRow.columns) FROM jobs WHERE \(unescaped: pendingWebhookCondition) ORDER BY finished_at, seq LIMIT \(limit)",
                 logger: self.logger
             ).jobRows()
         }

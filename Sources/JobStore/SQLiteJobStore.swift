@@ -112,6 +112,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
                     );
                     """)
         }
+        migrator.registerMigration("2 expiry and webhook indexes") { db in
+            for statement in expiryIndexStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 
@@ -236,10 +239,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         try await read("list pending webhooks") { db in
             try JobRow.fetchAll(
                 db,
-                sql: """
-                    SELECT \(JobRow.columns) FROM jobs WHERE status IN (\(finalStatusesSQL)) AND webhook IS NOT NULL
-                    AND webhook_delivered = 0 AND webhook_gave_up = 0 ORDER BY finished_at, seq LIMIT ?
-                    """,
+                sql: "SELECT \(JobRow.columns) FROM jobs WHERE \(pendingWebhookCondition) ORDER BY finished_at, seq LIMIT ?",
                 arguments: [limit])
         }.map { row throws(JobStoreError) in try row.record() }
     }
