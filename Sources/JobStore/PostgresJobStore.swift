@@ -185,8 +185,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 throw JobStoreError(.invalid, operation: "enqueue", detail: "job id \(existing) already exists; nothing was enqueued")
             }
             for record in records {
-                let insert = "INSERT INTO jobs (\(JobRow.columns)) VALUES (\(Self.parameters(JobRow.CodingKeys.allCases.count)))"
-                _ = try await connection.query(PostgresQuery(unsafeSQL: insert, binds: Self.bindings(JobRow(record))), logger: logger)
+                _ = try await connection.query(PostgresQuery(unsafeSQL: Self.insertJob, binds: Self.bindings(JobRow(record))), logger: logger)
             }
             for endpoint in Set(records.map(\.endpoint)) { try await self.notify(endpoint, connection, logger) }
         }
@@ -420,9 +419,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     private func save(_ change: JobChange, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let columns = JobRow.CodingKeys.allCases.count
-        let update = "UPDATE jobs SET (\(JobRow.columns)) = (\(Self.parameters(columns))) WHERE id = $1"
-        _ = try await connection.query(PostgresQuery(unsafeSQL: update, binds: Self.bindings(JobRow(change.job))), logger: logger)
+        _ = try await connection.query(PostgresQuery(unsafeSQL: Self.updateJob, binds: Self.bindings(JobRow(change.job))), logger: logger)
         let id = change.job.id
         if change.resubmitted {
             _ = try await connection.query("UPDATE jobs SET seq = nextval('job_seq') WHERE id = \(id)", logger: logger)
@@ -443,10 +440,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         _ = try await connection.query("SELECT pg_notify(\(channel), \(endpoint))", logger: logger)
     }
 
-    /// `$1, $2, …, $count`.
-    private static func parameters(_ count: Int) -> String {
-        (1...count).map { "$\($0)" }.joined(separator: ", ")
-    }
+    /// Every column of a job row, bound from `bindings` (`$1` is the id).
+    private static let insertJob = "INSERT INTO jobs (\(JobRow.columns)) VALUES (\(jobParameters))"
+    private static let updateJob = "UPDATE jobs SET (\(JobRow.columns)) = (\(jobParameters)) WHERE id = $1"
+    private static let jobParameters = (1...JobRow.CodingKeys.allCases.count).map { "$\($0)" }.joined(separator: ", ")
 
     /// The row's values in `JobRow.CodingKeys` order.
     private static func bindings(_ row: JobRow) -> PostgresBindings {
