@@ -17,10 +17,25 @@ readonly DB_NAME=swarm_test
 readonly URL="postgres://${DB_USER}:${DB_PASSWORD}@${HOST}:${PORT}/${DB_NAME}?sslmode=disable"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly CLUSTER="${root}/.swarm-test/pg"
-readonly DATA="${CLUSTER}/data"
-readonly SOCKETS="${CLUSTER}/run"
-readonly LOG="${CLUSTER}/server.log"
+
+# As root the server runs as `postgres`, which must be able to reach the cluster folder. A checkout below a private
+# folder (/root, say) is out of its reach: the cluster then goes to a folder of its own under /tmp, one per checkout.
+cluster_folder() {
+    if [[ "$(id -u)" != 0 ]] || runuser -u postgres -- test -x "${root}" 2>/dev/null; then
+        printf '%s\n' "${root}/.swarm-test/pg"
+    else
+        printf '/tmp/swarm-test-pg-%s\n' "$(printf '%s' "${root}" | cksum | cut -d ' ' -f 1)"
+    fi
+}
+
+# Set once PostgreSQL is installed: `cluster_folder` needs its user.
+set_paths() {
+    CLUSTER="$(cluster_folder)"
+    DATA="${CLUSTER}/data"
+    SOCKETS="${CLUSTER}/run"
+    LOG="${CLUSTER}/server.log"
+    readonly CLUSTER DATA SOCKETS LOG
+}
 
 say() { printf 'postgres.sh: %s\n' "$*" >&2; }
 
@@ -123,8 +138,12 @@ case "${1:-start}" in
             install_server
             BIN="$(installed_bin)"
         fi
+        set_paths
         start
         ;;
-    stop) stop ;;
+    stop)
+        set_paths
+        stop
+        ;;
     *) say "usage: $0 [start|stop]"; exit 2 ;;
 esac
