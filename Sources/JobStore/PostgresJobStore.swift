@@ -560,6 +560,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
             }
         }
         if let error = error as? JobStoreError { return error }
+        if error is CancellationError {
+            return JobStoreError(.unavailable, operation: operation, detail: "cancelled before PostgreSQL \(target) answered")
+        }
         if let error = error as? PSQLError {
             switch error.serverInfo?[.sqlState] {
             case "23505"?:

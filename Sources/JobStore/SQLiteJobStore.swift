@@ -351,6 +351,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     private func failure(_ operation: String, _ error: any Error) -> JobStoreError {
         if let error = error as? JobStoreError { return error }
+        if error is CancellationError {
+            return JobStoreError(.unavailable, operation: operation, detail: "cancelled before SQLite \(location) answered")
+        }
         let code: JobStoreError.Code = (error as? DatabaseError)?.resultCode == .SQLITE_BUSY ? .unavailable : .database
         return JobStoreError(code, operation: operation, detail: "SQLite \(location): \(Self.describe(error))")
     }
