@@ -87,6 +87,7 @@ let package = Package(
                 "SwarmCore", "JobProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -195,7 +196,7 @@ let package = Package(
         ),
         .testTarget(
             name: "JobStoreTests",
-            dependencies: ["JobStore"],
+            dependencies: ["JobStore", "JobProtocol", "SwarmCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(
