@@ -45,6 +45,9 @@ public func buildApplication(
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: logger
     )
-    app.beforeServerStarts { try await store.migrate() }
+    app.beforeServerStarts {
+        try await store.migrate()
+        await core.migrated.open()
+    }
     return app
 }

@@ -8,6 +8,7 @@ struct WorkSignalService: Service {
     let core: ControlPlaneCore
 
     func run() async throws {
+        await core.migrated.wait()
         for await endpoint in try await core.store.workAvailable().cancelOnGracefulShutdown() {
             await core.work.signal(endpoint)
         }
@@ -20,6 +21,7 @@ struct ExpiryService: Service {
     let core: ControlPlaneCore
 
     func run() async throws {
+        await core.migrated.wait()
         let configuration = core.configuration
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             do {

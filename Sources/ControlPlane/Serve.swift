@@ -166,7 +166,9 @@ public func runControlPlane(
         onServerRunning: { port in
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
             let keys = keysExist.withLock { $0 } ? "API keys required" : "no API keys exist, open to this machine only"
-            print("swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); \(keys)")
+            // Unbuffered even into a pipe, so that a supervising process sees it at once.
+            let line = "swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); \(keys)\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
             await onServerRunning(port)
         }
     )

@@ -33,6 +33,7 @@ struct WebhookService: Service {
     private var backoff: Backoff { Backoff(initial: settings.retryDelay, maximum: settings.retryDelay * 8) }
 
     func run() async throws {
+        await core.migrated.wait()
         let inFlight = InFlight()
         await withDiscardingTaskGroup { group in
             while !Task.isShuttingDownGracefully, !Task.isCancelled {

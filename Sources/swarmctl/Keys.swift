@@ -3,6 +3,7 @@ import ControlPlane
 import Foundation
 import JobStore
 import Logging
+import SwarmCore
 
 /// API keys kept in the database (hashed): create, list, revoke. Talks to the database directly, not to a server.
 struct Keys: AsyncParsableCommand {

@@ -11,3 +11,11 @@ struct SwarmCtl: AsyncParsableCommand {
         subcommands: [Serve.self, Submit.self, Status.self, Jobs.self, Cancel.self, Keys.self]
     )
 }
+
+extension SwarmCtl {
+    /// Parses the command line and runs the command. Called from main.swift, where top-level code would resolve
+    /// `main()` to the synchronous overload, which refuses async subcommands.
+    static func start() async {
+        await main()
+    }
+}

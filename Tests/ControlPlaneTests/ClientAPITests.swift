@@ -1,5 +1,6 @@
 import ControlPlane
 import Foundation
+import HTTPTypes
 import JobStore
 import SwarmCore
 import Testing
@@ -7,7 +8,7 @@ import Testing
 @Suite struct ClientAPITests {
     @Test func runStatusAndResultHaveRunPodShapes() async throws {
         try await withControlPlane { api in
-            let run = try await api.call(.POST, "/v2/swarmui/run", ["input": ["prompt": "a cat"]])
+            let run = try await api.call(.post, "/v2/swarmui/run", ["input": ["prompt": "a cat"]])
             #expect(run.status == .ok)
             let id = try #require(run["id"]?.stringValue)
             #expect(run.json == ["id": .string(id), "status": "IN_QUEUE"])
@@ -47,7 +48,7 @@ import Testing
 
     @Test func runsyncAnswersWithTheResultOrTheStatusAfterWait() async throws {
         try await withControlPlane { api in
-            async let sync = api.call(.POST, "/v2/swarmui/runsync?wait=20000", ["input": ["n": 1]])
+            async let sync = api.call(.post, "/v2/swarmui/runsync?wait=20000", ["input": ["n": 1]])
             var job: JSONValue?
             while job == nil { job = try await api.take() }
             let id = try #require(job?["id"]?.stringValue)
@@ -57,7 +58,7 @@ import Testing
             #expect(answer["status"] == "COMPLETED")
             #expect(answer["output"] == ["ok": true])
 
-            let pending = try await api.call(.POST, "/v2/swarmui/runsync?wait=1000", ["input": ["n": 2]])
+            let pending = try await api.call(.post, "/v2/swarmui/runsync?wait=1000", ["input": ["n": 2]])
             #expect(pending["status"] == "IN_QUEUE")
             #expect(pending["id"]?.stringValue != nil)
         }
@@ -67,7 +68,7 @@ import Testing
         try await withControlPlane { api in
             let id = try await api.submit()
             _ = try await api.take()
-            async let waited = api.call(.GET, "/v2/swarmui/status/\(id)?wait=20000")
+            async let waited = api.call(.get, "/v2/swarmui/status/\(id)?wait=20000")
             try await Task.sleep(for: .milliseconds(100))
             try await api.done(id, ["output": 42])
             let answer = try await waited
@@ -79,14 +80,14 @@ import Testing
     @Test func runBatchStoresTenThousandJobsInOrder() async throws {
         try await withControlPlane { api in
             let jobs = (0..<10_000).map { index in JSONValue.object(["input": ["n": .int(index)]]) }
-            let answer = try await api.call(.POST, "/v2/swarmui/run-batch", ["jobs": .array(jobs)])
+            let answer = try await api.call(.post, "/v2/swarmui/run-batch", ["jobs": .array(jobs)])
             #expect(answer.status == .ok)
-            let ids = try #require(answer["ids"]?.arrayValue?.compactMap(\.stringValue))
+            let ids = try #require(answer["ids"]?.arrayValue?.compactMap { $0.stringValue })
             #expect(ids.count == 10_000)
             #expect(Set(ids).count == 10_000)
             let last = try #require(try await api.store.job(id: ids[9_999]))
             #expect(last.input == ["n": 9_999])
-            let health = try await api.call(.GET, "/v2/swarmui/health")
+            let health = try await api.call(.get, "/v2/swarmui/health")
             #expect(health["jobs"]?["inQueue"] == 10_000)
             // FIFO: the first id is handed out first.
             #expect(try await api.take()?["id"]?.stringValue == ids[0])
@@ -97,14 +98,14 @@ import Testing
         try await withControlPlane { api in
             var jobs = (0..<100).map { index in JSONValue.object(["input": ["n": .int(index)]]) }
             jobs[57] = ["input": ["n": 57], "policy": ["ttl": "soon"]]
-            let answer = try await api.call(.POST, "/v2/swarmui/run-batch", ["jobs": .array(jobs)])
+            let answer = try await api.call(.post, "/v2/swarmui/run-batch", ["jobs": .array(jobs)])
             #expect(answer.status == .badRequest)
             #expect(answer["field"] == "jobs[57].policy.ttl")
             let tooMany = (0..<10_001).map { _ in JSONValue.object(["input": [:]]) }
-            let big = try await api.call(.POST, "/v2/swarmui/run-batch", ["jobs": .array(tooMany)])
+            let big = try await api.call(.post, "/v2/swarmui/run-batch", ["jobs": .array(tooMany)])
             #expect(big.status == .badRequest)
             #expect(big["field"] == "jobs")
-            let health = try await api.call(.GET, "/v2/swarmui/health")
+            let health = try await api.call(.get, "/v2/swarmui/health")
             #expect(health["jobs"]?["inQueue"] == 0)
         }
     }
@@ -115,14 +116,14 @@ import Testing
             _ = try await api.take()
             for token in 0..<3 {
                 let posted = try await api.call(
-                    .POST, "/v2/swarmui/job-stream/w1/\(id)?gpu=SIM&isStream=false", ["output": ["tok": .int(token)]], auth: .worker,
+                    .post, "/v2/swarmui/job-stream/w1/\(id)?gpu=SIM&isStream=false", ["output": ["tok": .int(token)]], auth: .worker,
                     contentType: "application/x-www-form-urlencoded")
                 #expect(posted.status == .ok)
             }
-            let first = try await api.call(.GET, "/v2/swarmui/stream/\(id)")
+            let first = try await api.call(.get, "/v2/swarmui/stream/\(id)")
             #expect(first["stream"] == [["output": ["tok": 0]], ["output": ["tok": 1]], ["output": ["tok": 2]]])
             #expect(first["status"] == "IN_PROGRESS")
-            let second = try await api.call(.GET, "/v2/swarmui/stream/\(id)")
+            let second = try await api.call(.get, "/v2/swarmui/stream/\(id)")
             #expect(second["stream"] == [])
 
             try await api.done(id, ["status": "IN_PROGRESS", "output": ["pct": 50]])
@@ -136,32 +137,32 @@ import Testing
         try await withControlPlane { api in
             let first = try await api.submit()
             let second = try await api.submit()
-            let cancelled = try await api.call(.POST, "/v2/swarmui/cancel/\(first)")
+            let cancelled = try await api.call(.post, "/v2/swarmui/cancel/\(first)")
             #expect(cancelled.json == ["id": .string(first), "status": "CANCELLED"])
-            let notRetryable = try await api.call(.POST, "/v2/swarmui/retry/\(second)")
+            let notRetryable = try await api.call(.post, "/v2/swarmui/retry/\(second)")
             #expect(notRetryable.status == .badRequest)
 
-            let purged = try await api.call(.POST, "/v2/swarmui/purge-queue")
+            let purged = try await api.call(.post, "/v2/swarmui/purge-queue")
             #expect(purged.json == ["removed": 1, "status": "completed"])
 
             let failing = try await api.submit()
             _ = try await api.take()
             try await api.done(failing, ["error": "boom"])
-            let retried = try await api.call(.POST, "/v2/swarmui/retry/\(failing)")
+            let retried = try await api.call(.post, "/v2/swarmui/retry/\(failing)")
             #expect(retried.json == ["id": .string(failing), "status": "IN_QUEUE"])
 
-            _ = try await api.call(.GET, "/v2/swarmui/ping/w1?gpu=SIM&runpod_version=1.12.0", auth: .worker)
-            let health = try await api.call(.GET, "/v2/swarmui/health")
+            _ = try await api.call(.get, "/v2/swarmui/ping/w1?gpu=SIM&runpod_version=1.12.0", auth: .worker)
+            let health = try await api.call(.get, "/v2/swarmui/health")
             #expect(health["jobs"]?["inQueue"] == 1)
             #expect(health["jobs"]?["cancelled"] == 1)
             #expect(health["workers"]?["idle"] == 1)
 
-            let page = try await api.call(.GET, "/v2/swarmui/jobs?limit=1")
+            let page = try await api.call(.get, "/v2/swarmui/jobs?limit=1")
             #expect(page["jobs"]?.arrayValue?.count == 1)
             let cursor = try #require(page["nextCursor"]?.stringValue)
-            let next = try await api.call(.GET, "/v2/swarmui/jobs?limit=10&cursor=\(cursor)")
+            let next = try await api.call(.get, "/v2/swarmui/jobs?limit=10&cursor=\(cursor)")
             #expect(next["jobs"]?.arrayValue?.isEmpty == false)
-            let onlyCancelled = try await api.call(.GET, "/v2/swarmui/jobs?status=CANCELLED")
+            let onlyCancelled = try await api.call(.get, "/v2/swarmui/jobs?status=CANCELLED")
             #expect(onlyCancelled["jobs"]?.arrayValue?.map { $0["id"] } == [.string(first)])
         }
     }
@@ -183,30 +184,30 @@ import Testing
                 ("/v2/swarmui/run-batch", "{\"jobs\": []}", "jobs"),
             ]
             for (uri, body, field) in cases {
-                let answer = try await api.call(.POST, uri, rawBody: body)
+                let answer = try await api.call(.post, uri, rawBody: body)
                 #expect(answer.status == .badRequest, "\(uri) \(body ?? "")")
                 #expect(answer["field"]?.stringValue == field, "\(uri) \(body ?? ""): \(answer.text)")
                 #expect(answer["error"]?.stringValue?.isEmpty == false)
             }
-            let badStatus = try await api.call(.GET, "/v2/swarmui/jobs?status=DONE")
+            let badStatus = try await api.call(.get, "/v2/swarmui/jobs?status=DONE")
             #expect(badStatus["field"] == "status")
-            let badLimit = try await api.call(.GET, "/v2/swarmui/jobs?limit=0")
+            let badLimit = try await api.call(.get, "/v2/swarmui/jobs?limit=0")
             #expect(badLimit["field"] == "limit")
-            let badCursor = try await api.call(.GET, "/v2/swarmui/jobs?cursor=garbage")
+            let badCursor = try await api.call(.get, "/v2/swarmui/jobs?cursor=garbage")
             #expect(badCursor.status == .badRequest)
 
-            let unknownEndpoint = try await api.call(.POST, "/v2/nope/run", ["input": [:]])
+            let unknownEndpoint = try await api.call(.post, "/v2/nope/run", ["input": [:]])
             #expect(unknownEndpoint.status == .notFound)
             #expect(unknownEndpoint["error"]?.stringValue?.contains("nope") == true)
-            let unknownRoute = try await api.call(.GET, "/v2/swarmui/teleport")
+            let unknownRoute = try await api.call(.get, "/v2/swarmui/teleport")
             #expect(unknownRoute.status == .notFound)
             #expect(unknownRoute["error"] != nil)
-            let unknownJob = try await api.call(.GET, "/v2/swarmui/status/does-not-exist")
+            let unknownJob = try await api.call(.get, "/v2/swarmui/status/does-not-exist")
             #expect(unknownJob.status == .notFound)
             #expect(unknownJob["error"] != nil)
 
             let huge = "{\"input\": {\"blob\": \"" + String(repeating: "x", count: 10_100_000) + "\"}}"
-            let tooLarge = try await api.call(.POST, "/v2/swarmui/run", rawBody: huge)
+            let tooLarge = try await api.call(.post, "/v2/swarmui/run", rawBody: huge)
             #expect(tooLarge.status == .contentTooLarge)
             #expect(tooLarge["error"] != nil)
         }

@@ -1,5 +1,6 @@
 import ControlPlane
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import JobStore
@@ -47,14 +48,14 @@ struct Harness: Sendable {
     func submit(_ input: JSONValue = ["prompt": "a cat"], extra: [String: JSONValue] = [:], endpoint: String = "swarmui") async throws -> String {
         var body = extra
         body["input"] = input
-        let answer = try await call(.POST, "/v2/\(endpoint)/run", .object(body))
+        let answer = try await call(.post, "/v2/\(endpoint)/run", .object(body))
         guard answer.status == .ok, let id = answer["id"]?.stringValue else { throw HarnessError("run failed: \(answer.status) \(answer.text)") }
         return id
     }
 
     /// Takes one job as `worker`; nil on 204.
     func take(_ worker: String = "w1", endpoint: String = "swarmui") async throws -> JSONValue? {
-        let answer = try await call(.GET, "/v2/\(endpoint)/job-take/\(worker)?gpu=SIM&job_in_progress=0", auth: .worker)
+        let answer = try await call(.get, "/v2/\(endpoint)/job-take/\(worker)?gpu=SIM&job_in_progress=0", auth: .worker)
         if answer.status == .noContent { return nil }
         guard answer.status == .ok else { throw HarnessError("job-take failed: \(answer.status) \(answer.text)") }
         return answer.json
@@ -63,11 +64,11 @@ struct Harness: Sendable {
     /// Posts a job-done body the way the SDK does: JSON text with the form content type.
     @discardableResult
     func done(_ id: String, _ body: JSONValue, worker: String = "w1") async throws -> Answer {
-        try await call(.POST, "/v2/swarmui/job-done/\(worker)/\(id)?gpu=SIM&isStream=false", body, auth: .worker, contentType: "application/x-www-form-urlencoded")
+        try await call(.post, "/v2/swarmui/job-done/\(worker)/\(id)?gpu=SIM&isStream=false", body, auth: .worker, contentType: "application/x-www-form-urlencoded")
     }
 
     func status(_ id: String) async throws -> Answer {
-        try await call(.GET, "/v2/swarmui/status/\(id)")
+        try await call(.get, "/v2/swarmui/status/\(id)")
     }
 
     /// Polls the job's status until `predicate` holds or `timeout` passes; returns the last answer.

@@ -1,5 +1,6 @@
 import ControlPlane
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import JobStore
@@ -14,39 +15,42 @@ import Testing
     @Test func keysAreScopedAndRefusalsAre401JSON() async throws {
         try await withControlPlane(Self.keyed, clientKey: "client-key-1", workerKey: "worker-key-1") { api in
             // Client key: submit and read, raw or Bearer.
-            #expect(try await api.call(.POST, "/v2/swarmui/run", ["input": [:]], auth: .bearer("client-key-1")).status == .ok)
-            #expect(try await api.call(.GET, "/v2/swarmui/health", auth: .raw("client-key-1")).status == .ok)
+            #expect(try await api.call(.post, "/v2/swarmui/run", ["input": [:]], auth: .bearer("client-key-1")).status == .ok)
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .raw("client-key-1")).status == .ok)
             // Worker key: take and report, raw (as the SDK sends it) or Bearer.
-            #expect(try await api.call(.GET, "/v2/swarmui/job-take/w1?x=1", auth: .raw("worker-key-1")).status == .ok)
-            #expect(try await api.call(.GET, "/v2/swarmui/ping/w1?x=1", auth: .bearer("worker-key-1")).status == .ok)
+            #expect(try await api.call(.get, "/v2/swarmui/job-take/w1?x=1", auth: .raw("worker-key-1")).status == .ok)
+            #expect(try await api.call(.get, "/v2/swarmui/ping/w1?x=1", auth: .bearer("worker-key-1")).status == .ok)
 
-            let workerSubmits = try await api.call(.POST, "/v2/swarmui/run", ["input": [:]], auth: .raw("worker-key-1"))
+            let workerSubmits = try await api.call(.post, "/v2/swarmui/run", ["input": [:]], auth: .raw("worker-key-1"))
             #expect(workerSubmits.status == .unauthorized)
             #expect(workerSubmits["error"]?.stringValue?.contains("worker key") == true)
-            let clientTakes = try await api.call(.GET, "/v2/swarmui/job-take/w1?x=1", auth: .bearer("client-key-1"))
+            let clientTakes = try await api.call(.get, "/v2/swarmui/job-take/w1?x=1", auth: .bearer("client-key-1"))
             #expect(clientTakes.status == .unauthorized)
             #expect(clientTakes["error"]?.stringValue?.contains("client key") == true)
-            let missing = try await api.call(.GET, "/v2/swarmui/health", auth: .none)
+            let missing = try await api.call(.get, "/v2/swarmui/health", auth: .none)
             #expect(missing.status == .unauthorized)
             #expect(missing["error"]?.stringValue?.contains("missing") == true)
-            let wrong = try await api.call(.GET, "/v2/swarmui/health", auth: .bearer("client-key-2"))
+            let wrong = try await api.call(.get, "/v2/swarmui/health", auth: .bearer("client-key-2"))
             #expect(wrong.status == .unauthorized)
             #expect(wrong["error"] != nil)
-            #expect(try await api.call(.GET, "/metrics", auth: .none).status == .unauthorized)
+            #expect(try await api.call(.get, "/metrics", auth: .none).status == .unauthorized)
         }
     }
 
     @Test func storedKeysWorkUntilRevoked() async throws {
         try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .milliseconds(200))) { api in
             // No key anywhere: open (serve allows that on loopback only).
-            #expect(try await api.call(.GET, "/v2/swarmui/health", auth: .none).status == .ok)
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .none).status == .ok)
             let key = APIKey.generate(scope: .client)
             try await api.store.insertKey(StoredKey(id: "k1", scope: .client, hash: APIKey.hash(key.value), label: nil, createdAt: Date()))
-            #expect(try await api.call(.GET, "/v2/swarmui/health", auth: .bearer(key.value)).status == .ok)
-            #expect(try await api.call(.GET, "/v2/swarmui/job-take/w1?x=1", auth: .raw(key.value)).status == .unauthorized)
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .bearer(key.value)).status == .ok)
+            #expect(try await api.call(.get, "/v2/swarmui/job-take/w1?x=1", auth: .raw(key.value)).status == .unauthorized)
+            // Another key keeps the server closed once k1 is gone (with no key at all it would be open again).
+            let other = APIKey.generate(scope: .worker)
+            try await api.store.insertKey(StoredKey(id: "k2", scope: .worker, hash: APIKey.hash(other.value), label: nil, createdAt: Date()))
             #expect(try await api.store.revokeKey(id: "k1", now: Date()))
             try await Task.sleep(for: .seconds(6))  // the key cache's lifetime
-            #expect(try await api.call(.GET, "/v2/swarmui/health", auth: .bearer(key.value)).status == .unauthorized)
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .bearer(key.value)).status == .unauthorized)
         }
     }
 }
@@ -97,7 +101,7 @@ import Testing
                 #expect(deliveries.count == 2)
                 for delivery in deliveries {
                     #expect(delivery.signature == WebhookSignature.value(body: Array(buffer: delivery.body), secret: secret))
-                    let payload = JSONValue.parse(Data(buffer: delivery.body))
+                    let payload = JSONValue.parse(Data(delivery.body.readableBytesView))
                     #expect(payload?["id"]?.stringValue == id)
                     #expect(payload?["status"] == "COMPLETED")
                     #expect(payload?["output"] == ["ok": true])

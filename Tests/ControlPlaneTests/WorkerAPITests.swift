@@ -1,5 +1,6 @@
 import ControlPlane
 import Foundation
+import HTTPTypes
 import JobStore
 import SwarmCore
 import Testing
@@ -25,10 +26,10 @@ import Testing
     @Test func takeAnswers204AfterTheLongPollWhenTheQueueIsEmpty() async throws {
         try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .milliseconds(300))) { api in
             let started = ContinuousClock.now
-            let answer = try await api.call(.GET, "/v2/swarmui/job-take/w1?gpu=SIM&job_in_progress=0", auth: .worker)
+            let answer = try await api.call(.get, "/v2/swarmui/job-take/w1?gpu=SIM&job_in_progress=0", auth: .worker)
             #expect(answer.status == .noContent)
             #expect(ContinuousClock.now - started >= .milliseconds(250))
-            let batch = try await api.call(.GET, "/v2/swarmui/job-take-batch/w1?gpu=SIM&batch_size=3&job_in_progress=0", auth: .worker)
+            let batch = try await api.call(.get, "/v2/swarmui/job-take-batch/w1?gpu=SIM&batch_size=3&job_in_progress=0", auth: .worker)
             #expect(batch.status == .noContent)
         }
     }
@@ -36,7 +37,7 @@ import Testing
     @Test func takeBatchAnswersAnArray() async throws {
         try await withControlPlane { api in
             let ids = [try await api.submit(["n": 1]), try await api.submit(["n": 2]), try await api.submit(["n": 3])]
-            let answer = try await api.call(.GET, "/v2/swarmui/job-take-batch/w1?gpu=SIM&batch_size=2&job_in_progress=0", auth: .worker)
+            let answer = try await api.call(.get, "/v2/swarmui/job-take-batch/w1?gpu=SIM&batch_size=2&job_in_progress=0", auth: .worker)
             #expect(answer.status == .ok)
             #expect(answer.json?.arrayValue?.compactMap { $0["id"]?.stringValue } == Array(ids.prefix(2)))
         }
@@ -52,7 +53,7 @@ import Testing
             #expect(again["duplicate"] == true)
             #expect(try await api.status(id)["output"] == "first")
             // A path without the template's `?`, as a misconfigured worker sends it.
-            let stray = try await api.call(.POST, "/v2/swarmui/job-done/w1/\(id)&isStream=false", ["output": "third"], auth: .worker)
+            let stray = try await api.call(.post, "/v2/swarmui/job-done/w1/\(id)&isStream=false", ["output": "third"], auth: .worker)
             #expect(stray.status == .ok)
             #expect(try await api.status(id)["output"] == "first")
             let unknown = try await api.done("no-such-job", ["output": 1])
@@ -65,7 +66,7 @@ import Testing
             let id = try await api.submit()
             _ = try await api.take()
             for _ in 0..<8 {
-                let ping = try await api.call(.GET, "/v2/swarmui/ping/w1?gpu=SIM&job_id=\(id)%2Cother&runpod_version=1.12.0", auth: .worker)
+                let ping = try await api.call(.get, "/v2/swarmui/ping/w1?gpu=SIM&job_id=\(id)%2Cother&runpod_version=1.12.0", auth: .worker)
                 #expect(ping.status == .ok)
                 try await Task.sleep(for: .milliseconds(300))
             }
@@ -77,7 +78,7 @@ import Testing
     @Test func pingStoresTheWorkersReport() async throws {
         try await withControlPlane { api in
             let report: JSONValue = ["stage": "downloading", "download": ["bytes": 10, "total": 100], "log": ["line 1"]]
-            let ping = try await api.call(.POST, "/v2/swarmui/ping/w7?gpu=SIM&runpod_version=1.12.0", report, auth: .worker)
+            let ping = try await api.call(.post, "/v2/swarmui/ping/w7?gpu=SIM&runpod_version=1.12.0", report, auth: .worker)
             #expect(ping.status == .ok)
             let worker = try #require(try await api.store.workers(endpoint: "swarmui").first { $0.id == "w7" })
             #expect(worker.report?.stage == "downloading")
@@ -106,14 +107,14 @@ import Testing
         try await withControlPlane { api in
             let id = try await api.submit()
             _ = try await api.take("w1")
-            async let stop = api.call(.GET, "/v2/swarmui/job-stop/w1?gpu=SIM", auth: .worker)
+            async let stop = api.call(.get, "/v2/swarmui/job-stop/w1?gpu=SIM", auth: .worker)
             try await Task.sleep(for: .milliseconds(200))
-            #expect(try await api.call(.POST, "/v2/swarmui/cancel/\(id)").json == ["id": .string(id), "status": "CANCELLED"])
+            #expect(try await api.call(.post, "/v2/swarmui/cancel/\(id)").json == ["id": .string(id), "status": "CANCELLED"])
             let stopped = try await stop
             #expect(stopped.status == .ok)
             #expect(stopped.json == ["jobsToStop": [.string(id)]])
             // Each id once.
-            let empty = try await api.call(.GET, "/v2/swarmui/job-stop/w1?gpu=SIM", auth: .worker)
+            let empty = try await api.call(.get, "/v2/swarmui/job-stop/w1?gpu=SIM", auth: .worker)
             #expect(empty.status == .noContent)
             // A result that arrives after the cancel does not change the outcome.
             #expect(try await api.done(id, ["output": "too late"]).status == .ok)
@@ -125,7 +126,7 @@ import Testing
         try await withControlPlane(ControlPlaneConfiguration(leaseTimeout: .seconds(60), longPollTimeout: .seconds(10), expiryInterval: .milliseconds(100))) { api in
             let id = try await api.submit(extra: ["policy": ["executionTimeout": 5_000]])
             _ = try await api.take("w1")
-            async let stop = api.call(.GET, "/v2/swarmui/job-stop/w1?gpu=SIM", auth: .worker)
+            async let stop = api.call(.get, "/v2/swarmui/job-stop/w1?gpu=SIM", auth: .worker)
             let status = try await api.eventually(id, timeout: .seconds(15)) { $0 == "TIMED_OUT" }
             #expect(status["status"] == "TIMED_OUT")
             #expect(try await stop.json == ["jobsToStop": [.string(id)]])
