@@ -45,6 +45,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     private let operationTimeout: Duration
     private let logger: Logger
     private let work = WorkSignal()
+    /// Set while `run()` runs the pool. postgres-nio queues (and warns about) connection requests made before its
+    /// `run()`, so calls wait for this: calls made right after starting the service stay quiet, and a store that
+    /// nobody runs fails with a message saying so.
+    private let running = Atomic<Bool>(false)
     private let listening = Atomic<Bool>(false)
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "swarm.jobstore.postgres")) throws(JobStoreError) {
@@ -58,10 +62,16 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     public func run() async throws {
-        defer { work.finishAll() }
+        defer {
+            running.store(false, ordering: .releasing)
+            work.finishAll()
+        }
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.client.run() }
+                group.addTask {
+                    self.running.store(true, ordering: .releasing)
+                    await self.client.run()
+                }
                 group.addTask { await self.listenForWork() }
             }
         }
@@ -243,18 +253,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
 
     public func workAvailable() async throws(JobStoreError) -> AsyncStream<String> {
         // Subscribing before LISTEN is in place would miss wake-ups without anyone noticing.
-        let deadline = ContinuousClock.now.advanced(by: operationTimeout)
-        while !listening.load(ordering: .acquiring) {
-            guard ContinuousClock.now < deadline else {
-                throw JobStoreError(
-                    .unavailable, operation: "wait for work",
-                    detail: "not listening on PostgreSQL \(target) after \(operationTimeout); is the store's run() running and the server up?")
-            }
-            do {
-                try await Task.sleep(for: .milliseconds(20))
-            } catch {
-                throw JobStoreError(.unavailable, operation: "wait for work", detail: "cancelled while waiting for LISTEN on \(target)")
-            }
+        guard await wait(until: { self.listening.load(ordering: .acquiring) }) else {
+            throw JobStoreError(
+                .unavailable, operation: "wait for work",
+                detail: "not listening on PostgreSQL \(target) after \(operationTimeout); is the store's run() running and the server up?")
         }
         return work.subscribe()
     }
@@ -477,6 +479,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
 
     /// Keeps a LISTEN connection open for as long as the store runs, reconnecting after a failure.
     private func listenForWork() async {
+        _ = await wait(until: { self.running.load(ordering: .acquiring) })
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
@@ -486,7 +489,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                     }
                 }
             } catch {
-                if !Task.isCancelled {
+                // On shutdown the pool may close this connection a moment before this task sees its cancellation.
+                let closedByUs = (error as? PSQLError)?.code == .clientClosedConnection
+                if !Task.isCancelled && !closedByUs {
                     logger.warning(
                         "job store lost its LISTEN connection; wake-ups pause until it reconnects",
                         metadata: ["database": "\(target)", "error": "\(Self.describe(error))"])
@@ -508,6 +513,16 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         }
     }
 
+    /// Waits until `condition` holds, polling: it is false only around start and stop. False when the operation
+    /// timeout passed or the task was cancelled first.
+    private func wait(until condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: operationTimeout)
+        while !condition() {
+            guard ContinuousClock.now < deadline, (try? await Task.sleep(for: .milliseconds(5))) != nil else { return false }
+        }
+        return true
+    }
+
     private enum Race<T: Sendable>: Sendable {
         case value(T)
         case timedOut
@@ -515,6 +530,11 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
 
     /// Runs `body` within the operation timeout, turning every failure into a `JobStoreError` for `operation`.
     private func timed<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws(JobStoreError) -> T {
+        guard await wait(until: { self.running.load(ordering: .acquiring) }) else {
+            throw JobStoreError(
+                .unavailable, operation: operation,
+                detail: "the PostgreSQL store for \(target) is not running: run it (in a ServiceGroup) before use")
+        }
         let outcome: Race<T>
         do {
             outcome = try await withThrowingTaskGroup(of: Race<T>.self) { group in
@@ -538,6 +558,12 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     private func failure(_ operation: String, _ error: any Error) -> JobStoreError {
+        if let error = error as? PostgresTransactionError {
+            // What went wrong inside (or while opening or committing) the transaction; a failed rollback only follows.
+            if let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError {
+                return failure(operation, cause)
+            }
+        }
         if let error = error as? JobStoreError { return error }
         if let error = error as? PSQLError {
             switch error.serverInfo?[.sqlState] {

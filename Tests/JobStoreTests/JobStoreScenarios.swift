@@ -368,6 +368,12 @@ import Testing
             let onRequeue = try await store.workAvailable()
             _ = try await store.expire(now: at(10), maxAttempts: 3, retention: .seconds(3600))
             #expect(await firstElement(of: onRequeue, within: 10) == "wake")
+
+            _ = try await store.take(endpoint: "wake", workerID: "w", limit: 1, leaseUntil: at(60), now: at(11))
+            _ = try await store.finish(id: "j0", workerID: "w", result: .failed(error: "boom", output: nil, retryable: false), maxAttempts: 3, now: at(12))
+            let onRetry = try await store.workAvailable()
+            _ = try await store.retry(id: "j0", now: at(13))
+            #expect(await firstElement(of: onRetry, within: 10) == "wake")
         }
     }
 
@@ -424,6 +430,28 @@ import Testing
             let taken = try await takeEverything(stores, takers: 8, batch: 2)
             #expect(taken.count == 120)
             #expect(Set(taken).count == 120)
+        }
+    }
+
+    @Test func postgresStoreThatIsNotRunningSaysSo() async throws {
+        let store = try PostgresJobStore(
+            configuration: .init(url: "postgres://swarm:swarm@127.0.0.1:1/x?sslmode=disable", operationTimeout: .milliseconds(200)))
+        let error = await #expect(throws: JobStoreError.self) { try await store.job(id: "j") }
+        #expect(error?.code == .unavailable)
+        #expect(error?.description.contains("not running") == true)
+    }
+
+    @Test func postgresUnreachableServerIsUnavailableWithinTheTimeout() async throws {
+        // Port 1 on loopback: nothing listens, the connection is refused.
+        let store = try PostgresJobStore(
+            configuration: .init(url: "postgres://swarm:hunter2@127.0.0.1:1/x?sslmode=disable", operationTimeout: .seconds(1)))
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await store.run() }
+            let error = await #expect(throws: JobStoreError.self) { try await store.migrate() }
+            #expect(error?.code == .unavailable)
+            #expect(error?.description.contains("127.0.0.1:1") == true)
+            #expect(error?.description.contains("hunter2") == false)
+            group.cancelAll()
         }
     }
 

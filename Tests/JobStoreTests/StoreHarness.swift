@@ -42,6 +42,8 @@ func withPostgresStores(count: Int, _ body: ([PostgresJobStore]) async throws ->
     let stores = try (0..<count).map { _ in try PostgresJobStore(configuration: .init(url: url, schema: schema)) }
     try await withThrowingTaskGroup(of: Void.self) { group in
         for store in stores { group.addTask { try await store.run() } }
+        // Once LISTEN is up the pool runs, so nothing below races the start of `run()`.
+        for store in stores { _ = try await store.workAvailable() }
         try await stores[0].migrate()
         do {
             try await body(stores)
