@@ -3,7 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import JobStore
+@testable import JobStore
 import Logging
 import NIOCore
 import SwarmCore
@@ -87,28 +87,34 @@ struct HarnessError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The store the suite runs on: the real SQLite store, in memory.
-func makeTestStore() async throws -> any JobStore {
-    let store = try SQLiteJobStore.inMemory()
-    try await store.migrate()
-    return store
-}
-
 let quietLogger: Logger = {
     var logger = Logger(label: "controlplane-test")
     logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
     return logger
 }()
 
-/// Runs `test` against a fresh control plane built by `buildApplication`, with its background services running.
+/// Runs `test` against a fresh control plane built by `buildApplication`, with its background services running:
+/// on the real SQLite store (in memory), then, when `SWARM_TEST_DATABASE_URL` names a PostgreSQL server
+/// (`scripts/postgres.sh` prints one), on a PostgreSQL store in a schema of its own, dropped afterwards.
 func withControlPlane(
     _ configuration: ControlPlaneConfiguration = ControlPlaneConfiguration(longPollTimeout: .seconds(2)),
     clientKey: String? = nil, workerKey: String? = nil,
     _ test: @escaping @Sendable (Harness) async throws -> Void
 ) async throws {
-    let store = try await makeTestStore()
-    let app = buildApplication(configuration: configuration, store: store, logger: quietLogger)
+    let sqlite = try SQLiteJobStore.inMemory()
+    try await buildApplication(configuration: configuration, store: sqlite, logger: quietLogger).test(.router) { client in
+        try await test(Harness(client: client, store: sqlite, clientKey: clientKey, workerKey: workerKey))
+    }
+    guard let url = ProcessInfo.processInfo.environment["SWARM_TEST_DATABASE_URL"], !url.isEmpty else { return }
+    let postgres = try PostgresJobStore(configuration: .init(url: url, schema: "cp_\(UUID().uuidString.prefix(8).lowercased())"), logger: quietLogger)
+    let app = buildApplication(configuration: configuration, store: postgres, logger: quietLogger, additionalServices: [postgres])
     try await app.test(.router) { client in
-        try await test(Harness(client: client, store: store, clientKey: clientKey, workerKey: workerKey))
+        do {
+            try await test(Harness(client: client, store: postgres, clientKey: clientKey, workerKey: workerKey))
+        } catch {
+            try? await postgres.dropSchema()
+            throw error
+        }
+        try await postgres.dropSchema()
     }
 }

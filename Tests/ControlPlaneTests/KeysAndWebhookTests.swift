@@ -56,35 +56,38 @@ import Testing
 }
 
 @Suite struct WebhookTests {
-    /// A receiver on a loopback port that fails the first delivery and records every one.
+    /// A webhook receiver on a loopback port that fails the first delivery and records every one.
     final class Receiver: Sendable {
         struct Delivery: Sendable {
             var body: ByteBuffer
             var signature: String?
         }
         let deliveries = Mutex<[Delivery]>([])
+
+        var application: some ApplicationProtocol {
+            let router = Router()
+            router.post("hook") { request, _ -> HTTPResponse.Status in
+                var request = request
+                let body = try await request.collectBody(upTo: 1 << 20)
+                let count = self.deliveries.withLock { list in
+                    list.append(.init(body: body, signature: request.headers[.init("X-Swarm-Signature")!]))
+                    return list.count
+                }
+                return count == 1 ? .internalServerError : .ok
+            }
+            return Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        }
     }
 
     @Test func webhookIsSignedRetriedAndRecorded() async throws {
-        let receiver = Receiver()
-        let router = Router()
-        router.post("hook") { request, _ -> HTTPResponse.Status in
-            var request = request
-            let body = try await request.collectBody(upTo: 1 << 20)
-            let count = receiver.deliveries.withLock { list in
-                list.append(.init(body: body, signature: request.headers[.init("X-Swarm-Signature")!]))
-                return list.count
-            }
-            return count == 1 ? .internalServerError : .ok
-        }
         let secret = Secret("webhook-secret")
-        try await Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { hook in
-            let port = try #require(hook.port)
-            let configuration = ControlPlaneConfiguration(
-                longPollTimeout: .seconds(1), webhooks: .init(secret: secret, maxTries: 3, retryDelay: .milliseconds(100), timeout: .seconds(5))
-            )
-            try await withControlPlane(configuration) { api in
-                let url = "http://127.0.0.1:\(port)/hook"
+        let configuration = ControlPlaneConfiguration(
+            longPollTimeout: .seconds(1), webhooks: .init(secret: secret, maxTries: 3, retryDelay: .milliseconds(100), timeout: .seconds(5))
+        )
+        try await withControlPlane(configuration) { api in
+            let receiver = Receiver()
+            try await receiver.application.test(.live) { hook in
+                let url = "http://127.0.0.1:\(try #require(hook.port))/hook"
                 let id = try await api.submit(["prompt": "x"], extra: ["webhook": .string(url)])
                 _ = try await api.take()
                 try await api.done(id, ["output": ["ok": true]])

@@ -62,15 +62,16 @@ import Testing
     }
 
     @Test func pingExtendsTheLease() async throws {
-        try await withControlPlane(Self.quick) { api in
+        let configuration = ControlPlaneConfiguration(leaseTimeout: .seconds(3), longPollTimeout: .seconds(2), expiryInterval: .milliseconds(100))
+        try await withControlPlane(configuration) { api in
             let id = try await api.submit()
             _ = try await api.take()
-            for _ in 0..<8 {
+            for _ in 0..<16 {
                 let ping = try await api.call(.get, "/v2/swarmui/ping/w1?gpu=SIM&job_id=\(id)%2Cother&runpod_version=1.12.0", auth: .worker)
                 #expect(ping.status == .ok)
                 try await Task.sleep(for: .milliseconds(300))
             }
-            // 2.4 s after the take with a 1 s lease: still running, because every ping named it.
+            // Over 4.8 s after the take with a 3 s lease: still running, because every ping named it.
             #expect(try await api.status(id)["status"] == "IN_PROGRESS")
         }
     }
