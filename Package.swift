@@ -99,6 +99,8 @@ let package = Package(
                 "SwarmCore", "JobProtocol", "JobStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -135,8 +137,10 @@ let package = Package(
         .executableTarget(
             name: "swarmctl",
             dependencies: [
-                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore",
+                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -201,7 +205,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.
