@@ -22,7 +22,9 @@ log="$data/serve.log"
 echo "==> swarmctl serve --local-worker on 127.0.0.1:$port (log: $log)"
 "$bin" serve --local-worker --port "$port" --data-dir "$data" > "$log" 2>&1 &
 server=$!
-cleanup() { kill "$server" 2>/dev/null && wait "$server" 2>/dev/null || true; }
+cleanup() {
+    if kill "$server" 2>/dev/null; then wait "$server" 2>/dev/null || true; fi
+}
 [[ $keep == 1 ]] || trap cleanup EXIT
 for _ in $(seq 1 100); do
     grep -q "listening on" "$log" && break
