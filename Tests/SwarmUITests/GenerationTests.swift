@@ -111,6 +111,15 @@ struct GenerationTests {
         }
     }
 
+    @Test func generateReturnsAtSocketIntentionWithoutWaitingForTheLinger() async throws {
+        try await withEmulatorClient(.init(stepDuration: .zero, socketLinger: .seconds(5))) { _, client in
+            _ = try await client.session()
+            let started = ContinuousClock.now
+            #expect(try await client.generate(request(["steps": 1])) { _ in }.count == 1)
+            #expect(ContinuousClock.now - started < .seconds(1))
+        }
+    }
+
     @Test func generateOverHTTPReturnsOutputs() async throws {
         try await withEmulatorClient { _, client in
             let outputs = try await client.generateOverHTTP(request(images: 2))
