@@ -7,7 +7,8 @@ struct GenerationPlan: Sendable {
     var steps: Int
     var model: String
     var ext: String
-    var isVideo: Bool
+    /// Video frame count, nil for a still image.
+    var frames: Int?
     var doNotSave: Bool
     var previews: Bool
     var pathFormat: String?
@@ -61,7 +62,9 @@ extension SwarmUIEmulator {
             let title = isImageToVideo ? "Video Steps" : "Steps"
             return .failure("Invalid value for parameter \(title): value \(steps) is out of range (\(stepRange.lowerBound) to \(stepRange.upperBound))")
         }
-        if let frames = (parameters["videoframes"] ?? parameters["textvideoframes"]).map({ $0.looseInt }), !(1...1000).contains(frames ?? 0) {
+        let frameValue = parameters["videoframes"] ?? parameters["textvideoframes"]
+        let frames = frameValue.map { $0.looseInt ?? 0 } ?? configuration.defaultVideoFrames
+        guard (1...1000).contains(frames) else {
             return .failure("Invalid value for parameter Video Frames: must be an integer from 1 to 1000")
         }
         let ext: String
@@ -87,7 +90,7 @@ extension SwarmUIEmulator {
             "sui_models": [["name": .string(model), "param": "model", "hash": ""]],
         ]).jsonString()
         return .success(GenerationPlan(
-            images: images, steps: steps, model: model, ext: ext, isVideo: isVideo,
+            images: images, steps: steps, model: model, ext: ext, frames: isVideo ? frames : nil,
             doNotSave: parameters["donotsave"]?.looseBool ?? false,
             previews: !(parameters["nopreviews"]?.looseBool ?? false),
             pathFormat: parameters["overrideoutpathformat"]?.looseString,
@@ -191,7 +194,8 @@ extension SwarmUIEmulator {
 
     /// Writes the output file (or builds the data URL for `donotsave`) and returns the reference SwarmUI would send.
     private nonisolated func produceOutput(_ plan: GenerationPlan, batchIndex: Int) async throws -> String {
-        let size = configuration.largeOutputBytes ?? (plan.isVideo ? 64 << 10 : 4 << 10)
+        // About 2 KiB a frame: a longer video is a bigger file, as with SwarmUI.
+        let size = configuration.largeOutputBytes ?? plan.frames.map { $0 * 2048 } ?? 4096
         let relative = await claimOutputPath(
             format: plan.pathFormat, prompt: plan.promptTag, model: plan.modelTag, batchIndex: batchIndex, ext: plan.ext)
         if plan.doNotSave {

@@ -48,6 +48,7 @@ struct GenerationTests {
             #expect(outputs.map(\.reference) == ["View/local/jobs/job-7f3a-0.mp4"])
             let output = try await client.fetchOutput(outputs[0].reference)
             #expect(output.contentType == "video/mp4")
+            #expect(output.length == Int64(17 * 2048))
             let (bytes, _, _) = try await drain(output)
             #expect(String(decoding: bytes[4..<8], as: UTF8.self) == "ftyp")
         }
