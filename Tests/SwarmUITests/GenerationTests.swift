@@ -45,12 +45,16 @@ struct GenerationTests {
                 "model": "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled", "videomodel": "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled",
                 "video_frames": 17, "videosteps": 3, "overrideoutpathformat": "jobs/job-7f3a-[batch_id]",
             ])) { _ in }
+            // The sampled start image arrives first as an intermediate (negative batch index) and is left out.
             #expect(outputs.map(\.reference) == ["View/local/jobs/job-7f3a-0.mp4"])
             let output = try await client.fetchOutput(outputs[0].reference)
             #expect(output.contentType == "video/mp4")
             #expect(output.length == Int64(17 * 2048))
             let (bytes, _, _) = try await drain(output)
             #expect(String(decoding: bytes[4..<8], as: UTF8.self) == "ftyp")
+            // Over HTTP SwarmUI lists the intermediate too, in completion order.
+            let listed = try await client.generateOverHTTP(request(["videomodel": "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled"]))
+            #expect(listed.map { $0.reference.hasSuffix(".png") } == [true, false])
         }
     }
 
