@@ -99,6 +99,24 @@ struct GenerationTests {
         }
     }
 
+    @Test func interruptWhileQueuedEndsWithoutOutput() async throws {
+        try await withEmulatorClient(.init(loadingTime: .seconds(30))) { _, client in
+            let recorder = EventRecorder()
+            let generation = Task { try await client.generate(request()) { await recorder.record($0) } }
+            func queued() async -> Bool {
+                await recorder.events.contains { if case .status(let s) = $0 { s.waitingBackends == 1 } else { false } }
+            }
+            while !(await queued()) { try await Task.sleep(for: .milliseconds(20)) }
+            try await client.interruptAll()
+            guard case .failure(let error) = await generation.result else {
+                Issue.record("a generation interrupted in the queue returned outputs")
+                return
+            }
+            // SwarmUI sends no error for a request cancelled before a backend took it, just no output.
+            #expect((error as? SwarmUIError)?.code == .noOutput)
+        }
+    }
+
     @Test func restartDuringGenerationDropsTheConnection() async throws {
         try await withEmulatorClient(.init(stepDuration: .milliseconds(50))) { running, client in
             let recorder = EventRecorder()
