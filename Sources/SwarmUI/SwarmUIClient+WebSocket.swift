@@ -23,7 +23,8 @@ enum WebSocketEnding: Sendable, Equatable {
 
 extension SwarmUIClient {
     /// Opens `/API/<route>` (a `...WS` route), sends `frame` with `session_id`, and hands every JSON frame to
-    /// `onFrame`. Frames carrying `error`/`error_id` are thrown before `onFrame` sees them.
+    /// `onFrame`. Frames carrying `error`/`error_id` are thrown before `onFrame` sees them. `cancelFrame`, for routes
+    /// that understand one, is sent when the calling task is cancelled.
     func webSocketCall(
         _ route: String,
         frame: [String: JSONValue],
