@@ -73,14 +73,11 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "_NIOFileSystem", package: "swift-nio"),
             ],
-            resources: [.copy("Resources/presets.json")],
             swiftSettings: strictSettings
         ),
         // The control plane's durable state: one protocol, SQLite (GRDB) and PostgreSQL (postgres-nio).
@@ -90,6 +87,7 @@ let package = Package(
                 "SwarmCore", "JobProtocol",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -101,6 +99,8 @@ let package = Package(
                 "SwarmCore", "JobProtocol", "JobStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -127,16 +127,20 @@ let package = Package(
         .executableTarget(
             name: "swarm-worker",
             dependencies: [
-                "Worker", "SwarmCore",
+                "Worker", "SwarmUI", "JobProtocol", "SwarmCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "swarmctl",
             dependencies: [
-                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore",
+                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -153,7 +157,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "worker-overhead",
-            dependencies: ["Worker", "SwarmUIEmulator", "JobProtocol", "SwarmCore"],
+            dependencies: [
+                "Worker", "SwarmUI", "SwarmUIEmulator", "JobProtocol", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "benchmarks/worker-overhead",
             swiftSettings: strictSettings
         ),
@@ -189,19 +200,27 @@ let package = Package(
         ),
         .testTarget(
             name: "JobStoreTests",
-            dependencies: ["JobStore"],
+            dependencies: ["JobStore", "JobProtocol", "SwarmCore"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: [
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client")],
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: strictSettings
         ),
     ]

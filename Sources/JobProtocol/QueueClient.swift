@@ -83,6 +83,15 @@ public struct HTTPQueueClient: QueueClient {
     private let http: HTTPClient
     private let logger: Logger
 
+    /// An `HTTPClient` configuration for talking to a queue over the internet: a queue that is down fails the call
+    /// at once ("connection refused") instead of AHC retrying the connection until the request's deadline.
+    public static func httpClientConfiguration(connectTimeout: Duration = .seconds(10)) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .milliseconds(connectTimeout.milliseconds)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return configuration
+    }
+
     public init(endpoints: QueueEndpoints, httpClient: HTTPClient, logger: Logger, takeTimeout: Duration = .seconds(90), doneTimeout: Duration = .seconds(300)) {
         self.endpoints = endpoints
         self.http = httpClient

@@ -15,14 +15,15 @@ public protocol JobStore: Sendable {
     /// Stores all jobs or none, in order; ids are assigned by the caller.
     func enqueue(_ jobs: [NewJob], now: Date) async throws(JobStoreError) -> [JobRecord]
     func job(id: String) async throws(JobStoreError) -> JobRecord?
-    /// Newest first; `cursor` is the opaque value of the previous page's `nextCursor`.
+    /// Newest first; `cursor` is the opaque value of the previous page's `nextCursor`. Listed jobs carry no s3Config.
     func listJobs(endpoint: String, status: JobStatus?, limit: Int, cursor: String?) async throws(JobStoreError) -> JobPage
     /// Cancels a job that is not final: a queued job ends at once; a running one ends and is marked for job-stop.
     func cancel(id: String, now: Date) async throws(JobStoreError) -> JobRecord?
     /// Puts a FAILED or TIMED_OUT job back in the queue under the same id; nil when that is not allowed.
     func retry(id: String, now: Date) async throws(JobStoreError) -> JobRecord?
-    /// Removes the endpoint's queued jobs; returns how many.
-    func purgeQueue(endpoint: String, now: Date) async throws(JobStoreError) -> Int
+    /// Removes (deletes) the endpoint's queued jobs, as RunPod does; returns how many.
+    func purgeQueue(endpoint: String) async throws(JobStoreError) -> Int
+    /// Every status, with 0 for those the endpoint has none of.
     func counts(endpoint: String) async throws(JobStoreError) -> [JobStatus: Int]
     /// Stream chunks not yet read by a client, each returned exactly once.
     func takeStreamChunks(id: String) async throws(JobStoreError) -> [JSONValue]
@@ -31,20 +32,23 @@ public protocol JobStore: Sendable {
 
     /// Endpoint names whose queue may have gained work (enqueue, retry, requeue), as they happen, so that long-polling
     /// takers wake at once instead of sleep-polling. Each call is a new subscription. PostgreSQL delivers these with
-    /// LISTEN/NOTIFY, so a job enqueued through one `serve` replica wakes takers held by another.
+    /// LISTEN/NOTIFY, so a job enqueued through one `serve` replica wakes takers held by another. A wake-up is a hint:
+    /// one can be lost while a database connection is re-established, so takers still look at the queue now and then.
     func workAvailable() async throws(JobStoreError) -> AsyncStream<String>
 
     /// Atomically leases up to `limit` queued jobs of `endpoint` (normal priority first, then oldest first) to
     /// `workerID` until `leaseUntil`; each take counts as one attempt.
     func take(endpoint: String, workerID: String, limit: Int, leaseUntil: Date, now: Date) async throws(JobStoreError) -> [JobRecord]
     /// Records a worker's final result or error. The first final result wins; later ones report `.duplicate`.
-    func finish(id: String, workerID: String, result: JobResult, now: Date) async throws(JobStoreError) -> FinishOutcome
+    /// A retryable failure puts the job back in the queue while it has been taken fewer than `maxAttempts` times.
+    func finish(id: String, workerID: String, result: JobResult, maxAttempts: Int, now: Date) async throws(JobStoreError) -> FinishOutcome
     /// Records the latest progress value of a running job (shown as `output` while IN_PROGRESS).
     func recordProgress(id: String, workerID: String, output: JSONValue, now: Date) async throws(JobStoreError) -> Bool
     func appendStreamChunk(id: String, workerID: String, output: JSONValue, now: Date) async throws(JobStoreError) -> Bool
     /// A ping: extends the leases of the listed jobs held by this worker and records that the worker is alive.
     func heartbeat(workerID: String, endpoint: String, jobIDs: [String], leaseUntil: Date, report: WorkerReport?, now: Date) async throws(JobStoreError)
-    /// Ids of this worker's jobs that were cancelled or timed out since it last asked; each returned once.
+    /// Ids of this worker's jobs that were cancelled, timed out or taken away (lease lapsed) since it last asked; each
+    /// returned once.
     func takeJobsToStop(workerID: String) async throws(JobStoreError) -> [String]
     func workers(endpoint: String?) async throws(JobStoreError) -> [WorkerRecord]
 
@@ -66,6 +70,7 @@ public protocol JobStore: Sendable {
     func insertKey(_ key: StoredKey) async throws(JobStoreError)
     /// The key whose SHA-256 hash (hex) is `hash`, when not revoked.
     func key(hash: String) async throws(JobStoreError) -> StoredKey?
+    /// False when there is no such key; revoking a revoked key keeps its first revocation time.
     func revokeKey(id: String, now: Date) async throws(JobStoreError) -> Bool
     func keys() async throws(JobStoreError) -> [StoredKey]
 }

@@ -63,10 +63,7 @@ public struct JobLoop: Service {
                 await state.swarmUIBecameReady()
             }
             let started = ContinuousClock.now
-            let take = await race(shutdown) { () async throws(QueueError) -> TakeResult in
-                try await queue.takeJob(jobInProgress: false)
-            }
-            switch take {
+            switch await takeUnlessShutdown(shutdown) {
             case nil:
                 return
             case .success(.jobs(let jobs)):
@@ -155,19 +152,34 @@ public struct JobLoop: Service {
         }
     }
 
-    /// Runs `operation` until it finishes or the latch is set, whichever comes first (nil: the latch won).
-    private func race<T: Sendable>(_ latch: Latch, _ operation: @escaping @Sendable () async throws(QueueError) -> T) async -> Result<T, QueueError>? {
-        await withTaskGroup(of: Result<T, QueueError>?.self) { group in
+    /// Takes jobs until the take finishes or the latch is set. A take cut short by shutdown may still have been
+    /// answered with jobs (the queue counts them as leased): those are handed back at once as retryable failures, so
+    /// the queue gives them to another worker instead of waiting for the lease to run out.
+    private func takeUnlessShutdown(_ latch: Latch) async -> Result<TakeResult, QueueError>? {
+        let take = Task { () async -> Result<TakeResult, QueueError> in
+            do throws(QueueError) { return .success(try await queue.takeJob(jobInProgress: false)) } catch { return .failure(error) }
+        }
+        let shutdownFirst = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                do throws(QueueError) { return .success(try await operation()) } catch { return .failure(error) }
+                _ = await take.value
+                return false
             }
             group.addTask {
                 await latch.wait()
-                return nil
+                return !Task.isCancelled
             }
-            let first = await group.next() ?? nil
+            let first = await group.next() ?? false
             group.cancelAll()
             return first
         }
+        guard shutdownFirst else { return await take.value }
+        take.cancel()
+        if case .success(.jobs(let jobs)) = await take.value {
+            for job in jobs {
+                logger.with(jobID: job.id).info("shutting down: handing back a job taken as the shutdown began")
+                try? await outbox.submit(jobID: job.id, body: .failure("the worker shut down before starting the job; it can run again", retryable: true))
+            }
+        }
+        return nil
     }
 }

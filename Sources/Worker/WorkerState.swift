@@ -17,6 +17,8 @@ public enum BootStage: Sendable, Hashable {
         case .error: "ERROR"
         }
     }
+
+    public static let names = ["INITIALIZING", "STARTING_APP", "READY", "ERROR"]
 }
 
 /// What the worker is doing now, shared by the job loop, the heartbeat and the health endpoint.
@@ -30,9 +32,24 @@ public actor WorkerState {
     /// Whether SwarmUI has been ready since it last (re)started; a connection failure mid-job clears it.
     public private(set) var swarmUIReady = false
     public private(set) var swarmUIEverReady = false
-    private var readyWaiters: [CheckedContinuation<Void, Never>] = []
 
     public init() {}
+
+    /// Everything at one instant, for `/health` and `/metrics`.
+    public struct Snapshot: Sendable {
+        public var stage: BootStage
+        public var currentJobID: String?
+        public var undeliveredJobIDs: Set<String>
+        public var jobsSucceeded: Int
+        public var jobsFailed: Int
+        public var swarmUIReady: Bool
+    }
+
+    public func snapshot() -> Snapshot {
+        Snapshot(
+            stage: stage, currentJobID: currentJobID, undeliveredJobIDs: undeliveredJobIDs, jobsSucceeded: jobsSucceeded,
+            jobsFailed: jobsFailed, swarmUIReady: swarmUIReady)
+    }
 
     public func setStage(_ stage: BootStage) { self.stage = stage }
 

@@ -1,2 +1,1 @@
-import ArgumentParser
-print("todo")
+await SwarmCtl.start()

@@ -1,0 +1,53 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import JobStore
+import Logging
+import ServiceLifecycle
+
+/// The control plane as a Hummingbird application: the RunPod-compatible client and worker API under
+/// `/v2/{endpoint}`, `/metrics`, `/openapi.json`, and the background services (lease expiry, webhooks, the
+/// work-available feed). The store is migrated before the server accepts requests.
+///
+/// - Parameters:
+///   - configuration: endpoints, timeouts, keys, webhook and size settings.
+///   - store: where jobs live; a store that needs a running service (a connection pool) passes it in
+///     `additionalServices` ahead of anything that uses it.
+///   - server: address and server settings (`.init(address: .hostname(host, port: 0))` for an ephemeral port).
+///   - httpClient: sends webhooks.
+///   - additionalServices: run in the application's service group before the control plane's own services, e.g.
+///     the store's connection pool or a local worker.
+public func buildApplication(
+    configuration: ControlPlaneConfiguration,
+    store: any JobStore,
+    server: ApplicationConfiguration = ApplicationConfiguration(address: .hostname("127.0.0.1", port: 8288)),
+    httpClient: HTTPClient = .shared,
+    logger: Logger = Logger(label: "swarmctl.serve"),
+    additionalServices: [any Service] = [],
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> Application<RouterResponder<ControlPlaneRequestContext>> {
+    let core = ControlPlaneCore(configuration: configuration, store: store, logger: logger)
+    let router = Router(context: ControlPlaneRequestContext.self)
+    router.add(middleware: MetricsMiddleware(metrics: core.metrics))
+    router.add(middleware: JSONErrorMiddleware())
+
+    router.get("openapi.json") { _, _ in Response.openAPIDocument() }
+    router.group("metrics").add(middleware: AuthMiddleware(required: .client, keys: core.keys)).get { _, _ in
+        let text = try await core.metrics.render(store: store, endpoints: configuration.endpoints)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+    ClientRoutes(core: core).register(on: router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys)))
+    WorkerRoutes(core: core).register(on: router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys)))
+
+    var app = Application(
+        router: router, configuration: server,
+        services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)],
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        logger: logger
+    )
+    app.beforeServerStarts {
+        try await store.migrate()
+        await core.migrated.open()
+    }
+    return app
+}

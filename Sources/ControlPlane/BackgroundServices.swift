@@ -1,0 +1,54 @@
+import Foundation
+import JobStore
+import Logging
+import ServiceLifecycle
+
+/// Feeds the store's `workAvailable()` notifications to the long-polling takers.
+struct WorkSignalService: Service {
+    let core: ControlPlaneCore
+
+    func run() async throws {
+        await core.migrated.wait()
+        for await endpoint in try await core.store.workAvailable().cancelOnGracefulShutdown() {
+            await core.work.signal(endpoint)
+        }
+    }
+}
+
+/// Applies the store's time rules every `expiryInterval`: expired leases go back to the queue (or fail after
+/// `maxAttempts`), jobs past `executionTimeout` or `ttl` become TIMED_OUT, old final jobs are deleted.
+struct ExpiryService: Service {
+    let core: ControlPlaneCore
+
+    func run() async throws {
+        await core.migrated.wait()
+        let configuration = core.configuration
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            do {
+                let report = try await core.store.expire(now: Date(), maxAttempts: configuration.maxAttempts, retention: configuration.retention)
+                try await announce(report)
+            } catch {
+                // A store outage must not end the server; the next tick tries again.
+                core.logger.error("applying lease and timeout rules failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.expiryInterval)
+        }
+    }
+
+    private func announce(_ report: ExpiryReport) async throws {
+        if !report.requeued.isEmpty {
+            core.logger.warning("leases expired, jobs requeued", metadata: ["jobs": "\(report.requeued)"])
+            // The workers that lost them are not named in the report; their job-stop polls look for themselves.
+            await core.stops.signalAll()
+        }
+        if !report.failed.isEmpty {
+            core.logger.warning("jobs failed after \(core.configuration.maxAttempts) attempts", metadata: ["jobs": "\(report.failed)"])
+        }
+        if !report.timedOut.isEmpty {
+            core.logger.notice("jobs timed out", metadata: ["jobs": "\(report.timedOut)"])
+        }
+        for id in report.failed + report.timedOut {
+            if let job = try await core.store.job(id: id) { await core.jobEnded(job) }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import SwarmCore
+
+/// Everything the control plane's routes and services need to know, resolved once from flags and environment
+/// (see `ServeOptions.configuration(environment:)`); tests build it directly.
+public struct ControlPlaneConfiguration: Sendable {
+    /// The endpoint every server has.
+    public static let defaultEndpoint = "swarmui"
+
+    /// Endpoint names served under `/v2/{endpoint}`; always holds `swarmui`.
+    public var endpoints: Set<String>
+    /// How long a taken job stays leased without a ping naming it.
+    public var leaseTimeout: Duration
+    /// Takes after which a job whose lease keeps expiring fails instead of going back to the queue.
+    public var maxAttempts: Int
+    /// How long final jobs are kept.
+    public var retention: Duration
+    /// How long job-take and job-stop hold a request open when there is nothing to hand out (the SDK gives up at 90 s).
+    public var longPollTimeout: Duration
+    /// How often lease, timeout, ttl and retention rules are applied.
+    public var expiryInterval: Duration
+    /// Keys from the environment (`SWARM_API_KEYS`, `SWARM_WORKER_KEYS`); stored keys are read from the store.
+    public var clientKeys: [Secret]
+    public var workerKeys: [Secret]
+    public var webhooks: WebhookSettings
+    public var limits: Limits
+
+    public init(
+        endpoints: Set<String> = [],
+        leaseTimeout: Duration = .seconds(60),
+        maxAttempts: Int = 3,
+        retention: Duration = .seconds(7 * 86_400),
+        longPollTimeout: Duration = .seconds(30),
+        expiryInterval: Duration = .seconds(1),
+        clientKeys: [Secret] = [],
+        workerKeys: [Secret] = [],
+        webhooks: WebhookSettings = WebhookSettings(),
+        limits: Limits = Limits()
+    ) {
+        self.endpoints = endpoints.union([Self.defaultEndpoint])
+        self.leaseTimeout = leaseTimeout
+        self.maxAttempts = maxAttempts
+        self.retention = retention
+        self.longPollTimeout = longPollTimeout
+        self.expiryInterval = expiryInterval
+        self.clientKeys = clientKeys
+        self.workerKeys = workerKeys
+        self.webhooks = webhooks
+        self.limits = limits
+    }
+
+    /// Whether any key comes from the environment (stored keys are checked separately).
+    public var hasEnvironmentKeys: Bool { !clientKeys.isEmpty || !workerKeys.isEmpty }
+
+    public struct WebhookSettings: Sendable {
+        /// Signs each delivery (`X-Swarm-Signature: sha256=<hex HMAC-SHA256 of the body>`); unsigned when nil.
+        public var secret: Secret?
+        /// Deliveries per job before giving up (RunPod: one call and at most 2 retries).
+        public var maxTries: Int
+        /// Wait before the first retry; later retries back off exponentially from it.
+        public var retryDelay: Duration
+        /// How long one delivery may take.
+        public var timeout: Duration
+
+        public init(secret: Secret? = nil, maxTries: Int = 3, retryDelay: Duration = .seconds(10), timeout: Duration = .seconds(10)) {
+            self.secret = secret
+            self.maxTries = maxTries
+            self.retryDelay = retryDelay
+            self.timeout = timeout
+        }
+    }
+
+    /// Request size limits (RunPod: 10 MB for /run, 20 MB for /runsync; job-done must take at least 20 MB).
+    public struct Limits: Sendable {
+        public var runBody: Int
+        public var runsyncBody: Int
+        public var batchBody: Int
+        public var batchJobs: Int
+        public var resultBody: Int
+        /// Worker reports on ping: stage, progress, a log tail.
+        public var pingBody: Int
+
+        public init(
+            runBody: Int = 10_000_000, runsyncBody: Int = 20_000_000, batchBody: Int = 100_000_000, batchJobs: Int = 10_000,
+            resultBody: Int = 64_000_000, pingBody: Int = 256_000
+        ) {
+            self.runBody = runBody
+            self.runsyncBody = runsyncBody
+            self.batchBody = batchBody
+            self.batchJobs = batchJobs
+            self.resultBody = resultBody
+            self.pingBody = pingBody
+        }
+    }
+}

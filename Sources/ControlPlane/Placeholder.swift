@@ -1,5 +1,0 @@
-import Hummingbird
-import Crypto
-import Prometheus
-import JobProtocol
-import JobStore

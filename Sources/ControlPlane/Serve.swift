@@ -1,0 +1,188 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import JobStore
+import Logging
+import ServiceLifecycle
+import SwarmCore
+import Synchronization
+
+/// `swarmctl serve`'s flags, as parsed; `ServeSettings` combines them with the environment.
+public struct ServeOptions: Sendable {
+    public var host: String
+    public var port: Int
+    public var dataDirectory: String
+    /// A `postgres://` (or `postgresql://`) URL; SQLite in `dataDirectory` when nil.
+    public var databaseURL: String?
+    /// Endpoints besides `swarmui`.
+    public var endpoints: [String]
+    public var leaseTimeout: Duration
+    public var maxAttempts: Int
+    /// Also run a worker in this process (wired by the caller through `additionalServices`).
+    public var localWorker: Bool
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 8288, dataDirectory: String = "./.swarm", databaseURL: String? = nil,
+        endpoints: [String] = [], leaseTimeout: Duration = .seconds(60), maxAttempts: Int = 3, localWorker: Bool = false
+    ) {
+        self.host = host
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.databaseURL = databaseURL
+        self.endpoints = endpoints
+        self.leaseTimeout = leaseTimeout
+        self.maxAttempts = maxAttempts
+        self.localWorker = localWorker
+    }
+}
+
+/// Where jobs are kept.
+public enum StorageLocation: Sendable, Hashable, CustomStringConvertible {
+    case sqlite(path: String)
+    case postgres(url: Secret)
+
+    /// `--database` when given, else `<data-dir>/swarm.db`.
+    public init(dataDirectory: String, databaseURL: String?) throws(ServeError) {
+        guard let url = databaseURL, !url.isEmpty else {
+            self = .sqlite(path: (dataDirectory as NSString).appendingPathComponent("swarm.db"))
+            return
+        }
+        if url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
+            self = .postgres(url: Secret(url))
+        } else if url.hasPrefix("sqlite://") || url.hasPrefix("file:") || url.hasSuffix(".db") || url.hasSuffix(".sqlite") {
+            let path = url.replacingOccurrences(of: "sqlite://", with: "").replacingOccurrences(of: "file:", with: "")
+            self = .sqlite(path: path)
+        } else {
+            throw ServeError("--database: '\(url.prefix(16))…' is neither a postgres:// URL nor a SQLite file path (*.db, sqlite://PATH)")
+        }
+    }
+
+    /// Says which storage without the password a PostgreSQL URL may hold.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): return "SQLite \(path)"
+        case .postgres(let url):
+            guard var components = URLComponents(string: url.value) else { return "PostgreSQL" }
+            if components.password != nil { components.password = "<redacted>" }
+            return "PostgreSQL \(components.string ?? "")"
+        }
+    }
+
+    /// Opens the store, creating the SQLite directory. Migrations are not applied yet: a PostgreSQL store must be
+    /// running first. Its services (the connection pool) come back, to be run before anything uses the store.
+    public func open(logger: Logger) throws -> (store: any JobStore, services: [any Service]) {
+        switch self {
+        case .sqlite(let path):
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                do {
+                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                } catch {
+                    throw ServeError("cannot create the data directory \(directory): \(error.localizedDescription)")
+                }
+            }
+            return (try SQLiteJobStore(path: path), [])
+        case .postgres(let url):
+            let store = try PostgresJobStore(configuration: .init(url: url.value), logger: logger)
+            return (store, [store])
+        }
+    }
+
+    /// Runs `body` with the store open, migrated and (for PostgreSQL) its pool running; for one-shot commands.
+    public func withStore<T: Sendable>(logger: Logger, _ body: @Sendable (any JobStore) async throws -> T) async throws -> T {
+        let (store, services) = try open(logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for service in services { group.addTask { try await service.run() } }
+            defer { group.cancelAll() }
+            try await store.migrate()
+            return try await body(store)
+        }
+    }
+}
+
+/// A `serve` setting that cannot work, said so that an operator can fix it.
+public struct ServeError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Everything `serve` runs with: flags plus environment, read here and nowhere else.
+///
+/// Environment: `SWARM_API_KEYS` and `SWARM_WORKER_KEYS` (comma-separated client and worker keys),
+/// `SWARM_WEBHOOK_SECRET` (signs webhooks, see `WebhookSignature`).
+public struct ServeSettings: Sendable {
+    public var options: ServeOptions
+    public var storage: StorageLocation
+    public var configuration: ControlPlaneConfiguration
+
+    public init(options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServeError) {
+        guard (0...65_535).contains(options.port) else { throw ServeError("--port: \(options.port) is not a TCP port (0-65535)") }
+        guard options.maxAttempts >= 1 else { throw ServeError("--max-attempts: must be at least 1") }
+        guard options.leaseTimeout >= .seconds(5) else { throw ServeError("--lease-timeout: must be at least 5 seconds (workers ping every 10 s by default)") }
+        for name in options.endpoints where !Self.isValidEndpointName(name) {
+            throw ServeError("--endpoint: '\(name)' must be 1-64 letters, digits, '-' or '_'")
+        }
+        let keys = { (variable: String) in
+            (environment[variable] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map(Secret.init)
+        }
+        self.options = options
+        self.storage = try StorageLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
+        self.configuration = ControlPlaneConfiguration(
+            endpoints: Set(options.endpoints), leaseTimeout: options.leaseTimeout, maxAttempts: options.maxAttempts,
+            clientKeys: keys("SWARM_API_KEYS"), workerKeys: keys("SWARM_WORKER_KEYS"),
+            webhooks: .init(secret: environment["SWARM_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : Secret($0) })
+        )
+    }
+
+    static func isValidEndpointName(_ name: String) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+
+    /// Whether `host` only accepts connections from this machine.
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// `swarmctl serve`: opens the store, refuses to expose an unauthenticated API beyond loopback, and runs the
+/// control plane until SIGTERM or SIGINT, then shuts down gracefully.
+///
+/// - Parameter additionalServices: extension point for `--local-worker`: services run in the same service group,
+///   started after the store's own services and shut down before them (e.g. a worker pointed at this server).
+/// - Parameter onServerRunning: called with the bound port once the server accepts connections.
+public func runControlPlane(
+    settings: ServeSettings,
+    logger: Logger,
+    additionalServices: [any Service] = [],
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws {
+    let (store, storeServices) = try settings.storage.open(logger: logger)
+    let options = settings.options
+    let keysExist = Mutex(settings.configuration.hasEnvironmentKeys)
+    var app = buildApplication(
+        configuration: settings.configuration, store: store,
+        server: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "swarmctl"),
+        logger: logger, additionalServices: storeServices + additionalServices,
+        onServerRunning: { port in
+            let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
+            let keys = keysExist.withLock { $0 } ? "API keys required" : "no API keys exist, open to this machine only"
+            // Unbuffered even into a pipe, so that a supervising process sees it at once.
+            let line = "swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); \(keys)\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+            await onServerRunning(port)
+        }
+    )
+    // After buildApplication's migration, which needs the store's services running (so not before `run`).
+    app.beforeServerStarts {
+        guard !keysExist.withLock({ $0 }) else { return }
+        let stored = try await store.keys().contains { $0.revokedAt == nil }
+        keysExist.withLock { $0 = stored }
+        if !stored, !ServeSettings.isLoopback(options.host) {
+            throw ServeError(
+                "refusing to listen on \(options.host) without API keys: anyone who can reach it could submit and take jobs. "
+                    + "Create keys with 'swarmctl keys create --scope client' and '--scope worker', set SWARM_API_KEYS / SWARM_WORKER_KEYS, or listen on 127.0.0.1"
+            )
+        }
+    }
+    try await app.runService()
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import ControlPlane
+import Foundation
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the queue: RunPod's client and worker API under /v2/{endpoint}.",
+        discussion: """
+            Storage is SQLite in <data-dir>/swarm.db unless --database gives a postgres:// URL. Keys come from \
+            SWARM_API_KEYS and SWARM_WORKER_KEYS (comma-separated) and from 'swarmctl keys create'; without any key the \
+            server only listens on loopback. SWARM_WEBHOOK_SECRET signs webhooks (X-Swarm-Signature: sha256=<hex HMAC>).
+            """
+    )
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one).") var port = 8288
+    @Option(help: "Directory for the SQLite database.") var dataDir = "./.swarm"
+    @Option(help: "Database URL: postgres://user:pass@host/db, or a SQLite file.") var database: String?
+    @Option(name: .customLong("endpoint"), help: "An endpoint to serve besides 'swarmui' (repeatable).") var endpoints: [String] = []
+    @Option(help: "Seconds a taken job stays leased without a ping naming it.") var leaseTimeout = 60
+    @Option(help: "Takes after which a job whose lease keeps expiring fails.") var maxAttempts = 3
+    @Flag(help: "Also run a worker in this process.") var localWorker = false
+
+    var options: ServeOptions {
+        ServeOptions(
+            host: host, port: port, dataDirectory: dataDir, databaseURL: database, endpoints: endpoints,
+            leaseTimeout: .seconds(leaseTimeout), maxAttempts: maxAttempts, localWorker: localWorker
+        )
+    }
+
+    func run() async throws {
+        let settings: ServeSettings
+        do {
+            settings = try ServeSettings(options: options)
+        } catch {
+            throw ValidationError(error.description)
+        }
+        var logger = Logger(label: "swarmctl.serve")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        do {
+            try await runControlPlane(settings: settings, logger: logger)
+        } catch {
+            // Errors here are the operator's to fix (a port in use, a bad database URL, missing keys): say them plainly.
+            printError("swarmctl serve: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

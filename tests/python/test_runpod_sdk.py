@@ -1,0 +1,235 @@
+"""The unmodified runpod SDK (1.12.0) against `swarmctl serve`: as a client (Endpoint) and as a serverless worker.
+
+Needs SWARMCTL_BIN, the path of a built swarmctl (scripts/test-python.sh sets it up).
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import runpod
+
+CLIENT_KEY = "client-key-for-sdk-tests"
+WORKER_KEY = "worker-key-for-sdk-tests"
+HERE = Path(__file__).resolve().parent
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    binary = os.environ.get("SWARMCTL_BIN")
+    if not binary:
+        pytest.fail("SWARMCTL_BIN is not set; run scripts/test-python.sh")
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("swarm-data")
+    env = dict(os.environ, SWARM_API_KEYS=CLIENT_KEY, SWARM_WORKER_KEYS=WORKER_KEY)
+    log = open(data_dir / "serve.log", "w")
+    process = subprocess.Popen(
+        [binary, "serve", "--port", str(port), "--data-dir", str(data_dir), "--endpoint", "gen", "--endpoint", "idle"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        request = urllib.request.Request(f"{base}/v2/swarmui/health", headers={"Authorization": CLIENT_KEY})
+        try:
+            with urllib.request.urlopen(request, timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError):
+            assert process.poll() is None, (data_dir / "serve.log").read_text()
+            return False
+
+    wait_until(healthy, 60, "swarmctl serve to answer")
+    yield {"base": base, "process": process, "log": data_dir / "serve.log"}
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+
+
+def worker_env(server, endpoint, worker_id, workdir):
+    base = f"{server['base']}/v2/{endpoint}"
+    # The query string already holds `?`: the SDK appends its own parameters with `&`.
+    return dict(
+        os.environ,
+        RUNPOD_WEBHOOK_GET_JOB=f"{base}/job-take/$ID?gpu=SIM",
+        RUNPOD_WEBHOOK_POST_OUTPUT=f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=SIM",
+        RUNPOD_WEBHOOK_POST_STREAM=f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=SIM",
+        RUNPOD_WEBHOOK_PING=f"{base}/ping/$RUNPOD_POD_ID?gpu=SIM",
+        RUNPOD_POD_ID=worker_id,
+        RUNPOD_AI_API_KEY=WORKER_KEY,
+        RUNPOD_PING_INTERVAL="1000",
+        RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
+        HOME=str(workdir),
+    )
+
+
+@pytest.fixture(scope="module")
+def workers(server, tmp_path_factory):
+    """A plain worker on `swarmui` and a generator worker on `gen`, both the SDK's own serverless loop."""
+    processes = []
+    for endpoint, worker_id, extra in [("swarmui", "py-worker", []), ("gen", "py-gen-worker", ["--generator"])]:
+        workdir = tmp_path_factory.mktemp(worker_id)
+        log = open(workdir / "worker.log", "w")
+        process = subprocess.Popen(
+            [sys.executable, str(HERE / "worker_handler.py"), *extra],
+            cwd=workdir, env=worker_env(server, endpoint, worker_id, workdir), stdout=log, stderr=subprocess.STDOUT,
+        )
+        processes.append((process, log))
+    yield
+    for process, log in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def use_server(server, endpoint_id):
+    runpod.api_key = CLIENT_KEY
+    # The Endpoint constructor reads the base URL, so set it first (runpod.md §2.1).
+    runpod.endpoint_url_base = f"{server['base']}/v2"
+    return runpod.Endpoint(endpoint_id)
+
+
+# ---- client API, on the `idle` endpoint that no worker serves, so that jobs stay queued ----
+
+
+def test_health_has_runpods_shape(server):
+    health = use_server(server, "idle").health()
+    assert set(health["jobs"]) >= {"completed", "failed", "inProgress", "inQueue", "retried"}
+    assert set(health["workers"]) >= {"idle", "running"}
+
+
+def test_run_status_and_cancel(server):
+    idle = use_server(server, "idle")
+    job = idle.run({"prompt": "a cat"})
+    assert job.status() == "IN_QUEUE"
+    assert job.cancel() == {"id": job.job_id, "status": "CANCELLED"}
+    assert job.status() == "CANCELLED"
+    assert job.output(timeout=5) is None
+
+
+def test_run_with_policy_and_webhook_passes_the_whole_body(server):
+    idle = use_server(server, "idle")
+    job = idle.run({"input": {"prompt": "x"}, "policy": {"executionTimeout": 60000, "ttl": 600000}, "webhook": "http://127.0.0.1:9/hook"})
+    assert job.status() == "IN_QUEUE"
+    job.cancel()
+
+
+def test_purge_queue(server):
+    idle = use_server(server, "idle")
+    idle.purge_queue()
+    idle.run({"n": 1})
+    idle.run({"n": 2})
+    assert idle.purge_queue() == {"removed": 2, "status": "completed"}
+    assert idle.health()["jobs"]["inQueue"] == 0
+
+
+def test_bad_key_raises_runtime_error(server):
+    runpod.endpoint_url_base = f"{server['base']}/v2"
+    with pytest.raises(RuntimeError):
+        runpod.Endpoint("idle", api_key="not-a-key").health()
+    with pytest.raises(RuntimeError):
+        runpod.Endpoint("idle", api_key=WORKER_KEY).run({"n": 1})
+
+
+def test_unknown_endpoint_is_a_json_404(server):
+    request = urllib.request.Request(f"{server['base']}/v2/nope/health", headers={"Authorization": CLIENT_KEY})
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=5)
+    assert error.value.code == 404
+    assert "nope" in json.loads(error.value.read())["error"]
+
+
+def test_run_batch(server):
+    jobs = [{"input": {"n": index}} for index in range(500)]
+    request = urllib.request.Request(
+        f"{server['base']}/v2/idle/run-batch", data=json.dumps({"jobs": jobs}).encode(),
+        headers={"Authorization": f"Bearer {CLIENT_KEY}", "Content-Type": "application/json"}, method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        ids = json.loads(response.read())["ids"]
+    assert len(set(ids)) == 500
+    use_server(server, "idle").purge_queue()
+
+
+# ---- the SDK's serverless worker completing jobs submitted through the SDK's client ----
+
+
+def test_run_sync_completes_through_a_real_worker(server, workers):
+    swarm = use_server(server, "swarmui")
+    assert swarm.run_sync({"prompt": "hello"}, timeout=60)["echo"] == {"prompt": "hello"}
+
+
+def test_run_then_output(server, workers):
+    swarm = use_server(server, "swarmui")
+    job = swarm.run({"input": {"prompt": "later"}})
+    output = job.output(timeout=60)
+    assert output == {"echo": {"prompt": "later"}, "job_id": job.job_id}
+    assert job.status() == "COMPLETED"
+
+
+def test_status_carries_times_and_worker(server, workers):
+    swarm = use_server(server, "swarmui")
+    job = swarm.run({"n": 3})
+    job.output(timeout=60)
+    status = swarm.rp_client.get(f"swarmui/status/{job.job_id}")
+    assert status["status"] == "COMPLETED"
+    assert status["workerId"] == "py-worker"
+    assert isinstance(status["delayTime"], int) and isinstance(status["executionTime"], int)
+
+
+def test_handler_exception_fails_the_job(server, workers):
+    swarm = use_server(server, "swarmui")
+    job = swarm.run({"fail": True})
+    assert job.output(timeout=60) is None
+    status = swarm.rp_client.get(f"swarmui/status/{job.job_id}")
+    assert status["status"] == "FAILED"
+    assert "asked to fail" in status["error"]
+
+
+def test_progress_update_then_result(server, workers):
+    swarm = use_server(server, "swarmui")
+    job = swarm.run({"progress": 50})
+    assert job.output(timeout=60)["echo"] == {"progress": 50}
+
+
+def test_stream_from_a_generator_worker(server, workers):
+    gen = use_server(server, "gen")
+    job = gen.run({"chunks": 4})
+    assert list(job.stream()) == [{"tok": 0}, {"tok": 1}, {"tok": 2}, {"tok": 3}]
+    assert job.status() == "COMPLETED"
+
+
+def test_serve_stops_on_sigterm(server, workers):
+    """Last: the module's server is stopped here, and must exit promptly although workers hold long polls."""
+    process = server["process"]
+    process.terminate()
+    process.wait(timeout=20)
+    assert process.returncode == 0, server["log"].read_text()
