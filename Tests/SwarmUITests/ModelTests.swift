@@ -64,6 +64,26 @@ struct ModelTests {
     }
 }
 
+extension ModelTests {
+    @Test func cancellingADownloadSignalsSwarmUI() async throws {
+        try await withEmulatorClient(.init(stepDuration: .milliseconds(200))) { _, client in
+            let progress = ProgressRecorder()
+            let download = Task {
+                try await client.downloadModel(SwarmUIModelDownload(url: "https://example.com/big.gguf", name: "big")) {
+                    await progress.record($0)
+                }
+            }
+            while await progress.values.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+            download.cancel()
+            #expect((try? await download.value) == nil)
+            // SwarmUI got the cancel signal and never registered the model.
+            try await Task.sleep(for: .milliseconds(1500))
+            let error = await expectSwarmUIError(.routeError(id: nil)) { _ = try await client.describeModel(name: "big.gguf") }
+            #expect(error?.detail == "Model not found.")
+        }
+    }
+}
+
 actor ProgressRecorder {
     private(set) var values: [SwarmUIDownloadProgress] = []
     func record(_ value: SwarmUIDownloadProgress) { values.append(value) }
