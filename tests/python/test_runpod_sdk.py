@@ -5,70 +5,30 @@ Needs SWARMCTL_BIN, the path of a built swarmctl (scripts/test-python.sh sets it
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 import runpod
+from conftest import Serve
 
 CLIENT_KEY = "client-key-for-sdk-tests"
 WORKER_KEY = "worker-key-for-sdk-tests"
 HERE = Path(__file__).resolve().parent
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    binary = os.environ.get("SWARMCTL_BIN")
-    if not binary:
-        pytest.fail("SWARMCTL_BIN is not set; run scripts/test-python.sh")
-    port = free_port()
     data_dir = tmp_path_factory.mktemp("swarm-data")
-    env = dict(os.environ, SWARM_API_KEYS=CLIENT_KEY, SWARM_WORKER_KEYS=WORKER_KEY)
-    log = open(data_dir / "serve.log", "w")
-    process = subprocess.Popen(
-        [binary, "serve", "--port", str(port), "--data-dir", str(data_dir), "--endpoint", "gen", "--endpoint", "idle"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+    serve = Serve(
+        data_dir, ["--endpoint", "gen", "--endpoint", "idle"],
+        env={"SWARM_API_KEYS": CLIENT_KEY, "SWARM_WORKER_KEYS": WORKER_KEY}, key=CLIENT_KEY,
     )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        request = urllib.request.Request(f"{base}/v2/swarmui/health", headers={"Authorization": CLIENT_KEY})
-        try:
-            with urllib.request.urlopen(request, timeout=1) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError):
-            assert process.poll() is None, (data_dir / "serve.log").read_text()
-            return False
-
-    wait_until(healthy, 60, "swarmctl serve to answer")
-    yield {"base": base, "process": process, "log": data_dir / "serve.log"}
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        log.close()
+    yield {"base": serve.base, "process": serve.process, "log": serve.log_path}
+    serve.stop()
 
 
 def worker_env(server, endpoint, worker_id, workdir):
