@@ -4,20 +4,15 @@ Needs SWARMCTL_BIN, the path of a built swarmctl (scripts/test-python.sh sets it
 """
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import runpod
-from conftest import Serve
+from conftest import SDKWorker, Serve
 
 CLIENT_KEY = "client-key-for-sdk-tests"
 WORKER_KEY = "worker-key-for-sdk-tests"
-HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
@@ -31,43 +26,16 @@ def server(tmp_path_factory):
     serve.stop()
 
 
-def worker_env(server, endpoint, worker_id, workdir):
-    base = f"{server['base']}/v2/{endpoint}"
-    # The query string already holds `?`: the SDK appends its own parameters with `&`.
-    return dict(
-        os.environ,
-        RUNPOD_WEBHOOK_GET_JOB=f"{base}/job-take/$ID?gpu=SIM",
-        RUNPOD_WEBHOOK_POST_OUTPUT=f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=SIM",
-        RUNPOD_WEBHOOK_POST_STREAM=f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=SIM",
-        RUNPOD_WEBHOOK_PING=f"{base}/ping/$RUNPOD_POD_ID?gpu=SIM",
-        RUNPOD_POD_ID=worker_id,
-        RUNPOD_AI_API_KEY=WORKER_KEY,
-        RUNPOD_PING_INTERVAL="1000",
-        RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
-        HOME=str(workdir),
-    )
-
-
 @pytest.fixture(scope="module")
 def workers(server, tmp_path_factory):
     """A plain worker on `swarmui` and a generator worker on `gen`, both the SDK's own serverless loop."""
-    processes = []
-    for endpoint, worker_id, extra in [("swarmui", "py-worker", []), ("gen", "py-gen-worker", ["--generator"])]:
-        workdir = tmp_path_factory.mktemp(worker_id)
-        log = open(workdir / "worker.log", "w")
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "worker_handler.py"), *extra],
-            cwd=workdir, env=worker_env(server, endpoint, worker_id, workdir), stdout=log, stderr=subprocess.STDOUT,
-        )
-        processes.append((process, log))
+    started = [
+        SDKWorker(server["base"], endpoint, worker_id, WORKER_KEY, tmp_path_factory.mktemp(worker_id), args)
+        for endpoint, worker_id, args in [("swarmui", "py-worker", []), ("gen", "py-gen-worker", ["--generator"])]
+    ]
     yield
-    for process, log in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    for worker in started:
+        worker.stop()
 
 
 def use_server(server, endpoint_id):
@@ -151,7 +119,7 @@ def test_run_then_output(server, workers):
     swarm = use_server(server, "swarmui")
     job = swarm.run({"input": {"prompt": "later"}})
     output = job.output(timeout=60)
-    assert output == {"echo": {"prompt": "later"}, "job_id": job.job_id}
+    assert output == {"echo": {"prompt": "later"}, "job_id": job.job_id, "worker": "py-worker"}
     assert job.status() == "COMPLETED"
 
 
