@@ -6,7 +6,8 @@
 #   scripts/postgres.sh stop     stop it
 #
 # The cluster lives in .swarm-test/pg (git-ignored) and listens on 127.0.0.1:54329 only. Running it again while it is
-# up only prints the URL. Everything but the URL goes to stderr.
+# up only prints the URL; so does finding another checkout's test server on that port. Everything but the URL goes to
+# stderr.
 set -euo pipefail
 
 readonly PORT=54329
@@ -17,10 +18,25 @@ readonly DB_NAME=swarm_test
 readonly URL="postgres://${DB_USER}:${DB_PASSWORD}@${HOST}:${PORT}/${DB_NAME}?sslmode=disable"
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-readonly CLUSTER="${root}/.swarm-test/pg"
-readonly DATA="${CLUSTER}/data"
-readonly SOCKETS="${CLUSTER}/run"
-readonly LOG="${CLUSTER}/server.log"
+
+# As root the server runs as `postgres`, which must be able to reach the cluster folder. A checkout below a private
+# folder (/root, say) is out of its reach: the cluster then goes to a folder of its own under /tmp, one per checkout.
+cluster_folder() {
+    if [[ "$(id -u)" != 0 ]] || runuser -u postgres -- test -x "${root}" 2>/dev/null; then
+        printf '%s\n' "${root}/.swarm-test/pg"
+    else
+        printf '/tmp/swarm-test-pg-%s\n' "$(printf '%s' "${root}" | cksum | cut -d ' ' -f 1)"
+    fi
+}
+
+# Set once PostgreSQL is installed: `cluster_folder` needs its user.
+set_paths() {
+    CLUSTER="$(cluster_folder)"
+    DATA="${CLUSTER}/data"
+    SOCKETS="${CLUSTER}/run"
+    LOG="${CLUSTER}/server.log"
+    readonly CLUSTER DATA SOCKETS LOG
+}
 
 say() { printf 'postgres.sh: %s\n' "$*" >&2; }
 
@@ -96,7 +112,13 @@ start() {
         return
     fi
     if "${BIN}/pg_isready" -q -h "${HOST}" -p "${PORT}"; then
-        say "another server answers on ${HOST}:${PORT} (not ${DATA}); stop it or use it via ${URL}"
+        # Another checkout's test server (every test works in a schema of its own, so sharing one is safe).
+        if PGPASSWORD="${DB_PASSWORD}" "${BIN}/psql" "${URL}" -qtA -c 'SELECT 1' >/dev/null 2>&1; then
+            say "using the server already on ${HOST}:${PORT} (not ${DATA})"
+            printf '%s\n' "${URL}"
+            return
+        fi
+        say "another server answers on ${HOST}:${PORT} without the ${DB_USER} login; stop it first"
         exit 1
     fi
     [[ -f "${DATA}/PG_VERSION" ]] || init_cluster
@@ -123,8 +145,12 @@ case "${1:-start}" in
             install_server
             BIN="$(installed_bin)"
         fi
+        set_paths
         start
         ;;
-    stop) stop ;;
+    stop)
+        set_paths
+        stop
+        ;;
     *) say "usage: $0 [start|stop]"; exit 2 ;;
 esac

@@ -137,7 +137,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 revoked_at bigint
             )
             """,
-        ])
+        ]),
+        (2, "expiry and webhook indexes", expiryIndexStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).
@@ -184,8 +185,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 throw JobStoreError(.invalid, operation: "enqueue", detail: "job id \(existing) already exists; nothing was enqueued")
             }
             for record in records {
-                let insert = "INSERT INTO jobs (\(JobRow.columns)) VALUES (\(Self.parameters(JobRow.CodingKeys.allCases.count)))"
-                _ = try await connection.query(PostgresQuery(unsafeSQL: insert, binds: Self.bindings(JobRow(record))), logger: logger)
+                _ = try await connection.query(PostgresQuery(unsafeSQL: Self.insertJob, binds: Self.bindings(JobRow(record))), logger: logger)
             }
             for endpoint in Set(records.map(\.endpoint)) { try await self.notify(endpoint, connection, logger) }
         }
@@ -318,10 +318,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     public func pendingWebhooks(limit: Int) async throws(JobStoreError) -> [JobRecord] {
         let rows = try await timed("list pending webhooks") {
             try await self.client.query(
-                """
-                SELECT \(unescaped: JobRow.columns) FROM jobs WHERE status IN (\(unescaped: finalStatusesSQL))
-                AND webhook IS NOT NULL AND NOT webhook_delivered AND NOT webhook_gave_up ORDER BY finished_at, seq LIMIT \(limit)
-                """,
+                "SELECT \(unescaped: JobRow.columns) FROM jobs WHERE \(unescaped: pendingWebhookCondition) ORDER BY finished_at, seq LIMIT \(limit)",
                 logger: self.logger
             ).jobRows()
         }
@@ -422,9 +419,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     private func save(_ change: JobChange, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let columns = JobRow.CodingKeys.allCases.count
-        let update = "UPDATE jobs SET (\(JobRow.columns)) = (\(Self.parameters(columns))) WHERE id = $1"
-        _ = try await connection.query(PostgresQuery(unsafeSQL: update, binds: Self.bindings(JobRow(change.job))), logger: logger)
+        _ = try await connection.query(PostgresQuery(unsafeSQL: Self.updateJob, binds: Self.bindings(JobRow(change.job))), logger: logger)
         let id = change.job.id
         if change.resubmitted {
             _ = try await connection.query("UPDATE jobs SET seq = nextval('job_seq') WHERE id = \(id)", logger: logger)
@@ -445,10 +440,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         _ = try await connection.query("SELECT pg_notify(\(channel), \(endpoint))", logger: logger)
     }
 
-    /// `$1, $2, …, $count`.
-    private static func parameters(_ count: Int) -> String {
-        (1...count).map { "$\($0)" }.joined(separator: ", ")
-    }
+    /// Every column of a job row, bound from `bindings` (`$1` is the id).
+    private static let insertJob = "INSERT INTO jobs (\(JobRow.columns)) VALUES (\(jobParameters))"
+    private static let updateJob = "UPDATE jobs SET (\(JobRow.columns)) = (\(jobParameters)) WHERE id = $1"
+    private static let jobParameters = (1...JobRow.CodingKeys.allCases.count).map { "$\($0)" }.joined(separator: ", ")
 
     /// The row's values in `JobRow.CodingKeys` order.
     private static func bindings(_ row: JobRow) -> PostgresBindings {
@@ -565,6 +560,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
             }
         }
         if let error = error as? JobStoreError { return error }
+        if error is CancellationError {
+            return JobStoreError(.unavailable, operation: operation, detail: "cancelled before PostgreSQL \(target) answered")
+        }
         if let error = error as? PSQLError {
             switch error.serverInfo?[.sqlState] {
             case "23505"?:

@@ -36,6 +36,19 @@ extension JobSelection {
     }
 }
 
+/// Migration 2 in both databases (same SQL): partial indexes so that `expire` and `pendingWebhooks` read only the
+/// jobs they may act on, however long the queue or the history is. Their expressions match the queries' text, which
+/// is how both planners pick them.
+let expiryIndexStatements = [
+    "CREATE INDEX jobs_queued_ttl ON jobs ((created_at + ttl_ms)) WHERE status = '\(JobStatus.inQueue.rawValue)'",
+    "CREATE INDEX jobs_running_timeout ON jobs ((started_at + execution_timeout_ms)) WHERE status = '\(JobStatus.inProgress.rawValue)'",
+    "CREATE INDEX jobs_webhook_pending ON jobs (finished_at) WHERE webhook IS NOT NULL AND NOT webhook_delivered AND NOT webhook_gave_up",
+]
+
+/// The condition of `pendingWebhooks`, in SQL both databases read (and that matches `jobs_webhook_pending`).
+let pendingWebhookCondition =
+    "status IN (\(finalStatusesSQL)) AND webhook IS NOT NULL AND NOT webhook_delivered AND NOT webhook_gave_up"
+
 /// SQL list of the final statuses, for conditions both databases read.
 let finalStatusesSQL = JobStatus.allCases.filter(\.isFinal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
 

@@ -112,6 +112,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
                     );
                     """)
         }
+        migrator.registerMigration("2 expiry and webhook indexes") { db in
+            for statement in expiryIndexStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 
@@ -236,10 +239,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         try await read("list pending webhooks") { db in
             try JobRow.fetchAll(
                 db,
-                sql: """
-                    SELECT \(JobRow.columns) FROM jobs WHERE status IN (\(finalStatusesSQL)) AND webhook IS NOT NULL
-                    AND webhook_delivered = 0 AND webhook_gave_up = 0 ORDER BY finished_at, seq LIMIT ?
-                    """,
+                sql: "SELECT \(JobRow.columns) FROM jobs WHERE \(pendingWebhookCondition) ORDER BY finished_at, seq LIMIT ?",
                 arguments: [limit])
         }.map { row throws(JobStoreError) in try row.record() }
     }
@@ -351,6 +351,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     private func failure(_ operation: String, _ error: any Error) -> JobStoreError {
         if let error = error as? JobStoreError { return error }
+        if error is CancellationError {
+            return JobStoreError(.unavailable, operation: operation, detail: "cancelled before SQLite \(location) answered")
+        }
         let code: JobStoreError.Code = (error as? DatabaseError)?.resultCode == .SQLITE_BUSY ? .unavailable : .database
         return JobStoreError(code, operation: operation, detail: "SQLite \(location): \(Self.describe(error))")
     }

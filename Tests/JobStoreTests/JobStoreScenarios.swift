@@ -90,6 +90,28 @@ import Testing
     }
 
     @Test(arguments: Backend.enabled)
+    func aLateResultCountsOnlyWhileNobodyElseTookTheJob(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            try await enqueue(store, 2)
+            _ = try await store.take(endpoint: "ep", workerID: "slow", limit: 2, leaseUntil: at(10), now: at(1))
+            #expect(try await store.expire(now: at(10), maxAttempts: 3, retention: .seconds(3600)).requeued == ["j0", "j1"])
+
+            // j0 is back in the queue but nobody took it: the work the old holder did is kept.
+            #expect(try await store.recordProgress(id: "j0", workerID: "slow", output: 1, now: at(11)) == false)
+            let kept = try await store.finish(id: "j0", workerID: "slow", result: .completed(output: "done"), maxAttempts: 3, now: at(11))
+            guard case .accepted(let job) = kept else { Issue.record("expected accepted, got \(kept)"); return }
+            #expect(job.status == .completed)
+
+            // j1 was taken again: the old holder's result is refused.
+            #expect(try await store.take(endpoint: "ep", workerID: "fast", limit: 2, leaseUntil: at(60), now: at(12)).map(\.id) == ["j1"])
+            let refused = try await store.finish(id: "j1", workerID: "slow", result: .completed(output: "late"), maxAttempts: 3, now: at(13))
+            guard case .notHolder(let current) = refused else { Issue.record("expected notHolder, got \(refused)"); return }
+            #expect(current.workerID == "fast")
+            #expect(current.status == .inProgress)
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
     func heartbeatExtendsTheLeaseAndRecordsTheWorker(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             try await enqueue(store, 2)
@@ -404,6 +426,19 @@ import Testing
         try await reopened.migrate()
         #expect(try await reopened.job(id: "j0")?.status == .inProgress)
         #expect(try await reopened.take(endpoint: "ep", workerID: "w", limit: 5, leaseUntil: at(60), now: at(2)).map(\.id) == ["j1"])
+    }
+
+    @Test func sqliteFileStoreGivesConcurrentTakersDistinctJobs() async throws {
+        // The in-memory scenarios use a DatabaseQueue; a file store is a WAL DatabasePool, as `serve` runs it.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
+        try await store.migrate()
+        try await enqueue(store, 100)
+        let taken = try await takeEverything([store], takers: 8, batch: 3)
+        #expect(taken.count == 100)
+        #expect(Set(taken).count == 100)
     }
 
     @Test func sqliteReportsAnUnopenableFile() {
