@@ -4,8 +4,11 @@ Needs SWARMCTL_BIN, the path of a built swarmctl (scripts/test-python.sh sets it
 """
 
 import json
+import os
 import urllib.request
+import uuid
 
+import pytest
 import runpod
 from conftest import SDKWorker, Serve, wait_until
 
@@ -44,9 +47,19 @@ def test_a_worker_killed_mid_job_loses_its_lease_and_another_finishes_the_job(tm
         serve.stop()
 
 
-def test_the_control_plane_killed_and_restarted_loses_no_accepted_job(tmp_path):
+def storages():
+    """SQLite always; PostgreSQL too when SWARM_TEST_DATABASE_URL names a server, in a fresh schema per run."""
+    yield pytest.param([], id="sqlite")
+    url = os.environ.get("SWARM_TEST_DATABASE_URL")
+    if url:
+        separator = "&" if "?" in url else "?"
+        yield pytest.param(["--database", f"{url}{separator}schema=cp_restart_{uuid.uuid4().hex[:8]}"], id="postgres")
+
+
+@pytest.mark.parametrize("storage", list(storages()))
+def test_the_control_plane_killed_and_restarted_loses_no_accepted_job(tmp_path, storage):
     data = _dir(tmp_path, "data")
-    serve = Serve(data, env=KEYS, key=CLIENT_KEY)
+    serve = Serve(data, storage, env=KEYS, key=CLIENT_KEY)
     swarm = endpoint(serve)
     single = [swarm.run({"n": index}).job_id for index in range(20)]
     batch = _run_batch(serve, [{"input": {"n": index}} for index in range(500)])
@@ -54,7 +67,7 @@ def test_the_control_plane_killed_and_restarted_loses_no_accepted_job(tmp_path):
     serve.process.wait(timeout=10)
     serve.stop()
 
-    restarted = Serve(data, env=KEYS, key=CLIENT_KEY)
+    restarted = Serve(data, storage, env=KEYS, key=CLIENT_KEY)
     try:
         swarm = endpoint(restarted)
         for job_id in single + batch[:50] + batch[-50:]:
