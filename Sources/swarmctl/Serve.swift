@@ -17,7 +17,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8288
     @Option(help: "Directory for the SQLite database.") var dataDir = "./.swarm"
-    @Option(help: "Database URL: postgres://user:pass@host/db, or a SQLite file.") var database: String?
+    @Option(help: "Database URL: postgres://user:pass@host/db[?sslmode=disable&schema=NAME], or a SQLite file.") var database: String?
     @Option(name: .customLong("endpoint"), help: "An endpoint to serve besides 'swarmui' (repeatable).") var endpoints: [String] = []
     @Option(help: "Seconds a taken job stays leased without a ping naming it.") var leaseTimeout = 60
     @Option(help: "Takes after which a job whose lease keeps expiring fails.") var maxAttempts = 3
