@@ -30,6 +30,9 @@ public struct WorkerConfiguration: Sendable {
     public var inlineMaxBytes: Int64
     public var logLevel: Logger.Level
 
+    /// Every credential the worker holds, to scrub from text it passes on (SwarmUI's log lines in pings).
+    public var secrets: [Secret] { [swarmUIAuthorization, queue?.apiKey].compactMap { $0 } }
+
     /// Where undeliverable results wait for the queue, across restarts.
     public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
     /// Where outputs are staged while they are hashed and encoded.

@@ -22,6 +22,22 @@ public enum BootStage: Sendable, Hashable {
 }
 
 /// What the worker is doing now, shared by the job loop, the heartbeat and the health endpoint.
+extension WorkerState.Snapshot {
+    /// The heartbeat report: what the fleet manager shows while an instance boots and uses to diagnose it.
+    public func report(swarmUIRestarts: Int, logTail: some Collection<String>) -> JSONValue {
+        var report: [String: JSONValue] = [
+            "stage": .string(stage.name),
+            "current_job": currentJobID.map(JSONValue.string) ?? .null,
+            "pending_results": .int(undeliveredJobIDs.count),
+            "jobs": ["succeeded": .int(jobsSucceeded), "failed": .int(jobsFailed)],
+            "swarmui_restarts": .int(swarmUIRestarts),
+            "log_tail": .array(logTail.map(JSONValue.string)),
+        ]
+        if case .error(let reason) = stage { report["error"] = .string(reason) }
+        return .object(report)
+    }
+}
+
 public actor WorkerState {
     public private(set) var stage: BootStage = .initializing
     public private(set) var currentJobID: String?

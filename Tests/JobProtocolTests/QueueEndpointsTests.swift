@@ -32,6 +32,8 @@ import NIOCore
         #expect(endpoints.jobTakeURL(jobInProgress: true) == "https://api.runpod.ai/v2/ep/job-take/pod9?gpu=RTX&job_in_progress=1")
         #expect(endpoints.jobDoneURL(jobID: "abc-e2", isStream: true) == "https://api.runpod.ai/v2/ep/job-done/pod9/abc-e2?gpu=RTX&isStream=true")
         #expect(endpoints.jobStopURL == "https://api.runpod.ai/v2/ep/job-stop/pod9?gpu=RTX")
+        #expect(!endpoints.acceptsReports, "RunPod's ping is a bare GET")
+        #expect(try QueueEndpoints(queueURL: "http://q/v2/ep", workerID: "w", apiKey: nil).acceptsReports, "swarmctl takes a JSON report")
     }
 
     @Test func malformedQueueURLNamesTheVariable() {
