@@ -24,7 +24,7 @@ import NIOCore
             == "http://q/v2/ep/ping/w1?runtime=swarm-worker&job_id=a%2Cb&stage=READY&runpod_version=1.12.0")
     }
 
-    @Test func runPodTemplatesAreFilledAsTheSDKFillsThem() {
+    @Test func runPodTemplatesAreFilledAsTheSDKFillsThem() throws {
         let endpoints = QueueEndpoints(
             jobTakeTemplate: "https://api.runpod.ai/v2/ep/job-take/$ID?gpu=RTX",
             jobDoneTemplate: "https://api.runpod.ai/v2/ep/job-done/$RUNPOD_POD_ID/$ID?gpu=RTX",
