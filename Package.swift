@@ -121,7 +121,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
-            resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
