@@ -53,5 +53,11 @@ import Foundation
         #expect(BootStage.downloading(done: 1, total: 2).name == "DOWNLOADING")
         #expect(BootStage.provisioning.name == "PROVISIONING")
         #expect(BootStage.names.contains("DOWNLOADING") && BootStage.names.contains("PROVISIONING"))
+        let snapshot = WorkerState.Snapshot(
+            stage: .downloading(done: 1, total: 2), currentJobID: nil, undeliveredJobIDs: [], jobsSucceeded: 0, jobsFailed: 0,
+            swarmUIReady: false)
+        let metrics = HealthServer.prometheusText(snapshot, swarmUIRestarts: 0)
+        #expect(metrics.contains(#"swarm_worker_stage{stage="DOWNLOADING"} 1"#))
+        #expect(metrics.contains(#"swarm_worker_stage{stage="PROVISIONING"} 0"#))
     }
 }
