@@ -28,13 +28,15 @@ public enum WorkerBootstrap {
             if let manifestPath = configuration.modelsFile {
                 let throttle = Throttle(every: .seconds(10))
                 do {
-                    _ = try await provisionModels(configuration: configuration, manifestPath: manifestPath, logger: logger) { progress in
+                    let summary = try await provisionModels(configuration: configuration, manifestPath: manifestPath, logger: logger) { progress in
                         await state.setStage(.downloading(done: progress.done, total: progress.total))
                         guard throttle.ready() else { return }
                         logger.info(
                             "downloading models: \(formatBytes(progress.done)) of \(formatBytes(progress.total)) (\(String(format: "%.1f", progress.percent))%)",
                             metadata: ["files": "\(progress.files.filter { $0.state != .done }.map(\.summary).joined(separator: "; "))"])
                     }
+                    logger.info(
+                        "models in place", metadata: ["downloaded": "\(summary.downloaded.count)", "already_present": "\(summary.alreadyPresent.count)"])
                 } catch {
                     throw .models(error)
                 }
