@@ -244,6 +244,21 @@ func provision(
         }
     }
 
+    @Test func downloadsRunTwoAtATime() async throws {
+        let folder = try ModelsFolder()
+        let files = (1...4).map { testBytes(count: 300_000, seed: UInt64(10 + $0)) }
+        let named = Dictionary(uniqueKeysWithValues: files.enumerated().map { ("m\($0.offset).safetensors", $0.element) })
+        try await TestFileServers.withServers(files: named) { servers in
+            let entries = named.keys.sorted().map { name in
+                entry(name, url: servers.a + "/slow/" + name, bytes: named[name]!, sha256: sha256Hex(named[name]!), folder: "Lora")
+            }
+            let summary = try await provision(entries, into: folder)
+            #expect(summary.downloaded.count == 4)
+            for (name, bytes) in named { #expect(folder.contents("Lora/" + name) == bytes) }
+            #expect(await servers.log.mostInFlight == 2)
+        }
+    }
+
     @Test func contentRangeHeadersParse() {
         #expect(ContentRange("bytes 100-199/1000") == ContentRange(start: 100, total: 1000))
         #expect(ContentRange("bytes 5-9/*")?.total == nil)

@@ -7,7 +7,8 @@ import NIOCore
 import Foundation
 
 /// Two local file servers standing in for Hugging Face / Civitai (server A) and their CDN (server B):
-/// `/files/<name>` honours Range; `/norange/<name>` ignores it; `/private/<name>` wants `Bearer <token>`;
+/// `/files/<name>` honours Range; `/slow/<name>` too, pausing before the last byte; `/norange/<name>` ignores
+/// Range; `/private/<name>` wants `Bearer <token>`;
 /// `/redirect/<name>` sends a 302 to server B's `/files/<name>`. Every request is logged with its Range and
 /// Authorization headers, and a file can be set to cut the connection halfway through its next response.
 struct TestFileServers: Sendable {
@@ -27,6 +28,15 @@ struct TestFileServers: Sendable {
     actor RequestLog {
         private(set) var requests: [Seen] = []
         private var cuts: Set<String> = []
+        private var inFlight = 0
+        /// The most responses that were being sent at once.
+        private(set) var mostInFlight = 0
+
+        func responseStarted() {
+            inFlight += 1
+            mostInFlight = max(mostInFlight, inFlight)
+        }
+        func responseEnded() { inFlight -= 1 }
 
         func record(_ seen: Seen) { requests.append(seen) }
         /// The next response for `name` stops halfway and closes the connection.
@@ -74,6 +84,8 @@ struct TestFileServers: Sendable {
             switch kind {
             case "files":
                 return await serve(file, name: name, range: range, log: log)
+            case "slow":
+                return await serve(file, name: name, range: range, log: log, pause: .milliseconds(300))
             case "norange":
                 return await serve(file, name: name, range: nil, log: log)
             case "private":
@@ -89,7 +101,7 @@ struct TestFileServers: Sendable {
         return router
     }
 
-    private static func serve(_ file: [UInt8], name: String, range: String?, log: RequestLog) async -> Response {
+    private static func serve(_ file: [UInt8], name: String, range: String?, log: RequestLog, pause: Duration = .zero) async -> Response {
         var start = 0
         var status = HTTPResponse.Status.ok
         var headers: HTTPFields = [.acceptRanges: "bytes"]
@@ -107,6 +119,7 @@ struct TestFileServers: Sendable {
         return Response(
             status: status, headers: headers,
             body: ResponseBody(contentLength: slice.count) { writer in
+                await log.responseStarted()
                 let end = cut ? slice.count / 2 : slice.count
                 var offset = 0
                 while offset < end {
@@ -114,11 +127,11 @@ struct TestFileServers: Sendable {
                     try await writer.write(ByteBuffer(bytes: slice[offset..<next]))
                     offset = next
                 }
-                if cut {
-                    // Let the bytes already written reach the client, then fail the response: the server closes.
-                    try await Task.sleep(for: .milliseconds(100))
-                    throw CutConnection()
-                }
+                try await Task.sleep(for: cut ? .milliseconds(100) : pause)
+                // Counted as ended before the client can see the end, so its next request never overlaps this one.
+                await log.responseEnded()
+                // A cut: the bytes written so far have had time to reach the client; failing the response closes it.
+                if cut { throw CutConnection() }
                 try await writer.finish(nil)
             })
     }
