@@ -6,6 +6,7 @@ import Darwin
 import AsyncHTTPClient
 import Logging
 import NIOCore
+import NIOPosix
 import SwarmCore
 
 import Foundation
@@ -234,6 +235,20 @@ public struct ModelProvisioner: Sendable {
 }
 
 extension FileSystem {
+    /// Runs blocking file work (copying a tree, hashing gigabytes, fsync) on NIO's thread pool: Swift's cooperative
+    /// threads are as few as the cores, and `/health` needs one while this runs.
+    static func offload<T: Sendable, Failure: Error>(
+        orIfCancelled cancelled: Failure, _ body: @escaping @Sendable () throws(Failure) -> T
+    ) async throws(Failure) -> T {
+        let result: Result<T, Failure>
+        do {
+            result = try await NIOThreadPool.singleton.runIfActive { Result { () throws(Failure) in try body() } }
+        } catch {
+            throw cancelled
+        }
+        return try result.get()
+    }
+
     static func makeDirectories(_ path: String, for model: String) throws(ModelProvisioningError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -67,7 +67,10 @@ struct ModelDownload: Sendable {
         var hasher = SHA256()
         if entry.sha256 != nil, offset > 0 {
             tracker.update(index, state: .verifying, done: offset)
-            hasher = try hashFile(partialPath, length: offset)
+            let (download, length) = (self, offset)
+            hasher = try await FileSystem.offload(orIfCancelled: .cancelled) { () throws(ModelProvisioningError) in
+                try download.hashFile(download.partialPath, length: length)
+            }
         }
         tracker.update(index, state: .downloading, done: offset)
 
@@ -149,7 +152,8 @@ struct ModelDownload: Sendable {
         if let total, offset != total {
             throw .transfer(model: entry.name, detail: "\(host) ended the transfer at \(formatBytes(offset)) of \(formatBytes(total))")
         }
-        guard fsync(fd) == 0 else { throw fileError("fsync", partialPath, errno) }
+        let syncError = try await FileSystem.offload(orIfCancelled: .cancelled) { () throws(ModelProvisioningError) in fsync(fd) == 0 ? nil : errno }
+        if let syncError { throw fileError("fsync", partialPath, syncError) }
         try await finish(hasher: hasher, size: offset)
     }
 

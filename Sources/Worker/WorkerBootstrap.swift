@@ -20,7 +20,9 @@ public enum WorkerBootstrap {
             if launches {
                 let seed = SwarmUISeed(seedPath: configuration.swarmUISeed, installPath: configuration.swarmUIFolder)
                 do {
-                    _ = try seed.ensureInstalled(logger: logger)
+                    _ = try await FileSystem.offload(orIfCancelled: .copyFailed(detail: "cancelled")) { () throws(SwarmUISeedError) in
+                        try seed.ensureInstalled(logger: logger)
+                    }
                 } catch {
                     throw .seed(error)
                 }
