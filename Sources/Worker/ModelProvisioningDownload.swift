@@ -31,10 +31,11 @@ struct ModelDownload: Sendable {
     /// so a long download over a flaky link keeps going as long as it advances.
     func run() async throws(ModelProvisioningError) {
         var failures = 0
+        var hashed: HashedPrefix?
         while true {
             let before = partialSize()
             do {
-                try await attempt()
+                try await attempt(hashed: &hashed)
                 return
             } catch {
                 guard error.isRetryable, !Task.isCancelled else {
@@ -62,16 +63,30 @@ struct ModelDownload: Sendable {
 
     private func partialSize() -> Int64 { FileSystem.size(partialPath) ?? 0 }
 
-    private func attempt() async throws(ModelProvisioningError) {
+    /// The digest of a partial file's first `bytes`, kept between attempts so a resume after a cut does not read
+    /// gigabytes back from disk.
+    private struct HashedPrefix {
+        var hasher: SHA256
+        var bytes: Int64
+    }
+
+    private func attempt(hashed: inout HashedPrefix?) async throws(ModelProvisioningError) {
         var offset = partialSize()
         var hasher = SHA256()
         if entry.sha256 != nil, offset > 0 {
-            tracker.update(index, state: .verifying, done: offset)
-            let (download, length) = (self, offset)
-            hasher = try await FileSystem.offload(orIfCancelled: .cancelled) { () throws(ModelProvisioningError) in
-                try download.hashFile(download.partialPath, length: length)
+            if let hashed, hashed.bytes == offset {
+                hasher = hashed.hasher
+            } else {
+                tracker.update(index, state: .verifying, done: offset)
+                let (download, length) = (self, offset)
+                hasher = try await FileSystem.offload(orIfCancelled: .cancelled) { () throws(ModelProvisioningError) in
+                    try download.hashFile(download.partialPath, length: length)
+                }
             }
         }
+        // Whatever happens below, the digest matches the partial's bytes written so far (a removed partial has
+        // size 0 and is never matched).
+        defer { hashed = HashedPrefix(hasher: hasher, bytes: offset) }
         tracker.update(index, state: .downloading, done: offset)
 
         var request = HTTPClientRequest(url: entry.url)
