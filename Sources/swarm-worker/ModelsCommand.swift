@@ -86,7 +86,9 @@ struct ModelsSync: AsyncParsableCommand {
                 print("total    \(String(format: "%.1f", progress.percent))% (\(formatBytes(progress.done)) of \(formatBytes(progress.total)))")
             }
             for name in summary.alreadyPresent { print("present  \(name)") }
-            print("models in place under \(configuration.modelsPath): \(summary.downloaded.count) downloaded, \(summary.alreadyPresent.count) already there")
+            print(
+                "models in place under \(configuration.modelsPath): \(summary.downloaded.count) downloaded (\(formatBytes(summary.bytes))), "
+                    + "\(summary.alreadyPresent.count) already there")
         } catch {
             print("FAIL \(error)")
             throw ExitCode(1)

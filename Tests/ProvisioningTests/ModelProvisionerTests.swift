@@ -137,6 +137,27 @@ func provision(
         }
     }
 
+    @Test func aServerErrorIsRetriedAndAMissingFileIsNot() async throws {
+        let folder = try ModelsFolder()
+        try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
+            await servers.log.failNext("model.gguf")
+            let entries = [
+                entry("model.gguf", url: servers.a + "/files/model.gguf", bytes: Self.model, sha256: sha256Hex(Self.model)),
+                entry("gone.gguf", url: servers.a + "/files/gone.gguf", bytes: Self.model),
+            ]
+            let error = await #expect(throws: ModelProvisioningError.self) { try await provision(entries, into: folder) }
+            guard case .refused("gone.gguf", 404, _, let hint)? = error else {
+                Issue.record("expected a 404 for gone.gguf only, got \(String(describing: error))")
+                return
+            }
+            #expect(hint.contains("URL in models.json"))
+            #expect(folder.contents("diffusion_models/model.gguf") == Self.model)
+            let requests = await servers.log.requests.map(\.path)
+            #expect(requests.filter { $0 == "/files/model.gguf" }.count == 2)
+            #expect(requests.filter { $0 == "/files/gone.gguf" }.count == 1)
+        }
+    }
+
     @Test func restartsWhenTheServerIgnoresRange() async throws {
         let folder = try ModelsFolder()
         try folder.write("diffusion_models/model.gguf.partial", testBytes(count: 5000, seed: 99))

@@ -42,6 +42,11 @@ struct TestFileServers: Sendable {
         /// The next response for `name` stops halfway and closes the connection.
         func cutNext(_ name: String) { cuts.insert(name) }
         func takeCut(_ name: String) -> Bool { cuts.remove(name) != nil }
+
+        private var unavailable: Set<String> = []
+        /// The next request for `name` gets a 503.
+        func failNext(_ name: String) { unavailable.insert(name) }
+        func takeFailure(_ name: String) -> Bool { unavailable.remove(name) != nil }
     }
 
     static func withServers<T: Sendable>(files: [String: [UInt8]], _ body: @Sendable (TestFileServers) async throws -> T) async throws -> T {
@@ -81,6 +86,7 @@ struct TestFileServers: Sendable {
             let range = request.headers[.range], authorization = request.headers[.authorization]
             await log.record(Seen(server: server, path: "/\(kind)/\(name)", range: range, authorization: authorization))
             guard let file = files[name] else { return Response(status: .notFound) }
+            if await log.takeFailure(name) { return Response(status: .serviceUnavailable) }
             switch kind {
             case "files":
                 return await serve(file, name: name, range: range, log: log)
