@@ -5,6 +5,10 @@ import Foundation
 /// The worker's boot stages, as `/health` and the queue pings report them.
 public enum BootStage: Sendable, Hashable {
     case initializing
+    /// Copying SwarmUI's seed to the volume and checking which models are missing.
+    case provisioning
+    /// Downloading missing models: bytes on disk so far and the (partly estimated) total.
+    case downloading(done: Int64, total: Int64)
     case startingApp
     case ready
     case error(reason: String)
@@ -12,13 +16,15 @@ public enum BootStage: Sendable, Hashable {
     public var name: String {
         switch self {
         case .initializing: "INITIALIZING"
+        case .provisioning: "PROVISIONING"
+        case .downloading: "DOWNLOADING"
         case .startingApp: "STARTING_APP"
         case .ready: "READY"
         case .error: "ERROR"
         }
     }
 
-    public static let names = ["INITIALIZING", "STARTING_APP", "READY", "ERROR"]
+    public static let names = ["INITIALIZING", "PROVISIONING", "DOWNLOADING", "STARTING_APP", "READY", "ERROR"]
 }
 
 /// What the worker is doing now, shared by the job loop, the heartbeat and the health endpoint.
