@@ -25,8 +25,9 @@ public struct WorkerApplication: Sendable {
         self.logger = logger
     }
 
-    /// The services in start order; `withHealthServer: false` leaves the HTTP listener out (tests, embedding).
-    public func services(withHealthServer: Bool = true) throws(PresetsError) -> [any Service] {
+    /// SwarmUI's supervisor (unless attached) and the job loop, in start order: the worker without its health server
+    /// and without preparing the volume (embedding, benchmarks).
+    public func services() throws(PresetsError) -> [any Service] {
         let presets = try Presets.load(path: configuration.presetsFile)
         let runner = JobRunner(
             swarm: swarm, parser: JobInputParser(presets: presets), queue: queue, httpClient: httpClient,
@@ -43,11 +44,6 @@ public struct WorkerApplication: Sendable {
                 return await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: tail)
             })
         var services: [any Service] = []
-        if withHealthServer {
-            services.append(
-                HealthServer.buildApplication(
-                    host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, logger: logger))
-        }
         if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
             services.append(SwarmUISupervisor(folder: folder, host: host, port: port, monitor: monitor, state: state, logger: logger))
         }
@@ -55,16 +51,40 @@ public struct WorkerApplication: Sendable {
         return services
     }
 
-    /// Runs until SIGTERM or SIGINT (graceful) or until a service fails; the error says why.
-    public func run(withHealthServer: Bool = true) async throws {
-        await state.setStage(configuration.swarmUIMode == .attach ? .startingApp : .initializing)
-        let group = ServiceGroup(
+    /// Runs until SIGTERM or SIGINT (graceful) or until a service fails; the error says why. The health server
+    /// answers from the start, so `/health` shows PROVISIONING and DOWNLOADING while the volume is prepared.
+    public func run() async throws {
+        let health = HealthServer.buildApplication(
+            host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, logger: logger)
+        let worker = AfterVolumePrepared(
+            prepare: { [configuration, state, logger] in
+                try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: logger)
+            },
+            services: try services(), logger: logger)
+        try await ServiceGroup(services: [health, worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+    }
+}
+
+/// Seeds SwarmUI and downloads models, then runs the services that need them; SIGTERM during the downloads stops
+/// them (partial files resume on the next start).
+struct AfterVolumePrepared: Service {
+    let prepare: @Sendable () async throws -> Void
+    let services: [any Service]
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await prepare() }
+        } catch is CancellationError where Task.isShuttingDownGracefully {
+            return
+        }
+        // Nested, so the parent's graceful shutdown reaches these too; any of them ending ends the worker.
+        try await ServiceGroup(
             configuration: .init(
-                services: try services(withHealthServer: withHealthServer).map {
+                services: services.map {
                     .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
                 },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
+                logger: logger)
+        ).run()
     }
 }

@@ -39,7 +39,11 @@ extension WorkerState.Snapshot {
             "swarmui_restarts": .int(swarmUIRestarts),
             "log_tail": .array(logTail.map(JSONValue.string)),
         ]
-        if case .error(let reason) = stage { report["error"] = .string(reason) }
+        switch stage {
+        case .error(let reason): report["error"] = .string(reason)
+        case .downloading(let done, let total): report["download"] = ["done_bytes": .int(Int(done)), "total_bytes": .int(Int(total))]
+        default: break
+        }
         return .object(report)
     }
 }

@@ -68,7 +68,7 @@ struct Run: AsyncParsableCommand {
         try? await swarmHTTP.shutdown()
         if let outcome {
             logger.critical("swarm-worker stopped: \(outcome)")
-            throw ExitCode(outcome is ReadinessError || outcome is SupervisorError ? 3 : 1)
+            throw ExitCode(outcome is ReadinessError || outcome is SupervisorError || outcome is VolumePreparationError ? 3 : 1)
         }
         logger.info("swarm-worker stopped")
     }

@@ -73,7 +73,7 @@ struct LocalWorkerService: Service {
             configuration: configuration, swarm: swarm,
             queue: HTTPQueueClient(endpoints: configuration.queue!, httpClient: queueHTTP, logger: logger),
             httpClient: queueHTTP, logger: logger)
-        services += try worker.services(withHealthServer: false)
+        services += try worker.services()
         logger.info("local worker \(configuration.queue!.workerID) pulling from http://127.0.0.1:\(port)/v2/swarmui")
         // A nested group: the parent's graceful shutdown reaches it, and it stops the worker before the emulator.
         try await ServiceGroup(services: services, logger: logger).run()

@@ -75,11 +75,11 @@ struct GenerationTests {
     }
 
     @Test func interruptAllStopsARunningGeneration() async throws {
-        try await withEmulatorClient(.init(stepDuration: .milliseconds(50))) { running, client in
+        try await withEmulatorClient(.init(stepDuration: .milliseconds(200))) { running, client in
             let recorder = EventRecorder()
             let generation = Task {
-                // Far longer than the test may take, so only the interrupt can end it.
-                try await client.generate(request(["steps": 2000])) { await recorder.record($0) }
+                // 100 s at most (SwarmUI's step limit is 500): far longer than the test takes, so only the interrupt ends it.
+                try await client.generate(request(["steps": 500])) { await recorder.record($0) }
             }
             let deadline = ContinuousClock.now + .seconds(30)
             while await recorder.progressBatches.isEmpty, ContinuousClock.now < deadline {
@@ -122,8 +122,7 @@ struct GenerationTests {
         try await withEmulatorClient(.init(stepDuration: .milliseconds(50))) { running, client in
             let recorder = EventRecorder()
             let generation = Task {
-                // Far longer than the test may take, so only the interrupt can end it.
-                try await client.generate(request(["steps": 2000])) { await recorder.record($0) }
+                try await client.generate(request(["steps": 200])) { await recorder.record($0) }
             }
             while await recorder.progressBatches.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
             await running.emulator.restart()

@@ -136,7 +136,7 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
             configuration: configuration, swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
             queue: HTTPQueueClient(endpoints: configuration.queue!, httpClient: httpClient, logger: quiet), httpClient: httpClient, logger: quiet)
         let start = ContinuousClock.now
-        let group = ServiceGroup(services: try app.services(withHealthServer: false), logger: quiet)
+        let group = ServiceGroup(services: try app.services(), logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             await queue.finished.wait()
