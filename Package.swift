@@ -134,7 +134,9 @@ let package = Package(
             dependencies: [
                 "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
