@@ -16,11 +16,13 @@ public struct JobLoop: Service {
     public var pingInterval: Duration
     public var shutdownGrace: Duration
     public var logger: Logger
+    /// What each ping tells the queue about this worker (stage, jobs, SwarmUI's last lines).
+    public var report: @Sendable () async -> JSONValue
     private let backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
 
     public init(
         queue: any QueueClient, runner: JobRunner, outbox: ResultOutbox, state: WorkerState, readiness: ReadinessWait, pingInterval: Duration,
-        shutdownGrace: Duration, logger: Logger
+        shutdownGrace: Duration, logger: Logger, report: @escaping @Sendable () async -> JSONValue
     ) {
         self.queue = queue
         self.runner = runner
@@ -30,6 +32,7 @@ public struct JobLoop: Service {
         self.pingInterval = pingInterval
         self.shutdownGrace = shutdownGrace
         self.logger = logger
+        self.report = report
     }
 
     public func run() async throws {
@@ -63,10 +66,7 @@ public struct JobLoop: Service {
                 await state.swarmUIBecameReady()
             }
             let started = ContinuousClock.now
-            let take = await race(shutdown) { () async throws(QueueError) -> TakeResult in
-                try await queue.takeJob(jobInProgress: false)
-            }
-            switch take {
+            switch await takeUnlessShutdown(shutdown) {
             case nil:
                 return
             case .success(.jobs(let jobs)):
@@ -130,9 +130,8 @@ public struct JobLoop: Service {
     private func heartbeat() async {
         while !Task.isCancelled {
             let ids = await state.jobsToReport
-            let stage = await state.stage
             do {
-                try await queue.ping(jobIDs: ids, extra: [("stage", stage.name)])
+                try await queue.ping(jobIDs: ids, report: await report())
             } catch {
                 logger.debug("ping failed: \(error)")
             }
@@ -155,19 +154,34 @@ public struct JobLoop: Service {
         }
     }
 
-    /// Runs `operation` until it finishes or the latch is set, whichever comes first (nil: the latch won).
-    private func race<T: Sendable>(_ latch: Latch, _ operation: @escaping @Sendable () async throws(QueueError) -> T) async -> Result<T, QueueError>? {
-        await withTaskGroup(of: Result<T, QueueError>?.self) { group in
+    /// Takes jobs until the take finishes or the latch is set. A take cut short by shutdown may still have been
+    /// answered with jobs (the queue counts them as leased): those are handed back at once as retryable failures, so
+    /// the queue gives them to another worker instead of waiting for the lease to run out.
+    private func takeUnlessShutdown(_ latch: Latch) async -> Result<TakeResult, QueueError>? {
+        let take = Task { () async -> Result<TakeResult, QueueError> in
+            do throws(QueueError) { return .success(try await queue.takeJob(jobInProgress: false)) } catch { return .failure(error) }
+        }
+        let shutdownFirst = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                do throws(QueueError) { return .success(try await operation()) } catch { return .failure(error) }
+                _ = await take.value
+                return false
             }
             group.addTask {
                 await latch.wait()
-                return nil
+                return !Task.isCancelled
             }
-            let first = await group.next() ?? nil
+            let first = await group.next() ?? false
             group.cancelAll()
             return first
         }
+        guard shutdownFirst else { return await take.value }
+        take.cancel()
+        if case .success(.jobs(let jobs)) = await take.value {
+            for job in jobs {
+                logger.with(jobID: job.id).info("shutting down: handing back a job taken as the shutdown began")
+                try? await outbox.submit(jobID: job.id, body: .failure("the worker shut down before starting the job; it can run again", retryable: true))
+            }
+        }
+        return nil
     }
 }

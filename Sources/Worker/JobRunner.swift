@@ -51,7 +51,9 @@ public actor JobRunner {
     }
 
     public func run(_ job: QueueJob) async -> JobOutcome {
-        let task = Task { await self.execute(job) }
+        // Detached: the job must not see the job loop's graceful-shutdown signal, which would close SwarmUI's
+        // WebSocket (WSClient honours it) and end the job at once; the loop decides when a job is interrupted.
+        let task = Task.detached { await self.execute(job) }
         running = (job.id, task)
         let outcome = await task.value
         running = nil

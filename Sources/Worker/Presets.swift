@@ -56,10 +56,7 @@ public struct Presets: Sendable, Hashable {
             guard let contents = FileManager.default.contents(atPath: path) else { throw PresetsError(detail: "cannot read \(path) (SWARM_PRESETS_FILE)") }
             data = contents
         } else {
-            guard let url = Bundle.module.url(forResource: "presets", withExtension: "json"), let contents = try? Data(contentsOf: url) else {
-                throw PresetsError(detail: "the built-in presets.json is missing from the worker's resources")
-            }
-            data = contents
+            data = Data(builtInPresetsJSON.utf8)
         }
         return try Presets(json: data)
     }

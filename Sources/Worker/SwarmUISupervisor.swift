@@ -62,7 +62,7 @@ public struct SwarmUISupervisor: Service {
             throw SupervisorError(reason: reason)
         }
         var failures = 0
-        while !Task.isCancelledOrShuttingDown {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let clock = ContinuousClock()
             let launched = clock.now
             logger.info("launching SwarmUI: \(script) --launch_mode none --host \(host) --port \(port)")
@@ -83,7 +83,7 @@ public struct SwarmUISupervisor: Service {
             failures = clock.now - launched > .seconds(300) ? 0 : failures + 1
             let delay = restartBackoff.delay(attempt: failures - 1)
             logger.error("SwarmUI died (\(status)); restarting in \(delay.milliseconds) ms. Last output: \(lastLines)")
-            try? await Task.sleep(for: delay).cancelOnGracefulShutdown()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
         }
     }
 

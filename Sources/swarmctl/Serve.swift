@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlPlane
 import Foundation
 import Logging
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,8 +39,16 @@ struct Serve: AsyncParsableCommand {
         }
         var logger = Logger(label: "swarmctl.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        var additionalServices: [any Service] = []
+        let (serverPort, portContinuation) = AsyncStream<Int>.makeStream()
+        if localWorker {
+            additionalServices.append(LocalWorkerService(serverPort: serverPort, dataDirectory: dataDir, logger: logger))
+        }
         do {
-            try await runControlPlane(settings: settings, logger: logger)
+            try await runControlPlane(settings: settings, logger: logger, additionalServices: additionalServices) { port in
+                portContinuation.yield(port)
+                portContinuation.finish()
+            }
         } catch {
             // Errors here are the operator's to fix (a port in use, a bad database URL, missing keys): say them plainly.
             printError("swarmctl serve: \(error)")

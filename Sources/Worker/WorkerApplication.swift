@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import JobProtocol
+import Logging
+import ServiceLifecycle
+import SwarmCore
+import UnixSignals
+
+/// The worker assembled: the health server, SwarmUI's supervisor (unless attached) and the job loop, as one
+/// `ServiceGroup`. Shutdown runs in reverse: the job loop stops taking jobs and finishes (or interrupts) the
+/// running one first, then SwarmUI gets SIGTERM, then the health server closes.
+public struct WorkerApplication: Sendable {
+    public var configuration: WorkerConfiguration
+    public var swarm: any SwarmUIBackend
+    public var queue: any QueueClient
+    public var httpClient: HTTPClient
+    public var logger: Logger
+    public let state = WorkerState()
+    public let monitor = SwarmUIProcessMonitor()
+
+    public init(configuration: WorkerConfiguration, swarm: any SwarmUIBackend, queue: any QueueClient, httpClient: HTTPClient, logger: Logger) {
+        self.configuration = configuration
+        self.swarm = swarm
+        self.queue = queue
+        self.httpClient = httpClient
+        self.logger = logger
+    }
+
+    /// The services in start order; `withHealthServer: false` leaves the HTTP listener out (tests, embedding).
+    public func services(withHealthServer: Bool = true) throws(PresetsError) -> [any Service] {
+        let presets = try Presets.load(path: configuration.presetsFile)
+        let runner = JobRunner(
+            swarm: swarm, parser: JobInputParser(presets: presets), queue: queue, httpClient: httpClient,
+            stagingPath: configuration.stagingPath, inlineMaxBytes: configuration.inlineMaxBytes, logger: logger)
+        let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
+        let monitor = monitor
+        let readiness = ReadinessWait(
+            swarm: swarm, timeout: configuration.startupTimeout, processFailure: { await monitor.failure }, logger: logger)
+        let loop = JobLoop(
+            queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
+            pingInterval: configuration.queue?.pingInterval ?? .seconds(10), shutdownGrace: configuration.shutdownGrace, logger: logger,
+            report: { [state, secrets = configuration.secrets] in
+                let tail = await monitor.lastLines.suffix(20).map { $0.redacting(secrets) }
+                return await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: tail)
+            })
+        var services: [any Service] = []
+        if withHealthServer {
+            services.append(
+                HealthServer.buildApplication(
+                    host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, logger: logger))
+        }
+        if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
+            services.append(SwarmUISupervisor(folder: folder, host: host, port: port, monitor: monitor, state: state, logger: logger))
+        }
+        services.append(loop)
+        return services
+    }
+
+    /// Runs until SIGTERM or SIGINT (graceful) or until a service fails; the error says why.
+    public func run(withHealthServer: Bool = true) async throws {
+        await state.setStage(configuration.swarmUIMode == .attach ? .startingApp : .initializing)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: try services(withHealthServer: withHealthServer).map {
+                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+                },
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}

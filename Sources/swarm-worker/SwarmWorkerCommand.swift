@@ -1,0 +1,75 @@
+import ArgumentParser
+import AsyncHTTPClient
+import JobProtocol
+import Logging
+import SwarmCore
+import Worker
+
+import Foundation
+
+@main
+struct SwarmWorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swarm-worker",
+        abstract: "Runs SwarmUI jobs pulled from a RunPod-compatible queue.",
+        discussion: "Configuration comes from the environment; .env.example lists every variable with its default.",
+        subcommands: [Run.self, Check.self, Models.self],
+        defaultSubcommand: Run.self)
+}
+
+/// Options every subcommand shares.
+struct CommonOptions: ParsableArguments {
+    @Flag(help: "Use the SwarmUI already running at SWARMUI_API_URL instead of launching one (SWARMUI_ATTACH=1).")
+    var attach = false
+
+    func loadConfiguration() throws -> WorkerConfiguration {
+        do {
+            return try WorkerConfiguration(environment: ProcessInfo.processInfo.environment, attach: attach)
+        } catch {
+            FileHandle.standardError.write(Data("swarm-worker: \(error)\nSee .env.example for every variable and its default.\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Launch (or attach to) SwarmUI, wait until it can generate, and run jobs.")
+
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let configuration = try options.loadConfiguration()
+        let logger = SwarmLogging.bootstrap(level: configuration.logLevel, label: "swarm-worker")
+        guard let endpoints = configuration.queue else {
+            logger.critical("no queue configured: set SWARM_QUEUE_URL and SWARM_WORKER_KEY, or RunPod's RUNPOD_WEBHOOK_GET_JOB and RUNPOD_AI_API_KEY")
+            throw ExitCode(2)
+        }
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPQueueClient.httpClientConfiguration())
+        let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
+        let application = WorkerApplication(
+            configuration: configuration,
+            swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: logger),
+            queue: HTTPQueueClient(endpoints: endpoints, httpClient: httpClient, logger: logger),
+            httpClient: httpClient, logger: logger)
+        logger.info(
+            "swarm-worker starting",
+            metadata: [
+                "worker.id": "\(endpoints.workerID)", "queue": "\(endpoints.jobTakeTemplate)", "swarmui": "\(configuration.swarmUIURL)",
+                "mode": "\(configuration.swarmUIMode == .attach ? "attach" : "launch")", "volume": "\(configuration.volumePath)",
+            ])
+        let outcome: (any Error)?
+        do {
+            try await application.run()
+            outcome = nil
+        } catch {
+            outcome = error
+        }
+        try? await httpClient.shutdown()
+        try? await swarmHTTP.shutdown()
+        if let outcome {
+            logger.critical("swarm-worker stopped: \(outcome)")
+            throw ExitCode(outcome is ReadinessError || outcome is SupervisorError ? 3 : 1)
+        }
+        logger.info("swarm-worker stopped")
+    }
+}

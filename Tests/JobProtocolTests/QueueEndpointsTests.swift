@@ -1,0 +1,99 @@
+import SwarmCore
+import Testing
+
+@testable import JobProtocol
+
+import Foundation
+import NIOCore
+
+@Suite struct QueueEndpointsTests {
+    @Test func shortFormDerivesRunPodTemplatesWithAQuestionMark() throws {
+        let endpoints = try QueueEndpoints(queueURL: "http://10.0.0.5:8288/v2/swarmui/", workerID: "w1", apiKey: Secret("k"))
+        #expect(endpoints.jobTakeURL(jobInProgress: false) == "http://10.0.0.5:8288/v2/swarmui/job-take/w1?runtime=swarm-worker&job_in_progress=0")
+        #expect(endpoints.jobTakeBatchURL(batchSize: 3, jobInProgress: true)
+            == "http://10.0.0.5:8288/v2/swarmui/job-take-batch/w1?runtime=swarm-worker&batch_size=3&job_in_progress=1")
+        #expect(endpoints.jobStopURL == "http://10.0.0.5:8288/v2/swarmui/job-stop/w1?runtime=swarm-worker")
+        #expect(endpoints.jobDoneURL(jobID: "j/1") == "http://10.0.0.5:8288/v2/swarmui/job-done/w1/j%2F1?runtime=swarm-worker&isStream=false")
+        #expect(endpoints.jobStreamURL(jobID: "j2") == "http://10.0.0.5:8288/v2/swarmui/job-stream/w1/j2?runtime=swarm-worker&isStream=false")
+    }
+
+    @Test func pingListsJobsCommaSeparatedAndEncoded() throws {
+        let endpoints = try QueueEndpoints(queueURL: "http://q/v2/ep", workerID: "w1", apiKey: nil)
+        #expect(endpoints.pingURL(jobIDs: []) == "http://q/v2/ep/ping/w1?runtime=swarm-worker&runpod_version=1.12.0")
+        #expect(endpoints.pingURL(jobIDs: ["a", "b"], extra: [("stage", "READY")])
+            == "http://q/v2/ep/ping/w1?runtime=swarm-worker&job_id=a%2Cb&stage=READY&runpod_version=1.12.0")
+    }
+
+    @Test func runPodTemplatesAreFilledAsTheSDKFillsThem() throws {
+        let endpoints = QueueEndpoints(
+            jobTakeTemplate: "https://api.runpod.ai/v2/ep/job-take/$ID?gpu=RTX",
+            jobDoneTemplate: "https://api.runpod.ai/v2/ep/job-done/$RUNPOD_POD_ID/$ID?gpu=RTX",
+            pingTemplate: "https://api.runpod.ai/v2/ep/ping/$RUNPOD_POD_ID?gpu=RTX", workerID: "pod9", apiKey: nil)
+        #expect(endpoints.jobTakeURL(jobInProgress: true) == "https://api.runpod.ai/v2/ep/job-take/pod9?gpu=RTX&job_in_progress=1")
+        #expect(endpoints.jobDoneURL(jobID: "abc-e2", isStream: true) == "https://api.runpod.ai/v2/ep/job-done/pod9/abc-e2?gpu=RTX&isStream=true")
+        #expect(endpoints.jobStopURL == "https://api.runpod.ai/v2/ep/job-stop/pod9?gpu=RTX")
+        #expect(!endpoints.acceptsReports, "RunPod's ping is a bare GET")
+        #expect(try QueueEndpoints(queueURL: "http://q/v2/ep", workerID: "w", apiKey: nil).acceptsReports, "swarmctl takes a JSON report")
+    }
+
+    @Test func malformedQueueURLNamesTheVariable() {
+        for url in ["ftp://q/v2/ep", "http://q", "http://q/v2/ep?x=1"] {
+            #expect(throws: QueueConfigurationError.self) { try QueueEndpoints(queueURL: url, workerID: "w", apiKey: nil) }
+            do {
+                _ = try QueueEndpoints(queueURL: url, workerID: "w", apiKey: nil)
+            } catch {
+                #expect(error.variable == "SWARM_QUEUE_URL")
+            }
+        }
+    }
+}
+
+@Suite struct TakeInterpretationTests {
+    func take(_ status: Int, _ type: String?, _ body: String) throws(QueueError) -> TakeResult {
+        try HTTPQueueClient.interpretTake(status: status, contentType: type, body: ByteBuffer(string: body))
+    }
+
+    @Test func oneJobKeepsUnknownKeys() throws {
+        let result = try take(200, "application/json", #"{"id":"j1","input":{"prompt":"a cat"},"webhook":null,"extraField":7}"#)
+        guard case .jobs(let jobs) = result else { Issue.record("expected jobs, got \(result)"); return }
+        #expect(jobs.map(\.id) == ["j1"])
+        #expect(jobs[0].input["prompt"] == "a cat")
+        #expect(jobs[0].extra["extraField"] == 7)
+    }
+
+    @Test func batchArray() throws {
+        let result = try take(200, "application/json; charset=utf-8", #"[{"id":"j1","input":{}},{"id":"j2","input":{"n":2}}]"#)
+        #expect(result == .jobs([QueueJob(id: "j1", input: [:]), QueueJob(id: "j2", input: ["n": 2])]))
+    }
+
+    @Test func noJobAnswers() throws {
+        #expect(try take(204, nil, "") == .noJob)
+        #expect(try take(400, "application/json", "{}") == .noJob)
+        #expect(try take(200, "text/plain", "hello") == .noJob)
+        #expect(try take(200, "application/json", "") == .noJob)
+        #expect(try take(429, nil, "") == .backOff(.seconds(5)))
+    }
+
+    @Test func brokenJobsAndServerErrorsAreErrors() {
+        #expect(throws: QueueError.self) { try take(200, "application/json", #"{"id":"j1"}"#) }
+        #expect(throws: QueueError.self) { try take(200, "application/json", "not json") }
+        do {
+            _ = try take(503, nil, "down")
+            Issue.record("503 must be an error")
+        } catch {
+            #expect(error.isRetryable)
+        }
+        do {
+            _ = try take(401, "application/json", #"{"error":"bad key"}"#)
+            Issue.record("401 must be an error")
+        } catch {
+            #expect(error.code == .unauthorized(status: 401))
+        }
+        do {
+            _ = try take(404, "application/json", #"{"error":"no such endpoint"}"#)
+            Issue.record("404 must be an error")
+        } catch {
+            #expect(!error.isRetryable, "a wrong URL does not heal by retrying")
+        }
+    }
+}

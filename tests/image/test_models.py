@@ -1,0 +1,93 @@
+import re
+from pathlib import PurePosixPath
+
+# SwarmUI model subtypes and the folders under Models/ it scans for each (swarmui.md section 8).
+FOLDERS = {
+    "Stable-Diffusion": {"Stable-Diffusion", "diffusion_models", "unet", "tensorrt"},
+    "LoRA": {"Lora"},
+    "VAE": {"VAE"},
+    "Clip": {"text_encoders", "clip"},
+    "ClipVision": {"clip_vision"},
+    "ControlNet": {"controlnet", "model_patches"},
+    "Embedding": {"Embeddings"},
+}
+FIELDS = {
+    "name": str, "subtype": str, "folder": str, "file": str, "url": str, "size_bytes": int,
+    "size_exact": bool, "sha256": (str, type(None)), "token_env": (str, type(None)),
+    "token_required": bool, "architecture": (str, type(None)), "role": str,
+}
+TOKENS = {"huggingface.co": "HUGGINGFACE_API_TOKEN", "civitai.com": "CIVITAI_API_TOKEN"}
+
+
+def test_manifest_shape(models):
+    assert models["schema"] == 1
+    assert isinstance(models["models"], list) and models["models"]
+    for model in models["models"]:
+        assert set(model) == set(FIELDS), f"{model.get('name')}: fields {sorted(set(model) ^ set(FIELDS))}"
+        for field, kind in FIELDS.items():
+            assert isinstance(model[field], kind), f"{model['name']}.{field}"
+
+
+def test_names_and_files_are_unique(models):
+    names = [m["name"] for m in models["models"]]
+    files = [(m["folder"], m["file"]) for m in models["models"]]
+    assert len(set(names)) == len(names)
+    assert len(set(files)) == len(files)
+
+
+def test_destinations_are_valid_swarmui_folders(models):
+    for model in models["models"]:
+        assert model["folder"] in FOLDERS[model["subtype"]], f"{model['name']}: {model['folder']} is not a {model['subtype']} folder"
+        path = PurePosixPath(model["file"])
+        assert not path.is_absolute() and ".." not in path.parts, model["file"]
+        assert path.suffix in (".safetensors", ".gguf", ".sft"), model["file"]
+        if path.suffix == ".gguf":
+            # GGUF under Stable-Diffusion/ fails in SwarmUI; it must be loaded as a bare diffusion model.
+            assert model["folder"] in ("diffusion_models", "unet"), model["name"]
+        # The name is what presets and SwarmUI use: the file path, optionally without .safetensors.
+        assert model["name"] in (model["file"], model["file"].removesuffix(".safetensors")), model["name"]
+
+
+def test_urls_sizes_digests_and_tokens(models):
+    for model in models["models"]:
+        assert model["url"].startswith("https://"), model["url"]
+        assert model["size_bytes"] > 1_000_000, model["name"]
+        if model["sha256"] is not None:
+            assert re.fullmatch(r"[0-9a-f]{64}", model["sha256"]), model["name"]
+        host = model["url"].split("/")[2]
+        assert model["token_env"] == TOKENS.get(host), f"{model['name']}: token_env for {host}"
+        if host == "civitai.com":
+            assert model["token_required"], "Civitai downloads need a token"
+        if "/resolve/" in model["url"]:
+            assert "?" not in model["url"], "a query string would hide the file extension"
+
+
+def test_the_users_models_and_what_wan_needs_are_listed(models):
+    by_name = {m["name"]: m for m in models["models"]}
+    assert by_name["Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf"]["folder"] == "diffusion_models"
+    assert by_name["wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf"]["folder"] == "diffusion_models"
+    assert by_name["wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise"]["subtype"] == "LoRA"
+    encoders = [m for m in models["models"] if m["subtype"] == "Clip"]
+    assert [m["file"] for m in encoders] == ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"]
+    vaes = [m for m in models["models"] if m["subtype"] == "VAE"]
+    # SwarmUI looks for the Wan 2.1 VAE at exactly this path before downloading it itself.
+    assert [(m["folder"], m["file"]) for m in vaes] == [("VAE", "Wan/wan_2.1_vae.safetensors")]
+
+
+def preset_model_references(preset):
+    values = preset.get("input", {})
+    video = values.get("video", {})
+    for key, value in (("model", values.get("model")), ("video.model", video.get("model")),
+                       ("video.swap_model", video.get("swap_model"))):
+        if value is not None:
+            yield key, "Stable-Diffusion", value
+    for lora in values.get("loras", []):
+        yield "loras", "LoRA", lora["name"]
+
+
+def test_presets_refer_only_to_listed_models(models, presets):
+    listed = {(m["subtype"], m["name"]) for m in models["models"]}
+    listed |= {(m["subtype"], m["file"]) for m in models["models"]}
+    for preset_name, preset in presets["presets"].items():
+        for field, subtype, value in preset_model_references(preset):
+            assert (subtype, value) in listed, f"preset {preset_name}: {field} '{value}' is not in builder/models.json"
