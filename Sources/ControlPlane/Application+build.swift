@@ -4,6 +4,7 @@ import Hummingbird
 import JobStore
 import Logging
 import ServiceLifecycle
+import SwarmCore
 
 /// The control plane as a Hummingbird application: the RunPod-compatible client and worker API under
 /// `/v2/{endpoint}`, `/metrics`, `/openapi.json`, and the background services (lease expiry, webhooks, the
@@ -32,6 +33,8 @@ public func buildApplication(
     router.add(middleware: JSONErrorMiddleware())
 
     router.get("openapi.json") { _, _ in Response.openAPIDocument() }
+    // Liveness for load balancers and container health checks: answers without touching the store or needing a key.
+    router.get("healthz") { _, _ in Response.json(["status": "ok"]) }
     router.group("metrics").add(middleware: AuthMiddleware(required: .client, keys: core.keys)).get { _, _ in
         let text = try await core.metrics.render(store: store, endpoints: configuration.endpoints)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))

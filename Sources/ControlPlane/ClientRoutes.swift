@@ -118,14 +118,16 @@ struct ClientRoutes {
         // A worker that has not pinged within a lease is gone; the store keeps it only for the record.
         let horizon = Date().addingTimeInterval(-configuration.leaseTimeout.seconds)
         let workers = try await store.workers(endpoint: endpoint).filter { $0.lastSeen >= horizon }
-        let running = workers.filter { !$0.jobIDs.isEmpty }.count
+        // A worker whose startup checks failed says so on its ping (runpod.md §1.9).
+        let unhealthy = workers.filter { $0.report?.stage == "unhealthy" }.count
+        let running = workers.filter { !$0.jobIDs.isEmpty && $0.report?.stage != "unhealthy" }.count
         let count = { (status: JobStatus) in JSONValue.int(counts[status] ?? 0) }
         return .json([
             "jobs": [
                 "completed": count(.completed), "failed": count(.failed), "inProgress": count(.inProgress),
                 "inQueue": count(.inQueue), "cancelled": count(.cancelled), "timedOut": count(.timedOut), "retried": 0,
             ],
-            "workers": ["idle": .int(workers.count - running), "running": .int(running)],
+            "workers": ["idle": .int(workers.count - running - unhealthy), "running": .int(running), "unhealthy": .int(unhealthy)],
         ])
     }
 

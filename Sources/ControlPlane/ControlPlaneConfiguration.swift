@@ -22,6 +22,9 @@ public struct ControlPlaneConfiguration: Sendable {
     /// Keys from the environment (`SWARM_API_KEYS`, `SWARM_WORKER_KEYS`); stored keys are read from the store.
     public var clientKeys: [Secret]
     public var workerKeys: [Secret]
+    /// Worker keys for workers running inside this process (`serve --local-worker`): accepted like `workerKeys`, but
+    /// they do not count as keys that close an otherwise open server.
+    public var inProcessWorkerKeys: [Secret]
     public var webhooks: WebhookSettings
     public var limits: Limits
 
@@ -34,6 +37,7 @@ public struct ControlPlaneConfiguration: Sendable {
         expiryInterval: Duration = .seconds(1),
         clientKeys: [Secret] = [],
         workerKeys: [Secret] = [],
+        inProcessWorkerKeys: [Secret] = [],
         webhooks: WebhookSettings = WebhookSettings(),
         limits: Limits = Limits()
     ) {
@@ -45,6 +49,7 @@ public struct ControlPlaneConfiguration: Sendable {
         self.expiryInterval = expiryInterval
         self.clientKeys = clientKeys
         self.workerKeys = workerKeys
+        self.inProcessWorkerKeys = inProcessWorkerKeys
         self.webhooks = webhooks
         self.limits = limits
     }

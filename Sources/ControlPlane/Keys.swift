@@ -35,6 +35,7 @@ public enum APIKey {
 /// (no key anywhere, which `serve` allows on loopback only).
 final class KeyRing: Sendable {
     private let environmentKeys: [(digest: [UInt8], scope: KeyScope)]
+    private let hasEnvironmentKeys: Bool
     private let store: any JobStore
     /// Stored-key lookups, kept briefly so that a busy worker does not cost a query per request; a revoked key stops
     /// working within `cacheLifetime`.
@@ -44,7 +45,8 @@ final class KeyRing: Sendable {
 
     init(configuration: ControlPlaneConfiguration, store: any JobStore) {
         self.environmentKeys = configuration.clientKeys.map { (Self.digest($0.value), KeyScope.client) }
-            + configuration.workerKeys.map { (Self.digest($0.value), KeyScope.worker) }
+            + (configuration.workerKeys + configuration.inProcessWorkerKeys).map { (Self.digest($0.value), KeyScope.worker) }
+        self.hasEnvironmentKeys = configuration.hasEnvironmentKeys
         self.store = store
     }
 
@@ -85,7 +87,7 @@ final class KeyRing: Sendable {
     }
 
     func anyKeyExists() async throws -> Bool {
-        if !environmentKeys.isEmpty { return true }
+        if hasEnvironmentKeys { return true }
         let now = ContinuousClock.now
         if let cached = storeHasKeys.withLock({ $0 }), cached.until > now { return cached.value }
         let value = try await store.keys().contains { $0.revokedAt == nil }

@@ -70,7 +70,7 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     static func route(_ path: String) -> String {
         let segments = path.split(separator: "/")
         if segments.count >= 3, segments[0] == "v2", routeOperations.contains(String(segments[2])) { return "/v2/{endpoint}/\(segments[2])" }
-        if segments.count == 1, ["metrics", "openapi.json"].contains(String(segments[0])) { return "/\(segments[0])" }
+        if segments.count == 1, ["metrics", "openapi.json", "healthz"].contains(String(segments[0])) { return "/\(segments[0])" }
         return "other"
     }
 }

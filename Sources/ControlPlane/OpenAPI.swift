@@ -124,6 +124,7 @@ let openAPIJSON = #"""
       "responses": {"200": {"description": "Ids.", "content": {"application/json": {"schema": {"type": "object", "properties": {"jobsToStop": {"type": "array", "items": {"type": "string"}}}}}}}, "204": {"$ref": "#/components/responses/NoContent"}, "401": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
     "/metrics": {"get": {"summary": "Prometheus metrics.", "security": [{"clientKey": []}],
       "responses": {"200": {"description": "Prometheus text.", "content": {"text/plain": {"schema": {"type": "string"}}}}, "401": {"$ref": "#/components/responses/Error"}}}},
+    "/healthz": {"get": {"summary": "Liveness: the process answers (no key, no store access).", "responses": {"200": {"$ref": "#/components/responses/Ok"}}}},
     "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {"schema": {"type": "object"}}}}}}}
   }
 }

@@ -6,6 +6,7 @@ import Logging
 import ServiceLifecycle
 import SwarmCore
 import Synchronization
+import UnixSignals
 
 /// `swarmctl serve`'s flags, as parsed; `ServeSettings` combines them with the environment.
 public struct ServeOptions: Sendable {
@@ -150,8 +151,9 @@ public struct ServeSettings: Sendable {
 /// `swarmctl serve`: opens the store, refuses to expose an unauthenticated API beyond loopback, and runs the
 /// control plane until SIGTERM or SIGINT, then shuts down gracefully.
 ///
-/// - Parameter additionalServices: extension point for `--local-worker`: services run in the same service group,
-///   started after the store's own services and shut down before them (e.g. a worker pointed at this server).
+/// - Parameter additionalServices: extension point for `--local-worker`: services run beside the control plane in one
+///   service group, started after it and, on SIGTERM or SIGINT, shut down before it (so that a local worker can
+///   finish and report its job while the server still answers).
 /// - Parameter onServerRunning: called with the bound port once the server accepts connections.
 public func runControlPlane(
     settings: ServeSettings,
@@ -165,7 +167,7 @@ public func runControlPlane(
     var app = buildApplication(
         configuration: settings.configuration, store: store,
         server: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "swarmctl"),
-        logger: logger, additionalServices: storeServices + additionalServices,
+        logger: logger, additionalServices: storeServices,
         onServerRunning: { port in
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
             let keys = keysExist.withLock { $0 } ? "API keys required" : "no API keys exist, open to this machine only"
@@ -187,5 +189,8 @@ public func runControlPlane(
             )
         }
     }
-    try await app.runService()
+    let group = ServiceGroup(
+        configuration: .init(services: [app] + additionalServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    )
+    try await group.run()
 }

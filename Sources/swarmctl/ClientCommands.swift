@@ -30,6 +30,8 @@ struct Submit: AsyncParsableCommand {
     @Option(help: "A JSON file with the job input or submit body.") var file: String?
     @Option(help: "A file of jobs: JSON lines, or CSV (*.csv).") var batch: String?
     @Option(help: "Jobs per run-batch request.") var chunkSize = 1_000
+    @Option(help: "Model to generate with (input.model), for jobs that do not name one.") var model: String?
+    @Option(help: "Worker preset (input.preset), for jobs that do not name one.") var preset: String?
     @Option(help: "Webhook URL called when each job ends.") var webhook: String?
     @Flag(help: "Follow the job to its end and print the result (one job only).") var wait = false
 
@@ -46,12 +48,7 @@ struct Submit: AsyncParsableCommand {
             try await submitBatch(path: batch, client: client)
             return
         }
-        var body = BatchFile.submitBody(try singleInput())
-        if let webhook, case .object(var fields) = body {
-            fields["webhook"] = .string(webhook)
-            body = .object(fields)
-        }
-        let answer = try await client.submit(body)
+        let answer = try await client.submit(completed(BatchFile.submitBody(try singleInput())))
         guard let id = answer["id"]?.stringValue else { throw ValidationError("the server answered without an id: \(answer.jsonString())") }
         guard wait else {
             print(id)
@@ -61,6 +58,19 @@ struct Submit: AsyncParsableCommand {
         let result = try await follow(id: id, client: client)
         print(result.jsonString())
         if result["status"]?.stringValue != "COMPLETED" { throw ExitCode.failure }
+    }
+
+    /// A submit body with the command line's defaults filled in: `--model` and `--preset` where the input names
+    /// none, and `--webhook`.
+    private func completed(_ body: JSONValue) -> JSONValue {
+        guard case .object(var fields) = body else { return body }
+        if case .object(var input)? = fields["input"] {
+            if let model, input["model"] == nil { input["model"] = .string(model) }
+            if let preset, input["preset"] == nil { input["preset"] = .string(preset) }
+            fields["input"] = .object(input)
+        }
+        if let webhook { fields["webhook"] = .string(webhook) }
+        return .object(fields)
     }
 
     private func singleInput() throws -> JSONValue {
@@ -82,15 +92,8 @@ struct Submit: AsyncParsableCommand {
 
     private func submitBatch(path: String, client: ControlPlaneClient) async throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("--batch: cannot read \(path)") }
-        var jobs = try BatchFile.jobs(from: String(decoding: data, as: UTF8.self), format: .init(path: path))
+        let jobs = try BatchFile.jobs(from: String(decoding: data, as: UTF8.self), format: .init(path: path)).map(completed)
         guard !jobs.isEmpty else { throw ValidationError("--batch: \(path) holds no jobs") }
-        if let webhook {
-            jobs = jobs.map { job in
-                guard case .object(var fields) = job else { return job }
-                fields["webhook"] = .string(webhook)
-                return .object(fields)
-            }
-        }
         let progress = ProgressBar(total: jobs.count, label: "submitted")
         var submitted = 0
         for start in stride(from: 0, to: jobs.count, by: chunkSize) {

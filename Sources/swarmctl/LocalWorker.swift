@@ -14,6 +14,8 @@ import Foundation
 struct LocalWorkerService: Service {
     /// The control plane's port, once it listens.
     let serverPort: AsyncStream<Int>
+    /// Registered with the server as an in-process worker key.
+    let workerKey: Secret
     let dataDirectory: String
     let logger: Logger
 
@@ -22,13 +24,10 @@ struct LocalWorkerService: Service {
         guard let port = await ports.next() else { return }
         var environment = ProcessInfo.processInfo.environment
         let swarmUIURL = (try? WorkerConfiguration(environment: environment, attach: true).swarmUIURL) ?? "http://127.0.0.1:7801"
-        let key = environment["SWARM_WORKER_KEY"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? environment["SWARM_WORKER_KEYS"]?.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) }
         environment.merge([
             "SWARMUI_ATTACH": "1", "SWARMUI_API_URL": swarmUIURL,
             "SWARM_QUEUE_URL": "http://127.0.0.1:\(port)/v2/swarmui",
-            // With no keys anywhere the server is open and any key will do; with keys, set SWARM_WORKER_KEY.
-            "SWARM_WORKER_KEY": key ?? "local-worker",
+            "SWARM_WORKER_KEY": workerKey.value,
             "SWARM_WORKER_ID": environment["SWARM_WORKER_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? "local-worker",
             "VOLUME_PATH": environment["VOLUME_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? (dataDirectory as NSString).appendingPathComponent("local-worker"),
         ]) { _, override in override }

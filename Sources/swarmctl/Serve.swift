@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Foundation
+import JobStore
 import Logging
 import ServiceLifecycle
 
@@ -31,7 +32,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let settings: ServeSettings
+        var settings: ServeSettings
         do {
             settings = try ServeSettings(options: options)
         } catch {
@@ -42,7 +43,10 @@ struct Serve: AsyncParsableCommand {
         var additionalServices: [any Service] = []
         let (serverPort, portContinuation) = AsyncStream<Int>.makeStream()
         if localWorker {
-            additionalServices.append(LocalWorkerService(serverPort: serverPort, dataDirectory: dataDir, logger: logger))
+            // A key of its own, accepted as a worker key without closing a server that has no keys otherwise.
+            let workerKey = APIKey.generate(scope: .worker)
+            settings.configuration.inProcessWorkerKeys.append(workerKey)
+            additionalServices.append(LocalWorkerService(serverPort: serverPort, workerKey: workerKey, dataDirectory: dataDir, logger: logger))
         }
         do {
             try await runControlPlane(settings: settings, logger: logger, additionalServices: additionalServices) { port in

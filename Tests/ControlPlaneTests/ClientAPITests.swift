@@ -241,6 +241,8 @@ import Testing
             ]
             for operation in operations { #expect(paths["/v2/{endpoint}/\(operation)"] != nil, "\(operation)") }
             #expect(paths["/metrics"] != nil)
+            #expect(paths["/healthz"] != nil)
+            #expect(try await api.call(.get, "/healthz", auth: .none).json == ["status": "ok"])
         }
     }
 

@@ -37,6 +37,20 @@ import Testing
         }
     }
 
+    @Test func anInProcessWorkerKeyTakesJobsWithoutClosingAnOpenServer() async throws {
+        let configuration = ControlPlaneConfiguration(longPollTimeout: .milliseconds(200), inProcessWorkerKeys: [Secret("local-worker")])
+        try await withControlPlane(configuration) { api async throws in
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .none).status == .ok)
+            #expect(try await api.call(.get, "/v2/swarmui/job-take/local?x=1", auth: .raw("local-worker")).status == .noContent)
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .raw("local-worker")).status == .unauthorized)
+        }
+        let closed = ControlPlaneConfiguration(longPollTimeout: .milliseconds(200), clientKeys: [Secret("c")], inProcessWorkerKeys: [Secret("local-worker")])
+        try await withControlPlane(closed) { api async throws in
+            #expect(try await api.call(.get, "/v2/swarmui/job-take/local?x=1", auth: .raw("local-worker")).status == .noContent)
+            #expect(try await api.call(.get, "/v2/swarmui/job-take/local?x=1", auth: .none).status == .unauthorized)
+        }
+    }
+
     @Test func storedKeysWorkUntilRevoked() async throws {
         try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .milliseconds(200))) { api in
             // No key anywhere: open (serve allows that on loopback only).

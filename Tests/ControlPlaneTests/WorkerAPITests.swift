@@ -87,6 +87,17 @@ import Testing
         }
     }
 
+    @Test func aFailedStartupCheckMarksTheWorkerUnhealthy() async throws {
+        try await withControlPlane { api in
+            let ping = try await api.call(.get, "/v2/swarmui/ping/w9?gpu=SIM&status=unhealthy&check=gpu&reason=no%20CUDA&runpod_version=1.12.0", auth: .worker)
+            #expect(ping.status == .ok)
+            let worker = try #require(try await api.store.workers(endpoint: "swarmui").first { $0.id == "w9" })
+            #expect(worker.report?.stage == "unhealthy")
+            #expect(worker.report?.detail?["reason"] == "no CUDA")
+            #expect(try await api.call(.get, "/v2/swarmui/health")["workers"] == ["idle": 0, "running": 0, "unhealthy": 1])
+        }
+    }
+
     @Test func anExpiredLeaseRequeuesTheJobForAnotherWorker() async throws {
         try await withControlPlane(Self.quick) { api in
             let id = try await api.submit()
