@@ -20,6 +20,7 @@ enum S3XML {
         return nil
     }
 
+    /// Escapes element text. Quotes stay as they are, as in every SDK's request bodies (ETags are quoted).
     static func escape(_ text: String) -> String {
         var out = ""
         for character in text {
@@ -27,8 +28,6 @@ enum S3XML {
             case "&": out += "&amp;"
             case "<": out += "&lt;"
             case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
             default: out.append(character)
             }
         }
