@@ -7,7 +7,7 @@ public enum ObjectKey {
     }
 
     /// Letters and digits (any script), `.`, `-` and `_` are kept; every other run of characters becomes one `_`.
-    /// Leading dots are dropped (no hidden files, no `..`) and the result is capped at 200 UTF-8 bytes,
+    /// Leading dots and underscores are dropped (no hidden files, no `..`) and the result is capped at 200 UTF-8 bytes,
     /// keeping the extension.
     public static func sanitize(_ part: String, fallback: String) -> String {
         var out = ""
@@ -21,7 +21,7 @@ public enum ObjectKey {
                 pendingUnderscore = true
             }
         }
-        out = String(out.drop(while: { $0 == "." }))
+        out = String(out.drop(while: { $0 == "." || $0 == "_" }))
         if out.utf8.count > 200 {
             let dot = out.lastIndex(of: ".")
             let ext = dot.map { String(out[$0...]) }.flatMap { $0.utf8.count <= 16 ? $0 : nil } ?? ""

@@ -24,17 +24,20 @@ public struct OutputUploader: Sendable {
     private let httpClient: HTTPClient
     private let maxAttempts: Int
     private let backoff: Backoff
-    private let requestTimeout: TimeAmount
+    private let baseTimeout: TimeAmount
+    private let minimumBytesPerSecond: Int64
     private let logger: Logger
 
     public init(
         httpClient: HTTPClient, maxAttempts: Int = 5, backoff: Backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(20)),
-        requestTimeout: TimeAmount = .minutes(10), logger: Logger = Logger(label: "swarm.storage.upload")
+        baseTimeout: TimeAmount = .seconds(30), minimumBytesPerSecond: Int64 = 512 << 10,
+        logger: Logger = Logger(label: "swarm.storage.upload")
     ) {
         self.httpClient = httpClient
         self.maxAttempts = max(1, maxAttempts)
         self.backoff = backoff
-        self.requestTimeout = requestTimeout
+        self.baseTimeout = baseTimeout
+        self.minimumBytesPerSecond = max(1, minimumBytesPerSecond)
         self.logger = logger
     }
 
@@ -66,7 +69,7 @@ public struct OutputUploader: Sendable {
             request.method = HTTPMethod(rawValue: upload.method)
             for (name, value) in upload.headers { request.headers.add(name: name, value: value) }
             request.body = .stream(MeteredSequence(base: source, meter: meter), length: .known(upload.size))
-            let etag = try await send(request, what: "PUT of \(upload.key) to \(Self.describe(upload.url))", meter: meter)
+            let etag = try await send(request, bytes: upload.size, what: "PUT of \(upload.key) to \(Self.describe(upload.url))", meter: meter)
             let (bytes, sha256) = try meter.finish()
             return Result(bytes: bytes, sha256: sha256, etag: etag, parts: [])
         }
@@ -92,7 +95,7 @@ public struct OutputUploader: Sendable {
                 var request = HTTPClientRequest(url: part.url)
                 request.method = .PUT
                 request.body = .bytes(body)
-                return try await send(request, what: what, meter: nil)
+                return try await send(request, bytes: length, what: what, meter: nil)
             }
             guard let etag else {
                 throw StorageError(.rejected, "\(what) succeeded without an ETag, which completing the upload needs")
@@ -105,12 +108,15 @@ public struct OutputUploader: Sendable {
 
     // MARK: Transport
 
-    /// Sends one request and returns the reply's ETag; errors carry `what`, never the URL's signature.
-    private func send(_ request: HTTPClientRequest, what: String, meter: Meter?) async throws(StorageError) -> String? {
+    /// Sends one request of `bytes` and returns the reply's ETag; errors carry `what`, never the URL's signature.
+    /// The deadline grows with the size: AHC keeps retrying a refused connection until the deadline, so a fixed
+    /// long one would turn "storage is down" into a hang instead of a retry and then a clear failure.
+    private func send(_ request: HTTPClientRequest, bytes: Int64, what: String, meter: Meter?) async throws(StorageError) -> String? {
         let response: HTTPClientResponse
         let body: String
+        let timeout = baseTimeout + .seconds(bytes / minimumBytesPerSecond)
         do {
-            response = try await httpClient.execute(request, timeout: requestTimeout, logger: logger)
+            response = try await httpClient.execute(request, timeout: timeout, logger: logger)
             body = String(buffer: try await response.body.collect(upTo: 64 << 10))
         } catch {
             // A problem with the source shows up here as the request's failure; report the source's own error.
