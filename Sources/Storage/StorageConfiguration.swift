@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import SwarmCore
 
 /// How the control plane stores outputs, read from `SWARM_STORAGE` and friends.
 public struct StorageConfiguration: Sendable {
@@ -51,5 +53,18 @@ public struct StorageConfiguration: Sendable {
         let expires = try integer(
             "SWARM_PRESIGN_EXPIRES", default: Int64(Self.defaultPresignExpires), range: 1...Int64(Self.maximumPresignExpires))
         self.init(backend: backend, multipartThreshold: threshold, presignExpires: Int(expires))
+    }
+}
+
+extension StorageConfiguration {
+    /// The backend this configuration describes. `controlPlaneURL` (as workers and clients reach the control
+    /// plane) and `signingSecret` sign the links of local storage; S3 signs with the bucket's credentials.
+    public func makeStorage(httpClient: HTTPClient, controlPlaneURL: String, signingSecret: Secret) -> any OutputStorage {
+        switch backend {
+        case .local(let directory):
+            LocalStorage(directory: directory, baseURL: controlPlaneURL, signingSecret: signingSecret, linkExpires: presignExpires)
+        case .s3(let s3):
+            S3Storage(configuration: s3, httpClient: httpClient, multipartThreshold: multipartThreshold, presignExpires: presignExpires)
+        }
     }
 }

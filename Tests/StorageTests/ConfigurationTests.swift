@@ -20,7 +20,7 @@ import Testing
         #expect(configuration.presignExpires == 3_600)
     }
 
-    @Test func s3FromTheEnvironment() throws {
+    @Test func s3FromTheEnvironment() async throws {
         var environment = s3Environment
         environment["SWARM_MULTIPART_THRESHOLD"] = "10485760"
         environment["SWARM_PRESIGN_EXPIRES"] = "600"
@@ -33,8 +33,8 @@ import Testing
         #expect(s3.publicBaseURL == "https://cdn.example.com/outputs")
         #expect(configuration.multipartThreshold == 10 << 20)
         #expect(configuration.presignExpires == 600)
-        let storage = S3Storage(configuration: s3, httpClient: .shared)
-        #expect(storage.downloadURL(key: "ep/job/a b.png") == "https://cdn.example.com/outputs/ep/job/a%20b.png")
+        let storage = configuration.makeStorage(httpClient: .shared, controlPlaneURL: "http://cp", signingSecret: Secret("s"))
+        #expect(try await storage.downloadURL(key: "ep/job/a b.png") == "https://cdn.example.com/outputs/ep/job/a%20b.png")
     }
 
     @Test(arguments: [

@@ -97,6 +97,21 @@ struct S3IntegrationTests {
         #expect(try boto3Object(target.key) == "\(bytes.size) \(bytes.sha256)")
     }
 
+    @Test func multipartUploadHoldsOnePartInMemory() async throws {
+        // Peak RSS is reset (Linux: "5" > /proc/self/clear_refs) so that only this upload's high-water mark counts.
+        guard (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil,
+            let baseline = processStatusKiB("VmRSS")
+        else { return }
+        let bytes = TestBytes(size: 96 << 20, failAfter: nil)
+        let target = try await storage.uploadTarget(key: "swarmui/job-6/large.mp4", size: Int64(bytes.size), contentType: "video/mp4", completeURL: nil)
+        let result = try await uploader.upload(target) { bytes }
+        let growth = try #require(processStatusKiB("VmHWM")) - baseline
+        #expect(result.parts.count == 6)
+        #expect(growth < 64 << 10, "peak RSS grew by \(growth) KiB while uploading 96 MiB in 16 MiB parts")
+        _ = try await storage.completeUpload(target, parts: result.parts)
+        #expect(result.sha256 == bytes.sha256)
+    }
+
     @Test func singlePutIsRetriedByReopeningTheSource() async throws {
         let source = FlakySource(size: 200_000, failures: 2, failAfter: 100_000)
         let key = "swarmui/job-4/retry.png"

@@ -6,20 +6,31 @@ import Synchronization
 @testable import Storage
 
 /// Deterministic bytes in 64 KiB chunks, produced on demand (never held whole), that can be told to break
-/// after some bytes on its first openings, like a SwarmUI download that drops.
+/// after some bytes on its first openings, like a SwarmUI download that drops. Chunk `n` is a fixed pseudo-random
+/// block stamped with `n`, so any reordering or repetition changes the SHA-256.
 struct TestBytes: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
+    static let chunkSize = 65_536
+    static let block: [UInt8] = (0..<chunkSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+
     let size: Int
     let failAfter: Int?
 
-    static func byte(at index: Int) -> UInt8 { UInt8(truncatingIfNeeded: index &* 31 &+ index >> 12) }
+    /// `count` bytes of chunk `index` (the stamp first, then the block).
+    static func chunk(_ index: Int, count: Int) -> ByteBuffer {
+        var buffer = ByteBuffer(bytes: block[0..<count])
+        withUnsafeBytes(of: UInt64(index).littleEndian) { stamp in
+            buffer.setBytes(stamp.prefix(Swift.min(8, count)), at: 0)
+        }
+        return buffer
+    }
 
     var sha256: String {
         var hasher = SHA256()
         var offset = 0
         while offset < size {
-            let count = Swift.min(65_536, size - offset)
-            hasher.update(data: (offset..<offset + count).map(Self.byte(at:)))
+            let count = Swift.min(Self.chunkSize, size - offset)
+            Self.chunk(offset / Self.chunkSize, count: count).withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             offset += count
         }
         return SigV4.hex(hasher.finalize())
@@ -35,15 +46,22 @@ struct TestBytes: AsyncSequence, Sendable {
         mutating func next() async throws -> ByteBuffer? {
             if let failAfter, offset >= failAfter { throw SourceBroke() }
             guard offset < size else { return nil }
-            var count = Swift.min(65_536, size - offset)
+            var count = Swift.min(TestBytes.chunkSize, size - offset)
             if let failAfter { count = Swift.min(count, failAfter - offset) }
-            let buffer = ByteBuffer(bytes: (offset..<offset + count).map(TestBytes.byte(at:)))
+            let buffer = TestBytes.chunk(offset / TestBytes.chunkSize, count: count)
             offset += count
             return buffer
         }
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(size: size, failAfter: failAfter) }
+}
+
+/// A value of /proc/self/status in KiB (`VmRSS`, `VmHWM`), on Linux.
+func processStatusKiB(_ field: String) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+    let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") }
+    return line?.split(separator: " ").dropFirst().first.flatMap { Int($0) }
 }
 
 /// Opens `TestBytes`, broken on the first `failures` openings; counts the openings.
