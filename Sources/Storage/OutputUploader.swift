@@ -7,8 +7,9 @@ import SwarmCore
 import Synchronization
 
 /// The worker's half of an upload: streams one output to an `UploadTarget`, hashing it on the way.
-/// Memory stays bounded: a single PUT streams the source with a known length; a multipart upload holds one
-/// part (16 MiB by default) at a time. A failed request is retried with backoff; a single PUT, or a source that
+/// Memory stays bounded: a single PUT streams the source with a known length; a multipart upload reads one
+/// part (16 MiB by default) into memory at a time, sends it, and reuses nothing of it (peak RSS grows by about
+/// two parts, as the sent buffer is freed only after the next one is allocated). A failed request is retried with backoff; a single PUT, or a source that
 /// breaks mid-way, is retried by reopening the source.
 public struct OutputUploader: Sendable {
     /// What was stored: byte count, SHA-256 of the bytes sent, and the ETags S3 returned.

@@ -160,6 +160,26 @@ public struct S3Storage: OutputStorage {
         // A single PUT either stored the whole object or nothing; there is nothing partial to discard.
     }
 
+    // MARK: Signing and uploading in one process
+
+    /// Uploads one output end to end, for a worker that holds the bucket's credentials itself (RunPod serverless
+    /// with `BUCKET_*` variables or a job's `s3Config`): target, streamed upload, completion, download link.
+    /// A multipart upload that fails is aborted, so no parts linger and no partial object appears.
+    public func store<Source: AsyncSequence<ByteBuffer, any Error> & Sendable>(
+        key: String, size: Int64, contentType: String, uploader: OutputUploader,
+        open: @escaping @Sendable () async throws -> Source
+    ) async throws(StorageError) -> StoredOutput {
+        let target = try await uploadTarget(key: key, size: size, contentType: contentType, completeURL: nil)
+        do {
+            let result = try await uploader.upload(target, open: open)
+            _ = try await completeUpload(target, parts: result.parts)
+            return StoredOutput(key: key, bytes: result.bytes, sha256: result.sha256, url: downloadURL(key: key))
+        } catch {
+            try? await abortUpload(target)
+            throw error
+        }
+    }
+
     // MARK: Transport
 
     static func completeBody(_ parts: [CompletedPart]) -> String {

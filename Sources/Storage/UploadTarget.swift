@@ -152,6 +152,22 @@ public struct CompletedPart: Sendable, Hashable, Codable {
     }
 }
 
+/// An output in storage, as a job's result lists it.
+public struct StoredOutput: Sendable, Hashable {
+    public var key: String
+    public var bytes: Int64
+    public var sha256: String
+    /// Presigned GET, signed control-plane link, or public URL.
+    public var url: String
+
+    public init(key: String, bytes: Int64, sha256: String, url: String) {
+        self.key = key
+        self.bytes = bytes
+        self.sha256 = sha256
+        self.url = url
+    }
+}
+
 /// What storage knows about a stored object.
 public struct ObjectInfo: Sendable, Hashable {
     public var bytes: Int64

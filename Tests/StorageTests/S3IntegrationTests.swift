@@ -112,6 +112,22 @@ struct S3IntegrationTests {
         #expect(result.sha256 == bytes.sha256)
     }
 
+    @Test func storeUploadsEndToEndAndAbortsOnFailure() async throws {
+        let bytes = TestBytes(size: (6 << 20) + 3, failAfter: nil)
+        let stored = try await storage.store(
+            key: "swarmui/job-7/out.webm", size: Int64(bytes.size), contentType: "video/webm", uploader: uploader) { bytes }
+        #expect(stored.bytes == Int64(bytes.size) && stored.sha256 == bytes.sha256)
+        #expect(try curlSHA256(stored.url) == bytes.sha256)
+
+        let broken = FlakySource(size: 6 << 20, failures: .max, failAfter: 1 << 20)
+        await #expect(throws: StorageError.self) {
+            try await storage.store(key: "swarmui/job-7/broken.webm", size: 6 << 20, contentType: "video/webm", uploader: uploader) {
+                broken.open()
+            }
+        }
+        #expect(try await storage.head(key: "swarmui/job-7/broken.webm") == nil)
+    }
+
     @Test func singlePutIsRetriedByReopeningTheSource() async throws {
         let source = FlakySource(size: 200_000, failures: 2, failAfter: 100_000)
         let key = "swarmui/job-4/retry.png"
