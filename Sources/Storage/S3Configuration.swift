@@ -18,7 +18,8 @@ public struct S3Endpoint: Sendable, Hashable, CustomStringConvertible {
             throw StorageError(.configuration, "\(variable)=\(url) must be the service's root URL, without a path or query (the bucket goes in SWARM_S3_BUCKET)")
         }
         self.scheme = scheme
-        self.host = host.lowercased()
+        // An IPv6 literal keeps its brackets, as in the Host header.
+        self.host = host.contains(":") && !host.hasPrefix("[") ? "[\(host.lowercased())]" : host.lowercased()
         let defaultPort = scheme == "https" ? 443 : 80
         self.port = components.port.flatMap { $0 == defaultPort ? nil : $0 }
     }
@@ -146,13 +147,18 @@ extension S3Configuration {
         try self.init(environment: environment)
     }
 
-    /// `<bucket>.s3.<region>.amazonaws.com`, `s3.<region>.amazonaws.com`, `<bucket>.<region>.digitaloceanspaces.com`.
+    /// `<bucket>.s3.<region>.amazonaws.com` (also `s3-<region>`, `s3.dualstack.<region>`), `s3.amazonaws.com`,
+    /// `<bucket>.<region>.digitaloceanspaces.com`, and Cloudflare R2 (whose region is always `auto`).
     static func inferBucketAndRegion(host: String) -> (bucket: String?, region: String?) {
         let labels = host.split(separator: ".").map(String.init)
         if host.hasSuffix(".amazonaws.com"), let s3 = labels.firstIndex(where: { $0 == "s3" || $0.hasPrefix("s3-") }) {
             let bucket = s3 > 0 ? labels[..<s3].joined(separator: ".") : nil
-            let region = labels[s3].hasPrefix("s3-") ? String(labels[s3].dropFirst(3)) : (s3 + 2 < labels.count ? labels[s3 + 1] : nil)
+            let between = labels[(s3 + 1)..<(labels.count - 2)].filter { $0 != "dualstack" }
+            let region = labels[s3].hasPrefix("s3-") ? String(labels[s3].dropFirst(3)) : between.last
             return (bucket, region)
+        }
+        if host.hasSuffix(".r2.cloudflarestorage.com") {
+            return (nil, "auto")
         }
         if host.hasSuffix(".digitaloceanspaces.com"), labels.count >= 3 {
             return (labels.count == 4 ? labels[0] : nil, labels[labels.count - 3])

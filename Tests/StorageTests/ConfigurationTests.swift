@@ -69,6 +69,28 @@ import Testing
         #expect(configuration.credentials.secretAccessKey.value == "secret")
     }
 
+    @Test(arguments: [
+        ("s3.amazonaws.com", nil, nil),
+        ("s3.eu-west-3.amazonaws.com", nil, "eu-west-3"),
+        ("my.dotted.bucket.s3.us-west-2.amazonaws.com", "my.dotted.bucket", "us-west-2"),
+        ("b.s3-ap-south-1.amazonaws.com", "b", "ap-south-1"),
+        ("s3.dualstack.eu-north-1.amazonaws.com", nil, "eu-north-1"),
+        ("b.fra1.digitaloceanspaces.com", "b", "fra1"),
+        ("0123.r2.cloudflarestorage.com", nil, "auto"),
+        ("minio.example.com", nil, nil),
+    ] as [(String, String?, String?)])
+    func bucketAndRegionFromTheHost(host: String, bucket: String?, region: String?) {
+        let inferred = S3Configuration.inferBucketAndRegion(host: host)
+        #expect(inferred.bucket == bucket)
+        #expect(inferred.region == region)
+    }
+
+    @Test func ipv6Endpoint() throws {
+        let endpoint = try S3Endpoint(url: "http://[::1]:9000")
+        #expect(endpoint.authority == "[::1]:9000")
+        #expect(!endpoint.allowsVirtualHost)
+    }
+
     @Test func runpodJobS3Config() throws {
         let configuration = try S3Configuration(runpodS3Config: [
             "accessId": "AKID", "accessSecret": "secret", "bucketName": "b1", "endpointUrl": "https://nyc3.digitaloceanspaces.com",
