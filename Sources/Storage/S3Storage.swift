@@ -16,13 +16,15 @@ public struct S3Storage: OutputStorage {
     private let httpClient: HTTPClient
     private let now: @Sendable () -> Date
     private let timeout: TimeAmount
+    private let retry: (attempts: Int, backoff: Backoff)
     private let logger: Logger
 
     public init(
         configuration: S3Configuration, httpClient: HTTPClient,
         multipartThreshold: Int64 = StorageConfiguration.defaultMultipartThreshold,
         presignExpires: Int = StorageConfiguration.defaultPresignExpires,
-        requestTimeout: TimeAmount = .seconds(30), logger: Logger = Logger(label: "swarm.storage.s3"),
+        requestTimeout: TimeAmount = .seconds(30), attempts: Int = 3, backoff: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5)),
+        logger: Logger = Logger(label: "swarm.storage.s3"),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.configuration = configuration
@@ -32,6 +34,7 @@ public struct S3Storage: OutputStorage {
         self.httpClient = httpClient
         self.now = now
         self.timeout = requestTimeout
+        self.retry = (max(1, attempts), backoff)
         var logger = logger
         logger[metadataKey: "s3.bucket"] = "\(configuration.bucket)"
         self.logger = logger
@@ -141,7 +144,11 @@ public struct S3Storage: OutputStorage {
             guard parts.count == expected, Set(parts.map(\.number)) == Set(1...expected) else {
                 throw StorageError(.integrity, "upload of \(target.key) reported parts \(parts.map(\.number).sorted()), expected 1...\(expected)")
             }
-            try await completeMultipartUpload(key: upload.key, uploadID: upload.uploadID, parts: parts.sorted { $0.number < $1.number })
+            do {
+                try await completeMultipartUpload(key: upload.key, uploadID: upload.uploadID, parts: parts.sorted { $0.number < $1.number })
+            } catch where error.code == .notFound {
+                // No such upload: completed by an attempt whose reply was lost, or never there. The object decides.
+            }
         }
         guard let info = try await head(key: target.key) else {
             throw StorageError(.notFound, "upload of \(target.key) reported done, but the bucket \(configuration.bucket) has no such object")
@@ -194,8 +201,27 @@ public struct S3Storage: OutputStorage {
         return request.headers + signer.sign(request, payloadSHA256: payloadHash, date: now())
     }
 
+    /// Sends a signed request (signed afresh on each attempt, so a retry never carries a stale date), retrying
+    /// what `StorageError.isRetryable` allows with backoff.
     private func send(
         _ request: SigV4Request, body: String = "", operation: String, key: String
+    ) async throws(StorageError) -> (headers: HTTPHeaders, body: String) {
+        var attempt = 0
+        while true {
+            do {
+                return try await sendOnce(request, body: body, operation: operation, key: key)
+            } catch {
+                attempt += 1
+                guard error.isRetryable, attempt < retry.attempts, !Task.isCancelled else { throw error }
+                let delay = retry.backoff.delay(attempt: attempt - 1)
+                logger.warning("\(operation) failed, retrying", metadata: ["error": "\(error)", "delay_ms": "\(delay.milliseconds)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    private func sendOnce(
+        _ request: SigV4Request, body: String, operation: String, key: String
     ) async throws(StorageError) -> (headers: HTTPHeaders, body: String) {
         var http = HTTPClientRequest(url: request.url)
         http.method = HTTPMethod(rawValue: request.method)

@@ -137,4 +137,17 @@ import Testing
         #expect(error?.message.contains("deadbeef") == false)
         #expect(source.opened == 3)
     }
+
+    @Test func controlPlaneRequestsToUnreachableStorageFailClearly() async throws {
+        let configuration = S3Configuration(
+            endpoint: try S3Endpoint(url: "http://127.0.0.1:9"), bucket: "outputs", region: "us-east-1",
+            credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: Secret("topsecret")))
+        let storage = S3Storage(
+            configuration: configuration, httpClient: .shared, requestTimeout: .seconds(1), attempts: 2,
+            backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)))
+        let error = await #expect(throws: StorageError.self) { try await storage.createMultipartUpload(key: "e/j/v.mp4", contentType: "video/mp4") }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.hasPrefix("CreateMultipartUpload of e/j/v.mp4 in outputs at http://127.0.0.1:9 failed") == true, "\(error?.message ?? "")")
+        #expect(error?.message.contains("topsecret") == false)
+    }
 }
