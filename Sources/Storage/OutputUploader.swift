@@ -319,3 +319,26 @@ struct ReopeningReader<Source: AsyncSequence<ByteBuffer, any Error> & Sendable> 
         }
     }
 }
+
+/// A byte sequence behind an existential (such as the worker's `OutputSource.body`) as a concrete type,
+/// so it can be handed to `OutputUploader.upload` and `LocalStorage.write`, which are generic over their source.
+public struct AnyByteSequence: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+    private let base: any AsyncSequence<ByteBuffer, any Error> & Sendable
+
+    public init(_ base: any AsyncSequence<ByteBuffer, any Error> & Sendable) {
+        self.base = base
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: any AsyncIteratorProtocol<ByteBuffer, any Error>
+
+        public mutating func next() async throws -> ByteBuffer? {
+            try await base.next(isolation: nil)
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator())
+    }
+}

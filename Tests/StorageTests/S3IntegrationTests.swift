@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import NIOCore
 import SwarmCore
 import Testing
 
@@ -51,7 +52,9 @@ struct S3IntegrationTests {
         let target = try await storage.uploadTarget(key: key, size: Int64(bytes.size), contentType: "image/png", completeURL: nil)
         guard case .put = target else { Issue.record("expected a single PUT below the threshold"); return }
 
-        let result = try await uploader.upload(target) { bytes }
+        // The worker's sources are existentials (OutputSource.body); AnyByteSequence makes them concrete.
+        let body: any AsyncSequence<ByteBuffer, any Error> & Sendable = bytes
+        let result = try await uploader.upload(target) { AnyByteSequence(body) }
         #expect(result.bytes == Int64(bytes.size))
         #expect(result.sha256 == bytes.sha256)
 
