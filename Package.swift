@@ -77,6 +77,9 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -134,7 +137,6 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
-            resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -150,8 +152,9 @@ let package = Package(
         .executableTarget(
             name: "swarmctl",
             dependencies: [
-                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore",
+                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore", "JobProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -208,6 +211,19 @@ let package = Package(
                 "Worker", "SwarmUIEmulator", "JobProtocol",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Seeding SwarmUI onto the volume and model downloads against local file servers.
+        .testTarget(
+            name: "ProvisioningTests",
+            dependencies: [
+                "Worker", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
