@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOCore
+import NIOPosix
 import SwarmCore
 
 #if canImport(Glibc)
@@ -105,18 +106,25 @@ public struct LocalStorage: OutputStorage {
         }
         var hasher = SHA256()
         var bytes: Int64 = 0
+        // Writes go to NIO's thread pool in batches of about 1 MiB: the cooperative threads are as few as the
+        // cores, and the control plane's routes need them while a large upload lands.
+        var batch = ByteBuffer()
         do {
             defer { try? handle.close() }
             for try await chunk in body {
                 bytes += Int64(chunk.readableBytes)
                 if let expectedSize, bytes > expectedSize { break }
                 chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                try chunk.withUnsafeReadableBytes { try handle.write(contentsOf: $0) }
+                batch.writeImmutableBuffer(chunk)
+                if batch.readableBytes >= 1 << 20 {
+                    try await Self.offload(batch, to: handle, synchronize: false)
+                    batch.clear()
+                }
             }
             if let expectedSize, bytes != expectedSize {
                 throw StorageError(.integrity, "upload of \(key) sent \(bytes > expectedSize ? "more than" : "only") \(bytes) bytes of the \(expectedSize) announced")
             }
-            try handle.synchronize()
+            try await Self.offload(batch, to: handle, synchronize: true)
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             if let error = error as? StorageError { throw error }
@@ -129,6 +137,13 @@ public struct LocalStorage: OutputStorage {
             throw StorageError(.io, "cannot move the upload of \(key) into place: \(reason)")
         }
         return (bytes, SigV4.hex(hasher.finalize()))
+    }
+
+    private static func offload(_ batch: ByteBuffer, to handle: FileHandle, synchronize: Bool) async throws {
+        try await NIOThreadPool.singleton.runIfActive {
+            try batch.withUnsafeReadableBytes { try handle.write(contentsOf: $0) }
+            if synchronize { try handle.synchronize() }
+        }
     }
 
     public func remove(key: String) throws(StorageError) {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import NIOCore
 import SwarmCore
@@ -19,13 +20,16 @@ import Testing
 
     @Test func writeStreamsHashesAndRenamesIntoPlace() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let bytes = TestBytes(size: 300_000, failAfter: nil)
-        let stored = try await storage().write(key: "ep/job-1/a.png", expectedSize: 300_000, body: bytes)
-        #expect(stored.bytes == 300_000)
+        // Above the 1 MiB write batch, and not a multiple of it.
+        let bytes = TestBytes(size: 3_000_001, failAfter: nil)
+        let stored = try await storage().write(key: "ep/job-1/a.png", expectedSize: 3_000_001, body: bytes)
+        #expect(stored.bytes == 3_000_001)
         #expect(stored.sha256 == bytes.sha256)
         #expect(visibleFiles() == ["ep", "ep/job-1", "ep/job-1/a.png"])
-        let target = try storage().uploadTarget(key: "ep/job-1/a.png", size: 300_000, contentType: "image/png", completeURL: nil)
-        #expect(try storage().completeUpload(target, parts: []).bytes == 300_000)
+        let file = try storage().fileURL(key: "ep/job-1/a.png")
+        #expect(SigV4.hex(SHA256.hash(data: try Data(contentsOf: file))) == bytes.sha256)
+        let target = try storage().uploadTarget(key: "ep/job-1/a.png", size: 3_000_001, contentType: "image/png", completeURL: nil)
+        #expect(try storage().completeUpload(target, parts: []).bytes == 3_000_001)
     }
 
     @Test func brokenOrWrongSizedUploadsLeaveNothing() async throws {
