@@ -7,9 +7,8 @@ import SwarmCore
 import Synchronization
 
 /// The worker's half of an upload: streams one output to an `UploadTarget`, hashing it on the way.
-/// Memory stays bounded: a single PUT streams the source with a known length; a multipart upload reads one
-/// part (16 MiB by default) into memory at a time, sends it, and reuses nothing of it (peak RSS grows by about
-/// two parts, as the sent buffer is freed only after the next one is allocated). A failed request is retried with backoff; a single PUT, or a source that
+/// Memory stays bounded: a single PUT streams the source with a known length; a multipart upload holds two
+/// parts (8 MiB each by default): the one being sent and the next, read meanwhile. A failed request is retried with backoff; a single PUT, or a source that
 /// breaks mid-way, is retried by reopening the source.
 public struct OutputUploader: Sendable {
     /// What was stored: byte count, SHA-256 of the bytes sent, and the ETags S3 returned.
@@ -81,30 +80,45 @@ public struct OutputUploader: Sendable {
     private func multipart<Source: AsyncSequence<ByteBuffer, any Error> & Sendable>(
         _ upload: MultipartUpload, open: @escaping @Sendable () async throws -> Source
     ) async throws(StorageError) -> Result {
+        let parts = upload.parts.sorted { $0.number < $1.number }
+        let lengths = parts.indices.map { index in min(upload.partSize, upload.size - Int64(index) * upload.partSize) }
+        guard lengths.allSatisfy({ $0 > 0 }) || (upload.size == 0 && parts.count == 1) else {
+            throw StorageError(.integrity, "upload of \(upload.key) has \(parts.count) parts of \(upload.partSize) bytes, more than \(upload.size) bytes need")
+        }
         var reader = ReopeningReader(key: upload.key, open: open, maxAttempts: maxAttempts)
         var completed: [CompletedPart] = []
-        var offset: Int64 = 0
-        for part in upload.parts.sorted(by: { $0.number < $1.number }) {
-            let length = min(upload.partSize, upload.size - offset)
-            guard length > 0 || (upload.size == 0 && part.number == 1) else {
-                throw StorageError(.integrity, "upload of \(upload.key) has \(upload.parts.count) parts of \(upload.partSize) bytes, more than \(upload.size) bytes need")
+        var next = try await reader.read(Int(lengths.first ?? 0))
+        for (index, part) in parts.enumerated() {
+            // The next part is read while this one is sent: two parts in memory, and a slow source or a slow
+            // link costs the larger of the two times rather than their sum.
+            let body = next
+            async let sent = sendPart(body, bytes: lengths[index], to: part, key: upload.key)
+            if index + 1 < parts.count {
+                next = try await reader.read(Int(lengths[index + 1]))
             }
-            let body = try await reader.read(Int(length))
-            offset += length
-            let what = "part \(part.number) of \(upload.key) to \(Self.describe(part.url))"
+            completed.append(try await sent.get())
+        }
+        let (bytes, sha256) = try await reader.finish(expected: upload.size)
+        return Result(bytes: bytes, sha256: sha256, etag: nil, parts: completed)
+    }
+
+    /// One part, with retries; a `Swift.Result` because `async let` cannot carry a typed error.
+    private func sendPart(_ body: ByteBuffer, bytes: Int64, to part: MultipartUpload.Part, key: String) async -> Swift.Result<CompletedPart, StorageError> {
+        let what = "part \(part.number) of \(key) to \(Self.describe(part.url))"
+        do {
             let etag = try await retrying(what) { () async throws(StorageError) -> String? in
                 var request = HTTPClientRequest(url: part.url)
                 request.method = .PUT
                 request.body = .bytes(body)
-                return try await send(request, bytes: length, what: what, meter: nil)
+                return try await send(request, bytes: bytes, what: what, meter: nil)
             }
             guard let etag else {
-                throw StorageError(.rejected, "\(what) succeeded without an ETag, which completing the upload needs")
+                return .failure(StorageError(.rejected, "\(what) succeeded without an ETag, which completing the upload needs"))
             }
-            completed.append(CompletedPart(number: part.number, etag: etag))
+            return .success(CompletedPart(number: part.number, etag: etag))
+        } catch {
+            return .failure(error)
         }
-        let (bytes, sha256) = try await reader.finish(expected: upload.size)
-        return Result(bytes: bytes, sha256: sha256, etag: nil, parts: completed)
     }
 
     // MARK: Transport

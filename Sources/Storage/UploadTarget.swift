@@ -124,11 +124,12 @@ public struct MultipartUpload: Sendable, Hashable, Codable {
     /// S3's limits: parts of 5 MiB to 5 GiB, at most 10,000 of them.
     public static let minimumPartSize: Int64 = 5 << 20
     public static let maximumPartCount = 10_000
-    /// Parts the worker holds in memory one at a time: 16 MiB keeps its footprint small and requests few.
-    public static let preferredPartSize: Int64 = 16 << 20
+    /// The worker holds two parts in memory (one sent, one read); 8 MiB, the AWS CLI's default chunk size,
+    /// keeps that well under its 64 MiB budget at one request per 8 MiB.
+    public static let preferredPartSize: Int64 = 8 << 20
 
     /// The part size for an object of `size` bytes: the preferred size, grown in whole MiB only when
-    /// the object would otherwise need more than 10,000 parts (above 156 GiB).
+    /// the object would otherwise need more than 10,000 parts (above 78 GiB).
     public static func partSize(forObjectOfSize size: Int64) -> Int64 {
         let needed = (size + Int64(maximumPartCount) - 1) / Int64(maximumPartCount)
         let roundedUp = (needed + (1 << 20) - 1) / (1 << 20) * (1 << 20)

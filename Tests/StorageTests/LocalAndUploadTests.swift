@@ -91,8 +91,9 @@ import Testing
     }
 
     @Test func partSizes() {
-        #expect(MultipartUpload.partSize(forObjectOfSize: 1 << 30) == 16 << 20)
-        #expect(MultipartUpload.partCount(size: 1 << 30, partSize: 16 << 20) == 64)
+        #expect(MultipartUpload.partSize(forObjectOfSize: 1 << 30) == 8 << 20)
+        #expect(MultipartUpload.partCount(size: 1 << 30, partSize: 8 << 20) == 128)
+        #expect(MultipartUpload.partSize(forObjectOfSize: 100 << 30) == 11 << 20)
         let huge: Int64 = 500 << 30
         let size = MultipartUpload.partSize(forObjectOfSize: huge)
         #expect(size % (1 << 20) == 0)
