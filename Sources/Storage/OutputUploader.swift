@@ -8,8 +8,8 @@ import Synchronization
 
 /// The worker's half of an upload: streams one output to an `UploadTarget`, hashing it on the way.
 /// Memory stays bounded: a single PUT streams the source with a known length; a multipart upload holds two
-/// parts (8 MiB each by default): the one being sent and the next, read meanwhile. A failed request is retried with backoff; a single PUT, or a source that
-/// breaks mid-way, is retried by reopening the source.
+/// parts (8 MiB each by default), the one being sent and the next, read meanwhile. A failed request is retried
+/// with backoff; a single PUT, or a source that breaks mid-way, is retried by reopening the source.
 public struct OutputUploader: Sendable {
     /// What was stored: byte count, SHA-256 of the bytes sent, and the ETags S3 returned.
     public struct Result: Sendable, Hashable {
@@ -139,8 +139,7 @@ public struct OutputUploader: Sendable {
             throw StorageError(.unavailable, "\(what) failed: \(error)")
         }
         guard (200..<300).contains(response.status.code) else {
-            let failure = S3Storage.failure(status: response.status, body: body, operation: "upload", key: "", bucket: "")
-            throw StorageError(failure.code, "\(what) failed with HTTP \(response.status.code)" + Self.detail(of: failure.message))
+            throw S3Storage.failure(status: response.status, body: body, what: what)
         }
         return response.headers.first(name: "etag")
     }
@@ -165,11 +164,6 @@ public struct OutputUploader: Sendable {
     /// Scheme, host and path of a URL: presigned queries hold signatures, which do not belong in logs.
     static func describe(_ url: String) -> String {
         String(url.prefix { $0 != "?" })
-    }
-
-    private static func detail(of message: String) -> String {
-        guard let open = message.firstIndex(of: "(") else { return "" }
-        return " " + message[open...]
     }
 }
 

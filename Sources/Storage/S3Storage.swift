@@ -243,11 +243,16 @@ public struct S3Storage: OutputStorage {
     }
 
     static func failure(status: HTTPResponseStatus, body: String, operation: String, key: String, bucket: String) -> StorageError {
+        let target = key.isEmpty ? bucket : "\(key) in \(bucket)"
+        return failure(status: status, body: body, what: "\(operation) of \(target)")
+    }
+
+    /// An S3 error reply as a `StorageError`: "<what> failed with HTTP <status> (<S3 code>: <S3 message>)".
+    static func failure(status: HTTPResponseStatus, body: String, what: String) -> StorageError {
         let code = S3XML.firstText(of: "Code", in: body)
         let message = S3XML.firstText(of: "Message", in: body)
         let detail = [code, message].compactMap { $0 }.joined(separator: ": ")
-        let target = key.isEmpty ? bucket : "\(key) in \(bucket)"
-        let text = "\(operation) of \(target) failed with HTTP \(status.code)" + (detail.isEmpty ? "" : " (\(detail))")
+        let text = "\(what) failed with HTTP \(status.code)" + (detail.isEmpty ? "" : " (\(detail))")
         switch status.code {
         case 404 where code != "NoSuchBucket": return StorageError(.notFound, text)
         case 408, 429, 500...: return StorageError(.unavailable, text)
