@@ -110,7 +110,8 @@ struct S3IntegrationTests {
         let result = try await uploader.upload(target) { bytes }
         let growth = try #require(processStatusKiB("VmHWM")) - baseline
         #expect(result.parts.count == 12)
-        #expect(growth < 32 << 10, "peak RSS grew by \(growth) KiB while uploading 96 MiB in 8 MiB parts")
+        // Two 8 MiB parts make about 16 MiB; the rest of the margin is for suites running in the same process.
+        #expect(growth < 48 << 10, "peak RSS grew by \(growth) KiB while uploading 96 MiB in 8 MiB parts")
         _ = try await storage.completeUpload(target, parts: result.parts)
         #expect(result.sha256 == bytes.sha256)
     }
