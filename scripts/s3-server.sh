@@ -23,7 +23,13 @@ running() {
 
 stop() {
     if running; then
-        kill "$(cat "${pid_file}")"
+        local pid tries
+        pid="$(cat "${pid_file}")"
+        kill "${pid}"
+        for tries in $(seq 1 50); do
+            kill -0 "${pid}" 2>/dev/null || break
+            sleep 0.1
+        done
         say "stopped"
     fi
     rm -f "${pid_file}" "${port_file}"
