@@ -113,6 +113,20 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Output storage: SigV4 presigning, S3 and local backends, the worker's streaming uploader.
+        .target(
+            name: "Storage",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Stand-in for SwarmUI on machines without a GPU; never linked into swarm-worker.
         .target(
             name: "SwarmUIEmulator",
@@ -230,6 +244,18 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: [
+                "Storage", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.
