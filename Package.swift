@@ -109,6 +109,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Typed client for vast.ai's REST API, offer ranking and the fleet's planning rules.
+        .target(
+            name: "VastAI",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Stand-in for SwarmUI on machines without a GPU; never linked into swarm-worker.
         .target(
             name: "SwarmUIEmulator",
