@@ -121,6 +121,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Stand-in for vast.ai's REST API, as slow and loose as the real one; for tests, never in product code.
+        .target(
+            name: "VastAIEmulator",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Stand-in for SwarmUI on machines without a GPU; never linked into swarm-worker.
         .target(
             name: "SwarmUIEmulator",
@@ -149,7 +160,7 @@ let package = Package(
         .executableTarget(
             name: "swarmctl",
             dependencies: [
-                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore",
+                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore", "VastAI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -221,6 +232,15 @@ let package = Package(
                 "ControlPlane", "JobStore", "JobProtocol", "SwarmCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VastAITests",
+            dependencies: [
+                "VastAI", "VastAIEmulator", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

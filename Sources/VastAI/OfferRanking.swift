@@ -74,6 +74,11 @@ public struct CostEstimate: Sendable, Hashable, Codable {
 public struct RankedOffer: Sendable, Hashable {
     public var offer: Offer
     public var cost: CostEstimate
+
+    public init(offer: Offer, cost: CostEstimate) {
+        self.offer = offer
+        self.cost = cost
+    }
 }
 
 /// Offers ranked by `CostEstimate.total`, cheapest first, and the ones left out with why.
