@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "swarm-worker", targets: ["swarm-worker"]),
         .executable(name: "swarmctl", targets: ["swarmctl"]),
         .executable(name: "swarmui-emulator", targets: ["swarmui-emulator"]),
+        .executable(name: "vastai-emulator", targets: ["vastai-emulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -171,6 +172,17 @@ let package = Package(
             name: "swarmui-emulator",
             dependencies: [
                 "SwarmUIEmulator", "SwarmCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "vastai-emulator",
+            dependencies: [
+                "VastAIEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

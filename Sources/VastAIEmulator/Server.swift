@@ -100,6 +100,7 @@ extension VastAIEmulator {
             }
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
+        addControlRoutes(to: router)
         return router
     }
 

@@ -47,7 +47,7 @@ public actor VastAIEmulator {
     }
 
     /// Failures a test can inject into one instance, each showing the way vastai.md §2.2 says the real one does.
-    public enum Fault: Sendable, Hashable {
+    public enum Fault: String, Sendable, Hashable, CaseIterable {
         /// `loading` forever, `status_msg` frozen on a layer state.
         case stuckLoading
         /// The container died: `exited`. A reboot brings it back.
@@ -158,7 +158,8 @@ public actor VastAIEmulator {
 
     public func clearRequests() { requests = [] }
 
-    func setBaseURL(_ url: String) { baseURL = url }
+    /// Where `result_url`s point: the address clients reach the emulator at.
+    public func setBaseURL(_ url: String) { baseURL = url }
 
     // MARK: - The API (called by the routes)
 
@@ -297,23 +298,29 @@ public actor VastAIEmulator {
         case pending, created, loading, running, rebooting, exited, offline
     }
 
+    /// Phases run one after the other from the create: null record, `created`, `loading`, `running`. A fault
+    /// shows once the instance is past `created`; a reboot skips the pull but not a fault it cannot fix.
     private func phase(of instance: InstanceState, at now: ContinuousClock.Instant) -> Phase {
-        let elapsed = now - instance.phaseStart
         if instance.fault == .offline { return .offline }
+        let elapsed = now - instance.phaseStart
         if instance.rebooting {
-            if elapsed < configuration.rebootTime { return .rebooting }
-            return instance.fault == .exited ? .exited : .running
+            return elapsed < configuration.rebootTime ? .rebooting : Self.phase(for: instance.fault) ?? .running
         }
         if elapsed < configuration.nullAfterCreate { return .pending }
-        switch instance.fault {
-        case .cudaMismatch: return .created
-        case .stuckLoading, .diskFull: return elapsed < configuration.createdTime ? .created : .loading
-        case .exited: return .exited
-        case .offline, .noKernelImage, nil: break
+        let sinceSetup = elapsed - configuration.nullAfterCreate
+        if sinceSetup < configuration.createdTime { return .created }
+        if let phase = Self.phase(for: instance.fault) { return phase }
+        return sinceSetup < configuration.createdTime + configuration.loadingTime ? .loading : .running
+    }
+
+    private static func phase(for fault: Fault?) -> Phase? {
+        switch fault {
+        case .cudaMismatch?: .created
+        case .stuckLoading?, .diskFull?: .loading
+        case .exited?: .exited
+        case .offline?: .offline
+        case .noKernelImage?, nil: nil
         }
-        if elapsed < configuration.createdTime { return .created }
-        if elapsed < configuration.createdTime + configuration.loadingTime { return .loading }
-        return .running
     }
 
     private func statusMessage(_ instance: InstanceState, _ phase: Phase, elapsed: Duration) -> JSONValue {
@@ -326,8 +333,9 @@ public actor VastAIEmulator {
             return "Download complete"
         case (.loading, _):
             let steps = ["Pulling fs layer", "Verifying Checksum", "Download complete", "Pull complete"]
-            let fraction = elapsed.seconds / max(0.001, (configuration.createdTime + configuration.loadingTime).seconds)
-            return .string(steps[min(steps.count - 1, Int(fraction * Double(steps.count)))])
+            let pulling = elapsed - configuration.nullAfterCreate - configuration.createdTime
+            let fraction = pulling.seconds / max(0.001, configuration.loadingTime.seconds)
+            return .string(steps[max(0, min(steps.count - 1, Int(fraction * Double(steps.count))))])
         case (.running, _):
             return .string("success, running \(instance.image ?? "vastai/template")/ssh")
         case (.exited, _):
