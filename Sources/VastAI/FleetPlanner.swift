@@ -149,6 +149,28 @@ public enum FleetAction: Sendable, Hashable {
     case report(id: Int, line: String)
 }
 
+extension FleetAction: CustomStringConvertible {
+    /// One line for the log.
+    public var description: String {
+        switch self {
+        case .create(let ranked, let label):
+            let offer = ranked.offer
+            let price = String(format: "$%.3f/h, %.0f Mb/s", offer.dphTotal ?? 0, offer.inetDownMbps ?? 0)
+            let machine = offer.machineID.map(String.init) ?? "unknown"
+            return "create \(label) on offer \(offer.id) (\(offer.gpuSummary), \(price), machine \(machine)): about "
+                + String(format: "$%.4f", ranked.cost.total) + " in its first 10 minutes"
+        case .reboot(let id, let reason): return "reboot instance \(id): \(reason)"
+        case .replace(let id, let machine, let reason):
+            return "replace instance \(id) (machine \(machine.map(String.init) ?? "unknown")) on another machine: \(reason)"
+        case .destroy(let id, let reason): return "destroy instance \(id): \(reason)"
+        case .forget(let id, let reason): return "forget instance \(id): \(reason)"
+        case .hold(let reason): return "hold creation: \(reason)"
+        case .warn(let id, let message): return id.map { "instance \($0): \(message)" } ?? message
+        case .report(_, let line): return line
+        }
+    }
+}
+
 /// The fleet's reconcile rules as a pure function of what is known: no I/O, no clock, so every rule is testable.
 public struct FleetPlanner: Sendable {
     public var policy: FleetPolicy

@@ -89,6 +89,7 @@ public struct VastAIClient: Sendable {
         let answer = try await send(
             .PUT, "/api/v0/asks/\(offerID)/", body: request.body, operation: operation, retry: .onlyWhenRefused,
             secrets: Array(request.secretEnv.values))
+        try Self.checkSuccess(answer, operation: operation)
         let fields = LooseFields(answer.objectValue ?? [:])
         guard let id = fields.int("new_contract") else {
             throw VastAIError(.unexpectedResponse, operation: operation, message: "the answer has no new_contract: \(answer.jsonString().prefix(300))")

@@ -1,6 +1,8 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import NIOCore
+import NIOHTTP1
 import SwarmCore
 import Testing
 import VastAI
@@ -245,6 +247,34 @@ func expectVastError(_ sourceLocation: SourceLocation = #_sourceLocation, _ body
             #expect(text.contains("VAST_API_KEY"))
             #expect(text.contains("Invalid user key"))
             #expect(!text.contains("wrong-key-0123456789"))
+        }
+    }
+
+    /// The routes a harness uses to steer the emulator when it runs as its own process.
+    @Test func controlRoutesSteerTheEmulator() async throws {
+        try await withVast(.init(nullAfterCreate: .zero, createdTime: .zero, loadingTime: .zero)) { running, client in
+            func post(_ path: String, _ body: JSONValue) async throws -> UInt {
+                var request = HTTPClientRequest(url: running.baseURL + path)
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: body.jsonString()))
+                return try await HTTPClient.shared.execute(request, timeout: .seconds(5)).status.code
+            }
+            let created = try await client.createInstance(offerID: 1001, CreateInstanceRequest(source: .image("x"), diskGB: 20, label: "swarm-c"))
+            #expect(try await post("/emulator/fault", ["instance": .int(created.id), "fault": "offline"]) == 200)
+            #expect(try await client.instance(id: created.id)?.actualStatus == .offline)
+            #expect(try await post("/emulator/fault", ["instance": .int(created.id), "fault": "melted"]) == 400)
+            #expect(try await post("/emulator/fault", ["instance": .int(created.id), "fault": nil]) == 200)
+            #expect(try await client.instance(id: created.id)?.actualStatus == .running)
+            #expect(try await post("/emulator/log", ["instance": .int(created.id), "lines": ["hello"]]) == 200)
+            #expect(try await client.logs(id: created.id).hasSuffix("hello\n"))
+            #expect(try await post("/emulator/take-offer", ["id": 1004]) == 200)
+            #expect(try await !client.searchOffers(query: OfferFilter(minInetDownMbps: 0).searchQuery).contains { $0.id == 1004 })
+            #expect(try await post("/emulator/rate-limit", ["count": 1, "retry_after": "0"]) == 200)
+            _ = try await client.instances()
+
+            let state = try await HTTPClient.shared.execute(HTTPClientRequest(url: running.baseURL + "/emulator/state"), timeout: .seconds(5))
+            let json = JSONValue.parse(Data((try await state.body.collect(upTo: 1 << 20)).readableBytesView))
+            #expect(json?["instances"]?.arrayValue?.first?["label"] == "swarm-c")
         }
     }
 

@@ -210,6 +210,14 @@ import VastAIEmulator
         #expect(!toZero.contains { if case .create = $0 { true } else { false } })
     }
 
+    @Test func actionsReadWellInALog() {
+        let create = FleetAction.create(offer: Self.offers[0], label: "swarm-u1")
+        #expect(create.description == "create swarm-u1 on offer 1001 (1x RTX 5090, $0.600/h, 1000 Mb/s, machine 7): about $0.1600 in its first 10 minutes")
+        #expect(FleetAction.replace(id: 3, machineID: 7, reason: "vast reports it exited").description
+            == "replace instance 3 (machine 7) on another machine: vast reports it exited")
+        #expect(FleetAction.warn(id: nil, message: "no offer fits").description == "no offer fits")
+    }
+
     @Test func anUnconfirmedDestroyIsSentAgain() {
         var leaving = Self.member(vast: "running")
         leaving.destroyRequestedAt = Self.minutes(-3)
