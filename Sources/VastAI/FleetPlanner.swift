@@ -62,6 +62,8 @@ public struct FleetMember: Sendable, Hashable {
     public var id: Int
     public var label: String
     public var machineID: Int?
+    /// The offer's price when rented, $/h.
+    public var dphTotal: Double?
     public var createdAt: Date
     /// The latest by-id record; nil when vast answered null.
     public var vast: Instance?
@@ -79,13 +81,14 @@ public struct FleetMember: Sendable, Hashable {
     public var warnedSlowStart: Bool
 
     public init(
-        id: Int, label: String, machineID: Int? = nil, createdAt: Date, vast: Instance? = nil, stage: WorkerStage? = nil,
+        id: Int, label: String, machineID: Int? = nil, dphTotal: Double? = nil, createdAt: Date, vast: Instance? = nil, stage: WorkerStage? = nil,
         stageDetail: String? = nil, lastPing: Date? = nil, logTail: [String] = [], reboots: Int = 0, lastRebootAt: Date? = nil,
         destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil, warnedSlowStart: Bool = false
     ) {
         self.id = id
         self.label = label
         self.machineID = machineID
+        self.dphTotal = dphTotal
         self.createdAt = createdAt
         self.vast = vast
         self.stage = stage
