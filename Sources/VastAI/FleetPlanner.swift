@@ -117,10 +117,12 @@ public struct FleetObservation: Sendable {
     public var spentToday: Double
     /// Set while a failure another machine cannot fix stops creation (a `.hold` of an earlier round).
     public var creationHold: String?
+    /// Why `offers` is empty although a search was wanted (the search failed), for the warning.
+    public var offerSearchProblem: String?
 
     public init(
         now: Date, members: [FleetMember], accountInstances: [Instance]? = nil, offers: [RankedOffer] = [],
-        failedMachineIDs: Set<Int> = [], spentToday: Double = 0, creationHold: String? = nil
+        failedMachineIDs: Set<Int> = [], spentToday: Double = 0, creationHold: String? = nil, offerSearchProblem: String? = nil
     ) {
         self.now = now
         self.members = members
@@ -129,6 +131,7 @@ public struct FleetObservation: Sendable {
         self.failedMachineIDs = failedMachineIDs
         self.spentToday = spentToday
         self.creationHold = creationHold
+        self.offerSearchProblem = offerSearchProblem
     }
 }
 
@@ -362,7 +365,9 @@ public struct FleetPlanner: Sendable {
             var next = candidates.next()
             while let machine = next?.offer.machineID, usedMachines.contains(machine) { next = candidates.next() }
             guard let offer = next else {
-                actions.append(.warn(id: nil, message: "no offer fits the filters on a machine that has not failed before; \(missing - created) instance(s) missing"))
+                let why = observation.offerSearchProblem.map { "the offer search failed (\($0))" }
+                    ?? "no offer fits the filters on a machine that has not failed before"
+                actions.append(.warn(id: nil, message: "\(why); \(missing - created) instance(s) missing"))
                 break
             }
             if let budget = policy.budgetPerDay, observation.spentToday + planned + offer.cost.total > budget {

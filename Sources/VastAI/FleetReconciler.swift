@@ -34,8 +34,10 @@ public actor FleetReconciler {
     /// Rounds between account listings (vast rate-limits the list harder than the by-id call).
     private let listEvery: Int
     private let offersMaxAge: Duration
-    private var round = 0
+    /// Rounds left before the next account listing; 0: list this round.
+    private var roundsUntilList = 0
     private var cachedOffers: (offers: [RankedOffer], at: ContinuousClock.Instant)?
+    private var searchBlockedUntil: Date?
 
     /// - Parameter makeRequest: the create body for a label; the control plane mints the instance's worker key here.
     public init(
@@ -76,18 +78,36 @@ public actor FleetReconciler {
     /// One round. - Returns: the actions taken, for tests and status.
     @discardableResult
     public func reconcile(now: Date = Date()) async throws -> [FleetAction] {
-        round += 1
         var members = try await store.members()
         for index in members.indices {
             members[index].vast = try await client.instance(id: members[index].id)
         }
-        let account = (round - 1) % listEvery == 0 ? try await client.instances() : nil
+        // The list and the search only feed orphan reaping and creation: when they fail, recovery still runs.
+        var account: [Instance]?
+        if roundsUntilList == 0 {
+            do {
+                account = try await client.instances()
+                roundsUntilList = listEvery - 1
+            } catch let error as VastAIError {
+                logger.warning("cannot list the account's instances; orphans are looked for next round", metadata: ["error": "\(error)"])
+            }
+        } else {
+            roundsUntilList -= 1
+        }
         let failed = try await store.failedMachineIDs()
         let staying = members.filter { $0.destroyRequestedAt == nil }.count
-        let offers = staying < planner.policy.desiredSize ? try await rankedOffers(excluding: failed) : []
+        var offers: [RankedOffer] = []
+        var searchProblem: String?
+        if staying < planner.policy.desiredSize {
+            do {
+                offers = try await rankedOffers(excluding: failed)
+            } catch let error as VastAIError {
+                searchProblem = error.description
+            }
+        }
         let observation = FleetObservation(
             now: now, members: members, accountInstances: account, offers: offers, failedMachineIDs: failed,
-            spentToday: try await store.spentToday(now: now), creationHold: try await store.creationHold())
+            spentToday: try await store.spentToday(now: now), creationHold: try await store.creationHold(), offerSearchProblem: searchProblem)
         let actions = planner.plan(observation)
         let byID = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for action in actions {
@@ -98,9 +118,21 @@ public actor FleetReconciler {
 
     private func rankedOffers(excluding failed: Set<Int>) async throws -> [RankedOffer] {
         if let cached = cachedOffers, ContinuousClock.now - cached.at < offersMaxAge { return cached.offers }
+        // The daily search quota: asking again before its reset only burns requests.
+        if let until = searchBlockedUntil, Date() < until {
+            throw VastAIError(.searchQuotaExceeded(resetAt: until), operation: "search offers", message: "waiting for the quota to reset")
+        }
+        searchBlockedUntil = nil
         var filter = self.filter
         filter.excludedMachineIDs.formUnion(failed)
-        let ranking = OfferRanking(offers: try await client.searchOffers(query: filter.searchQuery), filter: filter, download: download)
+        let found: [Offer]
+        do {
+            found = try await client.searchOffers(query: filter.searchQuery)
+        } catch let error as VastAIError {
+            if case .searchQuotaExceeded(let resetAt) = error.code { searchBlockedUntil = resetAt ?? Date().addingTimeInterval(3600) }
+            throw error
+        }
+        let ranking = OfferRanking(offers: found, filter: filter, download: download)
         if ranking.ranked.isEmpty { logger.warning("no vast.ai offer fits", metadata: ["why": "\(ranking.rejectionSummary)"]) }
         cachedOffers = (ranking.ranked, .now)
         return ranking.ranked
@@ -119,8 +151,14 @@ public actor FleetReconciler {
                 logger.warning("offer taken before it could be rented", metadata: ["offer": "\(ranked.offer.id)"])
                 return
             }
-            try await store.insert(FleetMember(
-                id: created.id, label: label, machineID: ranked.offer.machineID, dphTotal: ranked.offer.dphTotal, createdAt: now))
+            do {
+                try await store.insert(FleetMember(
+                    id: created.id, label: label, machineID: ranked.offer.machineID, dphTotal: ranked.offer.dphTotal, createdAt: now))
+            } catch {
+                // Paid for but unrecorded: its label makes it an orphan that a later round destroys.
+                logger.critical("rented instance could not be recorded", metadata: ["instance": "\(created.id)", "label": "\(label)", "error": "\(error)"])
+                throw error
+            }
             cachedOffers = nil
             logger.notice("\(action)", metadata: ["instance": "\(created.id)"])
         case .reboot(let id, _):

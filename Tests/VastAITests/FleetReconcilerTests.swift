@@ -117,6 +117,26 @@ import VastAIEmulator
         }
     }
 
+    @Test func aFailedSearchDoesNotStopRecovery() async throws {
+        try await withVast(Self.fastEmulator) { running, client in
+            let store = InMemoryFleetStore()
+            let fleet = Self.reconciler(client, store, policy: FleetPolicy())
+            try await fleet.reconcile()
+            let id = try #require(await store.members().first?.id)
+            await fleet.setDesiredSize(2)
+            await running.emulator.inject(.exited, instance: id)
+            await running.emulator.exhaustSearchQuota()
+            let actions = try await fleet.reconcile()
+            #expect(actions.first == .reboot(id: id, reason: "vast reports it exited"))
+            guard case .warn(nil, let message)? = actions.last else { Issue.record("expected a warning, got \(actions)"); return }
+            #expect(message.contains("search quota"))
+            // Until the quota resets, no more searches are sent.
+            await running.emulator.clearRequests()
+            try await fleet.reconcile()
+            #expect(await !running.emulator.requests.contains { $0.uri.hasPrefix("/api/v0/bundles") })
+        }
+    }
+
     @Test func anOfferTakenBeforeCreateIsSearchedAgain() async throws {
         try await withVast(Self.fastEmulator) { running, client in
             let store = InMemoryFleetStore()
