@@ -110,6 +110,14 @@ public struct VastAIClient: Sendable {
         return try InstancesPayload.decode(answer, operation: operation).first { $0.id == id }
     }
 
+    /// `instance(id:)`, but when a running instance comes without `ports` (the by-id endpoint may leave them out,
+    /// vastai.md §1.6), its record from the account list instead. For showing URLs, not for polling.
+    public func instanceWithPorts(id: Int) async throws -> Instance? {
+        guard let record = try await instance(id: id) else { return nil }
+        guard record.actualStatus == .running, record.ports.isEmpty else { return record }
+        return try await instances().first { $0.id == id } ?? record
+    }
+
     /// `GET /api/v0/instances/?owner=me`: every instance of the account. vast rate-limits the list harder than
     /// the by-id call, so poll single instances and list only to find strays.
     public func instances() async throws -> [Instance] {

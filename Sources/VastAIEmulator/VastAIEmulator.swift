@@ -24,6 +24,8 @@ public actor VastAIEmulator {
         public var logUploadDelay: Duration
         /// Answer the by-id call with a one-element list instead of a dict (both occur, §1.6).
         public var showAsList: Bool
+        /// Leave `ports` out of the by-id answer; only the list has them (Vast QA saw this, §1.6).
+        public var portsOnlyInList: Bool
 
         public init(
             apiKey: String = "emulated-vast-key",
@@ -33,7 +35,8 @@ public actor VastAIEmulator {
             loadingTime: Duration = .milliseconds(500),
             rebootTime: Duration = .milliseconds(200),
             logUploadDelay: Duration = .milliseconds(200),
-            showAsList: Bool = false
+            showAsList: Bool = false,
+            portsOnlyInList: Bool = false
         ) {
             self.apiKey = apiKey
             self.offers = offers
@@ -43,6 +46,7 @@ public actor VastAIEmulator {
             self.rebootTime = rebootTime
             self.logUploadDelay = logUploadDelay
             self.showAsList = showAsList
+            self.portsOnlyInList = portsOnlyInList
         }
     }
 
@@ -231,7 +235,11 @@ public actor VastAIEmulator {
     }
 
     func show(id: Int) -> Reply {
-        guard let record = record(id: id) else { return .ok(["instances": nil]) }
+        guard var record = record(id: id) else { return .ok(["instances": nil]) }
+        if configuration.portsOnlyInList, case .object(var fields) = record {
+            fields["ports"] = nil
+            record = .object(fields)
+        }
         return .ok(["instances": configuration.showAsList ? [record] : record])
     }
 

@@ -132,6 +132,17 @@ func expectVastError(_ sourceLocation: SourceLocation = #_sourceLocation, _ body
         }
     }
 
+    @Test func portsFallBackToTheList() async throws {
+        try await withVast(.init(nullAfterCreate: .zero, createdTime: .zero, loadingTime: .zero, portsOnlyInList: true)) { _, client in
+            let created = try await client.createInstance(
+                offerID: 1001, CreateInstanceRequest(source: .image("x"), diskGB: 20, env: ["-p 7865:7865": "1"]))
+            #expect(try await client.instance(id: created.id)?.ports.isEmpty == true)
+            let withPorts = try await client.instanceWithPorts(id: created.id)
+            #expect(withPorts?.hostPort(forContainerPort: 7865) != nil)
+            #expect(withPorts?.hostPort(forContainerPort: 22) != nil)
+        }
+    }
+
     @Test func labelDestroyAndConfirm() async throws {
         try await withVast(.init(nullAfterCreate: .zero)) { running, client in
             let created = try await client.createInstance(offerID: 1002, CreateInstanceRequest(source: .image("x"), diskGB: 20, label: "swarm-a"))
