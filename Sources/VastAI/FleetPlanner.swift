@@ -259,7 +259,9 @@ public struct FleetPlanner: Sendable {
             return verdict
         }
 
-        if let failure = KnownFailure.recognize(statusMessage: vast.statusMessage, logLines: member.logTail) {
+        // Log lines only diagnose a start: a serving worker's log may hold an old, harmless match.
+        let logLines = member.stage == .ready ? [] : member.logTail
+        if let failure = KnownFailure.recognize(statusMessage: vast.statusMessage, logLines: logLines) {
             verdict.isLeaving = true
             if failure.anotherMachineMayHelp {
                 verdict.actions.append(.replace(id: id, machineID: member.machineID ?? vast.machineID, reason: failure.description))

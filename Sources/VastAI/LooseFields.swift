@@ -38,7 +38,12 @@ struct LooseFields: Sendable {
         switch object[key] {
         case .bool(let value)?: value
         case .int(let value)?: value != 0
-        case .string(let text)?: ["true", "1", "yes"].contains(text.lowercased()) ? true : (["false", "0", "no"].contains(text.lowercased()) ? false : nil)
+        case .string(let text)?:
+            switch text.lowercased() {
+            case "true", "1", "yes": true
+            case "false", "0", "no": false
+            default: nil
+            }
         default: nil
         }
     }

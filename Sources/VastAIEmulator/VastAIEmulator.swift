@@ -92,14 +92,13 @@ public actor VastAIEmulator {
         public var containerLog: [String]
         var phaseStart: ContinuousClock.Instant
         var rebooting: Bool
-        let createdAt: ContinuousClock.Instant
         let createdAtEpoch: Double
     }
 
     public nonisolated let configuration: Configuration
     private var offers: [Int: JSONValue]
     private var offerOrder: [Int]
-    /// Offer id → instance renting it.
+    /// Offer id → instance renting it; 0 when someone else rents it.
     private var rentedOffers: [Int: Int] = [:]
     private var instances: [Int: InstanceState] = [:]
     private var nextInstanceID = 31_234_567
@@ -225,11 +224,10 @@ public actor VastAIEmulator {
         let env = envObject.compactMapValues { $0.stringValue ?? $0.intValue.map(String.init) }
         let id = nextInstanceID
         nextInstanceID += 1
-        let now = ContinuousClock.now
         instances[id] = InstanceState(
             id: id, offerID: offerID, machineID: offers[offerID]?["machine_id"]?.intValue ?? 0, label: label, env: env, image: image,
             templateHashID: template, diskGB: disk, fault: nil, destroyed: false, reboots: 0, containerLog: [],
-            phaseStart: now, rebooting: false, createdAt: now, createdAtEpoch: Date().timeIntervalSince1970)
+            phaseStart: .now, rebooting: false, createdAtEpoch: Date().timeIntervalSince1970)
         rentedOffers[offerID] = id
         return .ok(["success": true, "new_contract": .int(id), "instance_api_key": .string(UUID().uuidString.lowercased())])
     }

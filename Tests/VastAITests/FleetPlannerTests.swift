@@ -80,8 +80,10 @@ import VastAIEmulator
     }
 
     @Test func aHealthyFleetNeedsNothing() {
-        let actions = Self.planner().plan(FleetObservation(
-            now: Self.start, members: [Self.member(stage: .ready, pingMinutesAgo: 1)], offers: Self.offers))
+        var serving = Self.member(stage: .ready, pingMinutesAgo: 1)
+        // An old line in a serving worker's log is not a diagnosis.
+        serving.logTail = ["saving output failed: no space left on device"]
+        let actions = Self.planner().plan(FleetObservation(now: Self.start, members: [serving], offers: Self.offers))
         #expect(actions.isEmpty)
     }
 
