@@ -2,7 +2,7 @@
 # Checks everything about the GPU image that can be checked without Docker or a GPU:
 # every script through shellcheck, the Dockerfile through hadolint, and pytest tests/image (Dockerfile
 # structure, models manifest, FDS templates, onstart.sh behaviour, smoke-test preconditions).
-# Installs what it needs: a project-local .venv from PyPI, shellcheck from Debian packages.
+# Installs what it needs: the project-local .venv (scripts/python-env.sh), shellcheck from Debian packages.
 # Prints one summary line; exits non-zero when any check fails.
 #
 # --resolve also asks PyPI (about 2 minutes) whether builder/requirements.txt resolves for the
@@ -16,10 +16,7 @@ started=$SECONDS
 venv="$repo/.venv"
 failed=()
 
-if [[ ! -x "$venv/bin/python" ]]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/check-requirements.txt
+scripts/python-env.sh
 
 if ! command -v shellcheck > /dev/null; then
     if [[ $(id -u) -ne 0 ]]; then

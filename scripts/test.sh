@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: Swift unit and integration tests, with the services they need started here
-# on loopback only. Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter WorkerTests]
+# The whole test suite, as CI runs it: Swift unit and integration tests, the runpod SDK against swarmctl, and the
+# image checks, with what they need (PostgreSQL, a Python venv) installed and started here, on loopback only.
+# Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter WorkerTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "PostgreSQL for the store tests (scripts/postgres.sh)"
+SWARM_TEST_DATABASE_URL="$(scripts/postgres.sh | tail -n 1)"
+export SWARM_TEST_DATABASE_URL
 
 step "building (debug, with tests)"
 swift build --build-tests
@@ -12,5 +17,10 @@ swift build --build-tests
 step "Swift tests"
 swift test --skip-build "$@"
 
+step "runpod SDK (client and serverless worker) against swarmctl"
+SWARMCTL_BIN="$(swift build --show-bin-path)/swarmctl" scripts/test-python.sh
+
 step "image checks (Dockerfile, builder/, scripts; no Docker engine needed)"
 scripts/check-image.sh
+
+step "all tests passed"

@@ -110,12 +110,9 @@ struct AuthMiddleware: RouterMiddleware {
     let keys: KeyRing
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var context = context
         switch try await keys.authenticate(request.headers[.authorization]) {
-        case .open:
-            context.scope = nil
-        case .authenticated(let scope) where scope == required:
-            context.scope = scope
+        case .open, .authenticated(required):
+            break
         case .authenticated(let scope):
             throw APIError.unauthorized(
                 "this is a \(scope.rawValue) key and this route needs a \(required.rawValue) key; create one with 'swarmctl keys create --scope \(required.rawValue)'"

@@ -1,22 +1,17 @@
 import Foundation
 import Hummingbird
-import JobStore
 import NIOCore
 import SwarmCore
 
-/// The request context of the control plane's routes: Hummingbird's core storage plus the caller's key scope, which
-/// the auth middleware sets before any handler runs.
+/// The request context of the control plane's routes, with a small default body limit: routes that take larger
+/// bodies say how large with `readJSON(limit:)`.
 public struct ControlPlaneRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The scope of the key that authenticated the request; nil when the server runs without keys (loopback only).
-    public var scope: KeyScope?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
-        self.scope = nil
     }
 
-    // Routes choose their own limit with `readJSON(limit:)`; this is only the ceiling for bodies read any other way.
     public var maxUploadSize: Int { 1 << 20 }
 }
 

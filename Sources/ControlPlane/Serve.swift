@@ -12,7 +12,8 @@ public struct ServeOptions: Sendable {
     public var host: String
     public var port: Int
     public var dataDirectory: String
-    /// A `postgres://` (or `postgresql://`) URL; SQLite in `dataDirectory` when nil.
+    /// A `postgres://` (or `postgresql://`) URL, optionally with `sslmode=` and `schema=` query parameters; SQLite in
+    /// `dataDirectory` when nil.
     public var databaseURL: String?
     /// Endpoints besides `swarmui`.
     public var endpoints: [String]
@@ -83,7 +84,9 @@ public enum StorageLocation: Sendable, Hashable, CustomStringConvertible {
             }
             return (try SQLiteJobStore(path: path), [])
         case .postgres(let url):
-            let store = try PostgresJobStore(configuration: .init(url: url.value), logger: logger)
+            // `schema=NAME` in the query keeps this server's tables apart from others on the same database.
+            let schema = URLComponents(string: url.value)?.queryItems?.first { $0.name == "schema" }?.value
+            let store = try PostgresJobStore(configuration: .init(url: url.value, schema: schema), logger: logger)
             return (store, [store])
         }
     }

@@ -25,7 +25,9 @@ public protocol QueueClient: Sendable {
     /// Posts a progress update on the job-done route (`status: IN_PROGRESS`).
     func postProgress(jobID: String, output: JSONValue) async throws(QueueError)
     /// Heartbeat listing the jobs in progress; `extra` adds query parameters (boot stage and the like).
-    func ping(jobIDs: [String], extra: [(String, String)]) async throws(QueueError)
+    /// A heartbeat naming the jobs in progress. `report` (stage, progress, log tail) travels as a JSON body to queues
+    /// that take one (`QueueEndpoints.acceptsReports`); RunPod's GET ping carries only the stage.
+    func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError)
     /// One long poll of `job-stop`; returns the ids to abandon (empty when nothing is to stop).
     func pollStop() async throws(QueueError) -> [String]
 }
@@ -143,9 +145,16 @@ public struct HTTPQueueClient: QueueClient {
         try await postJSON(endpoints.jobDoneURL(jobID: jobID), body: .progress(output), route: "job-done (progress)")
     }
 
-    public func ping(jobIDs: [String], extra: [(String, String)]) async throws(QueueError) {
-        guard let url = endpoints.pingURL(jobIDs: jobIDs, extra: extra) else { return }
-        let (status, _, body) = try await send(.GET, url, route: "ping", timeout: endpoints.pingInterval * 2)
+    public func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError) {
+        let stage = report?["stage"]?.stringValue.map { [("stage", $0)] } ?? []
+        guard let url = endpoints.pingURL(jobIDs: jobIDs, extra: stage) else { return }
+        let timeout = endpoints.pingInterval * 2
+        let (status, _, body) =
+            if let report, endpoints.acceptsReports {
+                try await send(.POST, url, route: "ping", timeout: timeout, body: Data(report.jsonString().utf8))
+            } else {
+                try await send(.GET, url, route: "ping", timeout: timeout)
+            }
         guard (200..<300).contains(status) else { throw Self.error(status: status, route: "ping", body: body) }
     }
 

@@ -16,10 +16,12 @@ public struct QueueEndpoints: Sendable, Hashable {
     public var workerID: String
     public var apiKey: Secret?
     public var pingInterval: Duration
+    /// Whether pings may carry a JSON report (swarmctl's queue does; RunPod's expects a bare GET).
+    public var acceptsReports: Bool
 
     public init(
         jobTakeTemplate: String, jobDoneTemplate: String, jobStreamTemplate: String? = nil, pingTemplate: String?,
-        workerID: String, apiKey: Secret?, pingInterval: Duration = .seconds(10)
+        workerID: String, apiKey: Secret?, pingInterval: Duration = .seconds(10), acceptsReports: Bool = false
     ) {
         self.jobTakeTemplate = jobTakeTemplate
         self.jobDoneTemplate = jobDoneTemplate
@@ -28,6 +30,7 @@ public struct QueueEndpoints: Sendable, Hashable {
         self.workerID = workerID
         self.apiKey = apiKey
         self.pingInterval = pingInterval
+        self.acceptsReports = acceptsReports
     }
 
     /// The templates a queue at `queueURL` (`http://host:port/v2/<endpoint>`) serves, as swarmctl injects them.
@@ -47,7 +50,7 @@ public struct QueueEndpoints: Sendable, Hashable {
             jobDoneTemplate: "\(base)/job-done/$RUNPOD_POD_ID/$ID\(query)",
             jobStreamTemplate: "\(base)/job-stream/$RUNPOD_POD_ID/$ID\(query)",
             pingTemplate: "\(base)/ping/$RUNPOD_POD_ID\(query)",
-            workerID: workerID, apiKey: apiKey, pingInterval: pingInterval
+            workerID: workerID, apiKey: apiKey, pingInterval: pingInterval, acceptsReports: true
         )
     }
 

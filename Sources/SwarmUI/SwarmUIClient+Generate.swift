@@ -31,7 +31,9 @@ extension SwarmUIClient {
     }
 
     /// `GenerateText2Image` over plain HTTP (§5.12): nothing arrives until every output is done, so it runs under
-    /// `httpGenerateTimeout`. Batch indices are list positions. Dropping the connection does not stop SwarmUI either.
+    /// `httpGenerateTimeout`. Batch indices are list positions; the list holds intermediate outputs too (the start
+    /// image of an image-to-video run) in completion order, which only `generate` can tell apart. Dropping the
+    /// connection does not stop SwarmUI either.
     public func generateOverHTTP(_ request: SwarmUIGenerationRequest) async throws(SwarmUIError) -> [SwarmUIGeneratedOutput] {
         var arguments = request.parameters
         arguments["images"] = .int(request.images)

@@ -50,8 +50,8 @@ extension SwarmUIClient {
         ]
     }
 
-    /// `DoModelDownloadWS` (§5.9): reports progress until SwarmUI says `success`. Cancelling the task closes the
-    /// socket only; the download goes on in SwarmUI.
+    /// `DoModelDownloadWS` (§5.9): reports progress until SwarmUI says `success`. Cancelling the task sends
+    /// SwarmUI's `{"signal":"cancel"}` before closing, so the partial download is abandoned.
     public func downloadModel(
         _ download: SwarmUIModelDownload,
         onProgress: @escaping @Sendable (SwarmUIDownloadProgress) async -> Void
@@ -63,7 +63,8 @@ extension SwarmUIClient {
         ]
         let succeeded = Flag()
         let ending = try await withSession { session throws(SwarmUIError) in
-            try await webSocketCall(route, frame: frame, session: session) { json throws(SwarmUIError) in
+            try await webSocketCall(route, frame: frame, session: session, cancelFrame: ["signal": "cancel"]) {
+                json throws(SwarmUIError) in
                 if json["success"].looseBool == true {
                     succeeded.set()
                     return .finish

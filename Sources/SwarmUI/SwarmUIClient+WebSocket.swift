@@ -23,11 +23,13 @@ enum WebSocketEnding: Sendable, Equatable {
 
 extension SwarmUIClient {
     /// Opens `/API/<route>` (a `...WS` route), sends `frame` with `session_id`, and hands every JSON frame to
-    /// `onFrame`. Frames carrying `error`/`error_id` are thrown before `onFrame` sees them.
+    /// `onFrame`. Frames carrying `error`/`error_id` are thrown before `onFrame` sees them. `cancelFrame`, for routes
+    /// that understand one, is sent when the calling task is cancelled.
     func webSocketCall(
         _ route: String,
         frame: [String: JSONValue],
         session: String,
+        cancelFrame: JSONValue? = nil,
         onFrame: @escaping @Sendable (JSONValue) async throws(SwarmUIError) -> FrameVerdict
     ) async throws(SwarmUIError) -> WebSocketEnding {
         var first = frame
@@ -43,19 +45,33 @@ extension SwarmUIClient {
             let close = try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) {
                 inbound, outbound, _ in
                 try await outbound.write(.text(text))
-                for try await message in inbound.messages(maxSize: maxMessage) {
-                    guard case .text(let body) = message else { continue }
-                    guard let json = JSONValue.parse(Data(body.utf8)), json.objectValue != nil else {
-                        throw SwarmUIError(.badResponse, route: route, detail: "a frame that is not a JSON object: \(body.prefix(200))")
-                    }
-                    try Self.checkError(in: json, route: route)
-                    if try await onFrame(json) == .finish {
-                        finished.set()
-                        return
-                    }
+                // Cancellation closes the socket's input, which ends the loop below; routes that accept a cancel
+                // signal (downloads) are told on the still-open output before the socket closes.
+                let signalCancel = { () async in
+                    guard Task.isCancelled, let cancelFrame else { return }
+                    // The writer refuses to write from a cancelled task; an unstructured task is not cancelled.
+                    await Task { try? await outbound.write(.text(cancelFrame.jsonString())) }.value
                 }
+                do {
+                    for try await message in inbound.messages(maxSize: maxMessage) {
+                        guard case .text(let body) = message else { continue }
+                        guard let json = JSONValue.parse(Data(body.utf8)), json.objectValue != nil else {
+                            throw SwarmUIError(.badResponse, route: route, detail: "a frame that is not a JSON object: \(body.prefix(200))")
+                        }
+                        try Self.checkError(in: json, route: route)
+                        if try await onFrame(json) == .finish {
+                            finished.set()
+                            return
+                        }
+                    }
+                } catch {
+                    await signalCancel()
+                    throw error
+                }
+                await signalCancel()
             }
             if finished.isSet { return .finished }
+            if Task.isCancelled { throw SwarmUIError(.cancelled, route: route, detail: "cancelled") }
             if let close, close.closeCode == .normalClosure { return .closedNormally }
             return .dropped(close.map { "closed with code \($0.closeCode)" } ?? "connection lost")
         } catch let error as WebSocketClientError where error == .webSocketUpgradeFailed {

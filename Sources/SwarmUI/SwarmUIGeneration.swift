@@ -81,4 +81,10 @@ public struct SwarmUIDownloadProgress: Sendable, Hashable {
     public var overallPercent: Double
     /// Bytes per second.
     public var perSecond: Double
+
+    public init(currentPercent: Double, overallPercent: Double, perSecond: Double) {
+        self.currentPercent = currentPercent
+        self.overallPercent = overallPercent
+        self.perSecond = perSecond
+    }
 }

@@ -7,7 +7,10 @@ struct GenerationPlan: Sendable {
     var steps: Int
     var model: String
     var ext: String
-    var isVideo: Bool
+    /// Video frame count, nil for a still image.
+    var frames: Int?
+    /// Image-to-video that samples its own start image: SwarmUI sends that still as an intermediate output.
+    var stillBeforeVideo: Bool
     var doNotSave: Bool
     var previews: Bool
     var pathFormat: String?
@@ -61,7 +64,9 @@ extension SwarmUIEmulator {
             let title = isImageToVideo ? "Video Steps" : "Steps"
             return .failure("Invalid value for parameter \(title): value \(steps) is out of range (\(stepRange.lowerBound) to \(stepRange.upperBound))")
         }
-        if let frames = (parameters["videoframes"] ?? parameters["textvideoframes"]).map({ $0.looseInt }), !(1...1000).contains(frames ?? 0) {
+        let frameValue = parameters["videoframes"] ?? parameters["textvideoframes"]
+        let frames = frameValue.map { $0.looseInt ?? 0 } ?? configuration.defaultVideoFrames
+        guard (1...1000).contains(frames) else {
             return .failure("Invalid value for parameter Video Frames: must be an integer from 1 to 1000")
         }
         let ext: String
@@ -87,7 +92,8 @@ extension SwarmUIEmulator {
             "sui_models": [["name": .string(model), "param": "model", "hash": ""]],
         ]).jsonString()
         return .success(GenerationPlan(
-            images: images, steps: steps, model: model, ext: ext, isVideo: isVideo,
+            images: images, steps: steps, model: model, ext: ext, frames: isVideo ? frames : nil,
+            stillBeforeVideo: isImageToVideo && (parameters["initimagecreativity"]?.looseDouble ?? 1) > 0,
             doNotSave: parameters["donotsave"]?.looseBool ?? false,
             previews: !(parameters["nopreviews"]?.looseBool ?? false),
             pathFormat: parameters["overrideoutpathformat"]?.looseString,
@@ -148,13 +154,18 @@ extension SwarmUIEmulator {
         do {
             for image in 0..<plan.images {
                 let batchIndex = batchOffset + image
+                if plan.stillBeforeVideo {
+                    // Intermediate outputs carry negative batch indices (≤ -11) and still appear in HTTP lists.
+                    let still = try await produceOutput(plan, batchIndex: -11 - image, ext: "png", size: 4096)
+                    references.append(still)
+                    await emit(imageFrame(still, batchIndex: -11 - image, ticket: ticket, plan: plan))
+                }
                 try await sample(plan, ticket: ticket, image: image, batchIndex: batchIndex, emit: emit)
-                let reference = try await produceOutput(plan, batchIndex: batchIndex)
+                // About 2 KiB a frame: a longer video is a bigger file, as with SwarmUI.
+                let size = configuration.largeOutputBytes ?? plan.frames.map { $0 * 2048 } ?? 4096
+                let reference = try await produceOutput(plan, batchIndex: batchIndex, ext: plan.ext, size: size)
                 references.append(reference)
-                await emit([
-                    "image": .string(reference), "batch_index": .string(String(batchIndex)),
-                    "request_id": .string(String(ticket.requestID)), "metadata": .string(plan.metadata),
-                ])
+                await emit(imageFrame(reference, batchIndex: batchIndex, ticket: ticket, plan: plan))
                 await emit(["keep_alive": true])
             }
         } catch let abort as Abort {
@@ -190,15 +201,21 @@ extension SwarmUIEmulator {
     }
 
     /// Writes the output file (or builds the data URL for `donotsave`) and returns the reference SwarmUI would send.
-    private nonisolated func produceOutput(_ plan: GenerationPlan, batchIndex: Int) async throws -> String {
-        let size = configuration.largeOutputBytes ?? (plan.isVideo ? 64 << 10 : 4 << 10)
+    private nonisolated func produceOutput(_ plan: GenerationPlan, batchIndex: Int, ext: String, size: Int) async throws -> String {
         let relative = await claimOutputPath(
-            format: plan.pathFormat, prompt: plan.promptTag, model: plan.modelTag, batchIndex: batchIndex, ext: plan.ext)
+            format: plan.pathFormat, prompt: plan.promptTag, model: plan.modelTag, batchIndex: batchIndex, ext: ext)
         if plan.doNotSave {
-            return OutputFiles.dataURL(size: size, seed: relative, ext: plan.ext)
+            return OutputFiles.dataURL(size: size, seed: relative, ext: ext)
         }
-        try OutputFiles.write(to: "\(outputRoot)/local/\(relative)", size: size, ext: plan.ext)
+        try OutputFiles.write(to: "\(outputRoot)/local/\(relative)", size: size, ext: ext)
         return "View/local/\(relative)"
+    }
+
+    private nonisolated func imageFrame(_ reference: String, batchIndex: Int, ticket: Ticket, plan: GenerationPlan) -> JSONValue {
+        [
+            "image": .string(reference), "batch_index": .string(String(batchIndex)),
+            "request_id": .string(String(ticket.requestID)), "metadata": .string(plan.metadata),
+        ]
     }
 }
 

@@ -4,33 +4,88 @@ import SwarmCore
 import Synchronization
 
 /// Text frames from the client, read by a separate task so the handler can wait for one with a deadline.
+/// Waiting is event-driven (no polling) so the emulator adds no latency of its own to what a benchmark measures.
 final class FrameInbox: Sendable {
-    enum Item {
+    enum Item: Sendable {
         case frame(String)
         case closed
         case timedOut
     }
 
-    private let state = Mutex<(frames: [String], closed: Bool)>(([], false))
+    private struct State {
+        var frames: [String] = []
+        var closed = false
+        var waiter: (id: Int, continuation: CheckedContinuation<Item, Never>)?
+        var lastWaitID = 0
+        /// A wait whose deadline passed before it registered its continuation.
+        var expiredID: Int?
+    }
 
-    func push(_ text: String) { state.withLock { $0.frames.append(text) } }
-    func close() { state.withLock { $0.closed = true } }
+    private let state = Mutex(State())
+
+    func push(_ text: String) {
+        let waiter = state.withLock { state -> CheckedContinuation<Item, Never>? in
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter.continuation
+            }
+            state.frames.append(text)
+            return nil
+        }
+        waiter?.resume(returning: .frame(text))
+    }
+
+    func close() {
+        let waiter = state.withLock { state -> CheckedContinuation<Item, Never>? in
+            state.closed = true
+            defer { state.waiter = nil }
+            return state.waiter?.continuation
+        }
+        waiter?.resume(returning: .closed)
+    }
 
     /// The next frame if one is waiting, without blocking.
     func poll() -> Item? {
-        state.withLock { state in
-            if !state.frames.isEmpty { return .frame(state.frames.removeFirst()) }
-            return state.closed ? .closed : nil
-        }
+        state.withLock { Self.take(&$0) }
     }
 
     func next(timeout: Duration) async -> Item {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let item = poll() { return item }
-            try? await Task.sleep(for: .milliseconds(5))
+        if let item = poll() { return item }
+        let id = state.withLock { state in
+            state.lastWaitID += 1
+            return state.lastWaitID
         }
-        return poll() ?? .timedOut
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            expire(id)
+        }
+        defer { timer.cancel() }
+        return await withCheckedContinuation { continuation in
+            let immediate = state.withLock { state -> Item? in
+                if let item = Self.take(&state) { return item }
+                if state.expiredID == id { return .timedOut }
+                state.waiter = (id, continuation)
+                return nil
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+
+    private func expire(_ id: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Item, Never>? in
+            guard let waiter = state.waiter, waiter.id == id else {
+                state.expiredID = id
+                return nil
+            }
+            state.waiter = nil
+            return waiter.continuation
+        }
+        waiter?.resume(returning: .timedOut)
+    }
+
+    private static func take(_ state: inout State) -> Item? {
+        if !state.frames.isEmpty { return .frame(state.frames.removeFirst()) }
+        return state.closed ? .closed : nil
     }
 }
 

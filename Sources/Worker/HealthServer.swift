@@ -25,6 +25,9 @@ public enum HealthServer {
                 "jobs": ["succeeded": .int(snapshot.jobsSucceeded), "failed": .int(snapshot.jobsFailed)],
             ]
             if case .error(let reason) = snapshot.stage { body["error"] = .string(reason) }
+            if case .downloading(let done, let total) = snapshot.stage {
+                body["download"] = ["done_bytes": .int(Int(done)), "total_bytes": .int(Int(total))]
+            }
             // ERROR is the one stage a restart may fix; every other stage is healthy, even while starting.
             let status: HTTPResponse.Status = if case .error = snapshot.stage { .serviceUnavailable } else { .ok }
             return json(.object(body), status: status)

@@ -141,7 +141,8 @@ public struct JobInputParser: Sendable {
         let images = try f.int("images", in: 1...16) ?? 1
 
         let video = try f.object("video")
-        let initImage = try f.string("init_image")
+        // A data URL carries the whole picture: allow what the queue's body limit allows.
+        let initImage = try f.string("init_image", maxLength: 48 << 20)
         var initImageURL: String?
         if let initImage {
             if initImage.hasPrefix("data:image/") && initImage.contains(";base64,") {

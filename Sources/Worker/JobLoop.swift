@@ -16,11 +16,13 @@ public struct JobLoop: Service {
     public var pingInterval: Duration
     public var shutdownGrace: Duration
     public var logger: Logger
+    /// What each ping tells the queue about this worker (stage, jobs, SwarmUI's last lines).
+    public var report: @Sendable () async -> JSONValue
     private let backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
 
     public init(
         queue: any QueueClient, runner: JobRunner, outbox: ResultOutbox, state: WorkerState, readiness: ReadinessWait, pingInterval: Duration,
-        shutdownGrace: Duration, logger: Logger
+        shutdownGrace: Duration, logger: Logger, report: @escaping @Sendable () async -> JSONValue
     ) {
         self.queue = queue
         self.runner = runner
@@ -30,6 +32,7 @@ public struct JobLoop: Service {
         self.pingInterval = pingInterval
         self.shutdownGrace = shutdownGrace
         self.logger = logger
+        self.report = report
     }
 
     public func run() async throws {
@@ -127,9 +130,8 @@ public struct JobLoop: Service {
     private func heartbeat() async {
         while !Task.isCancelled {
             let ids = await state.jobsToReport
-            let stage = await state.stage
             do {
-                try await queue.ping(jobIDs: ids, extra: [("stage", stage.name)])
+                try await queue.ping(jobIDs: ids, report: await report())
             } catch {
                 logger.debug("ping failed: \(error)")
             }

@@ -37,7 +37,11 @@ public struct WorkerApplication: Sendable {
             swarm: swarm, timeout: configuration.startupTimeout, processFailure: { await monitor.failure }, logger: logger)
         let loop = JobLoop(
             queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
-            pingInterval: configuration.queue?.pingInterval ?? .seconds(10), shutdownGrace: configuration.shutdownGrace, logger: logger)
+            pingInterval: configuration.queue?.pingInterval ?? .seconds(10), shutdownGrace: configuration.shutdownGrace, logger: logger,
+            report: { [state, secrets = configuration.secrets] in
+                let tail = await monitor.lastLines.suffix(20).map { $0.redacting(secrets) }
+                return await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: tail)
+            })
         var services: [any Service] = []
         if withHealthServer {
             services.append(

@@ -29,11 +29,29 @@ public struct WorkerConfiguration: Sendable {
     /// Outputs larger than this cannot be inlined as data URLs (storage comes with the Outputs issue).
     public var inlineMaxBytes: Int64
     public var logLevel: Logger.Level
+    /// The prebuilt SwarmUI copied to `$VOLUME_PATH/SwarmUI` on first boot.
+    public var swarmUISeed: String
+    /// The models manifest (`builder/models.json`); nil when unset, and then nothing is downloaded.
+    public var modelsFile: String?
+    /// Download tokens by the variable a manifest entry names in `token_env`.
+    public var modelTokens: [String: Secret]
+    /// How many models download at once.
+    public var modelDownloadConcurrency: Int
+
+    /// The variables a manifest's `token_env` may name; only these are read.
+    public static let modelTokenVariables = ["HUGGINGFACE_API_TOKEN", "CIVITAI_API_TOKEN"]
+
+    /// Every credential the worker holds, to scrub from text it passes on (SwarmUI's log lines in pings).
+    public var secrets: [Secret] { [swarmUIAuthorization, queue?.apiKey].compactMap { $0 } }
 
     /// Where undeliverable results wait for the queue, across restarts.
     public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
     /// Where outputs are staged while they are hashed and encoded.
     public var stagingPath: String { volumePath + "/.swarm-worker/staging" }
+    /// Where SwarmUI lives on the volume (copied from `swarmUISeed` on first boot).
+    public var swarmUIFolder: String { volumePath + "/SwarmUI" }
+    /// SwarmUI's model root, where the manifest's models go.
+    public var modelsPath: String { swarmUIFolder + "/Models" }
 
     public init(environment env: [String: String], attach attachFlag: Bool = false) throws(WorkerConfigurationError) {
         var problems: [String] = []
@@ -63,6 +81,14 @@ public struct WorkerConfiguration: Sendable {
         shutdownGrace = .seconds(int("SHUTDOWN_GRACE", 60))
         inlineMaxBytes = Int64(int("SWARM_INLINE_MAX_BYTES", 10_000_000))
         logLevel = (env["LOG_LEVEL"]?.lowercased()).flatMap(Logger.Level.init(rawValue:)) ?? .info
+        swarmUISeed = env["SWARMUI_SEED"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/swarmui-seed"
+        modelsFile = env["SWARM_MODELS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        // Spelled out rather than looped over modelTokenVariables: the .env.example test finds variables by `env["NAME"]`.
+        let tokens = [
+            "HUGGINGFACE_API_TOKEN": env["HUGGINGFACE_API_TOKEN"], "CIVITAI_API_TOKEN": env["CIVITAI_API_TOKEN"],
+        ]
+        modelTokens = tokens.compactMapValues { $0.flatMap { $0.isEmpty ? nil : Secret($0) } }
+        modelDownloadConcurrency = max(1, int("SWARM_DOWNLOAD_CONCURRENCY", 3))
 
         // RunPod serverless injects its own templates; otherwise derive them from one queue URL.
         let pingMs = int("RUNPOD_PING_INTERVAL", 10_000)

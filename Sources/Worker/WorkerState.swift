@@ -5,6 +5,10 @@ import Foundation
 /// The worker's boot stages, as `/health` and the queue pings report them.
 public enum BootStage: Sendable, Hashable {
     case initializing
+    /// Copying SwarmUI's seed to the volume and checking which models are missing.
+    case provisioning
+    /// Downloading missing models: bytes on disk so far and the (partly estimated) total.
+    case downloading(done: Int64, total: Int64)
     case startingApp
     case ready
     case error(reason: String)
@@ -12,16 +16,34 @@ public enum BootStage: Sendable, Hashable {
     public var name: String {
         switch self {
         case .initializing: "INITIALIZING"
+        case .provisioning: "PROVISIONING"
+        case .downloading: "DOWNLOADING"
         case .startingApp: "STARTING_APP"
         case .ready: "READY"
         case .error: "ERROR"
         }
     }
 
-    public static let names = ["INITIALIZING", "STARTING_APP", "READY", "ERROR"]
+    public static let names = ["INITIALIZING", "PROVISIONING", "DOWNLOADING", "STARTING_APP", "READY", "ERROR"]
 }
 
 /// What the worker is doing now, shared by the job loop, the heartbeat and the health endpoint.
+extension WorkerState.Snapshot {
+    /// The heartbeat report: what the fleet manager shows while an instance boots and uses to diagnose it.
+    public func report(swarmUIRestarts: Int, logTail: some Collection<String>) -> JSONValue {
+        var report: [String: JSONValue] = [
+            "stage": .string(stage.name),
+            "current_job": currentJobID.map(JSONValue.string) ?? .null,
+            "pending_results": .int(undeliveredJobIDs.count),
+            "jobs": ["succeeded": .int(jobsSucceeded), "failed": .int(jobsFailed)],
+            "swarmui_restarts": .int(swarmUIRestarts),
+            "log_tail": .array(logTail.map(JSONValue.string)),
+        ]
+        if case .error(let reason) = stage { report["error"] = .string(reason) }
+        return .object(report)
+    }
+}
+
 public actor WorkerState {
     public private(set) var stage: BootStage = .initializing
     public private(set) var currentJobID: String?

@@ -13,7 +13,7 @@ struct SwarmWorkerCommand: AsyncParsableCommand {
         commandName: "swarm-worker",
         abstract: "Runs SwarmUI jobs pulled from a RunPod-compatible queue.",
         discussion: "Configuration comes from the environment; .env.example lists every variable with its default.",
-        subcommands: [Run.self, Check.self],
+        subcommands: [Run.self, Check.self, Models.self],
         defaultSubcommand: Run.self)
 }
 

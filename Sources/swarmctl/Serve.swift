@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlPlane
 import Foundation
 import Logging
+import ServiceLifecycle
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,7 +17,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8288
     @Option(help: "Directory for the SQLite database.") var dataDir = "./.swarm"
-    @Option(help: "Database URL: postgres://user:pass@host/db, or a SQLite file.") var database: String?
+    @Option(help: "Database URL: postgres://user:pass@host/db[?sslmode=disable&schema=NAME], or a SQLite file.") var database: String?
     @Option(name: .customLong("endpoint"), help: "An endpoint to serve besides 'swarmui' (repeatable).") var endpoints: [String] = []
     @Option(help: "Seconds a taken job stays leased without a ping naming it.") var leaseTimeout = 60
     @Option(help: "Takes after which a job whose lease keeps expiring fails.") var maxAttempts = 3
@@ -38,8 +39,16 @@ struct Serve: AsyncParsableCommand {
         }
         var logger = Logger(label: "swarmctl.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        var additionalServices: [any Service] = []
+        let (serverPort, portContinuation) = AsyncStream<Int>.makeStream()
+        if localWorker {
+            additionalServices.append(LocalWorkerService(serverPort: serverPort, dataDirectory: dataDir, logger: logger))
+        }
         do {
-            try await runControlPlane(settings: settings, logger: logger)
+            try await runControlPlane(settings: settings, logger: logger, additionalServices: additionalServices) { port in
+                portContinuation.yield(port)
+                portContinuation.finish()
+            }
         } catch {
             // Errors here are the operator's to fix (a port in use, a bad database URL, missing keys): say them plainly.
             printError("swarmctl serve: \(error)")

@@ -57,9 +57,11 @@ struct SwarmUIEmulatorCommand: AsyncParsableCommand {
             // Tests and supervisors parse this exact line.
             FileHandle.standardOutput.write(Data("SwarmUI emulator listening on http://\(host):\(boundPort)\n".utf8))
         }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Open generation sockets would otherwise hold a graceful shutdown for as long as they run.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await group.run()
     }
 }

@@ -227,3 +227,32 @@ import Testing
         #expect(throws: BatchFileError.self) { try BatchFile.jobs(from: "[1]\n", format: .jsonLines) }
     }
 }
+
+@Suite struct DocumentAndMetricsTests {
+    @Test func openAPIDocumentDescribesEveryRoute() async throws {
+        try await withControlPlane { api in
+            let answer = try await api.call(.get, "/openapi.json", auth: .none)
+            #expect(answer.status == .ok)
+            let paths = try #require(answer["paths"]?.objectValue)
+            let operations = [
+                "run", "runsync", "run-batch", "status/{id}", "stream/{id}", "cancel/{id}", "retry/{id}", "purge-queue", "health", "jobs",
+                "job-take/{worker}", "job-take-batch/{worker}", "job-done/{worker}/{job}", "job-stream/{worker}/{job}", "ping/{worker}",
+                "job-stop/{worker}",
+            ]
+            for operation in operations { #expect(paths["/v2/{endpoint}/\(operation)"] != nil, "\(operation)") }
+            #expect(paths["/metrics"] != nil)
+        }
+    }
+
+    @Test func metricsShowQueueDepthAndRequests() async throws {
+        try await withControlPlane { api in
+            _ = try await api.submit()
+            _ = try await api.submit()
+            let answer = try await api.call(.get, "/metrics")
+            #expect(answer.status == .ok)
+            #expect(answer.text.contains(#"swarm_jobs_current{endpoint="swarmui",status="IN_QUEUE"} 2"#))
+            #expect(answer.text.contains(#"swarm_http_requests_total{route="/v2/{endpoint}/run",method="POST",status="200"} 2"#))
+            #expect(answer.text.contains(#"swarm_jobs_submitted_total{endpoint="swarmui"} 2"#))
+        }
+    }
+}

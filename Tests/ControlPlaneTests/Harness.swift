@@ -23,7 +23,7 @@ struct Harness: Sendable {
         subscript(key: String) -> JSONValue? { json?[key] }
     }
 
-    enum Auth { case client, worker, none, raw(String), bearer(String) }
+    enum Auth: Equatable, Sendable { case client, worker, none, raw(String), bearer(String) }
 
     @discardableResult
     func call(_ method: HTTPRequest.Method, _ uri: String, _ body: JSONValue? = nil, rawBody: String? = nil, auth: Auth = .client, contentType: String = "application/json") async throws -> Answer {

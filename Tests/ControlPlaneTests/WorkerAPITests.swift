@@ -10,7 +10,7 @@ import Testing
     static let quick = ControlPlaneConfiguration(leaseTimeout: .seconds(1), longPollTimeout: .seconds(2), expiryInterval: .milliseconds(100))
 
     @Test func longPollReturnsAsSoonAsAJobArrives() async throws {
-        try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .seconds(25))) { api in
+        try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .seconds(60))) { api in
             let started = ContinuousClock.now
             async let taken = api.take("w1")
             try await Task.sleep(for: .milliseconds(300))
@@ -18,8 +18,8 @@ import Testing
             let job = try await taken
             let elapsed = ContinuousClock.now - started
             #expect(job?["id"]?.stringValue == id)
-            // Woken by the store's notification, not by the 25 s poll running out.
-            #expect(elapsed < .seconds(10))
+            // Woken by the store's notification, well before the 60 s poll runs out (loose: other suites share the CPU).
+            #expect(elapsed < .seconds(30))
         }
     }
 

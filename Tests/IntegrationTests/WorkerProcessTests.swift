@@ -28,6 +28,8 @@ struct WorkerProcessTests {
         let pings = state["pings"]?.arrayValue ?? []
         #expect(pings.contains { $0["job_ids"]?.arrayValue?.contains("j1") == true }, "pings name the job in progress")
         #expect(pings.allSatisfy { $0["runpod_version"] == "1.12.0" })
+        #expect(pings.contains { $0["report"]?["stage"] == "READY" && $0["report"]?["log_tail"]?.arrayValue?.isEmpty == false },
+                "pings report the stage and SwarmUI's last lines to swarmctl-style queues")
         #expect(state["deliveries"]?.arrayValue?.first?["is_stream"] == "false")
         let (status, health) = try await rig.health()
         #expect(status == 200)

@@ -24,7 +24,7 @@ import NIOCore
             == "http://q/v2/ep/ping/w1?runtime=swarm-worker&job_id=a%2Cb&stage=READY&runpod_version=1.12.0")
     }
 
-    @Test func runPodTemplatesAreFilledAsTheSDKFillsThem() {
+    @Test func runPodTemplatesAreFilledAsTheSDKFillsThem() throws {
         let endpoints = QueueEndpoints(
             jobTakeTemplate: "https://api.runpod.ai/v2/ep/job-take/$ID?gpu=RTX",
             jobDoneTemplate: "https://api.runpod.ai/v2/ep/job-done/$RUNPOD_POD_ID/$ID?gpu=RTX",
@@ -32,6 +32,8 @@ import NIOCore
         #expect(endpoints.jobTakeURL(jobInProgress: true) == "https://api.runpod.ai/v2/ep/job-take/pod9?gpu=RTX&job_in_progress=1")
         #expect(endpoints.jobDoneURL(jobID: "abc-e2", isStream: true) == "https://api.runpod.ai/v2/ep/job-done/pod9/abc-e2?gpu=RTX&isStream=true")
         #expect(endpoints.jobStopURL == "https://api.runpod.ai/v2/ep/job-stop/pod9?gpu=RTX")
+        #expect(!endpoints.acceptsReports, "RunPod's ping is a bare GET")
+        #expect(try QueueEndpoints(queueURL: "http://q/v2/ep", workerID: "w", apiKey: nil).acceptsReports, "swarmctl takes a JSON report")
     }
 
     @Test func malformedQueueURLNamesTheVariable() {

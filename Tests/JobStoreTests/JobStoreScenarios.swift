@@ -428,6 +428,19 @@ import Testing
         #expect(try await reopened.take(endpoint: "ep", workerID: "w", limit: 5, leaseUntil: at(60), now: at(2)).map(\.id) == ["j1"])
     }
 
+    @Test func sqliteFileStoreGivesConcurrentTakersDistinctJobs() async throws {
+        // The in-memory scenarios use a DatabaseQueue; a file store is a WAL DatabasePool, as `serve` runs it.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteJobStore(path: directory.appendingPathComponent("jobs.sqlite").path)
+        try await store.migrate()
+        try await enqueue(store, 100)
+        let taken = try await takeEverything([store], takers: 8, batch: 3)
+        #expect(taken.count == 100)
+        #expect(Set(taken).count == 100)
+    }
+
     @Test func sqliteReportsAnUnopenableFile() {
         let error = #expect(throws: JobStoreError.self) { try SQLiteJobStore(path: "/nonexistent-dir/x/jobs.sqlite") }
         #expect(error?.code == .unavailable)

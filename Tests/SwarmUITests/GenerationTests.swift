@@ -30,7 +30,7 @@ struct GenerationTests {
     }
 
     @Test func generateWaitsForALoadingBackend() async throws {
-        try await withEmulatorClient(.init(loadingTime: .milliseconds(500))) { _, client in
+        try await withEmulatorClient(.init(loadingTime: .seconds(4))) { _, client in
             let recorder = EventRecorder()
             let outputs = try await client.generate(request()) { await recorder.record($0) }
             #expect(outputs.count == 1)
@@ -45,11 +45,16 @@ struct GenerationTests {
                 "model": "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled", "videomodel": "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled",
                 "video_frames": 17, "videosteps": 3, "overrideoutpathformat": "jobs/job-7f3a-[batch_id]",
             ])) { _ in }
+            // The sampled start image arrives first as an intermediate (negative batch index) and is left out.
             #expect(outputs.map(\.reference) == ["View/local/jobs/job-7f3a-0.mp4"])
             let output = try await client.fetchOutput(outputs[0].reference)
             #expect(output.contentType == "video/mp4")
+            #expect(output.length == Int64(17 * 2048))
             let (bytes, _, _) = try await drain(output)
             #expect(String(decoding: bytes[4..<8], as: UTF8.self) == "ftyp")
+            // Over HTTP SwarmUI lists the intermediate too, in completion order.
+            let listed = try await client.generateOverHTTP(request(["videomodel": "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled"]))
+            #expect(listed.map { $0.reference.hasSuffix(".png") } == [true, false])
         }
     }
 
@@ -73,16 +78,17 @@ struct GenerationTests {
         try await withEmulatorClient(.init(stepDuration: .milliseconds(50))) { running, client in
             let recorder = EventRecorder()
             let generation = Task {
-                try await client.generate(request(["steps": 200])) { await recorder.record($0) }
+                // Far longer than the test may take, so only the interrupt can end it.
+                try await client.generate(request(["steps": 2000])) { await recorder.record($0) }
             }
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(30)
             while await recorder.progressBatches.isEmpty, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
             let interruptedAt = ContinuousClock.now
             try await client.interruptAll()
             let result = await generation.result
-            #expect(ContinuousClock.now - interruptedAt < .seconds(2))
+            #expect(ContinuousClock.now - interruptedAt < .seconds(20))
             guard case .failure(let error) = result else {
                 Issue.record("the generation finished despite InterruptAll")
                 return
@@ -94,11 +100,30 @@ struct GenerationTests {
         }
     }
 
+    @Test func interruptWhileQueuedEndsWithoutOutput() async throws {
+        try await withEmulatorClient(.init(loadingTime: .seconds(30))) { _, client in
+            let recorder = EventRecorder()
+            let generation = Task { try await client.generate(request()) { await recorder.record($0) } }
+            func queued() async -> Bool {
+                await recorder.events.contains { if case .status(let s) = $0 { s.waitingBackends == 1 } else { false } }
+            }
+            while !(await queued()) { try await Task.sleep(for: .milliseconds(20)) }
+            try await client.interruptAll()
+            guard case .failure(let error) = await generation.result else {
+                Issue.record("a generation interrupted in the queue returned outputs")
+                return
+            }
+            // SwarmUI sends no error for a request cancelled before a backend took it, just no output.
+            #expect((error as? SwarmUIError)?.code == .noOutput)
+        }
+    }
+
     @Test func restartDuringGenerationDropsTheConnection() async throws {
         try await withEmulatorClient(.init(stepDuration: .milliseconds(50))) { running, client in
             let recorder = EventRecorder()
             let generation = Task {
-                try await client.generate(request(["steps": 200])) { await recorder.record($0) }
+                // Far longer than the test may take, so only the interrupt can end it.
+                try await client.generate(request(["steps": 2000])) { await recorder.record($0) }
             }
             while await recorder.progressBatches.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
             await running.emulator.restart()
@@ -108,6 +133,15 @@ struct GenerationTests {
             }
             #expect((error as? SwarmUIError)?.code == .connectionClosed)
             #expect((error as? SwarmUIError)?.isRetryable == true)
+        }
+    }
+
+    @Test func generateReturnsAtSocketIntentionWithoutWaitingForTheLinger() async throws {
+        try await withEmulatorClient(.init(stepDuration: .zero, socketLinger: .seconds(5))) { _, client in
+            _ = try await client.session()
+            let started = ContinuousClock.now
+            #expect(try await client.generate(request(["steps": 1])) { _ in }.count == 1)
+            #expect(ContinuousClock.now - started < .seconds(1))
         }
     }
 

@@ -12,11 +12,12 @@ struct ModelTests {
         try await withEmulatorClient { _, client in
             let root = try await client.listModels(path: "", depth: 1)
             #expect(root["folders"]?.arrayValue?.contains("Wan") == true)
-            #expect(root["files"]?.arrayValue?.isEmpty == true)
+            // The preset's two GGUF models sit at the top of the folder, as the image installs them.
+            #expect(root["files"]?.arrayValue?.count == 2)
             let wan = try await client.listModels(path: "Wan", depth: 2)
             #expect(wan["files"]?.arrayValue?.count == 4)
             let loras = try await client.listModels(path: "", depth: 3, subtype: "LoRA")
-            #expect(loras["files"]?.arrayValue?.count == 2)
+            #expect(loras["files"]?.arrayValue?.count == 3)
             // `.safetensors` may be left out.
             let model = try await client.describeModel(name: "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled")
             #expect(model["name"]?.stringValue == high)
@@ -60,6 +61,26 @@ struct ModelTests {
                 try await client.downloadModel(SwarmUIModelDownload(url: "ftp://x/y.gguf", name: "x")) { _ in }
             }
             #expect(badURL?.detail == "Invalid URL.")
+        }
+    }
+}
+
+extension ModelTests {
+    @Test func cancellingADownloadSignalsSwarmUI() async throws {
+        try await withEmulatorClient(.init(stepDuration: .milliseconds(200))) { _, client in
+            let progress = ProgressRecorder()
+            let download = Task {
+                try await client.downloadModel(SwarmUIModelDownload(url: "https://example.com/big.gguf", name: "big")) {
+                    await progress.record($0)
+                }
+            }
+            while await progress.values.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+            download.cancel()
+            #expect((try? await download.value) == nil)
+            // SwarmUI got the cancel signal and never registered the model.
+            try await Task.sleep(for: .milliseconds(1500))
+            let error = await expectSwarmUIError(.routeError(id: nil)) { _ = try await client.describeModel(name: "big.gguf") }
+            #expect(error?.detail == "Model not found.")
         }
     }
 }

@@ -35,13 +35,14 @@ struct SessionAndStatusTests {
     }
 
     @Test func statusGoesFromLoadingToRunning() async throws {
-        try await withEmulatorClient(.init(loadingTime: .milliseconds(800))) { _, client in
+        // Loading long enough that a loaded machine still sees it; the wait below is bounded generously.
+        try await withEmulatorClient(.init(loadingTime: .seconds(4))) { _, client in
             let early = try await client.status()
             #expect(early.backendState == .loading)
             #expect(early.anyLoading)
             #expect(!early.isReady && !early.isFailed)
             #expect(try await client.backends().first?.state == .loading)
-            let deadline = ContinuousClock.now + .seconds(5)
+            let deadline = ContinuousClock.now + .seconds(30)
             var status = early
             while !status.isReady, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(100))
@@ -101,7 +102,8 @@ struct SessionAndStatusTests {
             #expect(error?.isRetryable == true)
             await expectSwarmUIError(.unreachable) { _ = try await client.generate(request()) { _ in } }
         }
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // Far below the 60 s request deadline: a refused connection is reported, not retried until the deadline.
+        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     @Test func interpretsSwarmUIErrorShapes() throws {

@@ -19,7 +19,7 @@ func withEmulatorClient<T>(
 }
 
 func withClient<T>(baseURL: String, token: String? = nil, _ body: (SwarmUIClient) async throws -> T) async throws -> T {
-    let configuration = SwarmUIConfiguration(baseURL: baseURL, bearerToken: token.map(Secret.init), requestTimeout: .seconds(10))
+    let configuration = SwarmUIConfiguration(baseURL: baseURL, bearerToken: token.map(Secret.init), requestTimeout: .seconds(60))
     let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration.httpClientConfiguration())
     let client = SwarmUIClient(configuration: configuration, httpClient: http, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     do {

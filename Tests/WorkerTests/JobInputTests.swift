@@ -116,6 +116,12 @@ struct JobInputTests {
         #expect(request.parameters["lorasectionconfinement"] == [2], "the LoRA is confined to the video stage")
     }
 
+    @Test func largeDataURLInitImageIsAccepted() throws {
+        let picture = "data:image/png;base64," + String(repeating: "A", count: 2_000_000)
+        let request = try generate(["prompt": "x", "model": "m", "init_image": .string(picture)])
+        #expect(request.parameters["initimage"] == .string(picture))
+    }
+
     @Test func httpsInitImageIsFetchedByTheWorker() throws {
         let request = try generate(["prompt": "x", "model": "m", "init_image": "https://example.com/cat.png"])
         #expect(request.mode == .imageToImage)

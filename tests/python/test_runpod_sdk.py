@@ -4,110 +4,38 @@ Needs SWARMCTL_BIN, the path of a built swarmctl (scripts/test-python.sh sets it
 """
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import runpod
+from conftest import SDKWorker, Serve
 
 CLIENT_KEY = "client-key-for-sdk-tests"
 WORKER_KEY = "worker-key-for-sdk-tests"
-HERE = Path(__file__).resolve().parent
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    binary = os.environ.get("SWARMCTL_BIN")
-    if not binary:
-        pytest.fail("SWARMCTL_BIN is not set; run scripts/test-python.sh")
-    port = free_port()
     data_dir = tmp_path_factory.mktemp("swarm-data")
-    env = dict(os.environ, SWARM_API_KEYS=CLIENT_KEY, SWARM_WORKER_KEYS=WORKER_KEY)
-    log = open(data_dir / "serve.log", "w")
-    process = subprocess.Popen(
-        [binary, "serve", "--port", str(port), "--data-dir", str(data_dir), "--endpoint", "gen", "--endpoint", "idle"],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
+    serve = Serve(
+        data_dir, ["--endpoint", "gen", "--endpoint", "idle"],
+        env={"SWARM_API_KEYS": CLIENT_KEY, "SWARM_WORKER_KEYS": WORKER_KEY}, key=CLIENT_KEY,
     )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        request = urllib.request.Request(f"{base}/v2/swarmui/health", headers={"Authorization": CLIENT_KEY})
-        try:
-            with urllib.request.urlopen(request, timeout=1) as response:
-                return response.status == 200
-        except (urllib.error.URLError, ConnectionError):
-            assert process.poll() is None, (data_dir / "serve.log").read_text()
-            return False
-
-    wait_until(healthy, 60, "swarmctl serve to answer")
-    yield {"base": base, "process": process, "log": data_dir / "serve.log"}
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        log.close()
-
-
-def worker_env(server, endpoint, worker_id, workdir):
-    base = f"{server['base']}/v2/{endpoint}"
-    # The query string already holds `?`: the SDK appends its own parameters with `&`.
-    return dict(
-        os.environ,
-        RUNPOD_WEBHOOK_GET_JOB=f"{base}/job-take/$ID?gpu=SIM",
-        RUNPOD_WEBHOOK_POST_OUTPUT=f"{base}/job-done/$RUNPOD_POD_ID/$ID?gpu=SIM",
-        RUNPOD_WEBHOOK_POST_STREAM=f"{base}/job-stream/$RUNPOD_POD_ID/$ID?gpu=SIM",
-        RUNPOD_WEBHOOK_PING=f"{base}/ping/$RUNPOD_POD_ID?gpu=SIM",
-        RUNPOD_POD_ID=worker_id,
-        RUNPOD_AI_API_KEY=WORKER_KEY,
-        RUNPOD_PING_INTERVAL="1000",
-        RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
-        HOME=str(workdir),
-    )
+    yield {"base": serve.base, "process": serve.process, "log": serve.log_path}
+    serve.stop()
 
 
 @pytest.fixture(scope="module")
 def workers(server, tmp_path_factory):
     """A plain worker on `swarmui` and a generator worker on `gen`, both the SDK's own serverless loop."""
-    processes = []
-    for endpoint, worker_id, extra in [("swarmui", "py-worker", []), ("gen", "py-gen-worker", ["--generator"])]:
-        workdir = tmp_path_factory.mktemp(worker_id)
-        log = open(workdir / "worker.log", "w")
-        process = subprocess.Popen(
-            [sys.executable, str(HERE / "worker_handler.py"), *extra],
-            cwd=workdir, env=worker_env(server, endpoint, worker_id, workdir), stdout=log, stderr=subprocess.STDOUT,
-        )
-        processes.append((process, log))
+    started = [
+        SDKWorker(server["base"], endpoint, worker_id, WORKER_KEY, tmp_path_factory.mktemp(worker_id), args)
+        for endpoint, worker_id, args in [("swarmui", "py-worker", []), ("gen", "py-gen-worker", ["--generator"])]
+    ]
     yield
-    for process, log in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    for worker in started:
+        worker.stop()
 
 
 def use_server(server, endpoint_id):
@@ -191,7 +119,7 @@ def test_run_then_output(server, workers):
     swarm = use_server(server, "swarmui")
     job = swarm.run({"input": {"prompt": "later"}})
     output = job.output(timeout=60)
-    assert output == {"echo": {"prompt": "later"}, "job_id": job.job_id}
+    assert output == {"echo": {"prompt": "later"}, "job_id": job.job_id, "worker": "py-worker"}
     assert job.status() == "COMPLETED"
 
 

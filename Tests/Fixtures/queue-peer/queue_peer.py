@@ -5,7 +5,7 @@ It runs as its own process so a test can kill it and start it again: its state l
 every change. Worker routes:
   GET  /v2/<ep>/job-take/<worker>?...      200 with one JSON job, or 204 after holding the poll (--hold seconds)
   POST /v2/<ep>/job-done/<worker>/<job>?.. body is JSON whatever the content type; status IN_PROGRESS is progress
-  GET  /v2/<ep>/ping/<worker>?job_id=a%2Cb  records the ids (split on commas)
+  GET  /v2/<ep>/ping/<worker>?job_id=a%2Cb  records the ids (split on commas); POST also records the JSON report
   GET  /v2/<ep>/job-stop/<worker>?...      200 {"jobsToStop": [...]} once per id, or 204
 Test controls (no key needed):
   POST /control/enqueue {"id": ..., "input": {...}}   POST /control/stop {"id": ...}
@@ -87,13 +87,7 @@ class Handler(BaseHTTPRequestHandler):
                 save()
             return self.reply(200, job)
         if route == "ping":
-            ids = [i for value in query.get("job_id", []) for i in value.split(",") if i]
-            with LOCK:
-                STATE["pings"].append({"worker": worker, "job_ids": ids, "stage": query.get("stage", [""])[0],
-                                       "runpod_version": query.get("runpod_version", [""])[0]})
-                del STATE["pings"][:-200]
-                save()
-            return self.reply(200, {"status": "ok"})
+            return self.record_ping(worker, query, None)
         if route == "job-stop":
             deadline = time.monotonic() + min(OPTIONS.hold, 2)
             with LOCK:
@@ -104,6 +98,15 @@ class Handler(BaseHTTPRequestHandler):
                 save()
             return self.reply(200, {"jobsToStop": ids}) if ids else self.reply(204)
         return self.reply(404, {"error": "unknown route"})
+
+    def record_ping(self, worker, query, report):
+        ids = [i for value in query.get("job_id", []) for i in value.split(",") if i]
+        with LOCK:
+            STATE["pings"].append({"worker": worker, "job_ids": ids, "stage": query.get("stage", [""])[0],
+                                   "runpod_version": query.get("runpod_version", [""])[0], "report": report})
+            del STATE["pings"][:-200]
+            save()
+        return self.reply(200, {"status": "ok"})
 
     def do_POST(self):
         parts, query = self.route()
@@ -120,6 +123,10 @@ class Handler(BaseHTTPRequestHandler):
                 save()
                 LOCK.notify_all()
             return self.reply(200, {"ok": True})
+        if len(parts) >= 4 and parts[0] == "v2" and parts[2] == "ping":
+            if not self.authorized():
+                return self.reply(401, {"error": "bad key"})
+            return self.record_ping(parts[3], query, self.body())
         if len(parts) < 5 or parts[0] != "v2" or parts[2] != "job-done":
             return self.reply(404, {"error": "unknown route"})
         if not self.authorized():

@@ -1,0 +1,109 @@
+import AsyncHTTPClient
+import Logging
+import SwarmCore
+
+import Foundation
+
+/// What has to be on the volume before SwarmUI can start: SwarmUI itself (copied from the image's seed) and the
+/// models the presets use (downloaded). Separate from `WorkerApplication` so it can run before anything else.
+public enum WorkerBootstrap {
+    /// Seeds SwarmUI (when the worker launches it), downloads the manifest's missing models and checks that every
+    /// model a preset names is in place. The stage reads PROVISIONING, then DOWNLOADING with byte counts while
+    /// files download, and INITIALIZING when done; on failure it reads ERROR with the reason, and this throws.
+    /// Attached to a SwarmUI run elsewhere, the volume holds none of SwarmUI, so only the downloads apply.
+    public static func prepareVolume(
+        configuration: WorkerConfiguration, state: WorkerState, logger: Logger
+    ) async throws(VolumePreparationError) {
+        await state.setStage(.provisioning)
+        do throws(VolumePreparationError) {
+            let launches = configuration.swarmUIMode != .attach
+            if launches {
+                let seed = SwarmUISeed(seedPath: configuration.swarmUISeed, installPath: configuration.swarmUIFolder)
+                do {
+                    _ = try await FileSystem.offload(orIfCancelled: .copyFailed(detail: "cancelled")) { () throws(SwarmUISeedError) in
+                        try seed.ensureInstalled(logger: logger)
+                    }
+                } catch {
+                    throw .seed(error)
+                }
+            }
+            if let manifestPath = configuration.modelsFile {
+                let throttle = Throttle(every: .seconds(10))
+                do {
+                    let summary = try await provisionModels(configuration: configuration, manifestPath: manifestPath, logger: logger) { progress in
+                        await state.setStage(.downloading(done: progress.done, total: progress.total))
+                        guard throttle.ready() else { return }
+                        logger.info(
+                            "downloading models: \(formatBytes(progress.done)) of \(formatBytes(progress.total)) (\(String(format: "%.1f", progress.percent))%)",
+                            metadata: ["files": "\(progress.files.filter { $0.state != .done }.map(\.summary).joined(separator: "; "))"])
+                    }
+                    logger.info(
+                        "models in place", metadata: ["downloaded": "\(summary.downloaded.count)", "already_present": "\(summary.alreadyPresent.count)"])
+                } catch {
+                    throw .models(error)
+                }
+            }
+            if launches {
+                let presets: Presets
+                do {
+                    presets = try Presets.load(path: configuration.presetsFile)
+                } catch {
+                    throw .presets(error)
+                }
+                let missing = missingPresetModels(presets, modelsRoot: configuration.modelsPath)
+                if !missing.isEmpty { throw .models(.presetModelsMissing(models: missing, modelsRoot: configuration.modelsPath)) }
+            }
+        } catch {
+            await state.setStage(.error(reason: error.description))
+            throw error
+        }
+        await state.setStage(.initializing)
+    }
+
+    /// The manifest's missing models, downloaded under `configuration.modelsPath`; `swarm-worker models sync` and
+    /// `prepareVolume` share it.
+    public static func provisionModels(
+        configuration: WorkerConfiguration, manifestPath: String, logger: Logger,
+        progress: @escaping @Sendable (ModelDownloadProgress) async -> Void
+    ) async throws(ModelProvisioningError) -> ModelProvisioner.Summary {
+        let manifest = try ModelManifest.load(path: manifestPath)
+        let httpClient = ModelProvisioner.makeHTTPClient()
+        let provisioner = ModelProvisioner(
+            manifest: manifest, modelsRoot: configuration.modelsPath, tokens: configuration.modelTokens, httpClient: httpClient,
+            options: .init(concurrency: configuration.modelDownloadConcurrency), logger: logger)
+        let outcome: Result<ModelProvisioner.Summary, ModelProvisioningError>
+        do {
+            outcome = .success(try await provisioner.provision(progress: progress))
+        } catch {
+            outcome = .failure(error)
+        }
+        try? await httpClient.shutdown()
+        return try outcome.get()
+    }
+
+    /// Preset models not found in any folder SwarmUI scans for their subtype (`.safetensors` may be left off a name,
+    /// as SwarmUI allows).
+    static func missingPresetModels(_ presets: Presets, modelsRoot: String) -> [String] {
+        presets.requiredModels.filter { model in
+            let folders = ModelManifest.folders[model.subtype] ?? []
+            let candidates = [model.name, model.name + ".safetensors"]
+            return !folders.contains { folder in
+                candidates.contains { FileSystem.info(modelsRoot + "/" + folder + "/" + $0) != nil }
+            }
+        }.map(\.name)
+    }
+}
+
+public enum VolumePreparationError: Error, Sendable, CustomStringConvertible {
+    case seed(SwarmUISeedError)
+    case presets(PresetsError)
+    case models(ModelProvisioningError)
+
+    public var description: String {
+        switch self {
+        case .seed(let error): error.description
+        case .presets(let error): error.description
+        case .models(let error): error.description
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Testing
+
+@testable import Worker
+
+import Foundation
+
+@Suite struct WorkerBootstrapTests {
+    static let model = testBytes(count: 200_000, seed: 7)
+
+    /// A volume, a seed, a manifest with one model on the test server and a presets file naming `presetModel`.
+    func configuration(_ fixture: SeedFixture, servers: TestFileServers, presetModel: String) throws -> WorkerConfiguration {
+        let manifest = """
+            {"schema": 1, "models": [{"name": "model.gguf", "subtype": "Stable-Diffusion", "folder": "diffusion_models",
+              "file": "model.gguf", "url": "\(servers.a)/files/model.gguf", "size_bytes": \(Self.model.count),
+              "sha256": "\(sha256Hex(Self.model))", "architecture": "wan-2_2-image2video-14b"}]}
+            """
+        try fixture.write(fixture.root + "/models.json", manifest)
+        try fixture.write(fixture.root + "/presets.json", #"{"presets": {"p": {"input": {"model": "\#(presetModel)"}}}}"#)
+        return try WorkerConfiguration(environment: [
+            "VOLUME_PATH": fixture.volume, "SWARMUI_SEED": fixture.seed, "SWARM_MODELS_FILE": fixture.root + "/models.json",
+            "SWARM_PRESETS_FILE": fixture.root + "/presets.json",
+        ])
+    }
+
+    @Test func prepareVolumeSeedsDownloadsAndEndsInitializing() async throws {
+        let fixture = try SeedFixture()
+        try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
+            let configuration = try configuration(fixture, servers: servers, presetModel: "model.gguf")
+            let state = WorkerState()
+            try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: quiet)
+            #expect(await state.stage == .initializing)
+            #expect(FileManager.default.fileExists(atPath: configuration.swarmUIFolder + "/launch-linux.sh"))
+            #expect(FileManager.default.contents(atPath: configuration.modelsPath + "/diffusion_models/model.gguf") == Data(Self.model))
+            #expect(FileManager.default.fileExists(atPath: configuration.modelsPath + "/diffusion_models/model.swarm.json"))
+        }
+    }
+
+    @Test func aPresetModelNobodyProvidesIsAnError() async throws {
+        let fixture = try SeedFixture()
+        try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
+            let configuration = try configuration(fixture, servers: servers, presetModel: "other.gguf")
+            let state = WorkerState()
+            let error = await #expect(throws: VolumePreparationError.self) {
+                try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: quiet)
+            }
+            #expect(error?.description.contains("other.gguf") == true)
+            let stage = await state.stage
+            #expect(stage.name == "ERROR")
+        }
+    }
+
+    @Test func downloadingIsAStageWithItsOwnName() {
+        #expect(BootStage.downloading(done: 1, total: 2).name == "DOWNLOADING")
+        #expect(BootStage.provisioning.name == "PROVISIONING")
+        #expect(BootStage.names.contains("DOWNLOADING") && BootStage.names.contains("PROVISIONING"))
+        let snapshot = WorkerState.Snapshot(
+            stage: .downloading(done: 1, total: 2), currentJobID: nil, undeliveredJobIDs: [], jobsSucceeded: 0, jobsFailed: 0,
+            swarmUIReady: false)
+        let metrics = HealthServer.prometheusText(snapshot, swarmUIRestarts: 0)
+        #expect(metrics.contains(#"swarm_worker_stage{stage="DOWNLOADING"} 1"#))
+        #expect(metrics.contains(#"swarm_worker_stage{stage="PROVISIONING"} 0"#))
+    }
+}
