@@ -75,7 +75,8 @@ public actor FleetReconciler {
         }
     }
 
-    /// One round. - Returns: the actions taken, for tests and status.
+    /// One round. Store errors end it; vast errors on an action are logged and the round goes on.
+    /// - Returns: the actions decided, for tests and status.
     @discardableResult
     public func reconcile(now: Date = Date()) async throws -> [FleetAction] {
         var members = try await store.members()
@@ -110,8 +111,13 @@ public actor FleetReconciler {
             spentToday: try await store.spentToday(now: now), creationHold: try await store.creationHold(), offerSearchProblem: searchProblem)
         let actions = planner.plan(observation)
         let byID = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // One failed action (a destroy vast refuses) must not keep the others from happening.
         for action in actions {
-            try await perform(action, member: action.instanceID.flatMap { byID[$0] }, now: now)
+            do {
+                try await perform(action, member: action.instanceID.flatMap { byID[$0] }, now: now)
+            } catch let error as VastAIError {
+                logger.error("fleet action failed; the next round decides again", metadata: ["action": "\(action)", "error": "\(error)"])
+            }
         }
         return actions
     }

@@ -22,7 +22,8 @@ extension VastAIEmulator {
             if body["search_quota"]?.boolValue == true {
                 await self.exhaustSearchQuota()
             } else {
-                await self.rateLimitNext(body["count"]?.intValue ?? 1, retryAfter: body["retry_after"]?.stringValue)
+                await self.rateLimitNext(
+                    body["count"]?.intValue ?? 1, retryAfter: body["retry_after"]?.stringValue, method: body["method"]?.stringValue?.uppercased())
             }
             return Self.response(.ok(["success": true]))
         }

@@ -103,7 +103,7 @@ public actor VastAIEmulator {
     private var instances: [Int: InstanceState] = [:]
     private var nextInstanceID = 31_234_567
     private var logFiles: [String: (text: String, readyAt: ContinuousClock.Instant)] = [:]
-    private var pendingRateLimits: [(retryAfter: String?, quota: Bool)] = []
+    private var pendingRateLimits: [(retryAfter: String?, quota: Bool, method: String?)] = []
     private(set) public var requests: [RecordedRequest] = []
     var baseURL = "http://127.0.0.1"
 
@@ -137,15 +137,15 @@ public actor VastAIEmulator {
         offers[id] = offer
     }
 
-    /// The next `count` API calls get 429 `API requests too frequent`, with `Retry-After: retryAfter` when given
-    /// (vast's docs say it sends none; the CLI honors one when present).
-    public func rateLimitNext(_ count: Int, retryAfter: String? = nil) {
-        pendingRateLimits += Array(repeating: (retryAfter, false), count: count)
+    /// The next `count` API calls (with that HTTP method, when given) get 429 `API requests too frequent`, with
+    /// `Retry-After: retryAfter` when given (vast's docs say it sends none; the CLI honors one when present).
+    public func rateLimitNext(_ count: Int, retryAfter: String? = nil, method: String? = nil) {
+        pendingRateLimits += Array(repeating: (retryAfter, false, method), count: count)
     }
 
     /// The next search gets 429 `search_quota_exceeded` with `X-RateLimit-Reset`.
     public func exhaustSearchQuota() {
-        pendingRateLimits.append((nil, true))
+        pendingRateLimits.append((nil, true, "POST"))
     }
 
     public func appendContainerLog(instance id: Int, _ lines: [String]) {
@@ -183,15 +183,15 @@ public actor VastAIEmulator {
         guard authorization == "Bearer \(configuration.apiKey)" else {
             return .failure(401, "auth_error", "Invalid user key")
         }
-        guard !pendingRateLimits.isEmpty else { return nil }
-        if pendingRateLimits[0].quota {
-            guard isSearch else { return nil }
-            pendingRateLimits.removeFirst()
+        guard let index = pendingRateLimits.firstIndex(where: { limit in
+            limit.quota ? isSearch : (limit.method.map { $0 == method } ?? true)
+        }) else { return nil }
+        let limit = pendingRateLimits.remove(at: index)
+        if limit.quota {
             var reply = Reply.failure(429, "search_quota_exceeded", "Daily search quota exceeded")
             reply.headers["X-RateLimit-Reset"] = String(Int(Date().timeIntervalSince1970) + 3600)
             return reply
         }
-        let limit = pendingRateLimits.removeFirst()
         var reply = Reply(status: 429, body: ["detail": "API requests too frequent endpoint threshold=2.0"])
         if let retryAfter = limit.retryAfter { reply.headers["Retry-After"] = retryAfter }
         return reply

@@ -106,6 +106,19 @@ import VastAIEmulator
         }
     }
 
+    @Test func aFailedActionDoesNotStopTheOthers() async throws {
+        try await withVast(.init(nullAfterCreate: .zero, createdTime: .zero, loadingTime: .zero), maxAttempts: 1) { running, client in
+            _ = try await client.createInstance(offerID: 1001, CreateInstanceRequest(source: .image("x"), diskGB: 20, label: "swarm-a"))
+            _ = try await client.createInstance(offerID: 1002, CreateInstanceRequest(source: .image("x"), diskGB: 20, label: "swarm-b"))
+            let fleet = Self.reconciler(client, InMemoryFleetStore(), policy: FleetPolicy(desiredSize: 0))
+            // The first orphan's destroy meets a 429 (one try only); the second is destroyed all the same.
+            await running.emulator.rateLimitNext(1, method: "DELETE")
+            let actions = try await fleet.reconcile()
+            #expect(actions.count == 2)
+            #expect(await running.emulator.liveInstances.count == 1)
+        }
+    }
+
     @Test func theBudgetCapHolds() async throws {
         try await withVast(Self.fastEmulator) { running, client in
             let fleet = Self.reconciler(client, InMemoryFleetStore(), policy: FleetPolicy(budgetPerDay: 0.10))
