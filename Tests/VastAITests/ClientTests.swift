@@ -67,7 +67,8 @@ func expectVastError(_ sourceLocation: SourceLocation = #_sourceLocation, _ body
     }
 
     @Test func createFollowsCreatedLoadingRunning() async throws {
-        try await withVast(.init(nullAfterCreate: .milliseconds(300))) { running, client in
+        // Phases long enough that a loaded machine still sees each one.
+        try await withVast(.init(nullAfterCreate: .seconds(1), createdTime: .milliseconds(500), loadingTime: .seconds(1))) { running, client in
             let created = try await client.createInstance(
                 offerID: 1001,
                 CreateInstanceRequest(source: .image("ghcr.io/o/swarm-worker:stable"), diskGB: 100, label: "swarm-t1", env: ["-p 7865:7865": "1", "A": "b"]))
@@ -77,7 +78,7 @@ func expectVastError(_ sourceLocation: SourceLocation = #_sourceLocation, _ body
             #expect(try await client.instance(id: created.id) == nil)
 
             var seen: [String] = []
-            let ready = try await eventually {
+            let ready = try await eventually(timeout: .seconds(10)) {
                 guard let status = try await client.instance(id: created.id)?.actualStatus else { return false }
                 if seen.last != status.description { seen.append(status.description) }
                 return status == .running
@@ -161,7 +162,7 @@ func expectVastError(_ sourceLocation: SourceLocation = #_sourceLocation, _ body
     }
 
     @Test func rebootBringsAnExitedInstanceBack() async throws {
-        try await withVast(.init(nullAfterCreate: .zero, createdTime: .zero, loadingTime: .zero, rebootTime: .milliseconds(100))) { running, client in
+        try await withVast(.init(nullAfterCreate: .zero, createdTime: .zero, loadingTime: .zero, rebootTime: .seconds(1))) { running, client in
             let created = try await client.createInstance(offerID: 1001, CreateInstanceRequest(source: .image("x"), diskGB: 20))
             await running.emulator.inject(.exited, instance: created.id)
             let dead = try await client.instance(id: created.id)

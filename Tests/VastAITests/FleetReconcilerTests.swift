@@ -58,14 +58,15 @@ import VastAIEmulator
         emulator.loadingTime = .seconds(3600)
         try await withVast(emulator) { running, client in
             let store = InMemoryFleetStore()
-            let fleet = Self.reconciler(client, store, policy: FleetPolicy(startWarning: .milliseconds(200)))
+            // Long enough that the status round (right after the first) is never late for it on a loaded machine.
+            let fleet = Self.reconciler(client, store, policy: FleetPolicy(startWarning: .milliseconds(1500)))
             try await fleet.reconcile()
             let id = try #require(await store.members().first?.id)
             await running.emulator.inject(.stuckLoading, instance: id)
             let status = try await fleet.reconcile()
             guard case .report(id, let line)? = status.first else { Issue.record("expected a status line, got \(status)"); return }
             #expect(line.contains("vast loading \"Download complete\""))
-            try await Task.sleep(for: .milliseconds(250))
+            try await Task.sleep(for: .milliseconds(1600))
             let warned = try await fleet.reconcile()
             guard case .warn(id, let warning)? = warned.first else { Issue.record("expected a warning, got \(warned)"); return }
             #expect(warning.contains("pull is slow or stuck"))
