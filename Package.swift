@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "swarm-worker", targets: ["swarm-worker"]),
         .executable(name: "swarmctl", targets: ["swarmctl"]),
         .executable(name: "swarmui-emulator", targets: ["swarmui-emulator"]),
+        .executable(name: "vastai-emulator", targets: ["vastai-emulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -127,6 +128,29 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Typed client for vast.ai's REST API, offer ranking and the fleet's planning rules.
+        .target(
+            name: "VastAI",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Stand-in for vast.ai's REST API, as slow and loose as the real one; for tests, never in product code.
+        .target(
+            name: "VastAIEmulator",
+            dependencies: [
+                "SwarmCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Stand-in for SwarmUI on machines without a GPU; never linked into swarm-worker.
         .target(
             name: "SwarmUIEmulator",
@@ -154,7 +178,7 @@ let package = Package(
         .executableTarget(
             name: "swarmctl",
             dependencies: [
-                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore", "JobProtocol",
+                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore", "JobProtocol", "VastAI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -168,6 +192,17 @@ let package = Package(
             name: "swarmui-emulator",
             dependencies: [
                 "SwarmUIEmulator", "SwarmCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "vastai-emulator",
+            dependencies: [
+                "VastAIEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -256,6 +291,17 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             resources: [.copy("Fixtures")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VastAITests",
+            dependencies: [
+                "VastAI", "VastAIEmulator", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.

@@ -1,0 +1,285 @@
+import Foundation
+import Logging
+import SwarmCore
+
+/// What the fleet must remember across restarts. The control plane implements it on its database;
+/// `InMemoryFleetStore` is the reference.
+public protocol FleetStore: Sendable {
+    /// The fleet's instances, with the workers' latest pings (stage, time, log tail) merged in.
+    func members() async throws -> [FleetMember]
+    /// Called as soon as vast returns the new id, before anything else.
+    func insert(_ member: FleetMember) async throws
+    func update(_ member: FleetMember) async throws
+    /// The instance is gone from vast; the control plane revokes its worker key here.
+    func remove(id: Int) async throws
+    func failedMachineIDs() async throws -> Set<Int>
+    func addFailedMachine(_ id: Int) async throws
+    func creationHold() async throws -> String?
+    func setCreationHold(_ reason: String?) async throws
+    /// Dollars spent since 00:00 UTC of `now`, on instances present and past.
+    func spentToday(now: Date) async throws -> Double
+}
+
+/// Carries out `FleetPlanner`'s decisions against vast.ai, one round at a time: observe every member by id, list the
+/// account now and then (orphans), search offers only when an instance is missing, plan, then act and record.
+/// A round that cannot see every member acts on nothing, since a failed read looks like a vanished instance.
+public actor FleetReconciler {
+    private let client: VastAIClient
+    private let store: any FleetStore
+    private var planner: FleetPlanner
+    private let filter: OfferFilter
+    private let download: DownloadEstimate
+    private let makeRequest: @Sendable (_ label: String) async throws -> CreateInstanceRequest
+    private let logger: Logger
+    /// Rounds between account listings (vast rate-limits the list harder than the by-id call).
+    private let listEvery: Int
+    private let offersMaxAge: Duration
+    /// Rounds left before the next account listing; 0: list this round.
+    private var roundsUntilList = 0
+    private var cachedOffers: (offers: [RankedOffer], at: ContinuousClock.Instant)?
+    private var searchBlockedUntil: Date?
+
+    /// - Parameter makeRequest: the create body for a label; the control plane mints the instance's worker key here.
+    public init(
+        client: VastAIClient, store: any FleetStore, planner: FleetPlanner, filter: OfferFilter, download: DownloadEstimate,
+        listEvery: Int = 4, offersMaxAge: Duration = .seconds(120), logger: Logger = Logger(label: "vastai.fleet"),
+        makeRequest: @escaping @Sendable (_ label: String) async throws -> CreateInstanceRequest
+    ) {
+        self.client = client
+        self.store = store
+        self.planner = planner
+        self.filter = filter
+        self.download = download
+        self.listEvery = max(1, listEvery)
+        self.offersMaxAge = offersMaxAge
+        self.logger = logger
+        self.makeRequest = makeRequest
+    }
+
+    /// `swarmctl instance up|down`: the wanted count, applied from the next round.
+    public func setDesiredSize(_ size: Int) {
+        planner.policy.desiredSize = max(0, size)
+    }
+
+    /// Reconciles every `interval` until cancelled; a failed round is logged and retried on the next tick.
+    public func run(interval: Duration = .seconds(15)) async {
+        while !Task.isCancelled {
+            do {
+                _ = try await reconcile()
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.error("fleet round failed; retrying next round", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// One round. Store errors end it; vast errors on an action are logged and the round goes on.
+    /// - Returns: the actions decided, for tests and status.
+    @discardableResult
+    public func reconcile(now: Date = Date()) async throws -> [FleetAction] {
+        var members = try await store.members()
+        for index in members.indices {
+            members[index].vast = try await client.instance(id: members[index].id)
+        }
+        // The list and the search only feed orphan reaping and creation: when they fail, recovery still runs.
+        var account: [Instance]?
+        if roundsUntilList == 0 {
+            do {
+                account = try await client.instances()
+                roundsUntilList = listEvery - 1
+            } catch let error as VastAIError {
+                logger.warning("cannot list the account's instances; orphans are looked for next round", metadata: ["error": "\(error)"])
+            }
+        } else {
+            roundsUntilList -= 1
+        }
+        let failed = try await store.failedMachineIDs()
+        let staying = members.filter { $0.destroyRequestedAt == nil }.count
+        var offers: [RankedOffer] = []
+        var searchProblem: String?
+        if staying < planner.policy.desiredSize {
+            do {
+                offers = try await rankedOffers(excluding: failed)
+            } catch let error as VastAIError {
+                searchProblem = error.description
+            }
+        }
+        let observation = FleetObservation(
+            now: now, members: members, accountInstances: account, offers: offers, failedMachineIDs: failed,
+            spentToday: try await store.spentToday(now: now), creationHold: try await store.creationHold(), offerSearchProblem: searchProblem)
+        let actions = planner.plan(observation)
+        let byID = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // One failed action (a destroy vast refuses) must not keep the others from happening.
+        for action in actions {
+            do {
+                try await perform(action, member: action.instanceID.flatMap { byID[$0] }, now: now)
+            } catch let error as VastAIError {
+                logger.error("fleet action failed; the next round decides again", metadata: ["action": "\(action)", "error": "\(error)"])
+            }
+        }
+        return actions
+    }
+
+    private func rankedOffers(excluding failed: Set<Int>) async throws -> [RankedOffer] {
+        if let cached = cachedOffers, ContinuousClock.now - cached.at < offersMaxAge { return cached.offers }
+        // The daily search quota: asking again before its reset only burns requests.
+        if let until = searchBlockedUntil, Date() < until {
+            throw VastAIError(.searchQuotaExceeded(resetAt: until), operation: "search offers", message: "waiting for the quota to reset")
+        }
+        searchBlockedUntil = nil
+        var filter = self.filter
+        filter.excludedMachineIDs.formUnion(failed)
+        let found: [Offer]
+        do {
+            found = try await client.searchOffers(query: filter.searchQuery)
+        } catch let error as VastAIError {
+            if case .searchQuotaExceeded(let resetAt) = error.code { searchBlockedUntil = resetAt ?? Date().addingTimeInterval(3600) }
+            throw error
+        }
+        let ranking = OfferRanking(offers: found, filter: filter, download: download)
+        if ranking.ranked.isEmpty { logger.warning("no vast.ai offer fits", metadata: ["why": "\(ranking.rejectionSummary)"]) }
+        cachedOffers = (ranking.ranked, .now)
+        return ranking.ranked
+    }
+
+    private func perform(_ action: FleetAction, member: FleetMember?, now: Date) async throws {
+        let metadata: Logger.Metadata = ["instance": "\(action.instanceID.map(String.init) ?? "-")"]
+        switch action {
+        case .create(let ranked, let label):
+            let created: CreatedInstance
+            do {
+                created = try await client.createInstance(offerID: ranked.offer.id, try await makeRequest(label))
+            } catch let error as VastAIError where error.code == .offerUnavailable {
+                // Taken since the search: the next round searches again.
+                cachedOffers = nil
+                logger.warning("offer taken before it could be rented", metadata: ["offer": "\(ranked.offer.id)"])
+                return
+            }
+            do {
+                try await store.insert(FleetMember(
+                    id: created.id, label: label, machineID: ranked.offer.machineID, dphTotal: ranked.offer.dphTotal, createdAt: now))
+            } catch {
+                // Paid for but unrecorded: its label makes it an orphan that a later round destroys.
+                logger.critical("rented instance could not be recorded", metadata: ["instance": "\(created.id)", "label": "\(label)", "error": "\(error)"])
+                throw error
+            }
+            cachedOffers = nil
+            logger.notice("\(action)", metadata: ["instance": "\(created.id)"])
+        case .reboot(let id, _):
+            try await client.rebootInstance(id: id)
+            if var member {
+                member.reboots += 1
+                member.lastRebootAt = now
+                try await store.update(member)
+            }
+            logger.warning("\(action)", metadata: metadata)
+        case .replace(let id, let machine, _):
+            try await client.destroyInstance(id: id)
+            if let machine { try await store.addFailedMachine(machine) }
+            try await markDestroyRequested(member, now: now)
+            logger.warning("\(action)", metadata: metadata)
+        case .destroy(let id, _):
+            try await client.destroyInstance(id: id)
+            try await markDestroyRequested(member, now: now)
+            logger.notice("\(action)", metadata: metadata)
+        case .forget(let id, _):
+            try await store.remove(id: id)
+            logger.notice("\(action)", metadata: metadata)
+        case .hold(let reason):
+            try await store.setCreationHold(reason)
+            logger.error("\(action)")
+        case .warn:
+            if var member, !member.warnedSlowStart {
+                member.warnedSlowStart = true
+                try await store.update(member)
+            }
+            logger.warning("\(action)", metadata: metadata)
+        case .report:
+            if var member {
+                member.lastStatusAt = now
+                try await store.update(member)
+            }
+            logger.info("\(action)", metadata: metadata)
+        }
+    }
+
+    private func markDestroyRequested(_ member: FleetMember?, now: Date) async throws {
+        guard var member else { return }
+        member.destroyRequestedAt = now
+        try await store.update(member)
+    }
+}
+
+extension FleetAction {
+    /// The instance the action is about, if any.
+    public var instanceID: Int? {
+        switch self {
+        case .reboot(let id, _), .replace(let id, _, _), .destroy(let id, _), .forget(let id, _), .report(let id, _): id
+        case .warn(let id, _): id
+        case .create, .hold: nil
+        }
+    }
+}
+
+/// `FleetStore` in memory: for tests, and the reference for a database-backed one.
+public actor InMemoryFleetStore: FleetStore {
+    private var records: [Int: FleetMember] = [:]
+    private var removed: [(dph: Double, from: Date, to: Date)] = []
+    private var failed: Set<Int> = []
+    private var hold: String?
+
+    public init() {}
+
+    public func members() -> [FleetMember] { records.values.sorted { $0.id < $1.id } }
+    public func insert(_ member: FleetMember) { records[member.id] = member }
+
+    public func update(_ member: FleetMember) {
+        // Pings arrive through `recordPing`; an update made from an older read must not erase them.
+        var merged = member
+        if let current = records[member.id] {
+            merged.stage = current.stage
+            merged.stageDetail = current.stageDetail
+            merged.lastPing = current.lastPing
+            merged.logTail = current.logTail
+        }
+        records[member.id] = merged
+    }
+
+    public func remove(id: Int) {
+        if let member = records.removeValue(forKey: id), let price = member.dphTotal {
+            removed.append((price, member.createdAt, Date()))
+        }
+    }
+
+    public func failedMachineIDs() -> Set<Int> { failed }
+    public func addFailedMachine(_ id: Int) { failed.insert(id) }
+    public func creationHold() -> String? { hold }
+    public func setCreationHold(_ reason: String?) { hold = reason }
+
+    public func spentToday(now: Date) -> Double {
+        let midnight = Calendar(identifier: .gregorian).startOfDay(for: now, in: TimeZone(identifier: "UTC")!)
+        func cost(_ dph: Double, _ from: Date, _ to: Date) -> Double {
+            max(0, min(to, now).timeIntervalSince(max(from, midnight))) / 3600 * dph
+        }
+        let past = removed.reduce(0) { $0 + cost($1.dph, $1.from, $1.to) }
+        return records.values.reduce(past) { total, member in total + cost(member.dphTotal ?? 0, member.createdAt, now) }
+    }
+
+    /// What the worker's ping brings: its stage, progress and newest log lines.
+    public func recordPing(id: Int, stage: WorkerStage, detail: String? = nil, logTail: [String] = [], at time: Date = Date()) {
+        records[id]?.stage = stage
+        records[id]?.stageDetail = detail
+        records[id]?.lastPing = time
+        if !logTail.isEmpty { records[id]?.logTail = logTail }
+    }
+}
+
+extension Calendar {
+    fileprivate func startOfDay(for date: Date, in zone: TimeZone) -> Date {
+        var calendar = self
+        calendar.timeZone = zone
+        return calendar.startOfDay(for: date)
+    }
+}

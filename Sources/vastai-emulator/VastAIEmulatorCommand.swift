@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import VastAIEmulator
+
+/// vast.ai's REST API stand-in as a process, for tests that run `swarmctl serve` as a child with
+/// `VAST_API_URL` pointing here. Steer it through `/emulator/...` (fault, rate-limit, take-offer, log, state).
+@main
+struct VastAIEmulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vastai-emulator",
+        abstract: "Serves vast.ai's REST API with emulated offers and instances (no account needed).")
+
+    @Option(help: "Address to bind.") var host = "127.0.0.1"
+    @Option(help: "Port to bind; 0 picks a free one.") var port = 8791
+    @Option(name: .customLong("api-key"), help: "The key accepted as 'Authorization: Bearer <key>'.") var apiKey = "emulated-vast-key"
+    @Option(name: .customLong("null-ms"), help: "Milliseconds a new instance reads as null.") var nullMilliseconds = 2_000
+    @Option(name: .customLong("created-ms"), help: "Milliseconds in 'created'.") var createdMilliseconds = 3_000
+    @Option(name: .customLong("loading-ms"), help: "Milliseconds in 'loading' (the image pull).") var loadingMilliseconds = 10_000
+    @Option(name: .customLong("reboot-ms"), help: "Milliseconds in 'rebooting'.") var rebootMilliseconds = 3_000
+    @Option(name: .customLong("log-delay-ms"), help: "Milliseconds before a requested log appears at its result_url.") var logDelayMilliseconds = 1_000
+
+    func run() async throws {
+        var logger = Logger(label: "vastai-emulator")
+        logger.logLevel = .warning
+        let emulator = VastAIEmulator(configuration: .init(
+            apiKey: apiKey, nullAfterCreate: .milliseconds(nullMilliseconds), createdTime: .milliseconds(createdMilliseconds),
+            loadingTime: .milliseconds(loadingMilliseconds), rebootTime: .milliseconds(rebootMilliseconds),
+            logUploadDelay: .milliseconds(logDelayMilliseconds)))
+        let reachable = host == "0.0.0.0" ? "127.0.0.1" : host
+        let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
+            await emulator.setBaseURL("http://\(reachable):\(boundPort)")
+            // Tests parse this exact line.
+            FileHandle.standardOutput.write(Data("vast.ai emulator listening on http://\(reachable):\(boundPort)\n".utf8))
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
