@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: Swift unit and integration tests, the runpod SDK against swarmctl, and the
-# image checks, with what they need (PostgreSQL, a Python venv) installed and started here, on loopback only.
+# image checks, with what they need (PostgreSQL, an S3 stand-in, a Python venv) installed and started here, on loopback
+# only.
 # Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter WorkerTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,11 @@ step() { printf '\n==> %s\n' "$*"; }
 step "PostgreSQL for the store tests (scripts/postgres.sh)"
 SWARM_TEST_DATABASE_URL="$(scripts/postgres.sh | tail -n 1)"
 export SWARM_TEST_DATABASE_URL
+
+step "S3-compatible stand-in for the storage tests (scripts/s3-server.sh: moto on loopback)"
+SWARM_TEST_S3_ENDPOINT="$(scripts/s3-server.sh | tail -n 1)"
+export SWARM_TEST_S3_ENDPOINT
+trap 'scripts/s3-server.sh stop > /dev/null 2>&1 || true' EXIT
 
 step "building (debug, with tests)"
 swift build --build-tests
