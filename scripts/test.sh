@@ -21,7 +21,9 @@ step "building (debug, with tests)"
 swift build --build-tests
 
 step "Swift tests"
-swift test --skip-build "$@"
+# One test at a time: the suites start servers and child processes, and on a 2-core machine running them all at
+# once turns timeouts meant for a hung peer into failures of a merely slow one.
+swift test --skip-build --no-parallel "$@"
 
 step "runpod SDK (client and serverless worker) against swarmctl"
 SWARMCTL_BIN="$(swift build --show-bin-path)/swarmctl" scripts/test-python.sh

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SwarmCore
+import SwarmUI
 
 import Foundation
 

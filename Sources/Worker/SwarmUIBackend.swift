@@ -1,5 +1,5 @@
-import NIOCore
 import SwarmCore
+import SwarmUI
 
 /// What the worker needs from SwarmUI, behind a protocol so the job loop and the readiness wait are testable without
 /// a server; `SwarmUIClient` (module SwarmUI) is the real implementation.
@@ -50,15 +50,5 @@ public struct GeneratedOutput: Sendable, Hashable {
     }
 }
 
-/// An output's bytes as they arrive, never held whole.
-public struct OutputSource: Sendable {
-    public var contentType: String
-    public var length: Int64?
-    public var body: any AsyncSequence<ByteBuffer, any Error> & Sendable
-
-    public init(contentType: String, length: Int64?, body: any AsyncSequence<ByteBuffer, any Error> & Sendable) {
-        self.contentType = contentType
-        self.length = length
-        self.body = body
-    }
-}
+/// An output's bytes as they arrive, never held whole (the client's own type: nothing to add to it).
+public typealias OutputSource = SwarmUIOutput

@@ -61,8 +61,7 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
     }
 
     public func openOutput(_ reference: String) async throws -> OutputSource {
-        let output = try await translated { () async throws(SwarmUIError) in try await client.fetchOutput(reference) }
-        return OutputSource(contentType: output.contentType, length: output.length, body: output.body)
+        try await translated { () async throws(SwarmUIError) in try await client.fetchOutput(reference) }
     }
 
     public func ping() async throws {

@@ -67,6 +67,9 @@ struct LocalWorkerService: Service {
                 configuration: .init(stepDuration: .milliseconds(50)),
                 outputRoot: (configuration.volumePath as NSString).appendingPathComponent("emulator/Output"))
             services.append(emulator.application(host: "127.0.0.1", port: emulatorPort, logger: logger) { _ in })
+            // Stopped after the worker and before the emulator: the emulator's server waits for open connections, and
+            // the worker's pooled keep-alive connections to it would otherwise hold its shutdown forever.
+            services.append(HTTPClientCloser(client: swarmHTTP))
         }
         let worker = WorkerApplication(
             configuration: configuration, swarm: swarm,
@@ -86,6 +89,16 @@ struct LocalWorkerService: Service {
         } catch {
             return false
         }
+    }
+}
+
+/// Shuts an HTTP client down when graceful shutdown reaches it.
+private struct HTTPClientCloser: Service {
+    let client: HTTPClient
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try? await client.shutdown()
     }
 }
 

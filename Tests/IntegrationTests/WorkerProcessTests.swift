@@ -69,6 +69,15 @@ struct WorkerProcessTests {
         #expect(rig.worker.output.contains { $0.contains("SwarmUI exited during start") })
     }
 
+    @Test func missingPresetModelsStopTheWorkerBeforeSwarmUIStarts() async throws {
+        let rig = try await WorkerRig.start(withPresetModels: false)
+        defer { rig.stop() }
+        let status = try await rig.worker.waitForExit(timeout: .seconds(30))
+        #expect(status == 3)
+        #expect(rig.worker.output.contains { $0.contains("Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf") })
+        #expect(!rig.worker.output.contains { $0.contains("launching SwarmUI") }, "no SwarmUI is started for a volume that cannot serve the presets")
+    }
+
     @Test func swarmUICrashMidJobIsRetryableAndSwarmUIIsRestarted() async throws {
         let rig = try await WorkerRig.start(emulatorArgs: "--step-ms 300")
         defer { rig.stop() }

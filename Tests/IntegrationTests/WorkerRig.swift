@@ -19,7 +19,9 @@ struct WorkerRig {
 
     static let model = "OfficialStableDiffusion/sd_xl_base_1.0.safetensors"
 
-    static func start(emulatorArgs: String = "--step-ms 20", environment extra: [String: String] = [:], attach: Bool = false) async throws -> WorkerRig {
+    static func start(
+        emulatorArgs: String = "--step-ms 20", environment extra: [String: String] = [:], attach: Bool = false, withPresetModels: Bool = true
+    ) async throws -> WorkerRig {
         let directory = try Paths.temporaryDirectory("swarm-worker-test")
         let volume = directory.appendingPathComponent("volume")
         let swarmUI = volume.appendingPathComponent("SwarmUI")
@@ -27,6 +29,7 @@ struct WorkerRig {
         try FileManager.default.copyItem(
             at: Paths.root.appendingPathComponent("Tests/Fixtures/fake-swarmui/launch-linux.sh"),
             to: swarmUI.appendingPathComponent("launch-linux.sh"))
+        if withPresetModels { try placePresetModels(in: swarmUI.appendingPathComponent("Models")) }
         let peer = try await QueuePeer.start(stateFile: directory.appendingPathComponent("queue.json").path)
         let swarmUIPort = freePort()
         var emulatorProcess: ChildProcess?
@@ -51,6 +54,17 @@ struct WorkerRig {
         return WorkerRig(
             directory: directory, volume: volume, peer: peer, swarmUIPort: swarmUIPort, healthPort: healthPort, worker: worker,
             environment: environment, emulatorProcess: emulatorProcess)
+    }
+
+    /// Empty files where the image's manifest puts each model, so the worker finds what its presets need.
+    static func placePresetModels(in models: URL) throws {
+        let manifest = try Data(contentsOf: Paths.root.appendingPathComponent("builder/models.json"))
+        for entry in JSONValue.parse(manifest)?["models"]?.arrayValue ?? [] {
+            guard let folder = entry["folder"]?.stringValue, let file = entry["file"]?.stringValue else { continue }
+            let path = models.appendingPathComponent(folder).appendingPathComponent(file)
+            try FileManager.default.createDirectory(at: path.deletingLastPathComponent(), withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path.path, contents: Data("model".utf8))
+        }
     }
 
     /// A second worker process on the same volume and configuration (after the first was killed).
