@@ -20,13 +20,13 @@ COPY benchmarks ./benchmarks
 RUN --mount=type=cache,target=/src/.build \
     swift build -c release --static-swift-stdlib --product swarm-worker \
     && mkdir -p /out \
-    && cp .build/release/swarm-worker /out/
+    && strip -o /out/swarm-worker .build/release/swarm-worker
 
-# The runtime image has glibc and the GCC runtime, nothing else the binary could link to:
-# fail here, not at the first start on a GPU, if another shared library slipped in.
+# The runtime image has glibc, the GCC runtime and zlib (AsyncHTTPClient's HTTP decompression links it),
+# nothing else the binary could link to: fail here, not at the first start on a GPU, if another slipped in.
 RUN ldd /out/swarm-worker | tee /tmp/swarm-worker.ldd \
     && ls -l /out/swarm-worker \
-    && ! grep -vE '(linux-vdso|ld-linux-x86-64|lib(c|m|dl|pthread|rt|util|resolv|stdc\+\+|gcc_s)\.so)' /tmp/swarm-worker.ldd
+    && ! grep -vE '(linux-vdso|ld-linux-x86-64|lib(c|m|dl|pthread|rt|util|resolv|stdc\+\+|gcc_s|z)\.so)' /tmp/swarm-worker.ldd
 
 FROM ${CUDA_IMAGE} AS runtime
 ARG SWARMUI_REPO=https://github.com/mcmonkeyprojects/SwarmUI
