@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "JobProtocol",
             dependencies: [
-                "SwarmCore",
+                "SwarmCore", "Storage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "SwarmCore", "SwarmUI", "JobProtocol",
+                "SwarmCore", "SwarmUI", "JobProtocol", "Storage",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "SwarmCore", "JobProtocol", "JobStore",
+                "SwarmCore", "JobProtocol", "JobStore", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -181,6 +181,7 @@ let package = Package(
                 "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore", "JobProtocol", "VastAI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -274,7 +275,7 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore",
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

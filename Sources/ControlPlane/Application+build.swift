@@ -40,7 +40,13 @@ public func buildApplication(
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
     ClientRoutes(core: core).register(on: router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys)))
-    WorkerRoutes(core: core).register(on: router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys)))
+    let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
+    WorkerRoutes(core: core).register(on: workerGroup)
+    if let outputs = configuration.outputs {
+        let routes = OutputRoutes(core: core, outputs: outputs, httpClient: httpClient)
+        routes.registerUploads(on: workerGroup)
+        routes.registerFiles(on: router)
+    }
 
     var app = Application(
         router: router, configuration: server,

@@ -27,6 +27,8 @@ public struct ControlPlaneConfiguration: Sendable {
     public var inProcessWorkerKeys: [Secret]
     public var webhooks: WebhookSettings
     public var limits: Limits
+    /// Where job outputs go; without it the job-upload routes answer 404 and workers inline their outputs.
+    public var outputs: OutputStorageSettings?
 
     public init(
         endpoints: Set<String> = [],
@@ -39,7 +41,8 @@ public struct ControlPlaneConfiguration: Sendable {
         workerKeys: [Secret] = [],
         inProcessWorkerKeys: [Secret] = [],
         webhooks: WebhookSettings = WebhookSettings(),
-        limits: Limits = Limits()
+        limits: Limits = Limits(),
+        outputs: OutputStorageSettings? = nil
     ) {
         self.endpoints = endpoints.union([Self.defaultEndpoint])
         self.leaseTimeout = leaseTimeout
@@ -52,6 +55,7 @@ public struct ControlPlaneConfiguration: Sendable {
         self.inProcessWorkerKeys = inProcessWorkerKeys
         self.webhooks = webhooks
         self.limits = limits
+        self.outputs = outputs
     }
 
     /// Whether any key comes from the environment (stored keys are checked separately).

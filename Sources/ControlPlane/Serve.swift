@@ -4,6 +4,7 @@ import Hummingbird
 import JobStore
 import Logging
 import ServiceLifecycle
+import Storage
 import SwarmCore
 import Synchronization
 import UnixSignals
@@ -113,7 +114,9 @@ public struct ServeError: Error, Sendable, CustomStringConvertible {
 /// Everything `serve` runs with: flags plus environment, read here and nowhere else.
 ///
 /// Environment: `SWARM_API_KEYS` and `SWARM_WORKER_KEYS` (comma-separated client and worker keys),
-/// `SWARM_WEBHOOK_SECRET` (signs webhooks, see `WebhookSignature`).
+/// `SWARM_WEBHOOK_SECRET` (signs webhooks, see `WebhookSignature`), output storage (`SWARM_STORAGE` and the variables
+/// `StorageConfiguration` reads), `SWARM_STORAGE_SECRET` (signs local file links) and `SWARM_PUBLIC_URL` (the
+/// control plane as workers and clients reach it, for those links).
 public struct ServeSettings: Sendable {
     public var options: ServeOptions
     public var storage: StorageLocation
@@ -129,12 +132,22 @@ public struct ServeSettings: Sendable {
         let keys = { (variable: String) in
             (environment[variable] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map(Secret.init)
         }
+        let variable = { (name: String) in environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let outputs: StorageConfiguration
+        do {
+            outputs = try StorageConfiguration(environment: environment, dataDirectory: options.dataDirectory)
+        } catch {
+            throw ServeError("output storage: \(error.message)")
+        }
         self.options = options
         self.storage = try StorageLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
         self.configuration = ControlPlaneConfiguration(
             endpoints: Set(options.endpoints), leaseTimeout: options.leaseTimeout, maxAttempts: options.maxAttempts,
             clientKeys: keys("SWARM_API_KEYS"), workerKeys: keys("SWARM_WORKER_KEYS"),
-            webhooks: .init(secret: environment["SWARM_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : Secret($0) })
+            webhooks: .init(secret: variable("SWARM_WEBHOOK_SECRET").map(Secret.init)),
+            outputs: OutputStorageSettings(
+                configuration: outputs, signingSecret: variable("SWARM_STORAGE_SECRET").map(Secret.init) ?? OutputStorageSettings.randomSecret(),
+                publicURL: variable("SWARM_PUBLIC_URL"))
         )
     }
 
@@ -172,7 +185,7 @@ public func runControlPlane(
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
             let keys = keysExist.withLock { $0 } ? "API keys required" : "no API keys exist, open to this machine only"
             // Unbuffered even into a pipe, so that a supervising process sees it at once.
-            let line = "swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); \(keys)\n"
+            let line = "swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); outputs: \(settings.configuration.outputs.map(String.init(describing:)) ?? "inline"); \(keys)\n"
             FileHandle.standardOutput.write(Data(line.utf8))
             await onServerRunning(port)
         }

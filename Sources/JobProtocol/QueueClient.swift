@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOHTTP1
+import Storage
 import SwarmCore
 
 import Foundation
@@ -30,6 +31,34 @@ public protocol QueueClient: Sendable {
     func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError)
     /// One long poll of `job-stop`; returns the ids to abandon (empty when nothing is to stop).
     func pollStop() async throws(QueueError) -> [String]
+    /// Where to upload one output of a job this worker holds (queues with `QueueEndpoints.acceptsUploads`).
+    func requestUpload(jobID: String, _ request: JobUpload.UploadRequest) async throws(QueueError) -> UploadTarget
+    /// Reports an output uploaded (completing a multipart upload); answers its download link.
+    func completeUpload(jobID: String, _ completion: JobUpload.UploadCompletion) async throws(QueueError) -> UploadedOutput
+}
+
+extension QueueClient {
+    public func requestUpload(jobID: String, _ request: JobUpload.UploadRequest) async throws(QueueError) -> UploadTarget {
+        throw QueueError(.rejected(status: 404), route: "job-upload", detail: "this queue stores no outputs")
+    }
+
+    public func completeUpload(jobID: String, _ completion: JobUpload.UploadCompletion) async throws(QueueError) -> UploadedOutput {
+        throw QueueError(.rejected(status: 404), route: "job-upload", detail: "this queue stores no outputs")
+    }
+}
+
+/// The control plane's answer to a completed upload.
+public struct UploadedOutput: Sendable, Hashable, Codable {
+    public var key: String
+    public var bytes: Int64
+    /// Presigned GET, signed control-plane link, or public URL.
+    public var url: String
+
+    public init(key: String, bytes: Int64, url: String) {
+        self.key = key
+        self.bytes = bytes
+        self.url = url
+    }
 }
 
 /// A queue request that failed, with what the worker should do about it.
@@ -171,7 +200,31 @@ public struct HTTPQueueClient: QueueClient {
         }
     }
 
+    public func requestUpload(jobID: String, _ request: JobUpload.UploadRequest) async throws(QueueError) -> UploadTarget {
+        try await exchange(endpoints.jobUploadURL(jobID: jobID), request, route: "job-upload")
+    }
+
+    public func completeUpload(jobID: String, _ completion: JobUpload.UploadCompletion) async throws(QueueError) -> UploadedOutput {
+        try await exchange(endpoints.jobUploadURL(jobID: jobID, complete: true), completion, route: "job-upload (complete)")
+    }
+
     // MARK: Transport
+
+    /// POSTs `body` as JSON and decodes a 2xx answer as `Answer`.
+    private func exchange<Answer: Decodable>(_ url: String?, _ body: some Encodable, route: String) async throws(QueueError) -> Answer {
+        guard let url else { throw QueueError(.rejected(status: 404), route: route, detail: "this queue stores no outputs") }
+        let data: Data
+        do { data = try JSONEncoder().encode(body) } catch {
+            throw QueueError(.badResponse, route: route, detail: "request is not encodable: \(error)")
+        }
+        let (status, _, response) = try await send(.POST, url, route: route, timeout: .seconds(60), body: data)
+        guard (200..<300).contains(status) else { throw Self.error(status: status, route: route, body: response) }
+        do {
+            return try JSONDecoder().decode(Answer.self, from: Data(response.readableBytesView))
+        } catch {
+            throw QueueError(.badResponse, route: route, detail: "\(Answer.self) expected: \(error)")
+        }
+    }
 
     private func postJSON(_ url: String, body: JobDoneBody, route: String) async throws(QueueError) {
         let data: Data

@@ -18,10 +18,16 @@ public struct QueueEndpoints: Sendable, Hashable {
     public var pingInterval: Duration
     /// Whether pings may carry a JSON report (swarmctl's queue does; RunPod's expects a bare GET).
     public var acceptsReports: Bool
+    /// `.../job-upload/$RUNPOD_POD_ID/$ID?...`, when the queue stores outputs (swarmctl's does; RunPod's does not).
+    public var jobUploadTemplate: String?
+
+    /// Whether the queue hands out upload targets for outputs.
+    public var acceptsUploads: Bool { jobUploadTemplate != nil }
 
     public init(
         jobTakeTemplate: String, jobDoneTemplate: String, jobStreamTemplate: String? = nil, pingTemplate: String?,
-        workerID: String, apiKey: Secret?, pingInterval: Duration = .seconds(10), acceptsReports: Bool = false
+        workerID: String, apiKey: Secret?, pingInterval: Duration = .seconds(10), acceptsReports: Bool = false,
+        jobUploadTemplate: String? = nil
     ) {
         self.jobTakeTemplate = jobTakeTemplate
         self.jobDoneTemplate = jobDoneTemplate
@@ -31,6 +37,7 @@ public struct QueueEndpoints: Sendable, Hashable {
         self.apiKey = apiKey
         self.pingInterval = pingInterval
         self.acceptsReports = acceptsReports
+        self.jobUploadTemplate = jobUploadTemplate
     }
 
     /// The templates a queue at `queueURL` (`http://host:port/v2/<endpoint>`) serves, as swarmctl injects them.
@@ -50,7 +57,8 @@ public struct QueueEndpoints: Sendable, Hashable {
             jobDoneTemplate: "\(base)/job-done/$RUNPOD_POD_ID/$ID\(query)",
             jobStreamTemplate: "\(base)/job-stream/$RUNPOD_POD_ID/$ID\(query)",
             pingTemplate: "\(base)/ping/$RUNPOD_POD_ID\(query)",
-            workerID: workerID, apiKey: apiKey, pingInterval: pingInterval, acceptsReports: true
+            workerID: workerID, apiKey: apiKey, pingInterval: pingInterval, acceptsReports: true,
+            jobUploadTemplate: "\(base)/job-upload/$RUNPOD_POD_ID/$ID\(query)"
         )
     }
 
@@ -77,6 +85,16 @@ public struct QueueEndpoints: Sendable, Hashable {
 
     public func jobStreamURL(jobID: String) -> String? {
         jobStreamTemplate.map { Self.appending(Self.fill($0, workerID: workerID, jobID: jobID), "isStream=false") }
+    }
+
+    /// Where to ask for an output's upload target (`complete: false`) or report it uploaded (`complete: true`).
+    public func jobUploadURL(jobID: String, complete: Bool = false) -> String? {
+        guard let jobUploadTemplate else { return nil }
+        let url = Self.fill(jobUploadTemplate, workerID: workerID, jobID: jobID)
+        guard complete else { return url }
+        // `/complete` goes at the end of the path, before the template's query.
+        guard let query = url.firstIndex(of: "?") else { return url + "/complete" }
+        return String(url[..<query]) + "/complete" + String(url[query...])
     }
 
     /// The heartbeat URL listing the jobs in progress (comma-separated, URL-encoded, left out when idle).

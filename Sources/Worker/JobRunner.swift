@@ -4,8 +4,10 @@ import JobProtocol
 import Logging
 import NIOCore
 import NIOHTTP1
+import Storage
 import SwarmCore
 import SwarmUI
+import Synchronization
 
 import Foundation
 
@@ -33,6 +35,7 @@ public actor JobRunner {
     private let httpClient: HTTPClient
     private let stagingPath: String
     private let inlineMaxBytes: Int64
+    private let outputs: OutputStore
     private let logger: Logger
     private var interrupts: [String: InterruptReason] = [:]
     private var running: (id: String, task: Task<JobOutcome, Never>)?
@@ -40,7 +43,7 @@ public actor JobRunner {
 
     public init(
         swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient, stagingPath: String,
-        inlineMaxBytes: Int64, logger: Logger
+        inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, logger: Logger
     ) {
         self.swarm = swarm
         self.parser = parser
@@ -48,6 +51,9 @@ public actor JobRunner {
         self.httpClient = httpClient
         self.stagingPath = stagingPath
         self.inlineMaxBytes = inlineMaxBytes
+        self.outputs = OutputStore(
+            queue: queue, uploadsViaQueue: uploadsViaQueue, bucket: bucket, httpClient: httpClient,
+            uploader: OutputUploader(httpClient: httpClient, logger: logger))
         self.logger = logger
     }
 
@@ -124,7 +130,7 @@ public actor JobRunner {
     private func perform(_ request: JobRequest, job: QueueJob, logger: Logger) async throws -> JSONValue {
         switch request {
         case .generate(let generate):
-            return try await self.generate(generate, jobID: job.id, logger: logger)
+            return try await self.generate(generate, job: job, logger: logger)
         case .listModels(let path, let depth, let subtype):
             return try await swarm.listModels(path: path, depth: depth, subtype: subtype)
         case .describeModel(let name, let subtype):
@@ -145,7 +151,9 @@ public actor JobRunner {
 
     // MARK: Generate
 
-    private func generate(_ request: GenerateRequest, jobID: String, logger: Logger) async throws -> JSONValue {
+    private func generate(_ request: GenerateRequest, job: QueueJob, logger: Logger) async throws -> JSONValue {
+        let jobID = job.id
+        let destination = try outputs.destination(for: job)
         let start = clock.now
         var parameters = request.parameters
         if let url = request.initImageURL {
@@ -177,7 +185,11 @@ public actor JobRunner {
         }
         var files: [JSONValue] = []
         for output in outputs.sorted(by: { $0.batchIndex < $1.batchIndex }) {
-            files.append(try await collect(output, jobID: jobID, index: files.count))
+            if let destination {
+                files.append(try await upload(output, to: destination, jobID: jobID, index: files.count))
+            } else {
+                files.append(try await inline(output, source: try await swarm.openOutput(output.reference), index: files.count))
+            }
         }
         let fetched = clock.now
         let seed = outputs.lazy.compactMap { Self.seed(fromMetadata: $0.metadata) }.first ?? request.seed
@@ -193,9 +205,51 @@ public actor JobRunner {
         ]
     }
 
+    /// Streams one output from SwarmUI to storage, hashing it on the way; a retry fetches it from SwarmUI again.
+    private func upload(_ output: GeneratedOutput, to destination: OutputStore.Destination, jobID: String, index: Int) async throws -> JSONValue {
+        let swarm = self.swarm
+        let reference = output.reference
+        let first = try await swarm.openOutput(reference)
+        let size: Int64
+        if let length = first.length {
+            size = length
+        } else {
+            // The upload must announce its size: a source without one is read through once to count it.
+            var counted: Int64 = 0
+            do {
+                for try await chunk in first.body { counted += Int64(chunk.readableBytes) }
+            } catch {
+                throw SwarmUIBackendError(.unavailable, "fetching output \(reference) failed: \(error)")
+            }
+            size = counted
+        }
+        // The first attempt reads the response already open (when it was not counted); retries open a new one.
+        let unread = TakeOnce(first.length == nil ? nil : first)
+        let open = { @Sendable () async throws -> AnyByteSequence in
+            if let source = unread.take() { return AnyByteSequence(source.body) }
+            return AnyByteSequence(try await swarm.openOutput(reference).body)
+        }
+        let name = Self.fileName(of: reference, index: index, contentType: first.contentType)
+        let stored: OutputStore.Stored
+        do {
+            stored = try await outputs.store(destination, jobID: jobID, name: name, size: size, contentType: first.contentType, open: open)
+        } catch is OutputStore.UploadsNotOffered {
+            logger.notice("the queue stores no outputs; returning \(name) inline")
+            let source: OutputSource
+            if let unopened = unread.take() { source = unopened } else { source = try await swarm.openOutput(reference) }
+            return try await inline(output, source: source, index: index)
+        }
+        return [
+            "name": .string(name),
+            "content_type": .string(first.contentType),
+            "bytes": .int(Int(stored.bytes)),
+            "sha256": .string(stored.sha256),
+            "url": .string(stored.url),
+        ]
+    }
+
     /// Streams one output through a staging file, hashing it on the way, then inlines it as a data URL.
-    private func collect(_ output: GeneratedOutput, jobID: String, index: Int) async throws -> JSONValue {
-        let source = try await swarm.openOutput(output.reference)
+    private func inline(_ output: GeneratedOutput, source: OutputSource, index: Int) async throws -> JSONValue {
         if let length = source.length, length > inlineMaxBytes {
             throw Self.tooLarge(bytes: length, limit: inlineMaxBytes)
         }
@@ -234,7 +288,7 @@ public actor JobRunner {
 
     private static func tooLarge(bytes: Int64, limit: Int64) -> JobFailure {
         JobFailure(
-            message: "output is \(formatBytes(bytes)), above the \(formatBytes(limit)) that can be returned inline; configure output storage or raise SWARM_INLINE_MAX_BYTES",
+            message: "output is \(formatBytes(bytes)), above the \(formatBytes(limit)) that can be returned inline; configure output storage (a swarmctl control plane, BUCKET_* on RunPod, or the job's s3Config) or raise SWARM_INLINE_MAX_BYTES",
             retryable: false)
     }
 
@@ -307,6 +361,20 @@ public actor JobRunner {
 struct JobFailure: Error, Sendable {
     var message: String
     var retryable: Bool
+}
+
+/// A value handed out once: the SwarmUI response already open, for the first upload attempt only.
+private final class TakeOnce<Value: Sendable>: Sendable {
+    private let value: Mutex<Value?>
+
+    init(_ value: Value?) { self.value = Mutex(value) }
+
+    func take() -> Value? {
+        value.withLock { value in
+            defer { value = nil }
+            return value
+        }
+    }
 }
 
 /// The moment SwarmUI started working on the job (after queueing and model loading).

@@ -1,5 +1,6 @@
 import JobProtocol
 import Logging
+import Storage
 import SwarmCore
 
 import Foundation
@@ -28,6 +29,9 @@ public struct WorkerConfiguration: Sendable {
     public var shutdownGrace: Duration
     /// Outputs larger than this cannot be inlined as data URLs (storage comes with the Outputs issue).
     public var inlineMaxBytes: Int64
+    /// On RunPod, the bucket the worker uploads outputs to with its own signatures (`BUCKET_ENDPOINT_URL`,
+    /// `BUCKET_ACCESS_KEY_ID`, `BUCKET_SECRET_ACCESS_KEY`); a job's `s3Config` takes precedence.
+    public var outputBucket: S3Configuration?
     public var logLevel: Logger.Level
     /// The prebuilt SwarmUI copied to `$VOLUME_PATH/SwarmUI` on first boot.
     public var swarmUISeed: String
@@ -42,7 +46,7 @@ public struct WorkerConfiguration: Sendable {
     public static let modelTokenVariables = ["HUGGINGFACE_API_TOKEN", "CIVITAI_API_TOKEN"]
 
     /// Every credential the worker holds, to scrub from text it passes on (SwarmUI's log lines in pings).
-    public var secrets: [Secret] { [swarmUIAuthorization, queue?.apiKey].compactMap { $0 } }
+    public var secrets: [Secret] { [swarmUIAuthorization, queue?.apiKey, outputBucket?.credentials.secretAccessKey].compactMap { $0 } }
 
     /// Where undeliverable results wait for the queue, across restarts.
     public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
@@ -97,6 +101,15 @@ public struct WorkerConfiguration: Sendable {
             let workerID = env["RUNPOD_POD_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? Self.generatedWorkerID()
             guard let done = env["RUNPOD_WEBHOOK_POST_OUTPUT"], !done.isEmpty else {
                 throw WorkerConfigurationError(problems: problems + ["RUNPOD_WEBHOOK_POST_OUTPUT is required with RUNPOD_WEBHOOK_GET_JOB"])
+            }
+            // Only RunPod's names: a worker of swarmctl's control plane never holds bucket credentials.
+            let bucketVariables = ["BUCKET_ENDPOINT_URL", "BUCKET_ACCESS_KEY_ID", "BUCKET_SECRET_ACCESS_KEY"]
+            if bucketVariables.contains(where: { !(env[$0] ?? "").isEmpty }) {
+                do {
+                    outputBucket = try S3Configuration(environment: env.filter { bucketVariables.contains($0.key) })
+                } catch {
+                    problems.append(error.message)
+                }
             }
             queue = QueueEndpoints(
                 jobTakeTemplate: take, jobDoneTemplate: done,

@@ -63,8 +63,10 @@ struct LocalWorkerService: Service {
                 Jobs complete with placeholder images and videos, not real generations. Start SwarmUI (or set \
                 SWARMUI_API_URL) for real ones.
                 """)
+            // SWARM_EMULATOR_OUTPUT_BYTES makes every emulated output that large, to exercise multipart uploads.
+            let outputBytes = ProcessInfo.processInfo.environment["SWARM_EMULATOR_OUTPUT_BYTES"].flatMap { Int($0) }
             let emulator = SwarmUIEmulator(
-                configuration: .init(stepDuration: .milliseconds(50)),
+                configuration: .init(stepDuration: .milliseconds(50), largeOutputBytes: outputBytes),
                 outputRoot: (configuration.volumePath as NSString).appendingPathComponent("emulator/Output"))
             services.append(emulator.application(host: "127.0.0.1", port: emulatorPort, logger: logger) { _ in })
             // Stopped after the worker and before the emulator: the emulator's server waits for open connections, and

@@ -237,11 +237,12 @@ import Testing
             let operations = [
                 "run", "runsync", "run-batch", "status/{id}", "stream/{id}", "cancel/{id}", "retry/{id}", "purge-queue", "health", "jobs",
                 "job-take/{worker}", "job-take-batch/{worker}", "job-done/{worker}/{job}", "job-stream/{worker}/{job}", "ping/{worker}",
-                "job-stop/{worker}",
+                "job-stop/{worker}", "job-upload/{worker}/{job}", "job-upload/{worker}/{job}/complete",
             ]
             for operation in operations { #expect(paths["/v2/{endpoint}/\(operation)"] != nil, "\(operation)") }
             #expect(paths["/metrics"] != nil)
             #expect(paths["/healthz"] != nil)
+            #expect(paths["/files/{key}"] != nil)
             #expect(try await api.call(.get, "/healthz", auth: .none).json == ["status": "ok"])
         }
     }

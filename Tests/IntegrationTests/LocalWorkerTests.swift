@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import NIOCore
 import NIOHTTP1
 import SwarmCore
@@ -10,13 +11,57 @@ import Foundation
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct LocalWorkerTests {
     @Test func servesAndRunsJobsWithTheEmulatorWhenNoSwarmUIAnswers() async throws {
+        // Local storage is the default: the worker uploads to the control plane, whose signed link serves the file.
+        try await Self.withServer(environment: [:]) { job, port in
+            #expect(job["output"]?["files"]?.arrayValue?.first?["content_type"] == "image/png")
+            try await Self.expectDownloadableFiles(job)
+
+            // The CLI fetches the same files and checks their sha256 itself.
+            let out = try Paths.temporaryDirectory("swarmctl-download")
+            defer { try? FileManager.default.removeItem(at: out) }
+            let id = try #require(job["id"]?.stringValue)
+            let download = try ChildProcess(
+                "swarmctl download", executable: Paths.binary("swarmctl"), arguments: ["download", id, "--out", out.path],
+                environment: ["SWARM_URL": "http://127.0.0.1:\(port)", "SWARM_API_KEY": ""])
+            #expect(try await download.waitForExit(timeout: .seconds(60)) == 0)
+            for file in job["output"]?["files"]?.arrayValue ?? [] {
+                let data = try Data(contentsOf: out.appendingPathComponent(try #require(file["name"]?.stringValue)))
+                #expect(SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() == file["sha256"]?.stringValue)
+            }
+        }
+    }
+
+    @Test(.enabled(if: s3TestEndpoint != nil, "S3 storage test skipped: set SWARM_TEST_S3_ENDPOINT, e.g. SWARM_TEST_S3_ENDPOINT=$(scripts/s3-server.sh)"))
+    func storesOutputsInS3WithMultipartAboveTheThreshold() async throws {
+        let endpoint = try #require(s3TestEndpoint)
+        let bucket = "swarm-it-" + UUID().uuidString.prefix(8).lowercased()
+        // moto does not check signatures, so a bare PUT creates the bucket.
+        var create = HTTPClientRequest(url: "\(endpoint)/\(bucket)")
+        create.method = .PUT
+        #expect(try await HTTPClient.shared.execute(create, timeout: .seconds(10)).status == .ok)
+        let environment = [
+            "SWARM_STORAGE": "s3", "SWARM_S3_ENDPOINT": endpoint, "SWARM_S3_BUCKET": bucket, "SWARM_S3_REGION": "us-east-1",
+            "SWARM_S3_ACCESS_KEY_ID": "test", "SWARM_S3_SECRET_ACCESS_KEY": "test", "SWARM_S3_FORCE_PATH_STYLE": "1",
+            "SWARM_MULTIPART_THRESHOLD": "\(5 << 20)", "SWARM_EMULATOR_OUTPUT_BYTES": "\(12 << 20)",
+        ]
+        try await Self.withServer(environment: environment) { job, _ in
+            let files = try #require(job["output"]?["files"]?.arrayValue)
+            #expect(files.allSatisfy { $0["bytes"]?.intValue == 12 << 20 })
+            #expect(files.allSatisfy { $0["url"]?.stringValue?.hasPrefix(endpoint) == true })
+            try await Self.expectDownloadableFiles(job)
+        }
+    }
+
+    /// Runs one text-to-image job on a fresh `serve --local-worker` with `environment` and hands over the final job
+    /// and the server's port.
+    static func withServer(environment: [String: String], _ check: (JSONValue, Int) async throws -> Void) async throws {
         let directory = try Paths.temporaryDirectory("swarmctl-local")
         defer { try? FileManager.default.removeItem(at: directory) }
         let swarmUIPort = freePort()
         let server = try ChildProcess(
             "swarmctl", executable: Paths.binary("swarmctl"),
             arguments: ["serve", "--local-worker", "--port", "0", "--data-dir", directory.path],
-            environment: ["SWARMUI_API_URL": "http://127.0.0.1:\(swarmUIPort)", "SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": ""])
+            environment: environment.merging(["SWARMUI_API_URL": "http://127.0.0.1:\(swarmUIPort)", "SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": ""]) { $1 })
         defer { server.stop() }
         let line = try await server.waitForLine(containing: "swarmctl serve: listening on")
         let afterHost = try #require(line.range(of: "127.0.0.1:")).upperBound
@@ -40,9 +85,32 @@ struct LocalWorkerTests {
             }
         }
         #expect(job["status"] == "COMPLETED", "\(job)")
-        #expect(job["output"]?["files"]?.arrayValue?.first?["content_type"] == "image/png")
+        try await check(job, port)
 
         server.signal(SIGTERM)
         #expect(try await server.waitForExit(timeout: .seconds(30)) == 0)
     }
+
+    /// Every file of the job downloads from its URL (not a data URL) with the bytes and sha256 the result lists.
+    static func expectDownloadableFiles(_ job: JSONValue) async throws {
+        let files = try #require(job["output"]?["files"]?.arrayValue)
+        #expect(!files.isEmpty)
+        for file in files {
+            let url = try #require(file["url"]?.stringValue)
+            #expect(url.hasPrefix("http"), "expected a link, got \(url.prefix(40))")
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(60))
+            #expect(response.status == .ok)
+            var hasher = SHA256()
+            var bytes = 0
+            for try await chunk in response.body {
+                bytes += chunk.readableBytes
+                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            }
+            #expect(bytes == file["bytes"]?.intValue)
+            #expect(hasher.finalize().map { String(format: "%02x", $0) }.joined() == file["sha256"]?.stringValue)
+        }
+    }
 }
+
+/// The S3-compatible server the test script started (`scripts/s3-server.sh`), if any.
+let s3TestEndpoint = ProcessInfo.processInfo.environment["SWARM_TEST_S3_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }

@@ -15,6 +15,9 @@ import NIOCore
         #expect(endpoints.jobStopURL == "http://10.0.0.5:8288/v2/swarmui/job-stop/w1?runtime=swarm-worker")
         #expect(endpoints.jobDoneURL(jobID: "j/1") == "http://10.0.0.5:8288/v2/swarmui/job-done/w1/j%2F1?runtime=swarm-worker&isStream=false")
         #expect(endpoints.jobStreamURL(jobID: "j2") == "http://10.0.0.5:8288/v2/swarmui/job-stream/w1/j2?runtime=swarm-worker&isStream=false")
+        #expect(endpoints.acceptsUploads)
+        #expect(endpoints.jobUploadURL(jobID: "j2") == "http://10.0.0.5:8288/v2/swarmui/job-upload/w1/j2?runtime=swarm-worker")
+        #expect(endpoints.jobUploadURL(jobID: "j2", complete: true) == "http://10.0.0.5:8288/v2/swarmui/job-upload/w1/j2/complete?runtime=swarm-worker")
     }
 
     @Test func pingListsJobsCommaSeparatedAndEncoded() throws {
@@ -33,6 +36,7 @@ import NIOCore
         #expect(endpoints.jobDoneURL(jobID: "abc-e2", isStream: true) == "https://api.runpod.ai/v2/ep/job-done/pod9/abc-e2?gpu=RTX&isStream=true")
         #expect(endpoints.jobStopURL == "https://api.runpod.ai/v2/ep/job-stop/pod9?gpu=RTX")
         #expect(!endpoints.acceptsReports, "RunPod's ping is a bare GET")
+        #expect(!endpoints.acceptsUploads, "RunPod stores no outputs for its workers")
         #expect(try QueueEndpoints(queueURL: "http://q/v2/ep", workerID: "w", apiKey: nil).acceptsReports, "swarmctl takes a JSON report")
     }
 
