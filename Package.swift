@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "SwarmCore", "JobProtocol", "JobStore",
+                "SwarmCore", "JobProtocol", "JobStore", "VastAI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -274,7 +274,7 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore",
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "VastAI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -307,7 +307,7 @@ let package = Package(
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore",
+            dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore", "VastAI", "VastAIEmulator",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "NIOCore", package: "swift-nio"),
