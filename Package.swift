@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "SwarmCore", "JobProtocol", "JobStore", "Storage",
+                "SwarmCore", "JobProtocol", "JobStore", "Storage", "VastAI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -275,7 +275,7 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage",
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -308,7 +308,7 @@ let package = Package(
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore",
+            dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore", "VastAI", "VastAIEmulator",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
                            .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "NIOCore", package: "swift-nio"),

@@ -23,6 +23,8 @@ public struct ServeOptions: Sendable {
     public var maxAttempts: Int
     /// Also run a worker in this process (wired by the caller through `additionalServices`).
     public var localWorker: Bool
+    /// The vast.ai fleet, on when `VAST_API_KEY` is set.
+    public var fleet = FleetOptions()
 
     public init(
         host: String = "127.0.0.1", port: Int = 8288, dataDirectory: String = "./.swarm", databaseURL: String? = nil,
@@ -121,6 +123,7 @@ public struct ServeSettings: Sendable {
     public var options: ServeOptions
     public var storage: StorageLocation
     public var configuration: ControlPlaneConfiguration
+    public var fleet: FleetSettings?
 
     public init(options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServeError) {
         guard (0...65_535).contains(options.port) else { throw ServeError("--port: \(options.port) is not a TCP port (0-65535)") }
@@ -141,6 +144,7 @@ public struct ServeSettings: Sendable {
         }
         self.options = options
         self.storage = try StorageLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
+        self.fleet = try FleetSettings(options: options.fleet, environment: environment)
         self.configuration = ControlPlaneConfiguration(
             endpoints: Set(options.endpoints), leaseTimeout: options.leaseTimeout, maxAttempts: options.maxAttempts,
             clientKeys: keys("SWARM_API_KEYS"), workerKeys: keys("SWARM_WORKER_KEYS"),
@@ -177,6 +181,11 @@ public func runControlPlane(
     let (store, storeServices) = try settings.storage.open(logger: logger)
     let options = settings.options
     let keysExist = Mutex(settings.configuration.hasEnvironmentKeys)
+    let (serverRunning, serverRunningContinuation) = AsyncStream<Void>.makeStream()
+    let fleet = try settings.fleet.map { fleetSettings throws(ServeError) in
+        guard let fleetStore = DatabaseFleetStore(store: store) else { throw ServeError("the fleet needs a database that keeps fleet records") }
+        return FleetService(settings: fleetSettings, store: fleetStore, serverRunning: serverRunning, logger: logger)
+    }
     var app = buildApplication(
         configuration: settings.configuration, store: store,
         server: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "swarmctl"),
@@ -187,6 +196,8 @@ public func runControlPlane(
             // Unbuffered even into a pipe, so that a supervising process sees it at once.
             let line = "swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); outputs: \(settings.configuration.outputs.map(String.init(describing:)) ?? "inline"); \(keys)\n"
             FileHandle.standardOutput.write(Data(line.utf8))
+            serverRunningContinuation.yield()
+            serverRunningContinuation.finish()
             await onServerRunning(port)
         }
     )
@@ -203,7 +214,7 @@ public func runControlPlane(
         }
     }
     let group = ServiceGroup(
-        configuration: .init(services: [app] + additionalServices, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration: .init(services: [app] + additionalServices + (fleet.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     )
     try await group.run()
 }

@@ -36,14 +36,14 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         }
     }
 
-    private let client: PostgresClient
+    let client: PostgresClient
     private let schema: String?
     /// The NOTIFY channel; one per schema so that separate stores on one database do not wake each other.
     private let channel: String
     /// Names the database in errors and logs, without the password.
     private let target: String
     private let operationTimeout: Duration
-    private let logger: Logger
+    let logger: Logger
     private let work = WorkSignal()
     /// Set while `run()` runs the pool. postgres-nio queues (and warns about) connection requests made before its
     /// `run()`, so calls wait for this: calls made right after starting the service stay quiet, and a store that
@@ -139,6 +139,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
             """,
         ]),
         (2, "expiry and webhook indexes", expiryIndexStatements),
+        (3, "fleet instances", fleetTableStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).
@@ -543,7 +544,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     /// Runs `body` within the operation timeout, turning every failure into a `JobStoreError` for `operation`.
-    private func timed<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws(JobStoreError) -> T {
+    func timed<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws(JobStoreError) -> T {
         guard await wait(until: { self.running.load(ordering: .acquiring) }) else {
             throw JobStoreError(
                 .unavailable, operation: operation,

@@ -115,6 +115,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("2 expiry and webhook indexes") { db in
             for statement in expiryIndexStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("3 fleet instances") { db in
+            for statement in fleetTableStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 
@@ -333,7 +336,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     // MARK: Access
 
-    private func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(JobStoreError) -> T {
+    func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(JobStoreError) -> T {
         do {
             return try await writer.write(body)
         } catch {
@@ -341,7 +344,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         }
     }
 
-    private func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(JobStoreError) -> T {
+    func read<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(JobStoreError) -> T {
         do {
             return try await writer.read(body)
         } catch {

@@ -61,6 +61,8 @@ public struct FleetPolicy: Sendable, Hashable {
 public struct FleetMember: Sendable, Hashable {
     public var id: Int
     public var label: String
+    /// The offer it was rented from.
+    public var offerID: Int?
     public var machineID: Int?
     /// The offer's price when rented, $/h.
     public var dphTotal: Double?
@@ -81,12 +83,13 @@ public struct FleetMember: Sendable, Hashable {
     public var warnedSlowStart: Bool
 
     public init(
-        id: Int, label: String, machineID: Int? = nil, dphTotal: Double? = nil, createdAt: Date, vast: Instance? = nil, stage: WorkerStage? = nil,
+        id: Int, label: String, offerID: Int? = nil, machineID: Int? = nil, dphTotal: Double? = nil, createdAt: Date, vast: Instance? = nil, stage: WorkerStage? = nil,
         stageDetail: String? = nil, lastPing: Date? = nil, logTail: [String] = [], reboots: Int = 0, lastRebootAt: Date? = nil,
         destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil, warnedSlowStart: Bool = false
     ) {
         self.id = id
         self.label = label
+        self.offerID = offerID
         self.machineID = machineID
         self.dphTotal = dphTotal
         self.createdAt = createdAt

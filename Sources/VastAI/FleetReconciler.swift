@@ -159,7 +159,7 @@ public actor FleetReconciler {
             }
             do {
                 try await store.insert(FleetMember(
-                    id: created.id, label: label, machineID: ranked.offer.machineID, dphTotal: ranked.offer.dphTotal, createdAt: now))
+                    id: created.id, label: label, offerID: ranked.offer.id, machineID: ranked.offer.machineID, dphTotal: ranked.offer.dphTotal, createdAt: now))
             } catch {
                 // Paid for but unrecorded: its label makes it an orphan that a later round destroys.
                 logger.critical("rented instance could not be recorded", metadata: ["instance": "\(created.id)", "label": "\(label)", "error": "\(error)"])

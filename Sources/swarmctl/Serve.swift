@@ -23,12 +23,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a taken job stays leased without a ping naming it.") var leaseTimeout = 60
     @Option(help: "Takes after which a job whose lease keeps expiring fails.") var maxAttempts = 3
     @Flag(help: "Also run a worker in this process.") var localWorker = false
+    @OptionGroup(title: "vast.ai fleet (on when VAST_API_KEY is set)") var fleet: FleetFlags
 
     var options: ServeOptions {
-        ServeOptions(
+        var options = ServeOptions(
             host: host, port: port, dataDirectory: dataDir, databaseURL: database, endpoints: endpoints,
             leaseTimeout: .seconds(leaseTimeout), maxAttempts: maxAttempts, localWorker: localWorker
         )
+        options.fleet = fleet.options
+        return options
     }
 
     func run() async throws {

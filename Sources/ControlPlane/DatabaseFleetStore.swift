@@ -1,0 +1,87 @@
+import Foundation
+import JobStore
+import SwarmCore
+import VastAI
+
+/// The fleet's memory on the job store's database, so that a restarted `serve` adopts its instances. Each instance
+/// gets a worker key of its own, stored hashed under an id derived from its label and revoked when it is forgotten.
+public struct DatabaseFleetStore: FleetStore {
+    public typealias Database = any JobStore & FleetRecordStore
+    private let database: Database
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    /// The store behind `serve`, when its backend keeps fleet records (both built-in backends do).
+    public init?(store: any JobStore) {
+        guard let database = store as? Database else { return nil }
+        self.database = database
+    }
+
+    public func members() async throws -> [FleetMember] {
+        try await database.fleetInstances().map(Self.member)
+    }
+
+    public func insert(_ member: FleetMember) async throws {
+        try await database.insertFleetInstance(Self.record(member))
+    }
+
+    public func update(_ member: FleetMember) async throws {
+        try await database.updateFleetInstance(Self.record(member))
+    }
+
+    public func remove(id: Int) async throws {
+        let label = try await database.fleetInstances().first { $0.id == id }?.label
+        try await database.removeFleetInstance(id: id, at: Date())
+        if let label { _ = try await database.revokeKey(id: Self.keyID(label: label), now: Date()) }
+    }
+
+    public func failedMachineIDs() async throws -> Set<Int> { try await database.failedFleetMachines() }
+    public func addFailedMachine(_ id: Int) async throws { try await database.addFailedFleetMachine(id, at: Date()) }
+    public func creationHold() async throws -> String? { try await database.fleetCreationHold() }
+    public func setCreationHold(_ reason: String?) async throws { try await database.setFleetCreationHold(reason) }
+
+    public func spentToday(now: Date) async throws -> Double {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return try await database.fleetSpent(since: calendar.startOfDay(for: now), now: now)
+    }
+
+    /// A new worker key for the instance labeled `label`, stored hashed; the key itself goes only into the instance's
+    /// environment.
+    public func mintWorkerKey(label: String, now: Date = Date()) async throws -> Secret {
+        let key = APIKey.generate(scope: .worker)
+        try await database.insertKey(StoredKey(
+            id: Self.keyID(label: label), scope: .worker, hash: APIKey.hash(key.value), label: "vast.ai instance \(label)", createdAt: now))
+        return key
+    }
+
+    static func keyID(label: String) -> String { "fleet-\(label)" }
+
+    private static func record(_ member: FleetMember) -> FleetInstanceRecord {
+        FleetInstanceRecord(
+            id: member.id, label: member.label, offerID: member.offerID, machineID: member.machineID,
+            state: member.destroyRequestedAt == nil ? .active : .destroying, dphTotal: member.dphTotal, createdAt: member.createdAt,
+            reboots: member.reboots, lastRebootAt: member.lastRebootAt, destroyRequestedAt: member.destroyRequestedAt,
+            lastStatusAt: member.lastStatusAt, warnedSlowStart: member.warnedSlowStart)
+    }
+
+    static func member(_ record: FleetInstanceRecord) -> FleetMember {
+        let ping = record.report?.detail
+        return FleetMember(
+            id: record.id, label: record.label, offerID: record.offerID, machineID: record.machineID, dphTotal: record.dphTotal,
+            createdAt: record.createdAt, stage: record.report?.stage.flatMap(WorkerStage.init(rawValue:)),
+            stageDetail: ping.flatMap(downloadProgress), lastPing: record.lastPing,
+            logTail: ping?["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? [], reboots: record.reboots,
+            lastRebootAt: record.lastRebootAt, destroyRequestedAt: record.destroyRequestedAt, lastStatusAt: record.lastStatusAt,
+            warnedSlowStart: record.warnedSlowStart)
+    }
+
+    /// "12.1 of 33.2 GB (36%)" from the ping's `download`, when the worker is downloading.
+    static func downloadProgress(_ ping: JSONValue) -> String? {
+        guard let done = ping["download"]?["done_bytes"]?.doubleValue, let total = ping["download"]?["total_bytes"]?.doubleValue, total > 0
+        else { return nil }
+        return String(format: "%.1f of %.1f GB (%.0f%%)", done / 1e9, total / 1e9, done / total * 100)
+    }
+}

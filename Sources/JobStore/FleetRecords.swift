@@ -1,0 +1,217 @@
+import Foundation
+import SwarmCore
+
+/// A rented vast.ai instance as the control plane remembers it, with the last ping of the worker it was started as.
+public struct FleetInstanceRecord: Sendable, Hashable {
+    public enum State: String, Sendable, Hashable, CaseIterable {
+        /// Rented and kept.
+        case active
+        /// Destroy sent; kept until vast no longer lists it.
+        case destroying
+        /// Gone from vast; kept for the day's spending.
+        case removed
+    }
+
+    /// vast's contract id.
+    public var id: Int
+    /// `<prefix>-<unique>`, also the worker id (`SWARM_WORKER_ID`) its pings carry.
+    public var label: String
+    public var offerID: Int?
+    public var machineID: Int?
+    public var state: State
+    /// $/h when rented.
+    public var dphTotal: Double?
+    public var createdAt: Date
+    public var reboots: Int
+    public var lastRebootAt: Date?
+    public var destroyRequestedAt: Date?
+    public var lastStatusAt: Date?
+    public var warnedSlowStart: Bool
+    public var removedAt: Date?
+    /// The worker's last ping (read from `workers`, never written through this record).
+    public var lastPing: Date?
+    public var report: WorkerReport?
+
+    public init(
+        id: Int, label: String, offerID: Int? = nil, machineID: Int? = nil, state: State = .active, dphTotal: Double? = nil,
+        createdAt: Date, reboots: Int = 0, lastRebootAt: Date? = nil, destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil,
+        warnedSlowStart: Bool = false, removedAt: Date? = nil, lastPing: Date? = nil, report: WorkerReport? = nil
+    ) {
+        self.id = id
+        self.label = label
+        self.offerID = offerID
+        self.machineID = machineID
+        self.state = state
+        self.dphTotal = dphTotal
+        self.createdAt = createdAt
+        self.reboots = reboots
+        self.lastRebootAt = lastRebootAt
+        self.destroyRequestedAt = destroyRequestedAt
+        self.lastStatusAt = lastStatusAt
+        self.warnedSlowStart = warnedSlowStart
+        self.removedAt = removedAt
+        self.lastPing = lastPing
+        self.report = report
+    }
+}
+
+/// The fleet's durable state: what `swarmctl serve` must still know after a restart to adopt its instances rather
+/// than rent new ones.
+public protocol FleetRecordStore: Sendable {
+    /// Instances not yet removed, oldest contract first, with their workers' pings merged by label.
+    func fleetInstances() async throws(JobStoreError) -> [FleetInstanceRecord]
+    func insertFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError)
+    /// Writes what changes after the rental (state, reboots, times, flags); the rest and the ping fields are ignored.
+    func updateFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError)
+    /// Marks the instance removed; its row stays for `fleetSpent(since:now:)`.
+    func removeFleetInstance(id: Int, at time: Date) async throws(JobStoreError)
+    func failedFleetMachines() async throws(JobStoreError) -> Set<Int>
+    func addFailedFleetMachine(_ machineID: Int, at time: Date) async throws(JobStoreError)
+    func fleetCreationHold() async throws(JobStoreError) -> String?
+    func setFleetCreationHold(_ reason: String?) async throws(JobStoreError)
+    /// Dollars spent between `start` and `now` on every instance, present and removed.
+    func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double
+}
+
+/// A value of the fleet tables: the types both databases store alike.
+enum FleetValue: Sendable, Hashable {
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case null
+
+    enum Kind: Sendable { case integer, real, text }
+
+    init(_ value: Int?) { self = value.map { .integer(Int64($0)) } ?? .null }
+    init(_ value: Double?) { self = value.map { .real($0) } ?? .null }
+    init(_ value: String?) { self = value.map { .text($0) } ?? .null }
+    init(_ value: Date?) { self = value.map { .integer($0.epochMilliseconds) } ?? .null }
+
+    var int: Int? { if case .integer(let value) = self { Int(value) } else { nil } }
+    var double: Double? { if case .real(let value) = self { value } else { nil } }
+    var string: String? { if case .text(let value) = self { value } else { nil } }
+    var date: Date? { int.map { Date(epochMilliseconds: Int64($0)) } }
+}
+
+/// What a backend provides so that the fleet's SQL below is written once: run a statement whose parameters are
+/// `$1`, `$2`… in order, and read rows of the given column kinds.
+protocol FleetTables: FleetRecordStore {
+    func fleetExecute(_ operation: String, _ sql: String, _ values: [FleetValue]) async throws(JobStoreError)
+    func fleetQuery(_ operation: String, _ sql: String, _ values: [FleetValue], columns: [FleetValue.Kind]) async throws(JobStoreError) -> [[FleetValue]]
+}
+
+/// Migration 3 in both databases (same SQL). Times are epoch milliseconds, flags 0/1, as in the job tables.
+let fleetTableStatements = [
+    """
+    CREATE TABLE fleet_instances (
+        id BIGINT PRIMARY KEY NOT NULL, label TEXT NOT NULL, offer_id BIGINT, machine_id BIGINT, state TEXT NOT NULL,
+        dph_total DOUBLE PRECISION, created_at BIGINT NOT NULL, reboots BIGINT NOT NULL, last_reboot_at BIGINT,
+        destroy_requested_at BIGINT, last_status_at BIGINT, warned_slow_start BIGINT NOT NULL, removed_at BIGINT
+    )
+    """,
+    "CREATE INDEX fleet_instances_live ON fleet_instances (id) WHERE removed_at IS NULL",
+    "CREATE TABLE fleet_failed_machines (machine_id BIGINT PRIMARY KEY NOT NULL, added_at BIGINT NOT NULL)",
+    "CREATE TABLE fleet_settings (name TEXT PRIMARY KEY NOT NULL, value TEXT)",
+]
+
+extension FleetTables {
+    private static var ownColumns: String {
+        "id, label, offer_id, machine_id, state, dph_total, created_at, reboots, last_reboot_at, destroy_requested_at, "
+            + "last_status_at, warned_slow_start, removed_at"
+    }
+    private static var ownKinds: [FleetValue.Kind] {
+        [.integer, .text, .integer, .integer, .text, .real, .integer, .integer, .integer, .integer, .integer, .integer, .integer]
+    }
+    private static var creationHoldName: String { "creation_hold" }
+
+    private static func values(_ record: FleetInstanceRecord) -> [FleetValue] {
+        [
+            FleetValue(record.id), FleetValue(record.label), FleetValue(record.offerID), FleetValue(record.machineID),
+            FleetValue(record.state.rawValue), FleetValue(record.dphTotal), FleetValue(record.createdAt), FleetValue(record.reboots),
+            FleetValue(record.lastRebootAt), FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt),
+            FleetValue(record.warnedSlowStart ? 1 : 0), FleetValue(record.removedAt),
+        ]
+    }
+
+    public func fleetInstances() async throws(JobStoreError) -> [FleetInstanceRecord] {
+        let own = Self.ownColumns.split(separator: ",").map { "f." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+        // The worker was started with SWARM_WORKER_ID=<label>, so its pings are the `workers` row of that id.
+        let rows = try await fleetQuery(
+            "list fleet instances",
+            "SELECT \(own), w.last_seen, w.report FROM fleet_instances f LEFT JOIN workers w ON w.id = f.label "
+                + "WHERE f.removed_at IS NULL ORDER BY f.id",
+            [], columns: Self.ownKinds + [.integer, .text])
+        return rows.compactMap { row in
+            guard let id = row[0].int, let label = row[1].string, let created = row[6].date else { return nil }
+            return FleetInstanceRecord(
+                id: id, label: label, offerID: row[2].int, machineID: row[3].int,
+                state: row[4].string.flatMap(FleetInstanceRecord.State.init(rawValue:)) ?? .active, dphTotal: row[5].double,
+                createdAt: created, reboots: row[7].int ?? 0, lastRebootAt: row[8].date, destroyRequestedAt: row[9].date,
+                lastStatusAt: row[10].date, warnedSlowStart: row[11].int == 1, removedAt: row[12].date, lastPing: row[13].date,
+                report: row[14].string.flatMap { JobRow.decode(WorkerReport.self, $0) })
+        }
+    }
+
+    public func insertFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError) {
+        let parameters = (1...Self.ownKinds.count).map { "$\($0)" }.joined(separator: ", ")
+        try await fleetExecute(
+            "record fleet instance \(record.id)", "INSERT INTO fleet_instances (\(Self.ownColumns)) VALUES (\(parameters))",
+            Self.values(record))
+    }
+
+    public func updateFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError) {
+        // What a reconcile round learns; the rental's facts (label, offer, machine, price, creation) never change.
+        try await fleetExecute(
+            "update fleet instance \(record.id)",
+            "UPDATE fleet_instances SET state = $1, reboots = $2, last_reboot_at = $3, destroy_requested_at = $4, "
+                + "last_status_at = $5, warned_slow_start = $6, removed_at = $7 WHERE id = $8",
+            [
+                FleetValue(record.state.rawValue), FleetValue(record.reboots), FleetValue(record.lastRebootAt),
+                FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt), FleetValue(record.warnedSlowStart ? 1 : 0),
+                FleetValue(record.removedAt), FleetValue(record.id),
+            ])
+    }
+
+    public func removeFleetInstance(id: Int, at time: Date) async throws(JobStoreError) {
+        try await fleetExecute(
+            "remove fleet instance \(id)", "UPDATE fleet_instances SET state = $1, removed_at = $2 WHERE id = $3 AND removed_at IS NULL",
+            [FleetValue(FleetInstanceRecord.State.removed.rawValue), FleetValue(time), FleetValue(id)])
+    }
+
+    public func failedFleetMachines() async throws(JobStoreError) -> Set<Int> {
+        let rows = try await fleetQuery("list failed machines", "SELECT machine_id FROM fleet_failed_machines", [], columns: [.integer])
+        return Set(rows.compactMap { $0[0].int })
+    }
+
+    public func addFailedFleetMachine(_ machineID: Int, at time: Date) async throws(JobStoreError) {
+        try await fleetExecute(
+            "exclude machine \(machineID)",
+            "INSERT INTO fleet_failed_machines (machine_id, added_at) VALUES ($1, $2) ON CONFLICT (machine_id) DO NOTHING",
+            [FleetValue(machineID), FleetValue(time)])
+    }
+
+    public func fleetCreationHold() async throws(JobStoreError) -> String? {
+        let rows = try await fleetQuery(
+            "read creation hold", "SELECT value FROM fleet_settings WHERE name = $1", [FleetValue(Self.creationHoldName)], columns: [.text])
+        return rows.first?[0].string
+    }
+
+    public func setFleetCreationHold(_ reason: String?) async throws(JobStoreError) {
+        try await fleetExecute(
+            "set creation hold",
+            "INSERT INTO fleet_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            [FleetValue(Self.creationHoldName), FleetValue(reason)])
+    }
+
+    public func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double {
+        let rows = try await fleetQuery(
+            "sum fleet spending",
+            "SELECT dph_total, created_at, removed_at FROM fleet_instances WHERE dph_total IS NOT NULL AND (removed_at IS NULL OR removed_at > $1)",
+            [FleetValue(start)], columns: [.real, .integer, .integer])
+        return rows.reduce(0) { total, row in
+            guard let dph = row[0].double, let created = row[1].date else { return total }
+            let end = min(row[2].date ?? now, now)
+            return total + max(0, end.timeIntervalSince(max(created, start))) / 3600 * dph
+        }
+    }
+}
