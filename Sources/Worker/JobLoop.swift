@@ -168,14 +168,16 @@ public struct JobLoop: Service {
             }
             group.addTask {
                 await latch.wait()
-                return !Task.isCancelled
+                guard !Task.isCancelled else { return false }
+                // The group waits for every child: the one awaiting the take ends only once the take is cancelled.
+                take.cancel()
+                return true
             }
             let first = await group.next() ?? false
             group.cancelAll()
             return first
         }
         guard shutdownFirst else { return await take.value }
-        take.cancel()
         if case .success(.jobs(let jobs)) = await take.value {
             for job in jobs {
                 logger.with(jobID: job.id).info("shutting down: handing back a job taken as the shutdown began")
