@@ -53,7 +53,7 @@ public actor JobRunner {
         self.inlineMaxBytes = inlineMaxBytes
         self.outputs = OutputStore(
             queue: queue, uploadsViaQueue: uploadsViaQueue, bucket: bucket, httpClient: httpClient,
-            uploader: OutputUploader(httpClient: httpClient, logger: logger))
+            uploader: OutputUploader(httpClient: httpClient, logger: logger), inlineMaxBytes: inlineMaxBytes)
         self.logger = logger
     }
 
@@ -234,7 +234,7 @@ public actor JobRunner {
         do {
             stored = try await outputs.store(destination, jobID: jobID, name: name, size: size, contentType: first.contentType, open: open)
         } catch is OutputStore.UploadsNotOffered {
-            logger.notice("the queue stores no outputs; returning \(name) inline")
+            logger.notice("the queue stores no outputs or cannot be reached; returning \(name) inline")
             let source: OutputSource
             if let unopened = unread.take() { source = unopened } else { source = try await swarm.openOutput(reference) }
             return try await inline(output, source: source, index: index)

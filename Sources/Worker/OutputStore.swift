@@ -18,6 +18,9 @@ struct OutputStore: Sendable {
     let bucket: S3Configuration?
     let httpClient: HTTPClient
     let uploader: OutputUploader
+    /// Outputs up to this size go inline when the queue cannot be reached to ask for an upload target: the result
+    /// (kept on the volume until the queue acknowledges it) then does not depend on storage being up.
+    let inlineMaxBytes: Int64
 
     /// The queue has no upload route: the output is to be inlined after all.
     struct UploadsNotOffered: Error {}
@@ -58,9 +61,11 @@ struct OutputStore: Sendable {
                 let target: UploadTarget
                 do {
                     target = try await queue.requestUpload(jobID: jobID, .init(name: name, size: size, contentType: contentType))
-                } catch where error.code == .rejected(status: 404) {
-                    // A queue that speaks our URL form but has no upload route (an older control plane, a test peer).
-                    throw UploadsNotOffered()
+                } catch {
+                    // A queue that speaks our URL form but has no upload route (an older control plane, a test peer),
+                    // or one that cannot be reached while the output is small enough to go inline.
+                    if error.code == .rejected(status: 404) || (error.isRetryable && size <= inlineMaxBytes) { throw UploadsNotOffered() }
+                    throw error
                 }
                 let result = try await uploader.upload(target, open: open)
                 let done = try await queue.completeUpload(jobID: jobID, .init(target: target, parts: result.parts))

@@ -50,10 +50,13 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def body(self):
+    def read_body(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        return json.loads(raw) if raw else None
+        return json.loads(raw) if raw.strip() else None
+
+    def body(self):
+        return self._body
 
     def authorized(self):
         if not OPTIONS.key:
@@ -110,6 +113,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         parts, query = self.route()
+        # Read before any answer, whatever the route: bytes left unread would be taken for the next request on the
+        # kept-alive connection (one handler object serves them all).
+        self._body = self.read_body()
         if parts[:1] == ["control"]:
             payload = self.body() or {}
             with LOCK:
