@@ -87,7 +87,7 @@ public struct WorkerConfiguration: Sendable {
         logLevel = (env["LOG_LEVEL"]?.lowercased()).flatMap(Logger.Level.init(rawValue:)) ?? .info
         swarmUISeed = env["SWARMUI_SEED"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/swarmui-seed"
         modelsFile = env["SWARM_MODELS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
-        // Spelled out rather than looped over modelTokenVariables: the .env.example test finds variables by `env["NAME"]`.
+        // Spelled out rather than looped over modelTokenVariables: the .env.example test finds variables by their `env[...]` reads.
         let tokens = [
             "HUGGINGFACE_API_TOKEN": env["HUGGINGFACE_API_TOKEN"], "CIVITAI_API_TOKEN": env["CIVITAI_API_TOKEN"],
         ]
