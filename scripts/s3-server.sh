@@ -23,10 +23,10 @@ running() {
 
 stop() {
     if running; then
-        local pid tries
+        local pid
         pid="$(cat "${pid_file}")"
         kill "${pid}"
-        for tries in $(seq 1 50); do
+        for _ in $(seq 1 50); do
             kill -0 "${pid}" 2>/dev/null || break
             sleep 0.1
         done
@@ -48,8 +48,7 @@ start() {
     setsid "${root}/.venv/bin/moto_server" -H 127.0.0.1 -p "${port}" >"${log}" 2>&1 </dev/null &
     echo $! >"${pid_file}"
     echo "${port}" >"${port_file}"
-    local tries
-    for tries in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if curl -fsS -o /dev/null "http://127.0.0.1:${port}/moto-api/" 2>/dev/null; then
             say "moto_server is up (pid $(cat "${pid_file}"), log ${log})"
             printf 'http://127.0.0.1:%s\n' "${port}"
