@@ -84,9 +84,9 @@ import Testing
             try await api.store.insertKey(StoredKey(id: "k1", scope: .client, hash: APIKey.hash(key.value), label: nil, createdAt: Date()))
             #expect(try await api.call(.get, "/v2/swarmui/health", auth: .bearer(key.value)).status == .ok)
             #expect(try await api.call(.get, "/v2/swarmui/job-take/w1?x=1", auth: .raw(key.value)).status == .unauthorized)
-            // Another key keeps the server closed once k1 is gone (with no key at all it would be open again).
-            let other = APIKey.generate(scope: .worker)
-            try await api.store.insertKey(StoredKey(id: "k2", scope: .worker, hash: APIKey.hash(other.value), label: nil, createdAt: Date()))
+            // Another client key keeps the client API closed once k1 is gone (with no client key it would be open again).
+            let other = APIKey.generate(scope: .client)
+            try await api.store.insertKey(StoredKey(id: "k2", scope: .client, hash: APIKey.hash(other.value), label: nil, createdAt: Date()))
             #expect(try await api.store.revokeKey(id: "k1", now: Date()))
             try await Task.sleep(for: .seconds(6))  // the key cache's lifetime
             #expect(try await api.call(.get, "/v2/swarmui/health", auth: .bearer(key.value)).status == .unauthorized)
