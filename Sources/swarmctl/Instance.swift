@@ -77,17 +77,22 @@ struct InstanceCommand: AsyncParsableCommand {
                     if json {
                         var fields = summary.json
                         fields["instances"] = .array(instances.map { $0.json(now: now) })
-                        print(JSONValue.object(fields).jsonString())
+                        Self.emit(JSONValue.object(fields).jsonString())
                     } else {
                         var lines = summary.lines
                         lines += instances.isEmpty ? ["no instances recorded"] : instances.flatMap { $0.lines(now: now) }
                         if watching { lines.append("(\(now.formatted(date: .omitted, time: .standard)); Ctrl-C to stop)") }
                         // Home and clear on a terminal; a plain separator into a pipe or file.
-                        print((redraw ? "\u{1B}[H\u{1B}[2J" : watching ? "--\n" : "") + lines.joined(separator: "\n"))
+                        Self.emit((redraw ? "\u{1B}[H\u{1B}[2J" : watching ? "--\n" : "") + lines.joined(separator: "\n"))
                     }
                     if watching { try await Task.sleep(for: .seconds(interval)) }
                 } while watching
             }
+        }
+
+        /// Unbuffered, so that each draw reaches a pipe that is being followed.
+        static func emit(_ text: String) {
+            FileHandle.standardOutput.write(Data((text + "\n").utf8))
         }
 
         static func read(_ fleet: DatabaseFleetStore, client: VastAIClient?) async throws -> (FleetSummary, [FleetInstanceStatus]) {
