@@ -19,7 +19,7 @@ public enum APIKey {
 
     /// Hex SHA-256, the form keys are stored and looked up in.
     public static func hash(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(key.utf8)).hexString
     }
 
     /// The key an `Authorization` header carries: `Bearer <key>` (the SDK's clients) or the raw key (its workers and
@@ -75,7 +75,7 @@ final class KeyRing: Sendable {
             matched = candidate.scope
         }
         if let matched { return .authenticated(matched) }
-        let hash = digest.map { String(format: "%02x", $0) }.joined()
+        let hash = digest.hexString
         let now = ContinuousClock.now
         let scope: KeyScope?
         if let cached = cache.withLock({ $0[hash] }), cached.until > now {

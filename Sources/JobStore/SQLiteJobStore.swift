@@ -128,10 +128,13 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         let records = jobs.map { JobRules.queued($0, now: now) }
         try await write("enqueue") { db in
             for record in records {
-                guard try !JobRow.exists(db, key: record.id) else {
+                // The primary key finds a duplicate id; the transaction then rolls back the rows before it.
+                do {
+                    try JobRow(record).insert(db)
+                } catch {
+                    guard (error as? DatabaseError)?.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY else { throw error }
                     throw JobStoreError(.invalid, operation: "enqueue", detail: "job id \(record.id) already exists; nothing was enqueued")
                 }
-                try JobRow(record).insert(db)
                 try Self.moveToBack(record.id, db)
             }
         }
@@ -331,7 +334,8 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     /// Gives the job the next queue position. Safe as a read-then-write because SQLite has one writer at a time.
     private static func moveToBack(_ id: String, _ db: Database) throws {
-        try db.execute(sql: "UPDATE jobs SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs) WHERE id = ?", arguments: [id])
+        // Cached: a bulk submit runs this once per job.
+        try db.cachedStatement(sql: "UPDATE jobs SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs) WHERE id = ?").execute(arguments: [id])
     }
 
     // MARK: Access
