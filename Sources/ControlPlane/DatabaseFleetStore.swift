@@ -78,7 +78,7 @@ public struct DatabaseFleetStore: FleetStore {
             id: record.id, label: record.label, offerID: record.offerID, machineID: record.machineID, dphTotal: record.dphTotal,
             createdAt: record.createdAt, stage: record.report?.stage.flatMap(WorkerStage.init(rawValue:)),
             stageDetail: DownloadProgress(ping: ping)?.summary, lastPing: record.lastPing,
-            logTail: ping?["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? [], reboots: record.reboots,
+            logTail: record.logTail, reboots: record.reboots,
             lastRebootAt: record.lastRebootAt, destroyRequestedAt: record.destroyRequestedAt, lastStatusAt: record.lastStatusAt,
             warnedSlowStart: record.warnedSlowStart)
     }

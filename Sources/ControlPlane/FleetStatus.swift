@@ -32,6 +32,11 @@ public struct DownloadProgress: Sendable, Hashable {
     }
 }
 
+extension FleetInstanceRecord {
+    /// The newest lines of the worker's log, from its last ping.
+    public var logTail: [String] { report?.detail?["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+}
+
 /// One fleet instance as `swarmctl instance status` shows it: what the database remembers, the worker's last ping,
 /// and vast's record when vast was asked.
 public struct FleetInstanceStatus: Sendable {
@@ -69,7 +74,8 @@ public struct FleetInstanceStatus: Sendable {
     /// A failure vastai.md §2.2 lists, seen in vast's status message or the worker's log tail.
     public var diagnosis: KnownFailure? {
         let stage = record.report?.stage
-        let lines = stage == WorkerStage.ready.rawValue ? [] : record.report?.detail?["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        // As the planner reads them: a serving worker's log may hold an old, harmless match.
+        let lines = stage == WorkerStage.ready.rawValue ? [] : record.logTail
         return KnownFailure.recognize(statusMessage: vast?.statusMessage, logLines: lines)
     }
 

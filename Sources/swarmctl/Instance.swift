@@ -153,7 +153,7 @@ struct InstanceCommand: AsyncParsableCommand {
             let record = try await context.withFleet { fleet in try Self.pick(wanted, from: try await fleet.records()) }
             let client = pings ? nil : try context.vastClient()
             guard let client else {
-                let lines = record.report?.detail?["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                let lines = record.logTail
                 printError("\(record.label) (\(record.id)): the worker's last lines from its ping" + (record.lastPing.map { " of \($0.formatted(.iso8601))" } ?? ""))
                 print(lines.isEmpty ? "(the worker has sent no log lines yet)" : lines.suffix(tail).joined(separator: "\n"))
                 return
