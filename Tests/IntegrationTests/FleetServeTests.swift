@@ -129,15 +129,21 @@ struct FleetServeTests {
         try await VastAIEmulator.withRunning(configuration: Self.fastVast) { vast in
             var server = try Self.serve(directory, vast)
             defer { server.stop() }
+            let queue = "http://127.0.0.1:\(try await Self.port(of: server))/v2/swarmui"
             try await server.waitForLine(containing: "fleet on")
             let first = try await eventually("one instance rented") { await Self.fleet(vast).count == 1 ? await Self.fleet(vast)[0] : nil }
             let key = try #require(first.env["SWARM_WORKER_KEY"])
+            #expect(try await Self.call(.GET, "\(queue)/ping/\(first.label ?? "")", key: key).status == 200)
 
             let down = try await Self.swarmctl(
                 ["instance", "down", "--yes", "--data-dir", directory.path, "--settle", "0.5", "--confirm-timeout", "30"], vast)
             #expect(down.output.contains { $0.contains("destroyed \(first.id) \(first.label ?? ""): confirmed gone") })
             #expect(await vast.emulator.liveInstances.filter { $0.label?.hasPrefix("swarm-") == true }.isEmpty)
             #expect(!down.output.contains { $0.contains(key) })
+            // Its worker key went with it. (With no key left at all this loopback server is open again, so the
+            // revocation shows in the key list rather than in a refusal.)
+            let keys = try await Self.swarmctl(["keys", "list", "--data-dir", directory.path], vast)
+            #expect(keys.output.contains { $0.hasPrefix("fleet-\(first.label ?? "") ") && $0.contains("revoked") })
 
             // Many rounds of the running server, then a restarted one: nothing rented.
             let creates = await Self.creates(vast)
