@@ -156,12 +156,15 @@ public struct FleetSummary: Sendable {
     public var spentToday: Double
     /// Why vast's view is missing, when asking failed.
     public var vastProblem: String?
+    /// Instances vast lists with the fleet's label that the database does not know: paid for, unaccounted.
+    public var orphans: [Instance]
 
-    public init(desiredSize: Int?, creationHold: String?, spentToday: Double, vastProblem: String? = nil) {
+    public init(desiredSize: Int?, creationHold: String?, spentToday: Double, vastProblem: String? = nil, orphans: [Instance] = []) {
         self.desiredSize = desiredSize
         self.creationHold = creationHold
         self.spentToday = spentToday
         self.vastProblem = vastProblem
+        self.orphans = orphans
     }
 
     public var lines: [String] {
@@ -171,6 +174,12 @@ public struct FleetSummary: Sendable {
         ]
         if let creationHold { lines.append("creation on hold: \(creationHold) ('swarmctl instance up' clears it)") }
         if let vastProblem { lines.append("vast.ai not reachable: \(vastProblem)") }
+        for orphan in orphans {
+            let price = orphan.dphTotal.map { String(format: ", $%.3f/h", $0) } ?? ""
+            lines.append(
+                "orphan \(orphan.label ?? "") (\(orphan.id)): vast \(orphan.actualStatus?.description ?? "setting up")\(price), not in this database; "
+                    + "a running serve destroys it, or 'swarmctl instance down'")
+        }
         return lines
     }
 
@@ -178,6 +187,7 @@ public struct FleetSummary: Sendable {
         var fields: [String: JSONValue] = ["desired_size": desiredSize.map(JSONValue.int) ?? .null, "spent_today_usd": .double(spentToday)]
         if let creationHold { fields["creation_hold"] = .string(creationHold) }
         if let vastProblem { fields["vast_problem"] = .string(vastProblem) }
+        fields["orphans"] = .array(orphans.map { ["id": .int($0.id), "label": $0.label.map(JSONValue.string) ?? .null] })
         return fields
     }
 }

@@ -59,6 +59,7 @@ struct InstanceCommand: AsyncParsableCommand {
             aliases: ["list"]
         )
         @OptionGroup var context: Context
+        @Option(help: "Label prefix of the fleet's instances, to show strays vast lists under it.") var fleetLabel = "swarm"
         @Flag(help: "Print JSON.") var json = false
         @Flag(help: "Redraw until interrupted, with the model download's progress bar.") var watch = false
         @Option(help: "Seconds between redraws with --watch (each asks vast.ai once).") var interval: Double = 5
@@ -69,10 +70,11 @@ struct InstanceCommand: AsyncParsableCommand {
             let json = json
             let watching = watch
             let interval = interval
+            let stem = fleetLabel + "-"
             try await context.withFleet { fleet in
                 let redraw = watching && isatty(STDOUT_FILENO) == 1
                 repeat {
-                    let (summary, instances) = try await Self.read(fleet, client: client)
+                    let (summary, instances) = try await Self.read(fleet, client: client, labelStem: stem)
                     let now = Date()
                     if json {
                         var fields = summary.json
@@ -95,7 +97,7 @@ struct InstanceCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data((text + "\n").utf8))
         }
 
-        static func read(_ fleet: DatabaseFleetStore, client: VastAIClient?) async throws -> (FleetSummary, [FleetInstanceStatus]) {
+        static func read(_ fleet: DatabaseFleetStore, client: VastAIClient?, labelStem: String) async throws -> (FleetSummary, [FleetInstanceStatus]) {
             let records = try await fleet.records()
             var summary = FleetSummary(
                 desiredSize: try await fleet.desiredSize(), creationHold: try await fleet.creationHold(),
@@ -110,6 +112,9 @@ struct InstanceCommand: AsyncParsableCommand {
                 }
             }
             let instances = records.map { FleetInstanceStatus(record: $0, vast: listed?[$0.id], vastAsked: listed != nil) }
+            let known = Set(records.map(\.id))
+            summary.orphans = (listed.map { Array($0.values) } ?? [])
+                .filter { !known.contains($0.id) && $0.label?.hasPrefix(labelStem) == true }.sorted { $0.id < $1.id }
             return (summary, instances)
         }
     }

@@ -114,5 +114,14 @@ import VastAI
         #expect(pulling.swarmUIURL == nil)
         #expect(pulling.lines(now: now).contains { $0.hasPrefix("  problem: cudaTooNew") })
         #expect(pulling.lines(now: now)[1].contains("worker not heard from; no ping yet"))
+
+        // A labeled instance the database does not know is shown, not hidden.
+        let stray = try #require(Instance(json: ["id": 9, "label": "swarm-x", "actual_status": "running", "dph_total": 0.35]))
+        let summary = FleetSummary(desiredSize: 0, creationHold: nil, spentToday: 1.5, orphans: [stray])
+        #expect(summary.lines == [
+            "wanted: 0 instance(s), set with 'swarmctl instance up|down'; spent today: $1.50",
+            "orphan swarm-x (9): vast running, $0.350/h, not in this database; a running serve destroys it, or 'swarmctl instance down'",
+        ])
+        #expect(summary.json["orphans"]?.arrayValue?.first?["id"]?.intValue == 9)
     }
 }
