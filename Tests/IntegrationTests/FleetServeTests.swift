@@ -231,4 +231,41 @@ struct FleetServeTests {
         #expect(try await server.waitForExit() != 0)
         #expect(server.output.contains { $0.contains("without client API keys") })
     }
+
+    @Test func theInstancesRealWorkerTakesTheQueuedJobOnceItBoots() async throws {
+        let directory = try Paths.temporaryDirectory("swarmctl-fleet-worker")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var slow = Self.fastVast
+        slow.loadingTime = .seconds(3600)
+        try await VastAIEmulator.withRunning(configuration: slow) { vast in
+            let server = try Self.serve(directory, vast)
+            defer { server.stop() }
+            let queue = "http://127.0.0.1:\(try await Self.port(of: server))/v2/swarmui"
+            try await server.waitForLine(containing: "fleet on")
+            let instance = try await eventually("one instance rented") { await Self.fleet(vast).first }
+            let submitted = try await Self.call(.POST, "\(queue)/run", ["input": WorkerRig.textToImage()])
+            let job = try #require(submitted.json?["id"]?.stringValue)
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await Self.call(.GET, "\(queue)/status/\(job)").json?["status"] == "IN_QUEUE")
+
+            // The pull ends and the image's swarm-worker starts with the environment the fleet gave the instance
+            // (its public queue URL swapped for this server's loopback address).
+            await vast.emulator.finishLoading(instance: instance.id)
+            var environment = instance.env.filter { $0.key.hasPrefix("SWARM_") }
+            environment["SWARM_QUEUE_URL"] = queue
+            let rig = try await WorkerRig.start(environment: environment)
+            defer { rig.stop() }
+            let finished = try await eventually("the job done by the instance's worker", timeout: .seconds(120)) {
+                let answer = try await Self.call(.GET, "\(queue)/status/\(job)").json
+                return answer?["status"] == "COMPLETED" || answer?["status"] == "FAILED" ? answer : nil
+            }
+            #expect(finished["status"] == "COMPLETED", "\(finished)")
+            #expect(finished["output"]?["files"]?.arrayValue?.count == 1)
+            // Its real pings show in status under the instance.
+            let shown = try await eventually("status shows the worker READY") {
+                try await Self.status(directory, vast)["instances"]?.arrayValue?.first { $0["stage"] == "READY" }
+            }
+            #expect(shown["id"]?.intValue == instance.id && shown["vast_status"] == "running")
+        }
+    }
 }
