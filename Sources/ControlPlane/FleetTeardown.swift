@@ -46,8 +46,7 @@ public struct FleetTeardown: Sendable {
     /// What would be destroyed now: instances labeled `<prefix>-…` and those the database still keeps, by id.
     public func targets() async throws -> [(id: Int, label: String?)] {
         var found: [Int: String?] = [:]
-        // `unloaded`: destroyed and no longer billing, though vast may list it a while longer (as `confirmGone` reads it).
-        for instance in try await client.instances() where instance.label?.hasPrefix(labelStem) == true && instance.curState != "unloaded" {
+        for instance in try await client.instances() where instance.label?.hasPrefix(labelStem) == true && !instance.isReleased {
             found[instance.id] = instance.label
         }
         // Kept even when vast does not list it: a new instance reads as null for a while, yet bills.

@@ -114,7 +114,7 @@ struct InstanceCommand: AsyncParsableCommand {
             let instances = records.map { FleetInstanceStatus(record: $0, vast: listed?[$0.id], vastAsked: listed != nil) }
             let known = Set(records.map(\.id))
             summary.orphans = (listed.map { Array($0.values) } ?? [])
-                .filter { !known.contains($0.id) && $0.label?.hasPrefix(labelStem) == true }.sorted { $0.id < $1.id }
+                .filter { !known.contains($0.id) && !$0.isReleased && $0.label?.hasPrefix(labelStem) == true }.sorted { $0.id < $1.id }
             return (summary, instances)
         }
     }
