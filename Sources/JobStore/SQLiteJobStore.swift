@@ -11,6 +11,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     /// Names the database in errors: the file path, or "memory".
     private let location: String
     private let work = WorkSignal()
+    private let groupCommit: GroupCommit
 
     /// Opens (creating if needed) the database file at `path`. Call `migrate()` before use.
     public convenience init(path: String) throws(JobStoreError) {
@@ -36,6 +37,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     private init(writer: any DatabaseWriter, location: String) {
         self.writer = writer
         self.location = location
+        self.groupCommit = GroupCommit(writer: writer)
     }
 
     deinit { work.finishAll() }
@@ -360,7 +362,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     func write<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (Database) throws -> T) async throws(JobStoreError) -> T {
         do {
-            return try await writer.write(body)
+            return try await groupCommit.write(body)
         } catch {
             throw failure(operation, error)
         }

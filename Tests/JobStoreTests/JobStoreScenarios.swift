@@ -36,6 +36,35 @@ import Testing
         }
     }
 
+    /// Concurrent writes may share a transaction (SQLite's group commit): one that fails must fail alone and undo only
+    /// its own changes, and every other one must be stored.
+    @Test(arguments: Backend.enabled)
+    func concurrentWritesFailAlone(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            _ = try await store.enqueue((0..<10).map { newJob("taken-\($0)") }, now: t0)
+            let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for n in 0..<60 {
+                    group.addTask {
+                        // Every third batch repeats a stored id after a fresh one, which must not be stored either.
+                        let batch = n % 3 == 0 ? [newJob("fresh-\(n)"), newJob("taken-\(n % 10)")] : [newJob("fresh-\(n)")]
+                        do {
+                            _ = try await store.enqueue(batch, now: t0)
+                            return (n, true)
+                        } catch {
+                            return (n, false)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            for n in 0..<60 {
+                #expect(outcomes[n] == (n % 3 != 0), "batch \(n)")
+                #expect((try await store.job(id: "fresh-\(n)") != nil) == (n % 3 != 0), "fresh-\(n)")
+            }
+            #expect(try await store.counts(endpoint: "ep")[.inQueue] == 10 + 40)
+        }
+    }
+
     @Test(arguments: Backend.enabled)
     func takeGivesNormalPriorityFirstThenOldest(_ backend: Backend) async throws {
         try await withStore(backend) { store in
