@@ -165,10 +165,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // glibc's malloc tuning (mallopt), which Swift's Glibc module does not expose.
+        .target(name: "CSwarmMalloc"),
         .executableTarget(
             name: "swarm-worker",
             dependencies: [
-                "Worker", "SwarmUI", "JobProtocol", "SwarmCore",
+                "Worker", "SwarmUI", "JobProtocol", "SwarmCore", "CSwarmMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -227,7 +229,7 @@ let package = Package(
         .executableTarget(
             name: "output-upload",
             dependencies: [
-                "Storage", "SwarmUIEmulator", "SwarmCore",
+                "Storage", "SwarmUIEmulator", "SwarmCore", "ControlPlane", "JobStore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

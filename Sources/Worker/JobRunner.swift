@@ -157,9 +157,11 @@ public actor JobRunner {
     private func generate(_ request: GenerateRequest, job: QueueJob, logger: Logger) async throws -> JSONValue {
         let jobID = job.id
         let destination = try outputs.destination(for: job)
+        // Outputs an earlier attempt generated but could not store: stored now, with no generation (nor init image).
+        let reused = destination == nil ? nil : kept.load(jobID: jobID)
         let start = clock.now
         var parameters = request.parameters
-        if let url = request.initImageURL {
+        if let url = request.initImageURL, reused == nil {
             parameters["initimage"] = .string(try await fetchInitImage(url))
         }
         parameters["images"] = .int(request.images)
@@ -171,7 +173,6 @@ public actor JobRunner {
         let progress = ProgressThrottle(queue: queue, jobID: jobID)
         logger.info("generating", metadata: ["mode": "\(request.mode.rawValue)", "model": "\(parameters["model"]?.stringValue ?? "")"])
         let outputs: [GeneratedOutput]
-        let reused = destination == nil ? nil : kept.load(jobID: jobID)
         if let reused {
             logger.notice("storing \(reused.count) output(s) kept from an earlier attempt instead of generating again")
             outputs = reused

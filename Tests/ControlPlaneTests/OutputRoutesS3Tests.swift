@@ -76,6 +76,21 @@ struct OutputRoutesS3Tests {
         }
     }
 
+    @Test func inputPictureIsStreamedToTheBucketAndLinkedForSevenDays() async throws {
+        try await Self.withS3Outputs { api, bucketURL in
+            let answer = try await InputRoutesTests.upload(api, InputRoutesTests.picture, type: "image/png", key: nil)
+            #expect(answer.status == .ok, "\(answer.text)")
+            let key = try #require(answer["key"]?.stringValue)
+            let url = try #require(answer["url"]?.stringValue)
+            #expect(url.hasPrefix("\(bucketURL)/\(key)?"), "\(url)")
+            #expect(url.contains("X-Amz-Expires=604800"), "a job may wait long in the queue before a worker fetches its picture")
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+            #expect(response.status == .ok)
+            #expect(response.headers.first(name: "content-type") == "image/png")
+            #expect(try await response.body.collect(upTo: 1 << 20) == InputRoutesTests.picture)
+        }
+    }
+
     @Test func abortRouteRefusesAnotherJobsUploadAndBadBodies() async throws {
         try await Self.withS3Outputs { api, bucketURL in
             let id = try await OutputRoutesTests.takenJob(api)

@@ -8,8 +8,10 @@
 // Run: benchmarks/output-upload.sh   (builds release, starts moto on loopback), or by hand:
 //   .build/release/output-upload --s3 http://127.0.0.1:PORT [--bytes N] [--rounds N]
 import AsyncHTTPClient
+import ControlPlane
 import Crypto
 import Hummingbird
+import JobStore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -129,13 +131,97 @@ func curlPut(_ file: String, to url: String) throws -> Duration {
 func mibPerSecond(_ bytes: Int, _ time: Duration) -> String { String(format: "%.1f MiB/s", Double(bytes) / 1_048_576 / time.seconds) }
 func formatSeconds(_ time: Duration) -> String { String(format: "%.2f s", time.seconds) }
 
-/// curl -T of `file` to a fresh key of the same bucket; the object is removed afterwards (moto keeps objects in memory).
-func timedCurl(_ file: String, round: Int, storage: S3Storage, bytes: Int) async throws -> Duration {
-    let key = "curl/round-\(round)/\(URL(fileURLWithPath: file).lastPathComponent)"
-    let time = try curlPut(file, to: storage.presignPut(key: key, contentType: nil))
-    guard try await storage.head(key: key)?.bytes == Int64(bytes) else { throw BenchError("curl's object \(key) is not complete") }
-    try await storage.deleteObject(key: key)
-    return time
+/// How one storage is driven: where the worker is told to store outputs, how a job is submitted and its final output
+/// read, how a stored object is checked and removed, and where curl PUTs the same file.
+struct Target: Sendable {
+    var label: String
+    var workerEnvironment: [String: String]
+    /// Submits a job (with this id where the queue takes one) and returns its id.
+    var submit: @Sendable (String) async throws -> String
+    /// The job's final output, nil while it runs.
+    var output: @Sendable (String) async throws -> JSONValue?
+    /// Checks the stored object of `key` holds `bytes`, then removes it.
+    var checkAndRemove: @Sendable (_ key: String, _ bytes: Int) async throws -> Void
+    /// A presigned (or signed) PUT URL for `key`.
+    var putURL: @Sendable (_ key: String) -> String
+}
+
+/// Runs the swarm-worker binary against `target` for `rounds` jobs; per round, the worker's upload time (the job's
+/// `timings_ms.fetching`) and then `curl -T` of the same file to the same server. Prints the figures.
+func measure(_ target: Target, rounds: Int, bytes: Int, swarmUI: String, swarmRoot: String, volume: String) async throws {
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swarm-worker").path
+    guard FileManager.default.isExecutableFile(atPath: binary) else { throw BenchError("no \(binary): build the swarm-worker product first") }
+    let worker = Process()
+    worker.executableURL = URL(fileURLWithPath: binary)
+    var environment = target.workerEnvironment.merging([
+        "SWARMUI_ATTACH": "1", "SWARMUI_API_URL": swarmUI, "VOLUME_PATH": volume,
+        "WORKER_HEALTH_HOST": "127.0.0.1", "WORKER_HEALTH_PORT": "0", "LOG_LEVEL": "warning",
+    ]) { $1 }
+    // glibc's allocator settings reach the worker, to compare its memory under them (MALLOC_ARENA_MAX=2 ...).
+    for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("MALLOC_") { environment[name] = value }
+    worker.environment = environment
+    try worker.run()
+    defer {
+        worker.terminate()
+        worker.waitUntilExit()
+    }
+    // Attached and polling before the first job, so that the idle figure is the worker's own.
+    try await Task.sleep(for: .seconds(3))
+    let idleHWM = statusKiB(pid: worker.processIdentifier, "VmHWM")
+    var workerTimes: [Duration] = []
+    var curlTimes: [Duration] = []
+    var peakHWM = 0
+    print("\(target.label):")
+    for round in 1...rounds {
+        let id = try await target.submit("job-\(UUID().uuidString.prefix(8).lowercased())")
+        let deadline = ContinuousClock.now + .seconds(1800)
+        var result: JSONValue?
+        while result == nil {
+            guard worker.isRunning else { throw BenchError("swarm-worker exited with status \(worker.terminationStatus)") }
+            guard ContinuousClock.now < deadline else { throw BenchError("job \(id) did not finish within 30 minutes") }
+            try await Task.sleep(for: .milliseconds(100))
+            result = try await target.output(id)
+        }
+        peakHWM = max(peakHWM, statusKiB(pid: worker.processIdentifier, "VmHWM") ?? 0)
+        guard let output = result, let file = output["files"]?.arrayValue?.first, let name = file["name"]?.stringValue,
+            let fetching = output["timings_ms"]?["fetching"]?.intValue
+        else { throw BenchError("job \(id) did not complete with a stored file: \(result?.jsonString().prefix(600) ?? "")") }
+        let workerTime = Duration.milliseconds(fetching)
+        // The emulator's file on disk is the ground truth for the bytes and the hash, and what curl sends.
+        guard let path = try findFile(named: name, under: swarmRoot) else { throw BenchError("cannot find the emulator's \(name)") }
+        guard file["bytes"]?.intValue == bytes, try sha256(ofFile: path) == file["sha256"]?.stringValue else {
+            throw BenchError("job \(id) reported \(file.jsonString()), which does not match the emulator's file")
+        }
+        try await target.checkAndRemove(ObjectKey.output(endpoint: "swarmui", jobID: id, fileName: name), bytes)
+        let curlKey = "swarmui/curl-\(id)/\(name)"
+        let curlTime = try curlPut(path, to: target.putURL(curlKey))
+        try await target.checkAndRemove(curlKey, bytes)
+        try? FileManager.default.removeItem(atPath: path)
+        workerTimes.append(workerTime)
+        curlTimes.append(curlTime)
+        print(
+            "  round \(round): swarm-worker \(formatSeconds(workerTime)) (\(mibPerSecond(bytes, workerTime)))   "
+                + "curl -T \(formatSeconds(curlTime)) (\(mibPerSecond(bytes, curlTime)))   ratio \(String(format: "%.2f", curlTime.seconds / workerTime.seconds))")
+    }
+    let workerTotal = workerTimes.reduce(.zero, +)
+    let curlTotal = curlTimes.reduce(.zero, +)
+    print("  swarm-worker peak RSS (VmHWM): \(String(format: "%.1f MiB", Double(peakHWM) / 1024))  (\(String(format: "%.1f MiB", Double(idleHWM ?? 0) / 1024)) before the first job)   target < 64 MiB")
+    print("  throughput ratio, swarm-worker / curl -T, over \(rounds) round(s): \(String(format: "%.2f", curlTotal.seconds / workerTotal.seconds))   target ≥ 0.8")
+}
+
+/// A client request to the control plane: status and JSON body.
+func controlPlane(_ method: HTTPMethod, _ url: String, body: JSONValue? = nil) async throws -> JSONValue {
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    request.headers.add(name: "Authorization", value: "Bearer bench-client")
+    if let body {
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body.jsonString()))
+    }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let value = JSONValue.parse(Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)) ?? .null
+    guard response.status.code < 300 else { throw BenchError("control plane \(url): HTTP \(response.status.code) \(value.jsonString())") }
+    return value
 }
 
 func findFile(named name: String, under root: String) throws -> String? {
@@ -149,83 +235,77 @@ func findFile(named name: String, under root: String) throws -> String? {
 
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("output-upload-\(UUID().uuidString.prefix(8))").path
 defer { try? FileManager.default.removeItem(atPath: work) }
-let bucket = "swarm-bench-" + UUID().uuidString.prefix(8).lowercased()
-let storage = S3Storage(
-    configuration: S3Configuration(
-        endpoint: try S3Endpoint(url: options.s3), bucket: bucket, region: "us-east-1",
-        credentials: S3Credentials(accessKeyID: "bench", secretAccessKey: Secret("bench"))),
-    httpClient: .shared)
-
-// moto checks no signatures: a bare PUT creates the bucket.
-var create = HTTPClientRequest(url: "\(options.s3)/\(bucket)")
-create.method = .PUT
-guard try await HTTPClient.shared.execute(create, timeout: .seconds(30)).status == .ok else { throw BenchError("cannot create bucket \(bucket) at \(options.s3)") }
+let jobInput: JSONValue = ["prompt": "a large output", "model": .string(model), "steps": 1]
+print("output-upload: one \(options.bytes)-byte output per job from the SwarmUI emulator, through the swarm-worker binary, loopback")
 
 let emulatorConfiguration = SwarmUIEmulator.Configuration(stepDuration: .zero, defaultSteps: 1, largeOutputBytes: options.bytes, dataDirectory: work + "/swarmui")
 try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { swarm in
+    // 1. S3 (moto), the worker signing its own uploads (RunPod's BUCKET_* variables): multipart above 64 MiB.
+    let bucket = "swarm-bench-" + UUID().uuidString.prefix(8).lowercased()
+    let storage = S3Storage(
+        configuration: S3Configuration(
+            endpoint: try S3Endpoint(url: options.s3), bucket: bucket, region: "us-east-1",
+            credentials: S3Credentials(accessKeyID: "bench", secretAccessKey: Secret("bench"))),
+        httpClient: .shared)
+    // moto checks no signatures: a bare PUT creates the bucket.
+    var create = HTTPClientRequest(url: "\(options.s3)/\(bucket)")
+    create.method = .PUT
+    guard try await HTTPClient.shared.execute(create, timeout: .seconds(30)).status == .ok else { throw BenchError("cannot create bucket \(bucket) at \(options.s3)") }
     let queue = BenchQueue()
     try await withServer(queue.application) { port in
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swarm-worker").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else { throw BenchError("no \(binary): build the swarm-worker product first") }
         let queueURL = "http://127.0.0.1:\(port)/v2/bench"
-        let worker = Process()
-        worker.executableURL = URL(fileURLWithPath: binary)
-        worker.environment = [
-            "RUNPOD_WEBHOOK_GET_JOB": "\(queueURL)/job-take/$RUNPOD_POD_ID", "RUNPOD_WEBHOOK_POST_OUTPUT": "\(queueURL)/job-done/$RUNPOD_POD_ID/$ID",
-            "RUNPOD_WEBHOOK_PING": "\(queueURL)/ping/$RUNPOD_POD_ID", "RUNPOD_POD_ID": "bench", "RUNPOD_AI_API_KEY": "bench",
-            "BUCKET_ENDPOINT_URL": options.s3, "BUCKET_ACCESS_KEY_ID": "bench", "BUCKET_SECRET_ACCESS_KEY": "bench", "SWARM_S3_BUCKET": bucket,
-            "SWARMUI_ATTACH": "1", "SWARMUI_API_URL": swarm.baseURL, "VOLUME_PATH": work + "/volume",
-            "WORKER_HEALTH_HOST": "127.0.0.1", "WORKER_HEALTH_PORT": "0", "LOG_LEVEL": "warning",
-        ]
-        try worker.run()
-        defer {
-            worker.terminate()
-            worker.waitUntilExit()
-        }
+        let s3 = Target(
+            label: "S3 at \(options.s3) (moto), multipart in 8 MiB parts, CompleteMultipartUpload included",
+            workerEnvironment: [
+                "RUNPOD_WEBHOOK_GET_JOB": "\(queueURL)/job-take/$RUNPOD_POD_ID", "RUNPOD_WEBHOOK_POST_OUTPUT": "\(queueURL)/job-done/$RUNPOD_POD_ID/$ID",
+                "RUNPOD_WEBHOOK_PING": "\(queueURL)/ping/$RUNPOD_POD_ID", "RUNPOD_POD_ID": "bench", "RUNPOD_AI_API_KEY": "bench",
+                "BUCKET_ENDPOINT_URL": options.s3, "BUCKET_ACCESS_KEY_ID": "bench", "BUCKET_SECRET_ACCESS_KEY": "bench", "SWARM_S3_BUCKET": bucket,
+            ],
+            submit: { id in
+                queue.enqueue(id)
+                return id
+            },
+            output: { id in queue.result(id).map { $0["output"] ?? $0 } },
+            checkAndRemove: { key, bytes in
+                guard try await storage.head(key: key)?.bytes == Int64(bytes) else { throw BenchError("the object \(key) does not hold \(bytes) bytes") }
+                // moto keeps objects in memory.
+                try await storage.deleteObject(key: key)
+            },
+            putURL: { key in storage.presignPut(key: key, contentType: nil) })
+        try await measure(s3, rounds: options.rounds, bytes: options.bytes, swarmUI: swarm.baseURL, swarmRoot: work + "/swarmui", volume: work + "/volume-s3")
+    }
 
-        // Attached and polling before the first job, so that the idle figure is the worker's own.
-        try await Task.sleep(for: .seconds(3))
-        let idleHWM = statusKiB(pid: worker.processIdentifier, "VmHWM")
-        var workerTimes: [Duration] = []
-        var curlTimes: [Duration] = []
-        var peakHWM = 0
-        print("output-upload: \(options.bytes) bytes from the SwarmUI emulator to \(options.s3) (moto), swarm-worker signing its uploads, loopback")
-        for round in 1...options.rounds {
-            let id = "job-\(round)"
-            queue.enqueue(id)
-            let deadline = ContinuousClock.now + .seconds(1800)
-            var result: JSONValue?
-            while result == nil {
-                guard worker.isRunning else { throw BenchError("swarm-worker exited with status \(worker.terminationStatus)") }
-                guard ContinuousClock.now < deadline else { throw BenchError("job \(id) did not finish within 30 minutes") }
-                try await Task.sleep(for: .milliseconds(100))
-                result = queue.result(id)
-            }
-            peakHWM = max(peakHWM, statusKiB(pid: worker.processIdentifier, "VmHWM") ?? 0)
-            guard let output = result?["output"], let file = output["files"]?.arrayValue?.first, let name = file["name"]?.stringValue,
-                let fetching = output["timings_ms"]?["fetching"]?.intValue
-            else { throw BenchError("job \(id) did not complete with a stored file: \(result?.jsonString().prefix(600) ?? "")") }
-            let workerTime = Duration.milliseconds(fetching)
-            // The emulator's file on disk is the ground truth for the bytes and the hash, and what curl sends.
-            guard let path = try findFile(named: name, under: work + "/swarmui") else { throw BenchError("cannot find the emulator's \(name)") }
-            let key = ObjectKey.output(endpoint: "swarmui", jobID: id, fileName: name)
-            guard file["bytes"]?.intValue == options.bytes, try await storage.head(key: key)?.bytes == Int64(options.bytes) else {
-                throw BenchError("the stored object \(key) does not hold \(options.bytes) bytes: \(file.jsonString())")
-            }
-            guard try sha256(ofFile: path) == file["sha256"]?.stringValue else { throw BenchError("sha256 of \(key) differs from the emulator's file") }
-            try await storage.deleteObject(key: key)
-            let curlTime = try await timedCurl(path, round: round, storage: storage, bytes: options.bytes)
-            try? FileManager.default.removeItem(atPath: path)
-            workerTimes.append(workerTime)
-            curlTimes.append(curlTime)
-            print(
-                "  round \(round): swarm-worker \(formatSeconds(workerTime)) (\(mibPerSecond(options.bytes, workerTime)))   "
-                    + "curl -T \(formatSeconds(curlTime)) (\(mibPerSecond(options.bytes, curlTime)))   ratio \(String(format: "%.2f", curlTime.seconds / workerTime.seconds))")
-        }
-        let workerTotal = workerTimes.reduce(.zero, +)
-        let curlTotal = curlTimes.reduce(.zero, +)
-        print("  swarm-worker peak RSS (VmHWM): \(String(format: "%.1f MiB", Double(peakHWM) / 1024))  (\(String(format: "%.1f MiB", Double(idleHWM ?? 0) / 1024)) before the first job)   target < 64 MiB")
-        print("  throughput ratio, swarm-worker / curl -T, over \(options.rounds) round(s): \(String(format: "%.2f", curlTotal.seconds / workerTotal.seconds))   target ≥ 0.8")
+    // 2. The control plane's local storage (SWARM_STORAGE=local): the worker PUTs each output to a signed link.
+    let directory = work + "/outputs"
+    let secret = Secret("bench-signing")
+    let settings = OutputStorageSettings(configuration: StorageConfiguration(backend: .local(directory: directory)), signingSecret: secret)
+    let configuration = ControlPlaneConfiguration(clientKeys: [Secret("bench-client")], workerKeys: [Secret("bench-worker")], outputs: settings)
+    let store = try SQLiteJobStore.inMemory()
+    try await withServer({ @Sendable onListening in
+        buildApplication(
+            configuration: configuration, store: store, server: .init(address: .hostname("127.0.0.1", port: 0)), logger: quiet,
+            onServerRunning: onListening)
+    }) { port in
+        let base = "http://127.0.0.1:\(port)"
+        let local = LocalStorage(directory: directory, baseURL: base, signingSecret: secret)
+        let target = Target(
+            label: "the control plane's local storage at \(base) (swarmctl serve, SWARM_STORAGE=local), one streamed PUT",
+            workerEnvironment: ["SWARM_QUEUE_URL": "\(base)/v2/swarmui", "SWARM_WORKER_KEY": "bench-worker", "SWARM_WORKER_ID": "bench"],
+            submit: { _ in
+                let answer = try await controlPlane(.POST, "\(base)/v2/swarmui/run", body: ["input": jobInput])
+                guard let id = answer["id"]?.stringValue else { throw BenchError("run answered without an id: \(answer.jsonString())") }
+                return id
+            },
+            output: { id in
+                let status = try await controlPlane(.GET, "\(base)/v2/swarmui/status/\(id)")
+                if status["status"] == "FAILED" { throw BenchError("job \(id) failed: \(status.jsonString())") }
+                return status["status"] == "COMPLETED" ? status["output"] : nil
+            },
+            checkAndRemove: { key, bytes in
+                guard try local.head(key: key)?.bytes == Int64(bytes) else { throw BenchError("the file \(key) does not hold \(bytes) bytes") }
+                try local.remove(key: key)
+            },
+            putURL: { key in local.signedURL(method: "PUT", key: key) })
+        try await measure(target, rounds: options.rounds, bytes: options.bytes, swarmUI: swarm.baseURL, swarmRoot: work + "/swarmui", volume: work + "/volume-local")
     }
 }
-
