@@ -7,6 +7,7 @@ import NIOHTTP1
 import Storage
 import SwarmCore
 import SwarmUIEmulator
+import Synchronization
 import Testing
 
 @testable import Worker
@@ -45,7 +46,7 @@ struct SelfSignedUploadTests {
     /// A job runner configured from `environment` (plus SwarmUI's address and a fresh volume), against an emulator
     /// whose outputs are `outputBytes` large and saved under the volume, as SwarmUI's are.
     static func withRunner(
-        outputBytes: Int, environment: [String: String] = [:],
+        outputBytes: Int, environment: [String: String] = [:], queue: any QueueClient = ProgressOnlyQueue(), uploadsViaQueue: Bool = false,
         _ body: (JobRunner, RunningEmulator, _ volume: String) async throws -> Void
     ) async throws {
         let volume = FileManager.default.temporaryDirectory.appendingPathComponent("worker-outputs-\(UUID().uuidString.prefix(8))").path
@@ -58,9 +59,9 @@ struct SelfSignedUploadTests {
             let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
             let runner = JobRunner(
                 swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
-                parser: JobInputParser(presets: try Presets.load(path: nil)), queue: ProgressOnlyQueue(), httpClient: http,
-                stagingPath: configuration.stagingPath, inlineMaxBytes: configuration.inlineMaxBytes, bucket: configuration.outputBucket,
-                logger: quiet)
+                parser: JobInputParser(presets: try Presets.load(path: nil)), queue: queue, httpClient: http,
+                stagingPath: configuration.stagingPath, inlineMaxBytes: configuration.inlineMaxBytes, uploadsViaQueue: uploadsViaQueue,
+                bucket: configuration.outputBucket, logger: quiet)
             do {
                 try await body(runner, swarm, volume)
             } catch {
@@ -154,6 +155,58 @@ struct SelfSignedUploadTests {
             #expect(await swarm.emulator.observe().generateRequests == 1)
             #expect(!FileManager.default.fileExists(atPath: volume + "/.swarm-worker/kept-outputs/fault-1.json"))
         }
+    }
+}
+
+/// The control plane's upload route as the worker uses it, without storage: the part URL it hands out refuses
+/// every connection.
+@Suite(.timeLimit(.minutes(2)))
+struct QueueUploadFailureTests {
+    @Test func multipartUploadThatFailsForGoodIsAbortedThroughTheQueue() async throws {
+        let queue = UnreachablePartsQueue()
+        try await SelfSignedUploadTests.withRunner(outputBytes: 100_000, queue: queue, uploadsViaQueue: true) { runner, _, _ in
+            let outcome = await runner.run(SelfSignedUploadTests.job("abort-1"))
+            guard case .report(let failure) = outcome, let message = failure.error else { throw TestFailure("expected a failure, got \(outcome)") }
+            #expect(message.contains("storage unavailable") && message.contains("gave up after 5 attempts"), "\(message)")
+            #expect(failure.retryable == true)
+            // The parts already sent must not stay in the bucket: the worker reported the upload given up.
+            #expect(queue.aborted == ["swarmui/abort-1/upload-1"])
+            #expect(queue.completed == 0)
+        }
+    }
+}
+
+/// Hands out a one-part multipart target whose part URL nothing answers; records aborts and completions.
+final class UnreachablePartsQueue: QueueClient, Sendable {
+    private let record = Mutex((aborted: [String](), completed: 0, targets: 0))
+
+    var aborted: [String] { record.withLock { $0.aborted } }
+    var completed: Int { record.withLock { $0.completed } }
+
+    func takeJob(jobInProgress: Bool) async throws(QueueError) -> TakeResult { .noJob }
+    func postDone(jobID: String, body: JobDoneBody) async throws(QueueError) {}
+    func postProgress(jobID: String, output: JSONValue) async throws(QueueError) {}
+    func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError) {}
+    func pollStop() async throws(QueueError) -> [String] { [] }
+
+    func requestUpload(jobID: String, _ request: JobUpload.UploadRequest) async throws(QueueError) -> UploadTarget {
+        let number = record.withLock { state in
+            state.targets += 1
+            return state.targets
+        }
+        return .multipart(
+            MultipartUpload(
+                key: "swarmui/\(jobID)/upload-\(number)", size: request.size, uploadID: "upload-\(number)", partSize: 5 << 20,
+                parts: [.init(number: 1, url: "http://127.0.0.1:1/part-1")], completeURL: nil))
+    }
+
+    func completeUpload(jobID: String, _ completion: JobUpload.UploadCompletion) async throws(QueueError) -> UploadedOutput {
+        record.withLock { $0.completed += 1 }
+        return UploadedOutput(key: completion.target.key, bytes: completion.target.size, url: "http://127.0.0.1:1/never")
+    }
+
+    func abortUpload(jobID: String, _ abort: JobUpload.UploadAbort) async throws(QueueError) {
+        record.withLock { $0.aborted.append(abort.target.key) }
     }
 }
 
