@@ -1,4 +1,5 @@
 import Foundation
+import JobStore
 import SwarmCore
 
 /// Everything the control plane's routes and services need to know, resolved once from flags and environment
@@ -58,8 +59,13 @@ public struct ControlPlaneConfiguration: Sendable {
         self.outputs = outputs
     }
 
-    /// Whether any key comes from the environment (stored keys are checked separately).
-    public var hasEnvironmentKeys: Bool { !clientKeys.isEmpty || !workerKeys.isEmpty }
+    /// The scopes the environment has keys for; in-process worker keys do not count.
+    public var environmentKeyScopes: Set<KeyScope> {
+        var scopes: Set<KeyScope> = []
+        if !clientKeys.isEmpty { scopes.insert(.client) }
+        if !workerKeys.isEmpty { scopes.insert(.worker) }
+        return scopes
+    }
 
     public struct WebhookSettings: Sendable {
         /// Signs each delivery (`X-Swarm-Signature: sha256=<hex HMAC-SHA256 of the body>`); unsigned when nil.

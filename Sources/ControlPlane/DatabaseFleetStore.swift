@@ -41,6 +41,11 @@ public struct DatabaseFleetStore: FleetStore {
     public func addFailedMachine(_ id: Int) async throws { try await database.addFailedFleetMachine(id, at: Date()) }
     public func creationHold() async throws -> String? { try await database.fleetCreationHold() }
     public func setCreationHold(_ reason: String?) async throws { try await database.setFleetCreationHold(reason) }
+    public func desiredSize() async throws -> Int? { try await database.fleetDesiredSize() }
+    /// `swarmctl instance up|down`; nil hands the count back to `serve`'s `--fleet-size`.
+    public func setDesiredSize(_ size: Int?) async throws { try await database.setFleetDesiredSize(size) }
+    /// The records as `swarmctl instance status` shows them, pings included.
+    public func records() async throws -> [FleetInstanceRecord] { try await database.fleetInstances() }
 
     public func spentToday(now: Date) async throws -> Double {
         var calendar = Calendar(identifier: .gregorian)
@@ -72,16 +77,9 @@ public struct DatabaseFleetStore: FleetStore {
         return FleetMember(
             id: record.id, label: record.label, offerID: record.offerID, machineID: record.machineID, dphTotal: record.dphTotal,
             createdAt: record.createdAt, stage: record.report?.stage.flatMap(WorkerStage.init(rawValue:)),
-            stageDetail: ping.flatMap(downloadProgress), lastPing: record.lastPing,
-            logTail: ping?["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? [], reboots: record.reboots,
+            stageDetail: DownloadProgress(ping: ping)?.summary, lastPing: record.lastPing,
+            logTail: record.logTail, reboots: record.reboots,
             lastRebootAt: record.lastRebootAt, destroyRequestedAt: record.destroyRequestedAt, lastStatusAt: record.lastStatusAt,
             warnedSlowStart: record.warnedSlowStart)
-    }
-
-    /// "12.1 of 33.2 GB (36%)" from the ping's `download`, when the worker is downloading.
-    static func downloadProgress(_ ping: JSONValue) -> String? {
-        guard let done = ping["download"]?["done_bytes"]?.doubleValue, let total = ping["download"]?["total_bytes"]?.doubleValue, total > 0
-        else { return nil }
-        return String(format: "%.1f of %.1f GB (%.0f%%)", done / 1e9, total / 1e9, done / total * 100)
     }
 }

@@ -121,8 +121,12 @@ public struct FleetService: Service {
                 env: ["SWARM_WORKER_ID": label, "SWARM_QUEUE_URL": settings.queueURL],
                 secretEnv: ["SWARM_WORKER_KEY": try await store.mintWorkerKey(label: label)])
         }
+        // `swarmctl instance up N|down` outranks --fleet-size until `instance up` hands the count back.
+        let stored = try? await store.desiredSize()
+        let wanted = stored.flatMap { $0 }.map { "\($0) (set with 'swarmctl instance up|down'; --fleet-size \(settings.policy.desiredSize) applies after 'swarmctl instance up')" }
+            ?? "\(settings.policy.desiredSize)"
         logger.notice(
-            "fleet on: keeping \(settings.policy.desiredSize) vast.ai instance(s) labeled \(settings.policy.labelStem)…",
+            "fleet on: keeping \(wanted) vast.ai instance(s) labeled \(settings.policy.labelStem)…",
             metadata: ["vast": "\(settings.vast.baseURL)", "queue": "\(settings.queueURL)"])
         await cancelWhenGracefulShutdown {
             await reconciler.run(interval: settings.roundInterval)

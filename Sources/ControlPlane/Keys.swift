@@ -19,7 +19,7 @@ public enum APIKey {
 
     /// Hex SHA-256, the form keys are stored and looked up in.
     public static func hash(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(key.utf8)).hexString
     }
 
     /// The key an `Authorization` header carries: `Bearer <key>` (the SDK's clients) or the raw key (its workers and
@@ -31,36 +31,41 @@ public enum APIKey {
     }
 }
 
-/// Checks presented keys against the environment's keys and the store's, and knows whether the server runs open
-/// (no key anywhere, which `serve` allows on loopback only).
+/// Checks presented keys against the environment's keys and the store's, and knows which routes run open.
+///
+/// Client routes ask for a key once a client key exists; worker routes once any key exists. So the worker keys the
+/// fleet mints for its instances close the worker routes of a server that had no keys, but never lock its clients
+/// out (`serve` refuses to listen beyond loopback without client keys, so an open client API stays local).
 final class KeyRing: Sendable {
     private let environmentKeys: [(digest: [UInt8], scope: KeyScope)]
-    private let hasEnvironmentKeys: Bool
+    /// Scopes with keys in the environment; in-process worker keys are not among them.
+    private let environmentScopes: Set<KeyScope>
     private let store: any JobStore
     /// Stored-key lookups, kept briefly so that a busy worker does not cost a query per request; a revoked key stops
     /// working within `cacheLifetime`.
     private let cache = Mutex<[String: (scope: KeyScope?, until: ContinuousClock.Instant)]>([:])
-    private let storeHasKeys = Mutex<(value: Bool, until: ContinuousClock.Instant)?>(nil)
+    private let storedScopeCache = Mutex<(value: Set<KeyScope>, until: ContinuousClock.Instant)?>(nil)
     private let cacheLifetime: Duration = .seconds(5)
 
     init(configuration: ControlPlaneConfiguration, store: any JobStore) {
         self.environmentKeys = configuration.clientKeys.map { (Self.digest($0.value), KeyScope.client) }
             + (configuration.workerKeys + configuration.inProcessWorkerKeys).map { (Self.digest($0.value), KeyScope.worker) }
-        self.hasEnvironmentKeys = configuration.hasEnvironmentKeys
+        self.environmentScopes = configuration.environmentKeyScopes
         self.store = store
     }
 
     enum Outcome: Sendable, Equatable {
-        /// No keys exist at all: every route is open.
+        /// The route asks for no key (see `isClosed`).
         case open
         case authenticated(KeyScope)
         case missing
         case unknown
     }
 
-    func authenticate(_ header: String?) async throws -> Outcome {
+    /// What the `Authorization` header is worth on a route that needs a `required` key.
+    func authenticate(_ header: String?, for required: KeyScope) async throws -> Outcome {
         guard let key = APIKey.fromAuthorization(header) else {
-            return try await anyKeyExists() ? .missing : .open
+            return try await isClosed(required) ? .missing : .open
         }
         let digest = Self.digest(key)
         // Compare against every environment key without stopping early, byte by byte in constant time, so the time
@@ -70,7 +75,7 @@ final class KeyRing: Sendable {
             matched = candidate.scope
         }
         if let matched { return .authenticated(matched) }
-        let hash = digest.map { String(format: "%02x", $0) }.joined()
+        let hash = digest.hexString
         let now = ContinuousClock.now
         let scope: KeyScope?
         if let cached = cache.withLock({ $0[hash] }), cached.until > now {
@@ -83,16 +88,35 @@ final class KeyRing: Sendable {
             }
         }
         if let scope { return .authenticated(scope) }
-        return try await anyKeyExists() ? .unknown : .open
+        return try await isClosed(required) ? .unknown : .open
     }
 
-    func anyKeyExists() async throws -> Bool {
-        if hasEnvironmentKeys { return true }
+    /// Whether a route that needs a `required` key asks for one.
+    func isClosed(_ required: KeyScope) async throws -> Bool {
+        Self.closes(required, existing: try await existingScopes())
+    }
+
+    /// The rule itself: client routes close with a client key, worker routes with any key.
+    static func closes(_ required: KeyScope, existing: Set<KeyScope>) -> Bool {
+        switch required {
+        case .client: existing.contains(.client)
+        case .worker: !existing.isEmpty
+        }
+    }
+
+    /// Scopes that have a key, in the environment or stored and not revoked.
+    private func existingScopes() async throws -> Set<KeyScope> {
+        if environmentScopes.count == KeyScope.allCases.count { return environmentScopes }
         let now = ContinuousClock.now
-        if let cached = storeHasKeys.withLock({ $0 }), cached.until > now { return cached.value }
-        let value = try await store.keys().contains { $0.revokedAt == nil }
-        storeHasKeys.withLock { $0 = (value, now + cacheLifetime) }
-        return value
+        if let cached = storedScopeCache.withLock({ $0 }), cached.until > now { return environmentScopes.union(cached.value) }
+        let stored = try await Self.storedScopes(in: store)
+        storedScopeCache.withLock { $0 = (stored, now + cacheLifetime) }
+        return environmentScopes.union(stored)
+    }
+
+    /// Scopes with an active stored key.
+    static func storedScopes(in store: any JobStore) async throws -> Set<KeyScope> {
+        Set(try await store.keys().filter { $0.revokedAt == nil }.map(\.scope))
     }
 
     private static func digest(_ key: String) -> [UInt8] { Array(SHA256.hash(data: Data(key.utf8))) }
@@ -105,14 +129,14 @@ final class KeyRing: Sendable {
     }
 }
 
-/// Lets a request through only with a key of the given scope (or when the server has no keys at all).
+/// Lets a request through only with a key of the given scope, or when the route runs open (`KeyRing.isClosed`).
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = ControlPlaneRequestContext
     let required: KeyScope
     let keys: KeyRing
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        switch try await keys.authenticate(request.headers[.authorization]) {
+        switch try await keys.authenticate(request.headers[.authorization], for: required) {
         case .open, .authenticated(required):
             break
         case .authenticated(let scope):

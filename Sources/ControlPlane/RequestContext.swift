@@ -25,10 +25,11 @@ extension Request {
             throw APIError(.contentTooLarge, "\(what): larger than the \(formatBytes(Int64(limit))) limit of this route", field: what)
         }
         guard buffer.readableBytes > 0 else { return nil }
-        guard let value = JSONValue.parse(Data(buffer.readableBytesView)) else {
-            throw APIError.badRequest(field: what, "not valid JSON; send a JSON object such as {\"input\": {...}}")
+        do {
+            return try JSONValue(parsing: Data(buffer.readableBytesView))
+        } catch {
+            throw APIError.badRequest(field: what, "not valid JSON (\(error)); send a JSON object such as {\"input\": {...}}")
         }
-        return value
     }
 
     /// A query parameter as an integer within `range`; nil when absent.

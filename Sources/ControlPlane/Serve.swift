@@ -180,7 +180,8 @@ public func runControlPlane(
 ) async throws {
     let (store, storeServices) = try settings.storage.open(logger: logger)
     let options = settings.options
-    let keysExist = Mutex(settings.configuration.hasEnvironmentKeys)
+    // Whether the client API asks for keys (`KeyRing`): worker keys alone, such as the fleet's, leave it open.
+    let clientKeysExist = Mutex(settings.configuration.environmentKeyScopes.contains(.client))
     let (serverRunning, serverRunningContinuation) = AsyncStream<Void>.makeStream()
     let fleet = try settings.fleet.map { fleetSettings throws(ServeError) in
         guard let fleetStore = DatabaseFleetStore(store: store) else { throw ServeError("the fleet needs a database that keeps fleet records") }
@@ -192,7 +193,7 @@ public func runControlPlane(
         logger: logger, additionalServices: storeServices,
         onServerRunning: { port in
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
-            let keys = keysExist.withLock { $0 } ? "API keys required" : "no API keys exist, open to this machine only"
+            let keys = clientKeysExist.withLock { $0 } ? "API keys required" : "no client API keys exist, open to this machine only"
             // Unbuffered even into a pipe, so that a supervising process sees it at once.
             let line = "swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); outputs: \(settings.configuration.outputs.map(String.init(describing:)) ?? "inline"); \(keys)\n"
             FileHandle.standardOutput.write(Data(line.utf8))
@@ -203,13 +204,14 @@ public func runControlPlane(
     )
     // After buildApplication's migration, which needs the store's services running (so not before `run`).
     app.beforeServerStarts {
-        guard !keysExist.withLock({ $0 }) else { return }
-        let stored = try await store.keys().contains { $0.revokedAt == nil }
-        keysExist.withLock { $0 = stored }
+        guard !clientKeysExist.withLock({ $0 }) else { return }
+        let stored = try await KeyRing.storedScopes(in: store).contains(.client)
+        clientKeysExist.withLock { $0 = stored }
         if !stored, !ServeSettings.isLoopback(options.host) {
             throw ServeError(
-                "refusing to listen on \(options.host) without API keys: anyone who can reach it could submit and take jobs. "
-                    + "Create keys with 'swarmctl keys create --scope client' and '--scope worker', set SWARM_API_KEYS / SWARM_WORKER_KEYS, or listen on 127.0.0.1"
+                "refusing to listen on \(options.host) without client API keys: anyone who can reach it could submit jobs and read their results "
+                    + "(worker keys, such as the fleet's, do not close the client API). Create keys with 'swarmctl keys create --scope client' "
+                    + "and '--scope worker', set SWARM_API_KEYS / SWARM_WORKER_KEYS, or listen on 127.0.0.1"
             )
         }
     }

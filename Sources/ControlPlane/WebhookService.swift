@@ -17,7 +17,7 @@ public enum WebhookSignature {
     /// The header's value for `body`: `sha256=<hex>`.
     public static func value(body: some Sequence<UInt8>, secret: Secret) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Data(body), using: SymmetricKey(data: Data(secret.value.utf8)))
-        return "sha256=" + code.map { String(format: "%02x", $0) }.joined()
+        return "sha256=" + code.hexString
     }
 }
 

@@ -242,10 +242,7 @@ public struct HTTPQueueClient: QueueClient {
     }
 
     private func postJSON(_ url: String, body: JobDoneBody, route: String) async throws(QueueError) {
-        let data: Data
-        do { data = try JSONEncoder().encode(body) } catch {
-            throw QueueError(.badResponse, route: route, detail: "result is not encodable: \(error)")
-        }
+        let data = Data(body.jsonValue.jsonString().utf8)
         let (status, _, response) = try await send(.POST, url, route: route, timeout: doneTimeout, body: data)
         guard (200..<300).contains(status) else { throw Self.error(status: status, route: route, body: response) }
     }

@@ -61,7 +61,8 @@ public protocol FleetRecordStore: Sendable {
     /// Instances not yet removed, oldest contract first, with their workers' pings merged by label.
     func fleetInstances() async throws(JobStoreError) -> [FleetInstanceRecord]
     func insertFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError)
-    /// Writes what changes after the rental (state, reboots, times, flags); the rest and the ping fields are ignored.
+    /// Writes what changes after the rental (state, reboots, times, flags) unless the instance was removed; the rest
+    /// (removal included) and the ping fields are ignored.
     func updateFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError)
     /// Marks the instance removed; its row stays for `fleetSpent(since:now:)`.
     func removeFleetInstance(id: Int, at time: Date) async throws(JobStoreError)
@@ -69,6 +70,9 @@ public protocol FleetRecordStore: Sendable {
     func addFailedFleetMachine(_ machineID: Int, at time: Date) async throws(JobStoreError)
     func fleetCreationHold() async throws(JobStoreError) -> String?
     func setFleetCreationHold(_ reason: String?) async throws(JobStoreError)
+    /// The instance count `swarmctl instance up|down` set; nil: the count `serve` was started with.
+    func fleetDesiredSize() async throws(JobStoreError) -> Int?
+    func setFleetDesiredSize(_ size: Int?) async throws(JobStoreError)
     /// Dollars spent between `start` and `now` on every instance, present and removed.
     func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double
 }
@@ -123,6 +127,7 @@ extension FleetTables {
         [.integer, .text, .integer, .integer, .text, .real, .integer, .integer, .integer, .integer, .integer, .integer, .integer]
     }
     private static var creationHoldName: String { "creation_hold" }
+    private static var desiredSizeName: String { "desired_size" }
 
     private static func values(_ record: FleetInstanceRecord) -> [FleetValue] {
         [
@@ -160,15 +165,16 @@ extension FleetTables {
     }
 
     public func updateFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError) {
-        // What a reconcile round learns; the rental's facts (label, offer, machine, price, creation) never change.
+        // What a reconcile round learns; the rental's facts (label, offer, machine, price, creation) never change. A
+        // removed row stays removed: `swarmctl instance down` may remove it while a round still holds an older read.
         try await fleetExecute(
             "update fleet instance \(record.id)",
             "UPDATE fleet_instances SET state = $1, reboots = $2, last_reboot_at = $3, destroy_requested_at = $4, "
-                + "last_status_at = $5, warned_slow_start = $6, removed_at = $7 WHERE id = $8",
+                + "last_status_at = $5, warned_slow_start = $6 WHERE id = $7 AND removed_at IS NULL",
             [
                 FleetValue(record.state.rawValue), FleetValue(record.reboots), FleetValue(record.lastRebootAt),
                 FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt), FleetValue(record.warnedSlowStart ? 1 : 0),
-                FleetValue(record.removedAt), FleetValue(record.id),
+                FleetValue(record.id),
             ])
     }
 
@@ -191,16 +197,32 @@ extension FleetTables {
     }
 
     public func fleetCreationHold() async throws(JobStoreError) -> String? {
-        let rows = try await fleetQuery(
-            "read creation hold", "SELECT value FROM fleet_settings WHERE name = $1", [FleetValue(Self.creationHoldName)], columns: [.text])
-        return rows.first?[0].string
+        try await fleetSetting(Self.creationHoldName)
     }
 
     public func setFleetCreationHold(_ reason: String?) async throws(JobStoreError) {
+        try await setFleetSetting(Self.creationHoldName, reason)
+    }
+
+    public func fleetDesiredSize() async throws(JobStoreError) -> Int? {
+        try await fleetSetting(Self.desiredSizeName).flatMap { Int($0) }
+    }
+
+    public func setFleetDesiredSize(_ size: Int?) async throws(JobStoreError) {
+        try await setFleetSetting(Self.desiredSizeName, size.map { String(max(0, $0)) })
+    }
+
+    /// A row of `fleet_settings`; a NULL value reads as unset.
+    private func fleetSetting(_ name: String) async throws(JobStoreError) -> String? {
+        let rows = try await fleetQuery("read fleet setting \(name)", "SELECT value FROM fleet_settings WHERE name = $1", [FleetValue(name)], columns: [.text])
+        return rows.first?[0].string
+    }
+
+    private func setFleetSetting(_ name: String, _ value: String?) async throws(JobStoreError) {
         try await fleetExecute(
-            "set creation hold",
+            "set fleet setting \(name)",
             "INSERT INTO fleet_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            [FleetValue(Self.creationHoldName), FleetValue(reason)])
+            [FleetValue(name), FleetValue(value)])
     }
 
     public func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double {

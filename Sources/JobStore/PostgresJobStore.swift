@@ -398,9 +398,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     ) async throws(JobStoreError) -> [JobChange] {
         try await transaction(operation) { connection, logger in
             // SKIP LOCKED: a job another taker (or replica) is handing out right now is simply not ours.
-            let sql = "SELECT \(JobRow.columns) FROM jobs WHERE " + selection.sql(endpointParameter: "$1") + " FOR UPDATE SKIP LOCKED"
+            let sql = "SELECT \(JobRow.columns) FROM jobs WHERE " + selection.sql { "$\($0)" } + " FOR UPDATE SKIP LOCKED"
             var binds = PostgresBindings()
-            if let endpoint = selection.endpoint { binds.append(endpoint) }
+            Self.append(selection.parameters, to: &binds)
             let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).jobRows()
             var changes: [JobChange] = []
             for row in rows {
@@ -469,25 +469,17 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     private static func append(_ row: JobRow, to binds: inout PostgresBindings) {
-        binds.append(row.id)
-        binds.append(row.endpoint)
-        binds.append(row.status)
-        binds.append(row.input)
-        binds.append(row.webhook)
-        binds.append(row.executionTimeoutMs)
-        binds.append(row.ttlMs)
-        binds.append(row.lowPriority)
-        binds.append(row.s3Config)
-        binds.append(row.output)
-        binds.append(row.error)
-        binds.append(row.workerID)
-        binds.append(row.attempts)
-        binds.append(row.createdAt)
-        binds.append(row.startedAt)
-        binds.append(row.finishedAt)
-        binds.append(row.leaseExpiresAt)
-        binds.append(row.webhookAttempts)
-        binds.append(row.webhookDelivered)
+        append(row.columnValues, to: &binds)
+    }
+
+    private static func append(_ values: [ColumnValue], to binds: inout PostgresBindings) {
+        for value in values {
+            switch value {
+            case .text(let text): binds.append(text)
+            case .integer(let number): binds.append(number)
+            case .boolean(let flag): binds.append(flag)
+            }
+        }
     }
 
     // MARK: Wake-ups

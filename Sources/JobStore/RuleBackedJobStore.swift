@@ -13,25 +13,28 @@ enum JobSelection: Sendable, Hashable {
 }
 
 extension JobSelection {
-    /// The endpoint to bind, for selections that have one.
-    var endpoint: String? {
-        if case .takeable(let endpoint, _, _) = self { return endpoint }
-        return nil
+    /// The values the selection's SQL binds, numbered from 1 in this order: fixed SQL with bound values lets SQLite
+    /// reuse one prepared statement for every take instead of compiling a new one each time.
+    var parameters: [ColumnValue] {
+        switch self {
+        case .takeable(let endpoint, _, let now): [.text(endpoint), .integer(now.epochMilliseconds)]
+        case .dueForExpiry(let now): [.integer(now.epochMilliseconds)]
+        }
     }
 
     /// The selection's condition, order and limit in SQL that SQLite and PostgreSQL both read, so the time rules of
-    /// selection are written once. Times and limits are numbers made here and statuses are our own constants, so they
-    /// are written as literals; the endpoint is bound, at `endpointParameter` (`?` or `$1`).
-    func sql(endpointParameter: String) -> String {
+    /// selection are written once. `placeholder` writes parameter n (`?n` or `$n`) of `parameters`. Limits are numbers
+    /// made here and statuses our own constants, so they are literals.
+    func sql(placeholder: (Int) -> String) -> String {
         switch self {
-        case .takeable(_, let limit, let now):
+        case .takeable(_, let limit, _):
             // A queued job whose ttl ran out is not handed out, even before `expire` marks it.
-            "endpoint = \(endpointParameter) AND status = '\(JobStatus.inQueue.rawValue)' AND created_at + ttl_ms > \(now.epochMilliseconds) "
+            "endpoint = \(placeholder(1)) AND status = '\(JobStatus.inQueue.rawValue)' AND created_at + ttl_ms > \(placeholder(2)) "
                 + "ORDER BY low_priority, seq LIMIT \(limit)"
-        case .dueForExpiry(let now):
-            "(status = '\(JobStatus.inProgress.rawValue)' AND (lease_expires_at <= \(now.epochMilliseconds) "
-                + "OR started_at + execution_timeout_ms <= \(now.epochMilliseconds))) "
-                + "OR (status = '\(JobStatus.inQueue.rawValue)' AND created_at + ttl_ms <= \(now.epochMilliseconds)) ORDER BY seq"
+        case .dueForExpiry:
+            "(status = '\(JobStatus.inProgress.rawValue)' AND (lease_expires_at <= \(placeholder(1)) "
+                + "OR started_at + execution_timeout_ms <= \(placeholder(1)))) "
+                + "OR (status = '\(JobStatus.inQueue.rawValue)' AND created_at + ttl_ms <= \(placeholder(1))) ORDER BY seq"
         }
     }
 }
@@ -137,6 +140,13 @@ extension RuleBackedJobStore {
 
 // MARK: - Rows
 
+/// A value to bind, in the few types the job tables use; each backend turns it into its own binding.
+enum ColumnValue: Sendable, Hashable {
+    case text(String?)
+    case integer(Int64?)
+    case boolean(Bool)
+}
+
 /// A job as both databases store it: JSON as text (kept as the client sent it; never queried into), times as
 /// milliseconds since 1970, the status by its wire name. The column names are the coding keys.
 struct JobRow: Codable, Sendable, Hashable {
@@ -179,6 +189,16 @@ struct JobRow: Codable, Sendable, Hashable {
 
     /// The column list for SELECT and RETURNING.
     static let columns = CodingKeys.allCases.map(\.rawValue).joined(separator: ", ")
+
+    /// The row's values in `CodingKeys` order, for either database to bind.
+    var columnValues: [ColumnValue] {
+        [
+            .text(id), .text(endpoint), .text(status), .text(input), .text(webhook), .integer(executionTimeoutMs), .integer(ttlMs),
+            .boolean(lowPriority), .text(s3Config), .text(output), .text(error), .text(workerID), .integer(attempts),
+            .integer(createdAt), .integer(startedAt), .integer(finishedAt), .integer(leaseExpiresAt), .text(webhookAttempts),
+            .boolean(webhookDelivered),
+        ]
+    }
 
     init(_ job: JobRecord) {
         id = job.id

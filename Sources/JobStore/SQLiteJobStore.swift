@@ -127,12 +127,18 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         try JobRules.validate(jobs)
         let records = jobs.map { JobRules.queued($0, now: now) }
         try await write("enqueue") { db in
+            // One writer at a time, so the batch's positions follow the current last one without gaps or races.
+            var position = try Self.lastPosition(db)
+            let insert = try db.cachedStatement(sql: Self.insertJob)
             for record in records {
-                guard try !JobRow.exists(db, key: record.id) else {
+                position += 1
+                // The primary key finds a duplicate id; the transaction then rolls back the rows before it.
+                do {
+                    try insert.execute(arguments: StatementArguments(JobRow(record).columnValues + [.integer(position)]))
+                } catch {
+                    guard (error as? DatabaseError)?.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY else { throw error }
                     throw JobStoreError(.invalid, operation: "enqueue", detail: "job id \(record.id) already exists; nothing was enqueued")
                 }
-                try JobRow(record).insert(db)
-                try Self.moveToBack(record.id, db)
             }
         }
         work.signal(Set(records.map(\.endpoint)))
@@ -140,7 +146,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     }
 
     public func job(id: String) async throws(JobStoreError) -> JobRecord? {
-        try await read("read job") { db in try JobRow.fetchOne(db, key: id) }?.record()
+        try await read("read job") { db in try Self.fetchJob(id, db) }?.record()
     }
 
     public func listJobs(endpoint: String, status: JobStatus?, limit: Int, cursor: String?) async throws(JobStoreError) -> JobPage {
@@ -198,34 +204,34 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     public func appendStreamChunk(id: String, workerID: String, output: JSONValue, now: Date) async throws(JobStoreError) -> Bool {
         try await write("append stream chunk") { db in
-            guard let job = try JobRow.fetchOne(db, key: id)?.record(), JobRules.acceptsReports(job, from: workerID) else { return false }
-            try db.execute(sql: "INSERT INTO job_stream (job_id, output) VALUES (?, ?)", arguments: [id, output.jsonString()])
+            guard let job = try Self.fetchJob(id, db)?.record(), JobRules.acceptsReports(job, from: workerID) else { return false }
+            try db.cachedStatement(sql: "INSERT INTO job_stream (job_id, output) VALUES (?, ?)").execute(arguments: [id, output.jsonString()])
             return true
         }
     }
 
     public func heartbeat(workerID: String, endpoint: String, jobIDs: [String], leaseUntil: Date, report: WorkerReport?, now: Date) async throws(JobStoreError) {
         try await write("heartbeat") { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO workers (id, endpoint, last_seen, job_ids, report) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, last_seen = excluded.last_seen,
                         job_ids = excluded.job_ids, report = COALESCE(excluded.report, workers.report)
-                    """,
-                arguments: [workerID, endpoint, now.epochMilliseconds, JobRow.encode(jobIDs), report.map { JobRow.encode($0) }])
+                    """
+            ).execute(arguments: [workerID, endpoint, now.epochMilliseconds, JobRow.encode(jobIDs), report.map { JobRow.encode($0) }])
             // A lease is only ever extended: a late ping must not shorten one a newer ping set.
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET lease_expires_at = MAX(COALESCE(lease_expires_at, 0), ?)
                     WHERE worker_id = ? AND status = ? AND id IN (SELECT value FROM json_each(?))
-                    """,
-                arguments: [leaseUntil.epochMilliseconds, workerID, JobStatus.inProgress.rawValue, JobRow.encode(jobIDs)])
+                    """
+            ).execute(arguments: [leaseUntil.epochMilliseconds, workerID, JobStatus.inProgress.rawValue, JobRow.encode(jobIDs)])
         }
     }
 
     public func takeJobsToStop(workerID: String) async throws(JobStoreError) -> [String] {
         try await write("take jobs to stop") { db in
-            try String.fetchAll(db, sql: "DELETE FROM job_stops WHERE worker_id = ? RETURNING job_id", arguments: [workerID]).sorted()
+            try String.fetchAll(db.cachedStatement(sql: "DELETE FROM job_stops WHERE worker_id = ? RETURNING job_id"), arguments: [workerID]).sorted()
         }
     }
 
@@ -282,7 +288,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         _ operation: String, id: String, _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
     ) async throws(JobStoreError) -> T {
         let (value, change) = try await write(operation) { db in
-            let (value, change) = decide(try JobRow.fetchOne(db, key: id)?.record())
+            let (value, change) = decide(try Self.fetchJob(id, db)?.record())
             if let change { try Self.save(change, db) }
             return (value, change)
         }
@@ -294,8 +300,8 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         _ operation: String, _ selection: JobSelection, _ decide: @escaping @Sendable (JobRecord) -> JobChange?
     ) async throws(JobStoreError) -> [JobChange] {
         let changes = try await write(operation) { db in
-            let sql = "SELECT \(JobRow.columns) FROM jobs WHERE " + selection.sql(endpointParameter: "?")
-            let rows = try JobRow.fetchAll(db, sql: sql, arguments: StatementArguments(selection.endpoint.map { [$0] } ?? []))
+            let select = try db.cachedStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE " + selection.sql { "?\($0)" })
+            let rows = try JobRow.fetchAll(select, arguments: StatementArguments(selection.parameters))
             var changes: [JobChange] = []
             for row in rows {
                 guard let change = decide(try row.record()) else { continue }
@@ -319,20 +325,36 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     }
 
     private static func save(_ change: JobChange, _ db: Database) throws {
-        try JobRow(change.job).update(db)
+        try db.cachedStatement(sql: updateJob).execute(arguments: StatementArguments(JobRow(change.job).columnValues))
         if change.resubmitted { try moveToBack(change.job.id, db) }
         if let gaveUp = change.webhookGaveUp {
-            try db.execute(sql: "UPDATE jobs SET webhook_gave_up = ? WHERE id = ?", arguments: [gaveUp, change.job.id])
+            try db.cachedStatement(sql: "UPDATE jobs SET webhook_gave_up = ? WHERE id = ?").execute(arguments: [gaveUp, change.job.id])
         }
         if let worker = change.stopWorker {
-            try db.execute(sql: "INSERT OR IGNORE INTO job_stops (worker_id, job_id) VALUES (?, ?)", arguments: [worker, change.job.id])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO job_stops (worker_id, job_id) VALUES (?, ?)").execute(arguments: [worker, change.job.id])
         }
     }
 
     /// Gives the job the next queue position. Safe as a read-then-write because SQLite has one writer at a time.
     private static func moveToBack(_ id: String, _ db: Database) throws {
-        try db.execute(sql: "UPDATE jobs SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs) WHERE id = ?", arguments: [id])
+        try db.cachedStatement(sql: "UPDATE jobs SET seq = ? WHERE id = ?").execute(arguments: [try lastPosition(db) + 1, id])
     }
+
+    private static func lastPosition(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(seq), 0) FROM jobs")) ?? 0
+    }
+
+    // Statements run on every request are prepared once per connection (`cachedStatement`), with every value bound.
+
+    private static func fetchJob(_ id: String, _ db: Database) throws -> JobRow? {
+        try JobRow.fetchOne(db.cachedStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE id = ?"), arguments: [id])
+    }
+
+    private static let width = JobRow.CodingKeys.allCases.count
+    private static let insertJob =
+        "INSERT INTO jobs (\(JobRow.columns), seq) VALUES (\((1...width + 1).map { "?\($0)" }.joined(separator: ", ")))"
+    /// `?1` is the id, the first of the row's values.
+    private static let updateJob = "UPDATE jobs SET (\(JobRow.columns)) = (\((1...width).map { "?\($0)" }.joined(separator: ", "))) WHERE id = ?1"
 
     // MARK: Access
 
@@ -370,8 +392,18 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
 // MARK: - GRDB records
 
-extension JobRow: FetchableRecord, PersistableRecord {
-    static let databaseTableName = "jobs"
+extension JobRow: FetchableRecord {}
+
+extension StatementArguments {
+    init(_ values: [ColumnValue]) {
+        self.init(values.map { value -> (any DatabaseValueConvertible)? in
+            switch value {
+            case .text(let text): text
+            case .integer(let number): number
+            case .boolean(let flag): flag
+            }
+        })
+    }
 }
 
 extension WorkerRow: FetchableRecord {

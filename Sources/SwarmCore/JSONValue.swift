@@ -118,17 +118,4 @@ extension JSONValue {
         case .object: "object"
         }
     }
-
-    /// Compact JSON text with sorted keys (stable for tests and logs).
-    public func jsonString() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(self) else { return "null" }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// Parses JSON text; nil when it is not JSON.
-    public static func parse(_ data: Data) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: data)
-    }
 }

@@ -25,11 +25,49 @@ extension SwarmUIClient {
     /// Opens `/API/<route>` (a `...WS` route), sends `frame` with `session_id`, and hands every JSON frame to
     /// `onFrame`. Frames carrying `error`/`error_id` are thrown before `onFrame` sees them. `cancelFrame`, for routes
     /// that understand one, is sent when the calling task is cancelled.
+    ///
+    /// Returns as soon as `onFrame` answers `.finish`: the close handshake then completes in the background, so that a
+    /// job's outputs are fetched without waiting a round trip and SwarmUI's own close (bounded by the client's close
+    /// timeout). Any other ending is returned once the socket has closed.
     func webSocketCall(
         _ route: String,
         frame: [String: JSONValue],
         session: String,
         cancelFrame: JSONValue? = nil,
+        onFrame: @escaping @Sendable (JSONValue) async throws(SwarmUIError) -> FrameVerdict
+    ) async throws(SwarmUIError) -> WebSocketEnding {
+        let (endings, sink) = AsyncStream.makeStream(of: Result<WebSocketEnding, SwarmUIError>.self, bufferingPolicy: .bufferingOldest(1))
+        let socket = Task {
+            let ending: Result<WebSocketEnding, SwarmUIError>
+            do throws(SwarmUIError) {
+                ending = .success(
+                    try await exchange(route, frame: frame, session: session, cancelFrame: cancelFrame, onFinish: { sink.yield(.success(.finished)) }, onFrame: onFrame))
+            } catch {
+                ending = .failure(error)
+            }
+            sink.yield(ending)
+            sink.finish()
+        }
+        let first = await withTaskCancellationHandler {
+            var iterator = endings.makeAsyncIterator()
+            return await iterator.next()
+        } onCancel: {
+            socket.cancel()
+        }
+        guard let first else {
+            // Cancelled: the socket task, cancelled with us, still sends `cancelFrame` before it closes; wait for that.
+            await socket.value
+            throw SwarmUIError(.cancelled, route: route, detail: "cancelled")
+        }
+        return try first.get()
+    }
+
+    private func exchange(
+        _ route: String,
+        frame: [String: JSONValue],
+        session: String,
+        cancelFrame: JSONValue?,
+        onFinish: @escaping @Sendable () -> Void,
         onFrame: @escaping @Sendable (JSONValue) async throws(SwarmUIError) -> FrameVerdict
     ) async throws(SwarmUIError) -> WebSocketEnding {
         var first = frame
@@ -61,6 +99,7 @@ extension SwarmUIClient {
                         try Self.checkError(in: json, route: route)
                         if try await onFrame(json) == .finish {
                             finished.set()
+                            onFinish()
                             return
                         }
                     }

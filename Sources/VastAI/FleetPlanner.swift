@@ -244,7 +244,7 @@ public struct FleetPlanner: Sendable {
         let id = member.id
         if let requested = member.destroyRequestedAt {
             verdict.isLeaving = true
-            if member.vast == nil || member.vast?.curState == "unloaded" {
+            if member.vast == nil || member.vast?.isReleased == true {
                 verdict.actions.append(.forget(id: id, reason: "destroy confirmed"))
                 verdict.occupiesSlot = false
             } else if now.timeIntervalSince(requested) >= policy.destroyRetryAfter.seconds {

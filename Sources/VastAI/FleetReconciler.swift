@@ -16,6 +16,8 @@ public protocol FleetStore: Sendable {
     func addFailedMachine(_ id: Int) async throws
     func creationHold() async throws -> String?
     func setCreationHold(_ reason: String?) async throws
+    /// The instance count `swarmctl instance up|down` set, kept across restarts; nil: the policy's own.
+    func desiredSize() async throws -> Int?
     /// Dollars spent since 00:00 UTC of `now`, on instances present and past.
     func spentToday(now: Date) async throws -> Double
 }
@@ -27,6 +29,8 @@ public actor FleetReconciler {
     private let client: VastAIClient
     private let store: any FleetStore
     private var planner: FleetPlanner
+    /// The policy's size, which the store's (set by `swarmctl instance up|down`) overrides.
+    private let configuredSize: Int
     private let filter: OfferFilter
     private let download: DownloadEstimate
     private let makeRequest: @Sendable (_ label: String) async throws -> CreateInstanceRequest
@@ -48,17 +52,13 @@ public actor FleetReconciler {
         self.client = client
         self.store = store
         self.planner = planner
+        self.configuredSize = planner.policy.desiredSize
         self.filter = filter
         self.download = download
         self.listEvery = max(1, listEvery)
         self.offersMaxAge = offersMaxAge
         self.logger = logger
         self.makeRequest = makeRequest
-    }
-
-    /// `swarmctl instance up|down`: the wanted count, applied from the next round.
-    public func setDesiredSize(_ size: Int) {
-        planner.policy.desiredSize = max(0, size)
     }
 
     /// Reconciles every `interval` until cancelled; a failed round is logged and retried on the next tick.
@@ -79,6 +79,12 @@ public actor FleetReconciler {
     /// - Returns: the actions decided, for tests and status.
     @discardableResult
     public func reconcile(now: Date = Date()) async throws -> [FleetAction] {
+        // Read every round, so that `swarmctl instance down` holds in a server that is already running.
+        let wanted = max(0, try await store.desiredSize() ?? configuredSize)
+        if wanted != planner.policy.desiredSize {
+            logger.notice("fleet size now \(wanted)", metadata: ["was": "\(planner.policy.desiredSize)", "configured": "\(configuredSize)"])
+            planner.policy.desiredSize = wanted
+        }
         var members = try await store.members()
         for index in members.indices {
             members[index].vast = try await client.instance(id: members[index].id)
@@ -229,6 +235,7 @@ public actor InMemoryFleetStore: FleetStore {
     private var removed: [(dph: Double, from: Date, to: Date)] = []
     private var failed: Set<Int> = []
     private var hold: String?
+    private var wanted: Int?
 
     public init() {}
 
@@ -257,6 +264,8 @@ public actor InMemoryFleetStore: FleetStore {
     public func addFailedMachine(_ id: Int) { failed.insert(id) }
     public func creationHold() -> String? { hold }
     public func setCreationHold(_ reason: String?) { hold = reason }
+    public func desiredSize() -> Int? { wanted }
+    public func setDesiredSize(_ size: Int?) { wanted = size }
 
     public func spentToday(now: Date) -> Double {
         let midnight = Calendar(identifier: .gregorian).startOfDay(for: now, in: TimeZone(identifier: "UTC")!)

@@ -116,6 +116,9 @@ public struct Instance: Sendable, Hashable {
         raw = object
     }
 
+    /// Destroyed: its contract is `unloaded` and bills nothing, though vast may still list it for a while.
+    public var isReleased: Bool { curState == "unloaded" }
+
     /// The host port that container port `port` (TCP) is published on, if mapped.
     public func hostPort(forContainerPort port: Int) -> Int? {
         ports["\(port)/tcp"]?.first?.hostPort

@@ -141,7 +141,7 @@ public struct VastAIClient: Sendable {
     public func confirmGone(id: Int, timeout: Duration, pollInterval: Duration = .seconds(5)) async throws -> Bool {
         let deadline = ContinuousClock.now + timeout
         while true {
-            guard let current = try await instance(id: id), current.curState != "unloaded" else { return true }
+            guard let current = try await instance(id: id), !current.isReleased else { return true }
             if ContinuousClock.now + pollInterval > deadline { return false }
             try await Task.sleep(for: pollInterval)
         }

@@ -34,6 +34,13 @@ extension VastAIEmulator {
             await self.takeOffer(id: id)
             return Self.response(.ok(["success": true]))
         }
+        router.post("/emulator/finish-loading") { request, _ -> Response in
+            guard let id = try await Self.controlBody(request)["instance"]?.intValue else {
+                return Self.response(.failure(400, "emulator", "instance must be an id"))
+            }
+            await self.finishLoading(instance: id)
+            return Self.response(.ok(["success": true]))
+        }
         router.post("/emulator/log") { request, _ -> Response in
             let body = try await Self.controlBody(request)
             guard let id = body["instance"]?.intValue, let lines = body["lines"]?.arrayValue?.compactMap(\.stringValue) else {

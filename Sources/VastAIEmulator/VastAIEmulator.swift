@@ -148,6 +148,13 @@ public actor VastAIEmulator {
         pendingRateLimits.append((nil, true, "POST"))
     }
 
+    /// Ends the instance's pull now: it is `running` (unless a fault says otherwise), as if `loadingTime` had passed.
+    public func finishLoading(instance id: Int) {
+        guard var instance = instances[id], !instance.rebooting else { return }
+        instance.phaseStart = .now - (configuration.nullAfterCreate + configuration.createdTime + configuration.loadingTime)
+        instances[id] = instance
+    }
+
     public func appendContainerLog(instance id: Int, _ lines: [String]) {
         instances[id]?.containerLog += lines
     }

@@ -33,7 +33,6 @@ public actor JobRunner {
     private let parser: JobInputParser
     private let queue: any QueueClient
     private let httpClient: HTTPClient
-    private let stagingPath: String
     private let inlineMaxBytes: Int64
     private let outputs: OutputStore
     private let kept: KeptOutputs
@@ -43,14 +42,13 @@ public actor JobRunner {
     private let clock = ContinuousClock()
 
     public init(
-        swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient, stagingPath: String,
+        swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient,
         inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, logger: Logger
     ) {
         self.swarm = swarm
         self.parser = parser
         self.queue = queue
         self.httpClient = httpClient
-        self.stagingPath = stagingPath
         self.inlineMaxBytes = inlineMaxBytes
         self.outputs = OutputStore(
             queue: queue, uploadsViaQueue: uploadsViaQueue, bucket: bucket, httpClient: httpClient,
@@ -267,41 +265,37 @@ public actor JobRunner {
         ]
     }
 
-    /// Streams one output through a staging file, hashing it on the way, then inlines it as a data URL.
+    /// Collects one output in memory, hashing it on the way, and inlines it as a data URL. The result carries the
+    /// whole file as base64 anyway, and no more than `inlineMaxBytes` is read, so staging it on disk would only add time.
     private func inline(_ output: GeneratedOutput, source: OutputSource, index: Int) async throws -> JSONValue {
         if let length = source.length, length > inlineMaxBytes {
             throw Self.tooLarge(bytes: length, limit: inlineMaxBytes)
         }
-        try FileManager.default.createDirectory(atPath: stagingPath, withIntermediateDirectories: true)
-        let stagingFile = stagingPath + "/\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: stagingFile) }
-        guard FileManager.default.createFile(atPath: stagingFile, contents: nil), let handle = FileHandle(forWritingAtPath: stagingFile) else {
-            throw JobFailure(message: "cannot write to \(stagingPath) (is the volume full or read-only?)", retryable: true)
-        }
         var hasher = SHA256()
-        var size: Int64 = 0
+        var bytes = Data()
+        bytes.reserveCapacity(Int(source.length ?? 0))
         do {
-            defer { try? handle.close() }
             for try await chunk in source.body {
-                size += Int64(chunk.readableBytes)
+                let size = Int64(bytes.count + chunk.readableBytes)
                 if size > inlineMaxBytes { throw Self.tooLarge(bytes: size, limit: inlineMaxBytes) }
-                chunk.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                try handle.write(contentsOf: Data(chunk.readableBytesView))
+                chunk.withUnsafeReadableBytes { buffer in
+                    hasher.update(bufferPointer: buffer)
+                    bytes.append(contentsOf: buffer)
+                }
             }
         } catch let error as JobFailure {
             throw error
         } catch {
             throw SwarmUIBackendError(.unavailable, "fetching output \(output.reference) failed: \(error)")
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize().hexString
         let name = Self.fileName(of: output.reference, index: index, contentType: source.contentType)
-        let data = try Data(contentsOf: URL(fileURLWithPath: stagingFile))
         return [
             "name": .string(name),
             "content_type": .string(source.contentType),
-            "bytes": .int(Int(size)),
+            "bytes": .int(bytes.count),
             "sha256": .string(digest),
-            "url": .string("data:\(source.contentType);base64,\(data.base64EncodedString())"),
+            "url": .string("data:\(source.contentType);base64,\(bytes.base64EncodedString())"),
         ]
     }
 

@@ -175,7 +175,7 @@ struct ModelDownload: Sendable {
     /// Checks the digest and renames the partial into place; a mismatch deletes it, so a retry starts clean.
     private func finish(hasher: SHA256, size: Int64) async throws(ModelProvisioningError) {
         if let expected = entry.sha256 {
-            let actual = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            let actual = hasher.finalize().hexString
             guard actual == expected else {
                 try removePartial()
                 tracker.update(index, done: 0)

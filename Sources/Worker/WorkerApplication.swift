@@ -31,7 +31,7 @@ public struct WorkerApplication: Sendable {
         let presets = try Presets.load(path: configuration.presetsFile)
         let runner = JobRunner(
             swarm: swarm, parser: JobInputParser(presets: presets), queue: queue, httpClient: httpClient,
-            stagingPath: configuration.stagingPath, inlineMaxBytes: configuration.inlineMaxBytes,
+            inlineMaxBytes: configuration.inlineMaxBytes,
             uploadsViaQueue: configuration.queue?.acceptsUploads ?? false, bucket: configuration.outputBucket, logger: logger)
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor

@@ -50,8 +50,6 @@ public struct WorkerConfiguration: Sendable {
 
     /// Where undeliverable results wait for the queue, across restarts.
     public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
-    /// Where outputs are staged while they are hashed and encoded.
-    public var stagingPath: String { volumePath + "/.swarm-worker/staging" }
     /// Where SwarmUI lives on the volume (copied from `swarmUISeed` on first boot).
     public var swarmUIFolder: String { volumePath + "/SwarmUI" }
     /// SwarmUI's model root, where the manifest's models go.

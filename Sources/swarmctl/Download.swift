@@ -79,7 +79,7 @@ struct Download: AsyncParsableCommand {
         }
         try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.moveItem(atPath: temporary, toPath: path)
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 
     private static func progress(_ name: String, _ received: Int64, _ total: Int64?) {

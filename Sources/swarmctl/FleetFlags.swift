@@ -3,7 +3,8 @@ import ControlPlane
 
 /// `serve`'s fleet flags; unset ones fall back to the environment named in each help text.
 struct FleetFlags: ParsableArguments {
-    @Option(help: "vast.ai instances to keep (env SWARM_FLEET_SIZE, default 1).") var fleetSize: Int?
+    @Option(help: "vast.ai instances to keep (env SWARM_FLEET_SIZE, default 1); 'swarmctl instance up N|down' overrides it until 'instance up'.")
+    var fleetSize: Int?
     @Option(name: .customLong("gpu"), help: "A GPU model to rent, e.g. 'RTX 5090' (repeatable; env SWARM_FLEET_GPU, comma-separated; default any).")
     var gpus: [String] = []
     @Option(help: "Highest price per instance, $/h including disk (env SWARM_FLEET_MAX_DPH).") var maxDPH: Double?

@@ -10,8 +10,8 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve the queue: RunPod's client and worker API under /v2/{endpoint}.",
         discussion: """
             Storage is SQLite in <data-dir>/swarm.db unless --database gives a postgres:// URL. Keys come from \
-            SWARM_API_KEYS and SWARM_WORKER_KEYS (comma-separated) and from 'swarmctl keys create'; without any key the \
-            server only listens on loopback. SWARM_WEBHOOK_SECRET signs webhooks (X-Swarm-Signature: sha256=<hex HMAC>).
+            SWARM_API_KEYS and SWARM_WORKER_KEYS (comma-separated) and from 'swarmctl keys create'; without a client key the \
+            server only listens on loopback (client routes ask for a key once a client key exists, worker routes once any key does). SWARM_WEBHOOK_SECRET signs webhooks (X-Swarm-Signature: sha256=<hex HMAC>).
             """
     )
 

@@ -6,7 +6,7 @@ import UnixSignals
 import VastAIEmulator
 
 /// vast.ai's REST API stand-in as a process, for tests that run `swarmctl serve` as a child with
-/// `VAST_API_URL` pointing here. Steer it through `/emulator/...` (fault, rate-limit, take-offer, log, state).
+/// `VAST_API_URL` pointing here. Steer it through `/emulator/...` (fault, rate-limit, take-offer, finish-loading, log, state).
 @main
 struct VastAIEmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

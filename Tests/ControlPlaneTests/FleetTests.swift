@@ -67,4 +67,61 @@ import VastAI
         #expect(try await store.key(hash: APIKey.hash(key.value)) == nil)
         #expect(try await store.keys().first { $0.scope == .worker }?.revokedAt != nil)
     }
+
+    @Test func theWantedSizeIsTheDatabasesUntilHandedBack() async throws {
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        let fleet = try #require(DatabaseFleetStore(store: store))
+        #expect(try await fleet.desiredSize() == nil)
+        try await fleet.setDesiredSize(0)
+        #expect(try await fleet.desiredSize() == 0)
+        try await fleet.setDesiredSize(nil)
+        #expect(try await fleet.desiredSize() == nil)
+    }
+
+    @Test func statusShowsVastsStateTheBootTheCostAndTheSwarmUIURL() throws {
+        let created = Date(timeIntervalSince1970: 1_800_000_000)
+        let now = created.addingTimeInterval(2 * 3600 + 5 * 60)
+        let ping: JSONValue = [
+            "stage": "DOWNLOADING", "download": ["done_bytes": 12_100_000_000, "total_bytes": 33_200_000_000],
+            "log_tail": ["fetching sd_xl_base_1.0.safetensors"],
+        ]
+        let record = FleetInstanceRecord(
+            id: 31_234_567, label: "swarm-1a2b", machineID: 41_872, dphTotal: 0.6, createdAt: created, lastPing: now.addingTimeInterval(-4),
+            report: WorkerReport(stage: "DOWNLOADING", detail: ping))
+        // As vast sends it: HostPort a string, an IPv6 entry beside the IPv4 one.
+        let vast = try #require(Instance(json: [
+            "id": 31_234_567, "actual_status": "running", "status_msg": "success, running ghcr.io/o/w:1/ssh", "gpu_name": "RTX 5090",
+            "num_gpus": 1, "public_ipaddr": "203.0.113.42\n",
+            "ports": ["7865/tcp": [["HostIp": "0.0.0.0", "HostPort": "40186"], ["HostIp": "::", "HostPort": "40186"]], "22/tcp": [["HostIp": "0.0.0.0", "HostPort": "40122"]]],
+        ]))
+        let status = FleetInstanceStatus(record: record, vast: vast, vastAsked: true)
+        #expect(status.swarmUIURL == "http://203.0.113.42:40186")
+        #expect(abs((status.cost(now: now) ?? 0) - 1.25) < 1e-9)
+        let lines = status.lines(now: now, barWidth: 10)
+        #expect(lines[0] == "swarm-1a2b (31234567)  RTX 5090  $0.600/h  up 2h05m  $1.25 so far")
+        #expect(lines[1].contains("vast running \"success, running ghcr.io/o/w:1/ssh\""))
+        #expect(lines[1].contains("worker DOWNLOADING 12.1 of 33.2 GB (36%)") && lines[1].contains("last ping 4 s ago"))
+        #expect(lines[2] == "  [###-------]  36%")
+        #expect(lines[3] == "  SwarmUI: http://203.0.113.42:40186")
+        #expect(status.json(now: now)["swarmui_url"]?.stringValue == "http://203.0.113.42:40186")
+
+        // Still pulling: no URL, and vast's CUDA error is diagnosed.
+        let pulling = FleetInstanceStatus(
+            record: FleetInstanceRecord(id: 5, label: "swarm-x", createdAt: created),
+            vast: Instance(json: ["id": 5, "actual_status": "created", "status_msg": "OCI runtime create failed: nvidia-container-cli: requirement error: unsatisfied condition: cuda>=12.8, please update your driver"]),
+            vastAsked: true)
+        #expect(pulling.swarmUIURL == nil)
+        #expect(pulling.lines(now: now).contains { $0.hasPrefix("  problem: cudaTooNew") })
+        #expect(pulling.lines(now: now)[1].contains("worker not heard from; no ping yet"))
+
+        // A labeled instance the database does not know is shown, not hidden.
+        let stray = try #require(Instance(json: ["id": 9, "label": "swarm-x", "actual_status": "running", "dph_total": 0.35]))
+        let summary = FleetSummary(desiredSize: 0, creationHold: nil, spentToday: 1.5, orphans: [stray])
+        #expect(summary.lines == [
+            "wanted: 0 instance(s), set with 'swarmctl instance up|down'; spent today: $1.50",
+            "orphan swarm-x (9): vast running, $0.350/h, not in this database; a running serve destroys it, or 'swarmctl instance down'",
+        ])
+        #expect(summary.json["orphans"]?.arrayValue?.first?["id"]?.intValue == 9)
+    }
 }

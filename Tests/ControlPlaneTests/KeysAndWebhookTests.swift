@@ -51,6 +51,31 @@ import Testing
         }
     }
 
+    @Test func workerKeysAloneLeaveTheClientAPIOpen() async throws {
+        try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .milliseconds(200))) { api in
+            // What the fleet stores for each instance it rents, on a server that had no keys.
+            let workerKey = APIKey.generate(scope: .worker)
+            try await api.store.insertKey(
+                StoredKey(id: "fleet-swarm-a", scope: .worker, hash: APIKey.hash(workerKey.value), label: "vast.ai instance swarm-a", createdAt: Date()))
+            let id = try await api.submit()
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .none).status == .ok)
+            // The worker routes, though, now need a worker key.
+            #expect(try await api.call(.get, "/v2/swarmui/job-take/swarm-a?x=1", auth: .none).status == .unauthorized)
+            let taken = try await api.call(.get, "/v2/swarmui/job-take/swarm-a?x=1", auth: .raw(workerKey.value))
+            #expect(taken["id"]?.stringValue == id)
+            #expect(try await api.call(.post, "/v2/swarmui/job-done/swarm-a/\(id)", ["output": ["ok": true]], auth: .raw(workerKey.value)).status == .ok)
+            #expect(try await api.status(id)["status"]?.stringValue == "COMPLETED")
+        }
+        try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .milliseconds(200))) { api in
+            // A client key closes both.
+            let clientKey = APIKey.generate(scope: .client)
+            try await api.store.insertKey(StoredKey(id: "c1", scope: .client, hash: APIKey.hash(clientKey.value), label: nil, createdAt: Date()))
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .none).status == .unauthorized)
+            #expect(try await api.call(.get, "/v2/swarmui/health", auth: .bearer(clientKey.value)).status == .ok)
+            #expect(try await api.call(.get, "/v2/swarmui/job-take/w1?x=1", auth: .none).status == .unauthorized)
+        }
+    }
+
     @Test func storedKeysWorkUntilRevoked() async throws {
         try await withControlPlane(ControlPlaneConfiguration(longPollTimeout: .milliseconds(200))) { api in
             // No key anywhere: open (serve allows that on loopback only).
@@ -59,9 +84,9 @@ import Testing
             try await api.store.insertKey(StoredKey(id: "k1", scope: .client, hash: APIKey.hash(key.value), label: nil, createdAt: Date()))
             #expect(try await api.call(.get, "/v2/swarmui/health", auth: .bearer(key.value)).status == .ok)
             #expect(try await api.call(.get, "/v2/swarmui/job-take/w1?x=1", auth: .raw(key.value)).status == .unauthorized)
-            // Another key keeps the server closed once k1 is gone (with no key at all it would be open again).
-            let other = APIKey.generate(scope: .worker)
-            try await api.store.insertKey(StoredKey(id: "k2", scope: .worker, hash: APIKey.hash(other.value), label: nil, createdAt: Date()))
+            // Another client key keeps the client API closed once k1 is gone (with no client key it would be open again).
+            let other = APIKey.generate(scope: .client)
+            try await api.store.insertKey(StoredKey(id: "k2", scope: .client, hash: APIKey.hash(other.value), label: nil, createdAt: Date()))
             #expect(try await api.store.revokeKey(id: "k1", now: Date()))
             try await Task.sleep(for: .seconds(6))  // the key cache's lifetime
             #expect(try await api.call(.get, "/v2/swarmui/health", auth: .bearer(key.value)).status == .unauthorized)

@@ -79,4 +79,35 @@ import Testing
             #expect(try await fleet.fleetCreationHold() == nil)
         }
     }
+
+    @Test(arguments: Backend.enabled)
+    func theWantedSizeIsKeptUntilHandedBack(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let fleet = try fleet(store)
+            #expect(try await fleet.fleetDesiredSize() == nil)
+            try await fleet.setFleetDesiredSize(0)
+            #expect(try await fleet.fleetDesiredSize() == 0)
+            // Independent of the creation hold, which shares the settings table.
+            try await fleet.setFleetCreationHold("x")
+            try await fleet.setFleetDesiredSize(3)
+            #expect(try await fleet.fleetDesiredSize() == 3)
+            #expect(try await fleet.fleetCreationHold() == "x")
+            try await fleet.setFleetDesiredSize(nil)
+            #expect(try await fleet.fleetDesiredSize() == nil)
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
+    func anUpdateFromAnOlderReadDoesNotBringBackARemovedInstance(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let fleet = try fleet(store)
+            try await fleet.insertFleetInstance(FleetInstanceRecord(id: 1, label: "swarm-a", createdAt: t0))
+            var stale = try #require(try await fleet.fleetInstances().first)
+            try await fleet.removeFleetInstance(id: 1, at: at(10))
+            stale.state = .destroying
+            stale.destroyRequestedAt = at(11)
+            try await fleet.updateFleetInstance(stale)
+            #expect(try await fleet.fleetInstances().isEmpty)
+        }
+    }
 }

@@ -88,11 +88,21 @@ import VastAIEmulator
             #expect(!adopted.contains { if case .create = $0 { true } else { false } })
             #expect(await Self.labeled(running.emulator).count == 1)
 
-            await restarted.setDesiredSize(0)
+            // `swarmctl instance down`: the count is the store's, so it holds in this process and the next.
+            await store.setDesiredSize(0)
             try await restarted.reconcile()
             try await restarted.reconcile()
             #expect(await Self.labeled(running.emulator).isEmpty)
             #expect(await store.members().isEmpty)
+            let again = Self.reconciler(client, store, policy: FleetPolicy())
+            try await again.reconcile()
+            try await again.reconcile()
+            #expect(await Self.labeled(running.emulator).isEmpty)
+
+            // `swarmctl instance up`: back to the configured size.
+            await store.setDesiredSize(nil)
+            try await again.reconcile()
+            #expect(await Self.labeled(running.emulator).count == 1)
         }
     }
 
@@ -137,7 +147,7 @@ import VastAIEmulator
             let fleet = Self.reconciler(client, store, policy: FleetPolicy())
             try await fleet.reconcile()
             let id = try #require(await store.members().first?.id)
-            await fleet.setDesiredSize(2)
+            await store.setDesiredSize(2)
             await running.emulator.inject(.exited, instance: id)
             await running.emulator.exhaustSearchQuota()
             let actions = try await fleet.reconcile()
