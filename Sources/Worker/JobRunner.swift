@@ -35,7 +35,8 @@ public actor JobRunner {
     private let httpClient: HTTPClient
     private let inlineMaxBytes: Int64
     private let outputs: OutputStore
-    private let kept: KeptOutputs
+    /// Outputs a failed upload left for a retry; nil when the worker keeps none (no volume).
+    private let kept: KeptOutputs?
     private let logger: Logger
     private var interrupts: [String: InterruptReason] = [:]
     private var running: (id: String, task: Task<JobOutcome, Never>)?
@@ -43,7 +44,8 @@ public actor JobRunner {
 
     public init(
         swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient,
-        inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, logger: Logger
+        inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, keptOutputsPath: String? = nil,
+        logger: Logger
     ) {
         self.swarm = swarm
         self.parser = parser
@@ -53,8 +55,7 @@ public actor JobRunner {
         self.outputs = OutputStore(
             queue: queue, uploadsViaQueue: uploadsViaQueue, bucket: bucket, httpClient: httpClient,
             uploader: OutputUploader(httpClient: httpClient, logger: logger), inlineMaxBytes: inlineMaxBytes)
-        // Next to the staging folder, under the volume's .swarm-worker: it must outlive the worker, as the outputs do.
-        self.kept = KeptOutputs(directory: (stagingPath as NSString).deletingLastPathComponent + "/kept-outputs")
+        self.kept = keptOutputsPath.map { KeptOutputs(directory: $0) }
         self.logger = logger
     }
 
@@ -156,7 +157,7 @@ public actor JobRunner {
         let jobID = job.id
         let destination = try outputs.destination(for: job)
         // Outputs an earlier attempt generated but could not store: stored now, with no generation (nor init image).
-        let reused = destination == nil ? nil : kept.load(jobID: jobID)
+        let reused = destination == nil ? nil : kept?.load(jobID: jobID)
         let start = clock.now
         var parameters = request.parameters
         if let url = request.initImageURL, reused == nil {
@@ -204,10 +205,10 @@ public actor JobRunner {
         } catch {
             if let failure = error as? JobFailure, failure.storageFailure { throw keep(outputs, jobID: jobID, after: failure) }
             // Kept outputs that cannot be read any more (SwarmUI's files deleted): the next attempt generates again.
-            if reused != nil { kept.remove(jobID: jobID) }
+            if reused != nil { kept?.remove(jobID: jobID) }
             throw error
         }
-        if destination != nil { kept.remove(jobID: jobID) }
+        if destination != nil { kept?.remove(jobID: jobID) }
         let fetched = clock.now
         let seed = outputs.lazy.compactMap { Self.seed(fromMetadata: $0.metadata) }.first ?? request.seed
         return [
@@ -301,12 +302,12 @@ public actor JobRunner {
 
     /// A storage failure that leaves the outputs on the volume, recorded for a retry, and says where they are.
     private func keep(_ outputs: [GeneratedOutput], jobID: String, after failure: JobFailure) -> JobFailure {
-        guard kept.save(jobID: jobID, outputs: outputs, logger: logger) else { return failure }
+        guard let kept, kept.save(jobID: jobID, outputs: outputs, logger: logger) else { return failure }
         let places = outputs.map { KeptOutputs.location(of: $0.reference) }.joined(separator: ", ")
-        var kept = failure
-        kept.message += " The output stays on the volume where SwarmUI saved it (\(places) in SwarmUI's folder;"
-            + " recorded in \(self.kept.path(jobID: jobID))): a retry of this job on this worker stores it without generating again."
-        return kept
+        var failure = failure
+        failure.message += " The output stays on the volume where SwarmUI saved it (\(places) in SwarmUI's folder;"
+            + " recorded in \(kept.path(jobID: jobID))): a retry of this job on this worker stores it without generating again."
+        return failure
     }
 
     private static func tooLarge(bytes: Int64, limit: Int64) -> JobFailure {

@@ -50,6 +50,8 @@ public struct WorkerConfiguration: Sendable {
 
     /// Where undeliverable results wait for the queue, across restarts.
     public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
+    /// Where outputs that could not be stored are recorded for the job's retry (SwarmUI's files stay on the volume).
+    public var keptOutputsPath: String { volumePath + "/.swarm-worker/kept-outputs" }
     /// Where SwarmUI lives on the volume (copied from `swarmUISeed` on first boot).
     public var swarmUIFolder: String { volumePath + "/SwarmUI" }
     /// SwarmUI's model root, where the manifest's models go.

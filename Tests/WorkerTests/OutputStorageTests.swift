@@ -60,8 +60,8 @@ struct SelfSignedUploadTests {
             let runner = JobRunner(
                 swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
                 parser: JobInputParser(presets: try Presets.load(path: nil)), queue: queue, httpClient: http,
-                stagingPath: configuration.stagingPath, inlineMaxBytes: configuration.inlineMaxBytes, uploadsViaQueue: uploadsViaQueue,
-                bucket: configuration.outputBucket, logger: quiet)
+                inlineMaxBytes: configuration.inlineMaxBytes, uploadsViaQueue: uploadsViaQueue,
+                bucket: configuration.outputBucket, keptOutputsPath: configuration.keptOutputsPath, logger: quiet)
             do {
                 try await body(runner, swarm, volume)
             } catch {
