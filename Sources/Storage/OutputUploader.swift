@@ -93,6 +93,17 @@ public struct OutputUploader: Sendable {
         // larger of the two times rather than their sum, and the server's work on one part (hashing, storing)
         // overlaps the transfer of the next.
         let failure: StorageError? = await withTaskGroup(of: Swift.Result<CompletedPart, StorageError>.self) { group in
+            /// Keeps a sent part; a part that failed for good ends the upload.
+            func record(_ sent: Swift.Result<CompletedPart, StorageError>) -> StorageError? {
+                switch sent {
+                case .success(let part):
+                    completed.append(part)
+                    return nil
+                case .failure(let error):
+                    group.cancelAll()
+                    return error
+                }
+            }
             var inFlight = 0
             for (index, part) in parts.enumerated() {
                 let body: ByteBuffer
@@ -104,23 +115,13 @@ public struct OutputUploader: Sendable {
                 }
                 if inFlight == partConcurrency, let sent = await group.next() {
                     inFlight -= 1
-                    switch sent {
-                    case .success(let part): completed.append(part)
-                    case .failure(let error):
-                        group.cancelAll()
-                        return error
-                    }
+                    if let error = record(sent) { return error }
                 }
                 group.addTask { await sendPart(body, bytes: lengths[index], to: part, key: upload.key) }
                 inFlight += 1
             }
             for await sent in group {
-                switch sent {
-                case .success(let part): completed.append(part)
-                case .failure(let error):
-                    group.cancelAll()
-                    return error
-                }
+                if let error = record(sent) { return error }
             }
             return nil
         }
