@@ -144,6 +144,38 @@ struct Target: Sendable {
     var checkAndRemove: @Sendable (_ key: String, _ bytes: Int) async throws -> Void
     /// A presigned (or signed) PUT URL for `key`.
     var putURL: @Sendable (_ key: String) -> String
+    /// An extra measurement with the round's file, printed under the round.
+    var afterRound: (@Sendable (_ path: String, _ id: String) async throws -> String)? = nil
+}
+
+/// A file as 1 MiB buffers, read as they are sent.
+struct FileBytes: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let path: String
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle?
+        mutating func next() async throws -> ByteBuffer? {
+            guard let handle, let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
+            return ByteBuffer(bytes: data)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: FileHandle(forReadingAtPath: path)) }
+}
+
+/// The same file, multipart from this process with the worker's uploader: how long the parts take and how long the
+/// server then takes to assemble them (CompleteMultipartUpload and the size check), which a single PUT never pays.
+func multipartReference(_ path: String, key: String, bytes: Int, storage: S3Storage) async throws -> String {
+    let target = try await storage.uploadTarget(key: key, size: Int64(bytes), contentType: "image/png", completeURL: nil)
+    let start = ContinuousClock.now
+    let result = try await OutputUploader(httpClient: .shared).upload(target) { FileBytes(path: path) }
+    let sent = ContinuousClock.now
+    _ = try await storage.completeUpload(target, parts: result.parts)
+    let completed = ContinuousClock.now
+    try await storage.deleteObject(key: key)
+    return "the same file multipart from the benchmark process: parts \(formatSeconds(sent - start)), then CompleteMultipartUpload "
+        + "and HEAD \(formatSeconds(completed - sent))"
 }
 
 /// Runs the swarm-worker binary against `target` for `rounds` jobs; per round, the worker's upload time (the job's
@@ -196,12 +228,14 @@ func measure(_ target: Target, rounds: Int, bytes: Int, swarmUI: String, swarmRo
         let curlKey = "swarmui/curl-\(id)/\(name)"
         let curlTime = try curlPut(path, to: target.putURL(curlKey))
         try await target.checkAndRemove(curlKey, bytes)
+        let extra = try await target.afterRound?(path, id)
         try? FileManager.default.removeItem(atPath: path)
         workerTimes.append(workerTime)
         curlTimes.append(curlTime)
         print(
             "  round \(round): swarm-worker \(formatSeconds(workerTime)) (\(mibPerSecond(bytes, workerTime)))   "
                 + "curl -T \(formatSeconds(curlTime)) (\(mibPerSecond(bytes, curlTime)))   ratio \(String(format: "%.2f", curlTime.seconds / workerTime.seconds))")
+        if let extra { print("    \(extra)") }
     }
     let workerTotal = workerTimes.reduce(.zero, +)
     let curlTotal = curlTimes.reduce(.zero, +)
@@ -271,7 +305,8 @@ try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { sw
                 // moto keeps objects in memory.
                 try await storage.deleteObject(key: key)
             },
-            putURL: { key in storage.presignPut(key: key, contentType: nil) })
+            putURL: { key in storage.presignPut(key: key, contentType: nil) },
+            afterRound: { path, id in try await multipartReference(path, key: "swarmui/reference-\(id)/output.png", bytes: options.bytes, storage: storage) })
         try await measure(s3, rounds: options.rounds, bytes: options.bytes, swarmUI: swarm.baseURL, swarmRoot: work + "/swarmui", volume: work + "/volume-s3")
     }
 
