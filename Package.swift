@@ -165,10 +165,12 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // glibc's malloc tuning (mallopt), which Swift's Glibc module does not expose.
+        .target(name: "CSwarmMalloc"),
         .executableTarget(
             name: "swarm-worker",
             dependencies: [
-                "Worker", "SwarmUI", "JobProtocol", "SwarmCore",
+                "Worker", "SwarmUI", "JobProtocol", "SwarmCore", "CSwarmMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -224,6 +226,20 @@ let package = Package(
             path: "benchmarks/worker-overhead",
             swiftSettings: strictSettings
         ),
+        .executableTarget(
+            name: "output-upload",
+            dependencies: [
+                "Storage", "SwarmUIEmulator", "SwarmCore", "ControlPlane", "JobStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "benchmarks/output-upload",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "SwarmCoreTests",
             dependencies: ["SwarmCore"],
@@ -248,7 +264,12 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Worker", "SwarmUIEmulator", "JobProtocol",
+                "Worker", "SwarmUIEmulator", "JobProtocol", "Storage", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
@@ -276,6 +297,9 @@ let package = Package(
             name: "ControlPlaneTests",
             dependencies: [
                 "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -39,12 +39,14 @@ public func buildApplication(
         let text = try await core.metrics.render(store: store, endpoints: configuration.endpoints)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
-    ClientRoutes(core: core).register(on: router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys)))
+    let clientGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys))
+    ClientRoutes(core: core).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
     if let outputs = configuration.outputs {
         let routes = OutputRoutes(core: core, outputs: outputs, httpClient: httpClient)
         routes.registerUploads(on: workerGroup)
+        routes.registerInputs(on: clientGroup)
         routes.registerFiles(on: router)
     }
 

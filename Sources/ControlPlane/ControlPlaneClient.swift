@@ -53,15 +53,37 @@ public struct ControlPlaneClient: Sendable {
         try await send(.POST, "cancel/\(Self.encode(id))")
     }
 
+    /// The image types `uploadInput` sends, by file extension.
+    public static let imageTypes = ["png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"]
+
+    /// `POST /inputs` with the image file at `path`, streamed; returns `{"url", "key", "bytes", "sha256", "content_type"}`,
+    /// whose url a job names as its `init_image`.
+    public func uploadInput(path: String) async throws(ControlPlaneClientError) -> JSONValue {
+        let ext = (path as NSString).pathExtension.lowercased()
+        guard let type = Self.imageTypes[ext] else {
+            throw ControlPlaneClientError(operation: "inputs", status: nil, message: "\(path) is not a .png, .jpg, .webp or .gif image")
+        }
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber, let handle = FileHandle(forReadingAtPath: path) else {
+            throw ControlPlaneClientError(operation: "inputs", status: nil, message: "cannot read \(path)")
+        }
+        defer { try? handle.close() }
+        let body = HTTPClientRequest.Body.stream(FileChunks(handle: handle), length: .known(size.int64Value))
+        return try await send(.POST, "inputs", body: body, contentType: type, timeout: .seconds(300))
+    }
+
     private func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, timeout: Duration = .seconds(30)) async throws(ControlPlaneClientError) -> JSONValue {
+        try await send(method, path, body: body.map { .bytes(ByteBuffer(string: $0.jsonString())) }, contentType: body == nil ? nil : "application/json", timeout: timeout)
+    }
+
+    private func send(
+        _ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body?, contentType: String?, timeout: Duration
+    ) async throws(ControlPlaneClientError) -> JSONValue {
         let operation = String(path.prefix { $0 != "/" && $0 != "?" })
         var request = HTTPClientRequest(url: "\(baseURL)/v2/\(endpoint)/\(path)")
         request.method = method
         if let apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey.value)") }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: body.jsonString()))
-        }
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        if let body { request.body = body }
         let status: UInt
         let data: Data
         do {
@@ -85,6 +107,22 @@ public struct ControlPlaneClient: Sendable {
     private static func encode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .urlUnreservedCharacters) ?? text
     }
+}
+
+/// A file as 1 MiB buffers, read as the request body goes out.
+struct FileChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let handle: FileHandle
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle
+        mutating func next() async throws -> ByteBuffer? {
+            guard let data = try handle.read(upToCount: 1 << 20), !data.isEmpty else { return nil }
+            return ByteBuffer(bytes: data)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: handle) }
 }
 
 public struct ControlPlaneClientError: Error, Sendable, CustomStringConvertible {

@@ -23,6 +23,12 @@ struct OutputRoutes {
     func registerUploads(on group: RouterGroup<ControlPlaneRequestContext>) {
         group.post("job-upload/:worker/:job") { request, context in try await target(request, context) }
         group.post("job-upload/:worker/:job/complete") { request, context in try await complete(request, context) }
+        group.post("job-upload/:worker/:job/abort") { request, context in try await abort(request, context) }
+    }
+
+    /// Client routes: `POST /v2/{endpoint}/inputs` with an image as the body (`swarmctl submit --image`).
+    func registerInputs(on group: RouterGroup<ControlPlaneRequestContext>) {
+        group.post("inputs") { request, context in try await input(request, context) }
     }
 
     func registerFiles(on router: Router<ControlPlaneRequestContext>) {
@@ -61,6 +67,76 @@ struct OutputRoutes {
             throw APIError(error)
         }
         return .json(["key": .string(completion.target.key), "bytes": .int(Int(stored.object.bytes)), "url": .string(stored.url)])
+    }
+
+    /// A worker gives up an upload for good: the multipart upload is aborted, so its parts leave the bucket.
+    private func abort(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
+        let (endpoint, _, id) = try await heldJob(context)
+        var request = request
+        let abort: JobUpload.UploadAbort = try await request.decodeJSON(limit: Self.completionLimit, example: #"{"target": {...}}"#)
+        let storage = outputs.storage(httpClient: httpClient, baseURL: try baseURL(request))
+        do {
+            try await JobUpload.abort(abort, endpoint: endpoint, jobID: id, storage: storage)
+        } catch {
+            throw APIError(error)
+        }
+        return .json(["key": .string(abort.target.key), "aborted": true])
+    }
+
+    // MARK: Client inputs
+
+    /// The worker fetches an `init_image` up to 32 MiB (JobRunner); a larger upload could never be used.
+    static let inputLimit: Int64 = 32 << 20
+    static let inputTypes = ["image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"]
+    /// Input links live as long as SigV4 allows (7 days): a job may wait in the queue long before a worker fetches it.
+    static let inputLinkExpires = StorageConfiguration.maximumPresignExpires
+
+    /// Stores an image a client uploads for a job's `init_image`, streamed to storage (never held whole), and answers
+    /// `{"url", "key", "bytes", "sha256", "content_type"}`; the url is what the job's input should name.
+    private func input(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
+        let endpoint = try context.endpoint(in: core.configuration)
+        let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+        guard let ext = Self.inputTypes[type] else {
+            throw APIError(
+                .unsupportedMediaType, "Content-Type \(type.isEmpty ? "is missing" : "\(type) is not accepted"); send the image as image/png, image/jpeg, image/webp or image/gif",
+                field: "Content-Type")
+        }
+        guard let length = request.headers[.contentLength].flatMap({ Int64($0) }) else {
+            throw APIError(.lengthRequired, "Content-Length is required: the image is streamed to storage with its size announced", field: "Content-Length")
+        }
+        guard length <= Self.inputLimit else {
+            throw APIError(.contentTooLarge, "the image is \(formatBytes(length)), above the \(formatBytes(Self.inputLimit)) a worker fetches for init_image", field: "body")
+        }
+        guard length > 0 else { throw APIError.badRequest(field: "body", "the image is empty") }
+        let key = ObjectKey.input(endpoint: endpoint, fileName: UUID().uuidString.lowercased() + "." + ext)
+        let storage = outputs.storage(httpClient: httpClient, baseURL: try baseURL(request))
+        let stored: (bytes: Int64, sha256: String, url: String)
+        do {
+            stored = try await Self.storeInput(request.body, key: key, size: length, contentType: type, storage: storage, httpClient: httpClient)
+        } catch {
+            throw APIError(error)
+        }
+        return .json([
+            "url": .string(stored.url), "key": .string(key), "bytes": .int(Int(stored.bytes)), "sha256": .string(stored.sha256),
+            "content_type": .string(type),
+        ])
+    }
+
+    /// Local storage writes the body to disk itself; S3 gets it streamed to a presigned PUT, once (a request body
+    /// cannot be read again, so there is no retry: the client sends it again).
+    private static func storeInput(
+        _ body: RequestBody, key: String, size: Int64, contentType: String, storage: any OutputStorage, httpClient: HTTPClient
+    ) async throws(StorageError) -> (bytes: Int64, sha256: String, url: String) {
+        if let local = storage as? LocalStorage {
+            let (bytes, sha256) = try await local.write(key: key, expectedSize: size, body: body)
+            return (bytes, sha256, local.signedURL(method: "GET", key: key, expires: inputLinkExpires))
+        }
+        guard let s3 = storage as? S3Storage else { throw StorageError(.configuration, "this storage takes no input uploads") }
+        let target = UploadTarget.put(SingleUpload(key: key, size: size, url: s3.presignPut(key: key, contentType: contentType), headers: ["content-type": contentType]))
+        let result = try await OutputUploader(httpClient: httpClient, maxAttempts: 1).upload(target) { body }
+        _ = try await s3.completeUpload(target, parts: [])
+        let url = s3.configuration.publicBaseURL != nil ? s3.downloadURL(key: key) : s3.presignGet(key: key, expires: inputLinkExpires)
+        return (result.bytes, result.sha256, url)
     }
 
     /// The job named in the path, which must be running on the worker named in the path: a worker may only store

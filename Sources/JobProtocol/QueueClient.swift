@@ -35,6 +35,8 @@ public protocol QueueClient: Sendable {
     func requestUpload(jobID: String, _ request: JobUpload.UploadRequest) async throws(QueueError) -> UploadTarget
     /// Reports an output uploaded (completing a multipart upload); answers its download link.
     func completeUpload(jobID: String, _ completion: JobUpload.UploadCompletion) async throws(QueueError) -> UploadedOutput
+    /// Gives up an upload that failed for good, so that its parts do not stay in the bucket.
+    func abortUpload(jobID: String, _ abort: JobUpload.UploadAbort) async throws(QueueError)
 }
 
 extension QueueClient {
@@ -43,6 +45,10 @@ extension QueueClient {
     }
 
     public func completeUpload(jobID: String, _ completion: JobUpload.UploadCompletion) async throws(QueueError) -> UploadedOutput {
+        throw QueueError(.rejected(status: 404), route: "job-upload", detail: "this queue stores no outputs")
+    }
+
+    public func abortUpload(jobID: String, _ abort: JobUpload.UploadAbort) async throws(QueueError) {
         throw QueueError(.rejected(status: 404), route: "job-upload", detail: "this queue stores no outputs")
     }
 }
@@ -206,6 +212,15 @@ public struct HTTPQueueClient: QueueClient {
 
     public func completeUpload(jobID: String, _ completion: JobUpload.UploadCompletion) async throws(QueueError) -> UploadedOutput {
         try await exchange(endpoints.jobUploadURL(jobID: jobID, complete: true), completion, route: "job-upload (complete)")
+    }
+
+    public func abortUpload(jobID: String, _ abort: JobUpload.UploadAbort) async throws(QueueError) {
+        let _: UploadAborted = try await exchange(endpoints.jobUploadURL(jobID: jobID, action: "abort"), abort, route: "job-upload (abort)")
+    }
+
+    /// The control plane's answer to an abort: `{"key", "aborted": true}`.
+    private struct UploadAborted: Decodable {
+        var key: String
     }
 
     // MARK: Transport

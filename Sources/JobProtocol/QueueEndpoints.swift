@@ -89,12 +89,17 @@ public struct QueueEndpoints: Sendable, Hashable {
 
     /// Where to ask for an output's upload target (`complete: false`) or report it uploaded (`complete: true`).
     public func jobUploadURL(jobID: String, complete: Bool = false) -> String? {
+        jobUploadURL(jobID: jobID, action: complete ? "complete" : nil)
+    }
+
+    /// The job-upload URL, followed by `/<action>` (`complete`, `abort`) when one is given.
+    public func jobUploadURL(jobID: String, action: String?) -> String? {
         guard let jobUploadTemplate else { return nil }
         let url = Self.fill(jobUploadTemplate, workerID: workerID, jobID: jobID)
-        guard complete else { return url }
-        // `/complete` goes at the end of the path, before the template's query.
-        guard let query = url.firstIndex(of: "?") else { return url + "/complete" }
-        return String(url[..<query]) + "/complete" + String(url[query...])
+        guard let action else { return url }
+        // The action goes at the end of the path, before the template's query.
+        guard let query = url.firstIndex(of: "?") else { return url + "/" + action }
+        return String(url[..<query]) + "/" + action + String(url[query...])
     }
 
     /// The heartbeat URL listing the jobs in progress (comma-separated, URL-encoded, left out when idle).

@@ -4,6 +4,7 @@ import Foundation
 ///
 /// - `POST /v2/{endpoint}/job-upload/{worker}/{job}` with `UploadRequest` → `UploadTarget` (from `JobUpload.target`)
 /// - `POST <complete_url>` with `UploadCompletion` → `ObjectInfo` plus the download link (from `JobUpload.complete`)
+/// - `POST /v2/{endpoint}/job-upload/{worker}/{job}/abort` with `UploadAbort` → the parts discarded (from `JobUpload.abort`)
 public enum JobUpload {
     /// What the worker announces before uploading one output.
     public struct UploadRequest: Sendable, Hashable, Codable {
@@ -33,6 +34,15 @@ public enum JobUpload {
         }
     }
 
+    /// What the worker reports when it gives up an upload for good: the target it was given.
+    public struct UploadAbort: Sendable, Hashable, Codable {
+        public var target: UploadTarget
+
+        public init(target: UploadTarget) {
+            self.target = target
+        }
+    }
+
     /// S3 stores at most 5 TiB per object.
     public static let maximumSize: Int64 = 5 << 40
 
@@ -51,16 +61,30 @@ public enum JobUpload {
         return try await storage.uploadTarget(key: key, size: request.size, contentType: contentType, completeURL: completeURL)
     }
 
-    /// Finishes an upload for the job it belongs to: refuses a target outside `<endpoint>/<job id>/` (a worker
-    /// may only complete its own job's outputs), completes it, and returns the stored object and its link.
+    /// Finishes an upload for the job it belongs to (refusing a target outside `<endpoint>/<job id>/`), completes it,
+    /// and returns the stored object and its link.
     public static func complete(
         _ completion: UploadCompletion, endpoint: String, jobID: String, storage: some OutputStorage
     ) async throws(StorageError) -> (object: ObjectInfo, url: String) {
-        let prefix = ObjectKey.sanitize(endpoint, fallback: "endpoint") + "/" + ObjectKey.sanitize(jobID, fallback: "job") + "/"
-        guard completion.target.key.hasPrefix(prefix), !completion.target.key.dropFirst(prefix.count).contains("/") else {
-            throw StorageError(.rejected, "upload \(completion.target.key) does not belong to job \(jobID) of \(endpoint)")
-        }
+        try checkOwnership(of: completion.target, endpoint: endpoint, jobID: jobID)
         let object = try await storage.completeUpload(completion.target, parts: completion.parts)
         return (object, try await storage.downloadURL(key: completion.target.key))
+    }
+
+    /// Gives up an upload of the job it belongs to (S3 multipart: AbortMultipartUpload), so that no parts stay
+    /// in the bucket, unseen and billed. Aborting an upload that is already gone is not an error.
+    public static func abort(
+        _ abort: UploadAbort, endpoint: String, jobID: String, storage: some OutputStorage
+    ) async throws(StorageError) {
+        try checkOwnership(of: abort.target, endpoint: endpoint, jobID: jobID)
+        try await storage.abortUpload(abort.target)
+    }
+
+    /// A worker may only complete or abort its own job's outputs: the key must lie directly under `<endpoint>/<job id>/`.
+    private static func checkOwnership(of target: UploadTarget, endpoint: String, jobID: String) throws(StorageError) {
+        let prefix = ObjectKey.sanitize(endpoint, fallback: "endpoint") + "/" + ObjectKey.sanitize(jobID, fallback: "job") + "/"
+        guard target.key.hasPrefix(prefix), !target.key.dropFirst(prefix.count).contains("/") else {
+            throw StorageError(.rejected, "upload \(target.key) does not belong to job \(jobID) of \(endpoint)")
+        }
     }
 }

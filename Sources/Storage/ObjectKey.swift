@@ -6,6 +6,12 @@ public enum ObjectKey {
             .joined(separator: "/")
     }
 
+    /// An input a client uploaded (an `init_image`): `<endpoint>/_inputs/<file name>`. No job id sanitizes to
+    /// `_inputs` (leading underscores are dropped), so inputs never mix with a job's outputs.
+    public static func input(endpoint: String, fileName: String) -> String {
+        [sanitize(endpoint, fallback: "endpoint"), "_inputs", sanitize(fileName, fallback: "input")].joined(separator: "/")
+    }
+
     /// Letters and digits (any script), `.`, `-` and `_` are kept; every other run of characters becomes one `_`.
     /// Leading dots and underscores are dropped (no hidden files, no `..`) and the result is capped at 200 UTF-8 bytes,
     /// keeping the extension.

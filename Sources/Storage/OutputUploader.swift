@@ -7,9 +7,9 @@ import SwarmCore
 import Synchronization
 
 /// The worker's half of an upload: streams one output to an `UploadTarget`, hashing it on the way.
-/// Memory stays bounded: a single PUT streams the source with a known length; a multipart upload holds two
-/// parts (8 MiB each by default), the one being sent and the next, read meanwhile. A failed request is retried
-/// with backoff; a single PUT, or a source that breaks mid-way, is retried by reopening the source.
+/// Memory stays bounded: a single PUT streams the source with a known length; a multipart upload holds at most
+/// `partConcurrency + 1` parts (8 MiB each by default): those being sent and the next, read meanwhile. A failed
+/// request is retried with backoff; a single PUT, or a source that breaks mid-way, is retried by reopening the source.
 public struct OutputUploader: Sendable {
     /// What was stored: byte count, SHA-256 of the bytes sent, and the ETags S3 returned.
     public struct Result: Sendable, Hashable {
@@ -26,13 +26,15 @@ public struct OutputUploader: Sendable {
     private let backoff: Backoff
     private let baseTimeout: TimeAmount
     private let minimumBytesPerSecond: Int64
+    private let partConcurrency: Int
     private let logger: Logger
 
     public init(
         httpClient: HTTPClient, maxAttempts: Int = 5, backoff: Backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(20)),
-        baseTimeout: TimeAmount = .seconds(30), minimumBytesPerSecond: Int64 = 512 << 10,
+        baseTimeout: TimeAmount = .seconds(30), minimumBytesPerSecond: Int64 = 512 << 10, partConcurrency: Int = 1,
         logger: Logger = Logger(label: "swarm.storage.upload")
     ) {
+        self.partConcurrency = max(1, partConcurrency)
         self.httpClient = httpClient
         self.maxAttempts = max(1, maxAttempts)
         self.backoff = backoff
@@ -87,22 +89,48 @@ public struct OutputUploader: Sendable {
         }
         var reader = ReopeningReader(key: upload.key, open: open, maxAttempts: maxAttempts)
         var completed: [CompletedPart] = []
-        var next = try await reader.read(Int(lengths.first ?? 0))
-        for (index, part) in parts.enumerated() {
-            // The next part is read while this one is sent: two parts in memory, and a slow source or a slow
-            // link costs the larger of the two times rather than their sum.
-            let body = next
-            async let sent = sendPart(body, bytes: lengths[index], to: part, key: upload.key)
-            if index + 1 < parts.count {
-                next = try await reader.read(Int(lengths[index + 1]))
+        // The next part is read while up to `partConcurrency` parts are sent: a slow source or a slow link costs the
+        // larger of the two times rather than their sum, and the server's work on one part (hashing, storing)
+        // overlaps the transfer of the next.
+        let failure: StorageError? = await withTaskGroup(of: Swift.Result<CompletedPart, StorageError>.self) { group in
+            /// Keeps a sent part; a part that failed for good ends the upload.
+            func record(_ sent: Swift.Result<CompletedPart, StorageError>) -> StorageError? {
+                switch sent {
+                case .success(let part):
+                    completed.append(part)
+                    return nil
+                case .failure(let error):
+                    group.cancelAll()
+                    return error
+                }
             }
-            completed.append(try await sent.get())
+            var inFlight = 0
+            for (index, part) in parts.enumerated() {
+                let body: ByteBuffer
+                do throws(StorageError) {
+                    body = try await reader.read(Int(lengths[index]))
+                } catch {
+                    group.cancelAll()
+                    return error
+                }
+                if inFlight == partConcurrency, let sent = await group.next() {
+                    inFlight -= 1
+                    if let error = record(sent) { return error }
+                }
+                group.addTask { await sendPart(body, bytes: lengths[index], to: part, key: upload.key) }
+                inFlight += 1
+            }
+            for await sent in group {
+                if let error = record(sent) { return error }
+            }
+            return nil
         }
+        if let failure { throw failure }
         let (bytes, sha256) = try await reader.finish(expected: upload.size)
-        return Result(bytes: bytes, sha256: sha256, etag: nil, parts: completed)
+        return Result(bytes: bytes, sha256: sha256, etag: nil, parts: completed.sorted { $0.number < $1.number })
     }
 
-    /// One part, with retries; a `Swift.Result` because `async let` cannot carry a typed error.
+    /// One part, with retries; a `Swift.Result` because a task group's child cannot carry a typed error.
     private func sendPart(_ body: ByteBuffer, bytes: Int64, to part: MultipartUpload.Part, key: String) async -> Swift.Result<CompletedPart, StorageError> {
         let what = "part \(part.number) of \(key) to \(Self.describe(part.url))"
         do {

@@ -124,8 +124,8 @@ public struct MultipartUpload: Sendable, Hashable, Codable {
     /// S3's limits: parts of 5 MiB to 5 GiB, at most 10,000 of them.
     public static let minimumPartSize: Int64 = 5 << 20
     public static let maximumPartCount = 10_000
-    /// The worker holds two parts in memory (one sent, one read); 8 MiB, the AWS CLI's default chunk size,
-    /// keeps that well under its 64 MiB budget at one request per 8 MiB.
+    /// The worker holds two parts in memory (one sent, one read; `OutputUploader.partConcurrency` 1); 8 MiB, the AWS
+    /// CLI's default chunk size, keeps that well under its 64 MiB budget at one request per 8 MiB.
     public static let preferredPartSize: Int64 = 8 << 20
 
     /// The part size for an object of `size` bytes: the preferred size, grown in whole MiB only when

@@ -23,7 +23,7 @@ public struct GenerateRequest: Sendable, Hashable {
     public var seed: Int
     /// SwarmUI parameters, ready to send (route argument `images` excluded).
     public var parameters: [String: JSONValue]
-    /// An `init_image` given as an https URL, which the worker fetches before generating.
+    /// An `init_image` given as an http(s) URL, which the worker fetches before generating.
     public var initImageURL: String?
 }
 
@@ -147,10 +147,11 @@ public struct JobInputParser: Sendable {
         if let initImage {
             if initImage.hasPrefix("data:image/") && initImage.contains(";base64,") {
                 p["initimage"] = .string(initImage)
-            } else if initImage.hasPrefix("https://") {
+            } else if initImage.hasPrefix("https://") || initImage.hasPrefix("http://") {
+                // http too: a control plane on a private network or loopback links its own uploads (`/v2/{endpoint}/inputs`) that way.
                 initImageURL = initImage
             } else {
-                throw InputError(field: "init_image", problem: "must be an https:// URL or a data:image/...;base64, URL")
+                throw InputError(field: "init_image", problem: "must be an https:// (or http://) URL or a data:image/...;base64, URL")
             }
         }
 

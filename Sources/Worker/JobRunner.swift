@@ -35,6 +35,8 @@ public actor JobRunner {
     private let httpClient: HTTPClient
     private let inlineMaxBytes: Int64
     private let outputs: OutputStore
+    /// Outputs a failed upload left for a retry; nil when the worker keeps none (no volume).
+    private let kept: KeptOutputs?
     private let logger: Logger
     private var interrupts: [String: InterruptReason] = [:]
     private var running: (id: String, task: Task<JobOutcome, Never>)?
@@ -42,7 +44,8 @@ public actor JobRunner {
 
     public init(
         swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient,
-        inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, logger: Logger
+        inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, keptOutputsPath: String? = nil,
+        logger: Logger
     ) {
         self.swarm = swarm
         self.parser = parser
@@ -52,6 +55,7 @@ public actor JobRunner {
         self.outputs = OutputStore(
             queue: queue, uploadsViaQueue: uploadsViaQueue, bucket: bucket, httpClient: httpClient,
             uploader: OutputUploader(httpClient: httpClient, logger: logger), inlineMaxBytes: inlineMaxBytes)
+        self.kept = keptOutputsPath.map { KeptOutputs(directory: $0) }
         self.logger = logger
     }
 
@@ -152,9 +156,11 @@ public actor JobRunner {
     private func generate(_ request: GenerateRequest, job: QueueJob, logger: Logger) async throws -> JSONValue {
         let jobID = job.id
         let destination = try outputs.destination(for: job)
+        // Outputs an earlier attempt generated but could not store: stored now, with no generation (nor init image).
+        let reused = destination == nil ? nil : kept?.load(jobID: jobID)
         let start = clock.now
         var parameters = request.parameters
-        if let url = request.initImageURL {
+        if let url = request.initImageURL, reused == nil {
             parameters["initimage"] = .string(try await fetchInitImage(url))
         }
         parameters["images"] = .int(request.images)
@@ -165,15 +171,21 @@ public actor JobRunner {
         let firstActivity = FirstActivity()
         let progress = ProgressThrottle(queue: queue, jobID: jobID)
         logger.info("generating", metadata: ["mode": "\(request.mode.rawValue)", "model": "\(parameters["model"]?.stringValue ?? "")"])
-        let outputs = try await swarm.generate(parameters: parameters) { event in
-            switch event {
-            case .status(let live, _):
-                if live { await firstActivity.mark() }
-            case .progress(let fraction):
-                await firstActivity.mark()
-                await progress.report(fraction, stage: "generating")
-            case .keepAlive:
-                break
+        let outputs: [GeneratedOutput]
+        if let reused {
+            logger.notice("storing \(reused.count) output(s) kept from an earlier attempt instead of generating again")
+            outputs = reused
+        } else {
+            outputs = try await swarm.generate(parameters: parameters) { event in
+                switch event {
+                case .status(let live, _):
+                    if live { await firstActivity.mark() }
+                case .progress(let fraction):
+                    await firstActivity.mark()
+                    await progress.report(fraction, stage: "generating")
+                case .keepAlive:
+                    break
+                }
             }
         }
         let generated = clock.now
@@ -182,13 +194,21 @@ public actor JobRunner {
             throw JobFailure(message: "SwarmUI finished without any output (was the generation interrupted or filtered?)", retryable: false)
         }
         var files: [JSONValue] = []
-        for output in outputs.sorted(by: { $0.batchIndex < $1.batchIndex }) {
-            if let destination {
-                files.append(try await upload(output, to: destination, jobID: jobID, index: files.count))
-            } else {
-                files.append(try await inline(output, source: try await swarm.openOutput(output.reference), index: files.count))
+        do {
+            for output in outputs.sorted(by: { $0.batchIndex < $1.batchIndex }) {
+                if let destination {
+                    files.append(try await upload(output, to: destination, jobID: jobID, index: files.count))
+                } else {
+                    files.append(try await inline(output, source: try await swarm.openOutput(output.reference), index: files.count))
+                }
             }
+        } catch {
+            if let failure = error as? JobFailure, failure.storageFailure { throw keep(outputs, jobID: jobID, after: failure) }
+            // Kept outputs that cannot be read any more (SwarmUI's files deleted): the next attempt generates again.
+            if reused != nil { kept?.remove(jobID: jobID) }
+            throw error
         }
+        if destination != nil { kept?.remove(jobID: jobID) }
         let fetched = clock.now
         let seed = outputs.lazy.compactMap { Self.seed(fromMetadata: $0.metadata) }.first ?? request.seed
         return [
@@ -280,6 +300,16 @@ public actor JobRunner {
         ]
     }
 
+    /// A storage failure that leaves the outputs on the volume, recorded for a retry, and says where they are.
+    private func keep(_ outputs: [GeneratedOutput], jobID: String, after failure: JobFailure) -> JobFailure {
+        guard let kept, kept.save(jobID: jobID, outputs: outputs, logger: logger) else { return failure }
+        let places = outputs.map { KeptOutputs.location(of: $0.reference) }.joined(separator: ", ")
+        var failure = failure
+        failure.message += " The output stays on the volume where SwarmUI saved it (\(places) in SwarmUI's folder;"
+            + " recorded in \(kept.path(jobID: jobID))): a retry of this job on this worker stores it without generating again."
+        return failure
+    }
+
     private static func tooLarge(bytes: Int64, limit: Int64) -> JobFailure {
         JobFailure(
             message: "output is \(formatBytes(bytes)), above the \(formatBytes(limit)) that can be returned inline; configure output storage (a swarmctl control plane, BUCKET_* on RunPod, or the job's s3Config) or raise SWARM_INLINE_MAX_BYTES",
@@ -355,6 +385,8 @@ public actor JobRunner {
 struct JobFailure: Error, Sendable {
     var message: String
     var retryable: Bool
+    /// Output storage failed (not SwarmUI, not the input): the outputs exist and can be stored by a retry.
+    var storageFailure = false
 }
 
 /// A value handed out once: the SwarmUI response already open, for the first upload attempt only.

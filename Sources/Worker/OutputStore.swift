@@ -67,14 +67,21 @@ struct OutputStore: Sendable {
                     if error.code == .rejected(status: 404) || (error.isRetryable && size <= inlineMaxBytes) { throw UploadsNotOffered() }
                     throw error
                 }
-                let result = try await uploader.upload(target, open: open)
-                let done = try await queue.completeUpload(jobID: jobID, .init(target: target, parts: result.parts))
-                return Stored(bytes: result.bytes, sha256: result.sha256, url: done.url)
+                do {
+                    let result = try await uploader.upload(target, open: open)
+                    let done = try await queue.completeUpload(jobID: jobID, .init(target: target, parts: result.parts))
+                    return Stored(bytes: result.bytes, sha256: result.sha256, url: done.url)
+                } catch {
+                    // Parts of a failed multipart upload stay in the bucket, unseen and billed, until aborted; a retry
+                    // of the job asks for a new target anyway. Best effort: the upload's own error is the one to report.
+                    if case .multipart = target { try? await queue.abortUpload(jobID: jobID, .init(target: target)) }
+                    throw error
+                }
             }
         } catch let error as StorageError {
-            throw JobFailure(message: Self.failure(name, destination, error.message), retryable: true)
+            throw JobFailure(message: Self.failure(name, destination, error.message), retryable: true, storageFailure: true)
         } catch let error as QueueError {
-            throw JobFailure(message: Self.failure(name, destination, error.description), retryable: true)
+            throw JobFailure(message: Self.failure(name, destination, error.description), retryable: true, storageFailure: true)
         }
     }
 

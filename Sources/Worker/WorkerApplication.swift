@@ -32,7 +32,8 @@ public struct WorkerApplication: Sendable {
         let runner = JobRunner(
             swarm: swarm, parser: JobInputParser(presets: presets), queue: queue, httpClient: httpClient,
             inlineMaxBytes: configuration.inlineMaxBytes,
-            uploadsViaQueue: configuration.queue?.acceptsUploads ?? false, bucket: configuration.outputBucket, logger: logger)
+            uploadsViaQueue: configuration.queue?.acceptsUploads ?? false, bucket: configuration.outputBucket,
+            keptOutputsPath: configuration.keptOutputsPath, logger: logger)
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor
         let readiness = ReadinessWait(

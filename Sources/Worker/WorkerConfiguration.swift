@@ -50,6 +50,8 @@ public struct WorkerConfiguration: Sendable {
 
     /// Where undeliverable results wait for the queue, across restarts.
     public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
+    /// Where outputs that could not be stored are recorded for the job's retry (SwarmUI's files stay on the volume).
+    public var keptOutputsPath: String { volumePath + "/.swarm-worker/kept-outputs" }
     /// Where SwarmUI lives on the volume (copied from `swarmUISeed` on first boot).
     public var swarmUIFolder: String { volumePath + "/SwarmUI" }
     /// SwarmUI's model root, where the manifest's models go.
@@ -100,11 +102,13 @@ public struct WorkerConfiguration: Sendable {
             guard let done = env["RUNPOD_WEBHOOK_POST_OUTPUT"], !done.isEmpty else {
                 throw WorkerConfigurationError(problems: problems + ["RUNPOD_WEBHOOK_POST_OUTPUT is required with RUNPOD_WEBHOOK_GET_JOB"])
             }
-            // Only RunPod's names: a worker of swarmctl's control plane never holds bucket credentials.
+            // Credentials only under RunPod's names: a worker of swarmctl's control plane never holds bucket credentials.
             let bucketVariables = ["BUCKET_ENDPOINT_URL", "BUCKET_ACCESS_KEY_ID", "BUCKET_SECRET_ACCESS_KEY"]
+            // The bucket's other settings may come from SWARM_S3_*: an endpoint outside AWS (R2, MinIO) names no bucket.
+            let bucketSettings = ["SWARM_S3_BUCKET", "SWARM_S3_REGION", "SWARM_S3_FORCE_PATH_STYLE", "SWARM_S3_PUBLIC_BASE_URL"]
             if bucketVariables.contains(where: { !(env[$0] ?? "").isEmpty }) {
                 do {
-                    outputBucket = try S3Configuration(environment: env.filter { bucketVariables.contains($0.key) })
+                    outputBucket = try S3Configuration(environment: env.filter { bucketVariables.contains($0.key) || bucketSettings.contains($0.key) })
                 } catch {
                     problems.append(error.message)
                 }

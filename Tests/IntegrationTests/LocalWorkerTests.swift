@@ -52,6 +52,64 @@ struct LocalWorkerTests {
         }
     }
 
+    @Test func submitUploadsLocalPicturesAsInitImages() async throws {
+        try await Self.withServer(environment: [:]) { _, port in
+            let folder = try Paths.temporaryDirectory("swarmctl-pictures")
+            defer { try? FileManager.default.removeItem(at: folder) }
+            let png = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + (0..<5_000).map { UInt8(truncatingIfNeeded: $0) })
+            try png.write(to: folder.appendingPathComponent("a.png"))
+            try Data([0xFF, 0xD8, 0xFF, 0xE0] + Array(repeating: 9, count: 3_000)).write(to: folder.appendingPathComponent("b.jpg"))
+            try Data("not a picture".utf8).write(to: folder.appendingPathComponent("notes.txt"))
+            let environment = ["SWARM_URL": "http://127.0.0.1:\(port)", "SWARM_API_KEY": ""]
+            let model = "OfficialStableDiffusion/sd_xl_base_1.0.safetensors"
+            func swarmctl(_ arguments: [String]) async throws -> (status: Int32, lines: [String]) {
+                let process = try ChildProcess("swarmctl \(arguments[0])", executable: Paths.binary("swarmctl"), arguments: arguments, environment: environment)
+                let status = try await process.waitForExit(timeout: .seconds(120))
+                return (status, process.output)
+            }
+            /// Waits for the job's end; a job whose init_image the worker could not fetch fails instead of completing.
+            func expectImageToImage(_ id: String) async throws {
+                let job = try await eventually("job \(id) to finish", timeout: .seconds(90)) { () async throws -> JSONValue? in
+                    let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/v2/swarmui/status/\(id)"), timeout: .seconds(10))
+                    let value = JSONValue.parse(Data(try await response.body.collect(upTo: 16 << 20).readableBytesView))
+                    return ["COMPLETED", "FAILED"].contains(value?["status"]?.stringValue ?? "") ? value : nil
+                }
+                #expect(job["status"] == "COMPLETED", "\(job)")
+                #expect(job["output"]?["mode"] == "image-to-image", "\(job)")
+            }
+            /// The job ids a submit printed (its progress bars go to the same captured output).
+            func ids(_ lines: [String]) -> [String] {
+                lines.map { $0.trimmingCharacters(in: .whitespaces) }.filter { $0.count >= 8 && !$0.contains(" ") && !$0.contains("[") && !$0.contains("{") }
+            }
+
+            // One job: the picture is uploaded, its link becomes init_image, and the worker fetches it from the control plane.
+            let one = try await swarmctl(["submit", "--image", folder.appendingPathComponent("a.png").path, "--prompt", "a fox", "--model", model, "--wait"])
+            #expect(one.status == 0, "\(one.lines)")
+            let result = one.lines.compactMap { JSONValue.parse(Data($0.utf8)) }.last { $0["status"] != nil }
+            #expect(result?["status"] == "COMPLETED", "\(one.lines)")
+            #expect(result?["output"]?["mode"] == "image-to-image", "\(one.lines)")
+
+            // A folder with one prompt: one job per picture, the text file left out.
+            let folderRun = try await swarmctl(["submit", "--images", folder.path, "--prompt", "the same scene", "--model", model])
+            #expect(folderRun.status == 0, "\(folderRun.lines)")
+            #expect(ids(folderRun.lines).count == 2, "\(folderRun.lines)")
+            for id in ids(folderRun.lines) { try await expectImageToImage(id) }
+
+            // A CSV of picture and prompt, pictures relative to the file.
+            let csv = folder.appendingPathComponent("jobs.csv")
+            try Data("image,prompt\nb.jpg,first\na.png,second\n".utf8).write(to: csv)
+            let batch = try await swarmctl(["submit", "--batch", csv.path, "--model", model])
+            #expect(batch.status == 0, "\(batch.lines)")
+            #expect(ids(batch.lines).count == 2, "\(batch.lines)")
+            for id in ids(batch.lines) { try await expectImageToImage(id) }
+
+            // Not a picture: refused before anything is sent.
+            let wrong = try await swarmctl(["submit", "--image", folder.appendingPathComponent("notes.txt").path, "--prompt", "x"])
+            #expect(wrong.status != 0)
+            #expect(wrong.lines.contains { $0.contains("is not a .png, .jpg, .webp or .gif image") }, "\(wrong.lines)")
+        }
+    }
+
     /// Runs one text-to-image job on a fresh `serve --local-worker` with `environment` and hands over the final job
     /// and the server's port.
     static func withServer(environment: [String: String], _ check: (JSONValue, Int) async throws -> Void) async throws {

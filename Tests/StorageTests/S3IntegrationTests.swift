@@ -87,6 +87,23 @@ struct S3IntegrationTests {
         #expect(try boto3Object(key) == "\(source.size) \(expected)")
     }
 
+    @Test func partsSentConcurrentlyCompleteInOrder() async throws {
+        // Three parts in flight over a source that breaks once in the fourth part: every part lands once, in order.
+        let concurrent = OutputUploader(httpClient: .shared, backoff: Backoff(initial: .milliseconds(20), maximum: .milliseconds(100)), partConcurrency: 3)
+        let source = FlakySource(size: (5 * 5 << 20) + 99, failures: 1, failAfter: (3 * 5 << 20) + 4_321)
+        let key = "swarmui/job-8/concurrent.mp4"
+        let uploadID = try await storage.createMultipartUpload(key: key, contentType: "video/mp4")
+        let parts = (1...6).map { MultipartUpload.Part(number: $0, url: storage.presignPart(key: key, uploadID: uploadID, partNumber: $0)) }
+        let target = UploadTarget.multipart(
+            MultipartUpload(key: key, size: Int64(source.size), uploadID: uploadID, partSize: 5 << 20, parts: parts, completeURL: nil))
+        let result = try await concurrent.upload(target) { source.open() }
+        let expected = TestBytes(size: source.size, failAfter: nil).sha256
+        #expect(result.parts.map(\.number) == [1, 2, 3, 4, 5, 6])
+        #expect(result.sha256 == expected)
+        _ = try await storage.completeUpload(target, parts: result.parts)
+        #expect(try boto3Object(key) == "\(source.size) \(expected)")
+    }
+
     @Test func uploadTargetAboveTheThresholdIsMultipart() async throws {
         let bytes = TestBytes(size: (8 << 20) + 1_000, failAfter: nil)
         let target = try await storage.uploadTarget(

@@ -127,6 +127,9 @@ struct JobInputTests {
         #expect(request.mode == .imageToImage)
         #expect(request.initImageURL == "https://example.com/cat.png")
         #expect(request.parameters["initimage"] == nil)
+        // The control plane's own link for an uploaded input, on loopback or a private network.
+        let local = try generate(["prompt": "x", "model": "m", "init_image": "http://127.0.0.1:8288/files/swarmui/_inputs/a.png?expires=1&signature=ab"])
+        #expect(local.initImageURL == "http://127.0.0.1:8288/files/swarmui/_inputs/a.png?expires=1&signature=ab")
     }
 
     @Test func textToVideoUsesTheSwapModelAsRefiner() throws {
