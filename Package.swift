@@ -144,18 +144,24 @@ let package = Package(
         .target(
             name: "VastAIEmulator",
             dependencies: [
-                "SwarmCore",
+                "SwarmCore", "LoopbackServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
+        // A Hummingbird application on an ephemeral loopback port for the length of a call: emulators, benchmarks.
+        .target(
+            name: "LoopbackServer",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strictSettings
+        ),
         // Stand-in for SwarmUI on machines without a GPU; never linked into swarm-worker.
         .target(
             name: "SwarmUIEmulator",
             dependencies: [
-                "SwarmCore",
+                "SwarmCore", "LoopbackServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -216,7 +222,7 @@ let package = Package(
         .executableTarget(
             name: "worker-overhead",
             dependencies: [
-                "Worker", "SwarmUI", "SwarmUIEmulator", "JobProtocol", "SwarmCore",
+                "Worker", "SwarmUI", "SwarmUIEmulator", "JobProtocol", "SwarmCore", "LoopbackServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -229,7 +235,7 @@ let package = Package(
         .executableTarget(
             name: "output-upload",
             dependencies: [
-                "Storage", "SwarmUIEmulator", "SwarmCore", "ControlPlane", "JobStore",
+                "Storage", "SwarmUIEmulator", "SwarmCore", "ControlPlane", "JobStore", "LoopbackServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),

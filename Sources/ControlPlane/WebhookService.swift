@@ -54,7 +54,8 @@ struct WebhookService: Service {
                         }
                     }
                 } catch {
-                    core.logger.error("reading pending webhooks failed", metadata: ["error": "\(error)"])
+                    // A read cut short by cancellation is the service stopping (shutdown, or serve refusing to start).
+                    if !Task.isCancelled { core.logger.error("reading pending webhooks failed", metadata: ["error": "\(error)"]) }
                 }
                 let wait = max(0.01, nextDue.timeIntervalSinceNow)
                 guard await core.webhooksDue.wait(for: Self.wakeKey, after: seen, timeout: .milliseconds(Int64(wait * 1000))) else { break }

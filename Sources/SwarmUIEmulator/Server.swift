@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import LoopbackServer
 import NIOCore
 import SwarmCore
 
@@ -26,23 +27,8 @@ extension SwarmUIEmulator {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("swarmui-emulator-\(UUID().uuidString)").path
         defer { if temporary { try? FileManager.default.removeItem(atPath: root) } }
         let emulator = SwarmUIEmulator(configuration: configuration, outputRoot: root + "/Output")
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = emulator.application(host: "127.0.0.1", port: 0, logger: logger) { port in
-            portContinuation.yield(port)
-            portContinuation.finish()
-        }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { portContinuation.finish() }
-                try await app.run()
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                try await group.next()
-                throw CancellationError()
-            }
-            defer { group.cancelAll() }
-            return try await body(RunningEmulator(port: port, baseURL: "http://127.0.0.1:\(port)", emulator: emulator))
+        return try await withLoopbackServer({ emulator.application(host: "127.0.0.1", port: 0, logger: logger, onListening: $0) }) { port in
+            try await body(RunningEmulator(port: port, baseURL: "http://127.0.0.1:\(port)", emulator: emulator))
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
+import LoopbackServer
 import NIOCore
 import SwarmCore
 
@@ -21,22 +22,7 @@ extension VastAIEmulator {
         _ body: (RunningVastAIEmulator) async throws -> T
     ) async throws -> T {
         let emulator = VastAIEmulator(configuration: configuration)
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        let app = emulator.application(host: "127.0.0.1", port: 0, logger: logger) { port in
-            portContinuation.yield(port)
-            portContinuation.finish()
-        }
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                defer { portContinuation.finish() }
-                try await app.run()
-            }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                try await group.next()
-                throw CancellationError()
-            }
-            defer { group.cancelAll() }
+        return try await withLoopbackServer({ emulator.application(host: "127.0.0.1", port: 0, logger: logger, onListening: $0) }) { port in
             let baseURL = "http://127.0.0.1:\(port)"
             await emulator.setBaseURL(baseURL)
             return try await body(RunningVastAIEmulator(port: port, baseURL: baseURL, emulator: emulator))

@@ -13,6 +13,7 @@ import Crypto
 import Hummingbird
 import JobStore
 import Logging
+import LoopbackServer
 import NIOCore
 import NIOHTTP1
 import Storage
@@ -85,18 +86,6 @@ final class BenchQueue: Sendable {
     }
 }
 
-/// Runs `body` with an application listening on an ephemeral port.
-func withServer<T: Sendable>(_ make: (@escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol, _ body: @Sendable (Int) async throws -> T) async throws -> T {
-    let (ports, continuation) = AsyncStream<Int>.makeStream()
-    let app = make { port in continuation.yield(port); continuation.finish() }
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
-        defer { group.cancelAll() }
-        return try await body(port)
-    }
-}
 
 /// A field of /proc/<pid>/status in KiB (VmHWM: the peak resident set).
 func statusKiB(pid: Int32, _ field: String) -> Int? {
@@ -286,7 +275,7 @@ try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { sw
     create.method = .PUT
     guard try await HTTPClient.shared.execute(create, timeout: .seconds(30)).status == .ok else { throw BenchError("cannot create bucket \(bucket) at \(options.s3)") }
     let queue = BenchQueue()
-    try await withServer(queue.application) { port in
+    try await withLoopbackServer(queue.application) { port in
         let queueURL = "http://127.0.0.1:\(port)/v2/bench"
         let s3 = Target(
             label: "S3 at \(options.s3) (moto), multipart in 8 MiB parts, CompleteMultipartUpload included",
@@ -316,7 +305,7 @@ try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { sw
     let settings = OutputStorageSettings(configuration: StorageConfiguration(backend: .local(directory: directory)), signingSecret: secret)
     let configuration = ControlPlaneConfiguration(clientKeys: [Secret("bench-client")], workerKeys: [Secret("bench-worker")], outputs: settings)
     let store = try SQLiteJobStore.inMemory()
-    try await withServer({ @Sendable onListening in
+    try await withLoopbackServer({ @Sendable onListening in
         buildApplication(
             configuration: configuration, store: store, server: .init(address: .hostname("127.0.0.1", port: 0)), logger: quiet,
             onServerRunning: onListening)

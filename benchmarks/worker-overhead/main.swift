@@ -9,6 +9,7 @@ import AsyncHTTPClient
 import Hummingbird
 import JobProtocol
 import Logging
+import LoopbackServer
 import NIOCore
 import ServiceLifecycle
 import SwarmCore
@@ -81,18 +82,6 @@ func percentile(_ values: [Duration], _ p: Double) -> Duration {
 
 func ms(_ d: Duration) -> String { String(format: "%.3f ms", d.seconds * 1000) }
 
-/// Runs `body` with an application listening on an ephemeral port.
-func withServer<T: Sendable>(_ make: (@escaping @Sendable (Int) async -> Void) -> some ApplicationProtocol, _ body: @Sendable (Int) async throws -> T) async throws -> T {
-    let (ports, continuation) = AsyncStream<Int>.makeStream()
-    let app = make { port in continuation.yield(port); continuation.finish() }
-    return try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
-        defer { group.cancelAll() }
-        return try await body(port)
-    }
-}
 
 func rssKiB(pid: Int32) -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
@@ -107,7 +96,7 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
 
     // 1. Idle RSS of the real binary, attached to the emulator, polling a queue with no work.
     let idleQueue = BenchQueue(count: 0)
-    let idleRSS: Int? = try await withServer(idleQueue.application) { port in
+    let idleRSS: Int? = try await withLoopbackServer(idleQueue.application) { port in
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swarm-worker").path
         guard FileManager.default.isExecutableFile(atPath: binary) else { return nil }
         let process = Process()
@@ -126,7 +115,7 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
 
     // 2. The worker in this process, N jobs.
     let queue = BenchQueue(count: jobCount)
-    let workerWall: Duration = try await withServer(queue.application) { port in
+    let workerWall: Duration = try await withLoopbackServer(queue.application) { port in
         let configuration = try WorkerConfiguration(environment: [
             "SWARMUI_ATTACH": "1", "SWARMUI_API_URL": swarm.baseURL, "SWARM_QUEUE_URL": "http://127.0.0.1:\(port)/v2/bench",
             "SWARM_WORKER_KEY": "k", "SWARM_WORKER_ID": "bench", "VOLUME_PATH": volume,

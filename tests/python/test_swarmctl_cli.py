@@ -119,4 +119,4 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path):
         capture_output=True, text=True, timeout=60, env=dict(os.environ, SWARM_API_KEYS="", SWARM_WORKER_KEYS=""),
     )
     assert result.returncode != 0
-    assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr + result.stdout
+    assert "refusing to listen on 0.0.0.0 without client API keys" in result.stderr + result.stdout
