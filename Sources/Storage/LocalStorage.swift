@@ -56,7 +56,7 @@ public struct LocalStorage: OutputStorage {
     }
 
     private func signature(method: String, key: String, deadline: Int64) -> String {
-        SigV4.hex(HMAC<SHA256>.authenticationCode(for: Self.message(method: method, key: key, deadline: deadline), using: signingKey))
+        HMAC<SHA256>.authenticationCode(for: Self.message(method: method, key: key, deadline: deadline), using: signingKey).hexString
     }
 
     private static func message(method: String, key: String, deadline: Int64) -> Data {
@@ -136,7 +136,7 @@ public struct LocalStorage: OutputStorage {
             try? FileManager.default.removeItem(at: temporary)
             throw StorageError(.io, "cannot move the upload of \(key) into place: \(reason)")
         }
-        return (bytes, SigV4.hex(hasher.finalize()))
+        return (bytes, hasher.finalize().hexString)
     }
 
     private static func offload(_ batch: ByteBuffer, to handle: FileHandle, synchronize: Bool) async throws {

@@ -236,7 +236,7 @@ final class Meter: Sendable {
             guard state.bytes == expected else {
                 throw StorageError(.integrity, "\(key) ended after \(state.bytes) of the \(expected) bytes announced for its upload")
             }
-            return (state.bytes, SigV4.hex(state.hasher.finalize()))
+            return (state.bytes, state.hasher.finalize().hexString)
         }
     }
 }
@@ -315,7 +315,7 @@ struct ReopeningReader<Source: AsyncSequence<ByteBuffer, any Error> & Sendable> 
                 throw StorageError(.integrity, "\(key) holds more than the \(expected) bytes announced for its upload")
             }
         }
-        return (consumed, SigV4.hex(hasher.finalize()))
+        return (consumed, hasher.finalize().hexString)
     }
 
     /// The source's next chunk; after a failure the source is reopened and its first `position` bytes

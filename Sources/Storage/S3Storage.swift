@@ -197,7 +197,7 @@ public struct S3Storage: OutputStorage {
 
     /// The headers a signed request carries: its own, then the signature's (used by `send` and the fixture tests).
     func signedHeaders(for request: SigV4Request, body: String) -> [(name: String, value: String)] {
-        let payloadHash = body.isEmpty ? SigV4.emptyPayloadSHA256 : SigV4.hex(SHA256.hash(data: Data(body.utf8)))
+        let payloadHash = body.isEmpty ? SigV4.emptyPayloadSHA256 : SHA256.hash(data: Data(body.utf8)).hexString
         return request.headers + signer.sign(request, payloadSHA256: payloadHash, date: now())
     }
 

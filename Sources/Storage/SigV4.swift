@@ -115,13 +115,13 @@ public struct SigV4Signer: Sendable {
 
     private func signature(canonicalRequest: String, stamp: SigV4Timestamp) -> String {
         let stringToSign = [
-            SigV4.algorithm, stamp.dateTime, scope(stamp), SigV4.hex(SHA256.hash(data: Data(canonicalRequest.utf8))),
+            SigV4.algorithm, stamp.dateTime, scope(stamp), SHA256.hash(data: Data(canonicalRequest.utf8)).hexString,
         ].joined(separator: "\n")
         var key = SymmetricKey(data: Data("AWS4\(credentials.secretAccessKey.value)".utf8))
         for part in [stamp.date, region, service, "aws4_request"] {
             key = SymmetricKey(data: HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key))
         }
-        return SigV4.hex(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
+        return HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key).hexString
     }
 }
 
@@ -183,14 +183,9 @@ public enum SigV4 {
         return (block, names.joined(separator: ";"))
     }
 
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        var out = ""
-        for byte in bytes { out += hexDigit(byte >> 4, lower: true) + hexDigit(byte & 0x0F, lower: true) }
-        return out
-    }
-
-    private static func hexDigit(_ value: UInt8, lower: Bool = false) -> String {
-        String(UnicodeScalar((value < 10 ? 48 : (lower ? 87 : 55)) + value))
+    /// An upper-case hex digit, as percent-encoding writes them.
+    private static func hexDigit(_ value: UInt8) -> String {
+        String(UnicodeScalar((value < 10 ? 48 : 55) + value))
     }
 }
 

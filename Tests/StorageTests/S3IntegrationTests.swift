@@ -43,7 +43,7 @@ struct S3IntegrationTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("swarm-curl-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: file) }
         _ = try run("/usr/bin/env", ["curl", "-fsS", "-o", file.path, url])
-        return SigV4.hex(SHA256.hash(data: try Data(contentsOf: file)))
+        return SHA256.hash(data: try Data(contentsOf: file)).hexString
     }
 
     @Test func presignedPutLandsTheBytesAndPresignedGetServesThem() async throws {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import NIOCore
+import SwarmCore
 import Synchronization
 
 @testable import Storage
@@ -33,7 +34,7 @@ struct TestBytes: AsyncSequence, Sendable {
             Self.chunk(offset / Self.chunkSize, count: count).withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             offset += count
         }
-        return SigV4.hex(hasher.finalize())
+        return hasher.finalize().hexString
     }
 
     struct SourceBroke: Error {}
