@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: builds swarmctl, serves the queue on SQLite in ./.swarm with a local worker
 # (attached to a SwarmUI at SWARMUI_API_URL if one answers, else the bundled emulator), submits a text-to-image job
-# and an image-to-video job, waits for both, saves their files under ./.swarm/outputs and checks their sha256.
+# and an image-to-video job, waits for both, and downloads their files under ./.swarm/downloads, checking each sha256.
 #   --keep      leave the server running afterwards (Ctrl-C stops it)
 #   SWARM_DEMO_MODEL=<name>   the text-to-image model (default: the emulator's SDXL)
 set -euo pipefail
@@ -17,7 +17,6 @@ echo "==> building swarmctl"
 swift build --product swarmctl
 bin="$(swift build --show-bin-path)/swarmctl"
 
-mkdir -p "$data/outputs"
 log="$data/serve.log"
 echo "==> swarmctl serve --local-worker on 127.0.0.1:$port (log: $log)"
 "$bin" serve --local-worker --port "$port" --data-dir "$data" > "$log" 2>&1 &
@@ -49,26 +48,26 @@ run_job() {
     local result
     # A failed job exits non-zero; the check below prints its error.
     result="$("$bin" submit --wait --input "$input")" || true
-    python3 - "$label" "$data/outputs" "$result" <<'PY'
-import base64, hashlib, json, sys
-label, folder = sys.argv[1], sys.argv[2]
-job = json.loads(sys.argv[3])
+    python3 - "$label" "$result" <<'PY'
+import json, sys
+label = sys.argv[1]
+job = json.loads(sys.argv[2])
 if job.get("status") != "COMPLETED":
     sys.exit(f"{label}: {job.get('status')}: {job.get('error')}")
 for f in job["output"]["files"]:
-    data = base64.b64decode(f["url"].split(",", 1)[1])
-    assert hashlib.sha256(data).hexdigest() == f["sha256"], "sha256 mismatch"
-    path = f"{folder}/{f['name']}"
-    open(path, "wb").write(data)
-    print(f"  {job['id']}: {f['content_type']}, {f['bytes']} bytes, sha256 {f['sha256'][:16]}..., saved to {path}")
+    print(f"  {job['id']}: {f['name']}, {f['content_type']}, {f['bytes']} bytes, sha256 {f['sha256'][:16]}...")
 PY
+    # Inline data URLs or links to the control plane's storage alike: download fetches and checks each sha256.
+    local id
+    id="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["id"])' "$result")"
+    "$bin" download "$id" --out "$data/downloads/$id"
 }
 
 run_job "text-to-image" "{\"prompt\": \"a lighthouse at dusk, oil painting\", \"model\": \"$model\", \"steps\": 8}"
 run_job "image-to-video (preset wan22-i2v-lightx2v)" \
     "{\"preset\": \"wan22-i2v-lightx2v\", \"prompt\": \"waves roll in, the camera slowly pans\", \"init_image\": \"$start_frame\", \"video\": {\"frames\": 17}}"
 
-echo "==> done: both jobs completed; files in $data/outputs"
+echo "==> done: both jobs completed; files in $data/downloads"
 if [[ $keep == 1 ]]; then
     echo "server still running (pid $server) at $SWARM_URL; stop it with: kill $server"
 fi

@@ -28,6 +28,9 @@ swift test --skip-build --no-parallel "$@"
 step "runpod SDK (client and serverless worker) against swarmctl"
 SWARMCTL_BIN="$(swift build --show-bin-path)/swarmctl" scripts/test-python.sh
 
+step "the README's first command: scripts/run-local.sh (text-to-image and image-to-video end to end)"
+scripts/run-local.sh
+
 step "image checks (Dockerfile, builder/, scripts; no Docker engine needed)"
 scripts/check-image.sh
 
