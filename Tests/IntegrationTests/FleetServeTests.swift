@@ -170,8 +170,12 @@ struct FleetServeTests {
         }
     }
 
-    @Test func jobsWaitWhileTheInstanceLoadsAndRunOnceItsWorkerIsReady() async throws {
-        let directory = try Paths.temporaryDirectory("swarmctl-fleet-jobs")
+    /// A serve whose fleet rented one instance that stays loading (its image pull never ends on its own):
+    /// `body` gets the data directory, the emulator, the queue's URL and the instance.
+    static func withLoadingInstance(
+        _ name: String, _ body: (URL, RunningVastAIEmulator, String, VastAIEmulator.InstanceState) async throws -> Void
+    ) async throws {
+        let directory = try Paths.temporaryDirectory(name)
         defer { try? FileManager.default.removeItem(at: directory) }
         var slow = Self.fastVast
         slow.loadingTime = .seconds(3600)
@@ -181,6 +185,12 @@ struct FleetServeTests {
             let queue = "http://127.0.0.1:\(try await Self.port(of: server))/v2/swarmui"
             try await server.waitForLine(containing: "fleet on")
             let instance = try await eventually("one instance rented") { await Self.fleet(vast).first }
+            try await body(directory, vast, queue, instance)
+        }
+    }
+
+    @Test func jobsWaitWhileTheInstanceLoadsAndRunOnceItsWorkerIsReady() async throws {
+        try await Self.withLoadingInstance("swarmctl-fleet-jobs") { directory, vast, queue, instance in
             let worker = try #require(instance.env["SWARM_WORKER_ID"])
             let key = try #require(instance.env["SWARM_WORKER_KEY"])
 
@@ -233,16 +243,7 @@ struct FleetServeTests {
     }
 
     @Test func theInstancesRealWorkerTakesTheQueuedJobOnceItBoots() async throws {
-        let directory = try Paths.temporaryDirectory("swarmctl-fleet-worker")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        var slow = Self.fastVast
-        slow.loadingTime = .seconds(3600)
-        try await VastAIEmulator.withRunning(configuration: slow) { vast in
-            let server = try Self.serve(directory, vast)
-            defer { server.stop() }
-            let queue = "http://127.0.0.1:\(try await Self.port(of: server))/v2/swarmui"
-            try await server.waitForLine(containing: "fleet on")
-            let instance = try await eventually("one instance rented") { await Self.fleet(vast).first }
+        try await Self.withLoadingInstance("swarmctl-fleet-worker") { directory, vast, queue, instance in
             let submitted = try await Self.call(.POST, "\(queue)/run", ["input": WorkerRig.textToImage()])
             let job = try #require(submitted.json?["id"]?.stringValue)
             try await Task.sleep(for: .seconds(1))
