@@ -17,6 +17,7 @@ echo "==> building swarmctl"
 swift build --product swarmctl
 bin="$(swift build --show-bin-path)/swarmctl"
 
+mkdir -p "$data"
 log="$data/serve.log"
 echo "==> swarmctl serve --local-worker on 127.0.0.1:$port (log: $log)"
 "$bin" serve --local-worker --port "$port" --data-dir "$data" > "$log" 2>&1 &
