@@ -41,8 +41,8 @@ struct WorkerRoutes {
             if !jobs.isEmpty {
                 core.metrics.dispatched(jobs, now: now)
                 context.logger.debug("jobs taken", metadata: ["worker": "\(worker)", "jobs": "\(jobs.map(\.id))"])
-                let queued = jobs.map(JobView.queued)
-                return try batch ? .json(encoding: queued) : .json(encoding: queued[0])
+                let queued = jobs.map { JobView.queued($0).jsonValue }
+                return .json(batch ? .array(queued) : queued[0])
             }
             let remaining = deadline - .now
             if remaining <= .zero || Task.isCancelled { return Response(status: .noContent) }

@@ -48,11 +48,16 @@ public struct QueueJob: Sendable, Hashable, Codable {
         self.init(id: id, input: input, extra: fields)
     }
 
-    public func encode(to encoder: any Encoder) throws {
+    /// The job object as the queue sends it.
+    public var jsonValue: JSONValue {
         var fields = extra
         fields["id"] = .string(id)
         fields["input"] = input
-        try JSONValue.object(fields).encode(to: encoder)
+        return .object(fields)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try jsonValue.encode(to: encoder)
     }
 }
 

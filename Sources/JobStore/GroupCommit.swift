@@ -75,13 +75,21 @@ private final class Write<T: Sendable>: PendingWrite, @unchecked Sendable {
 
     func execute(_ db: Database) {
         do {
-            var value: T?
-            try db.inSavepoint {
-                value = try body(db)
-                return .commit
-            }
-            outcome = value.map { .success($0) }
+            // Prepared once per connection: GRDB's `inSavepoint` parses both statements on every call, which showed
+            // in profiles of the busiest requests.
+            try db.cachedStatement(sql: "SAVEPOINT write").execute()
         } catch {
+            outcome = .failure(error)
+            return
+        }
+        do {
+            let value = try body(db)
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+            outcome = .success(value)
+        } catch {
+            // Undoes this write only; the batch's transaction goes on for the others.
+            try? db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
+            try? db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
             outcome = .failure(error)
         }
     }

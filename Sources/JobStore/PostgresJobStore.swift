@@ -453,15 +453,15 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
 
     /// `INSERT ... VALUES ($1..$n), ($n+1..$2n), ...` for `count` rows, in order (so `seq` follows the batch's order).
     private static func insertJobs(count: Int) -> String {
-        let width = JobRow.CodingKeys.allCases.count
+        let width = JobRow.Column.allCases.count
         let rows = (0..<count).map { row in "(" + (1...width).map { "$\(row * width + $0)" }.joined(separator: ", ") + ")" }
         return "INSERT INTO jobs (\(JobRow.columns)) VALUES " + rows.joined(separator: ", ")
     }
 
     private static let updateJob = "UPDATE jobs SET (\(JobRow.columns)) = (\(jobParameters)) WHERE id = $1"
-    private static let jobParameters = (1...JobRow.CodingKeys.allCases.count).map { "$\($0)" }.joined(separator: ", ")
+    private static let jobParameters = (1...JobRow.Column.allCases.count).map { "$\($0)" }.joined(separator: ", ")
 
-    /// The row's values in `JobRow.CodingKeys` order.
+    /// The row's values in `JobRow.Column` order.
     private static func bindings(_ row: JobRow) -> PostgresBindings {
         var binds = PostgresBindings()
         append(row, to: &binds)
@@ -654,7 +654,7 @@ extension PostgresRowSequence {
 extension JobRow {
     init(postgres row: PostgresRow) throws {
         let cells = row.makeRandomAccess()
-        func cell<T: PostgresDecodable>(_ key: CodingKeys, _ type: T.Type = T.self) throws -> T {
+        func cell<T: PostgresDecodable>(_ key: Column, _ type: T.Type = T.self) throws -> T {
             try cells[key.rawValue].decode(T.self)
         }
         id = try cell(.id)

@@ -148,8 +148,8 @@ enum ColumnValue: Sendable, Hashable {
 }
 
 /// A job as both databases store it: JSON as text (kept as the client sent it; never queried into), times as
-/// milliseconds since 1970, the status by its wire name. The column names are the coding keys.
-struct JobRow: Codable, Sendable, Hashable {
+/// milliseconds since 1970, the status by its wire name. `Column` names the columns, in the order of every column list.
+struct JobRow: Sendable, Hashable {
     var id: String
     var endpoint: String
     var status: String
@@ -170,7 +170,7 @@ struct JobRow: Codable, Sendable, Hashable {
     var webhookAttempts: String
     var webhookDelivered: Bool
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    enum Column: String, CaseIterable {
         case id, endpoint, status, input, webhook
         case executionTimeoutMs = "execution_timeout_ms"
         case ttlMs = "ttl_ms"
@@ -188,9 +188,9 @@ struct JobRow: Codable, Sendable, Hashable {
     }
 
     /// The column list for SELECT and RETURNING.
-    static let columns = CodingKeys.allCases.map(\.rawValue).joined(separator: ", ")
+    static let columns = Column.allCases.map(\.rawValue).joined(separator: ", ")
 
-    /// The row's values in `CodingKeys` order, for either database to bind.
+    /// The row's values in `Column` order, for either database to bind.
     var columnValues: [ColumnValue] {
         [
             .text(id), .text(endpoint), .text(status), .text(input), .text(webhook), .integer(executionTimeoutMs), .integer(ttlMs),
@@ -218,13 +218,14 @@ struct JobRow: Codable, Sendable, Hashable {
         startedAt = job.startedAt?.epochMilliseconds
         finishedAt = job.finishedAt?.epochMilliseconds
         leaseExpiresAt = job.leaseExpiresAt?.epochMilliseconds
-        webhookAttempts = Self.encode(job.webhookAttempts)
+        // Most jobs never call a webhook: spare them the encoder.
+        webhookAttempts = job.webhookAttempts.isEmpty ? "[]" : Self.encode(job.webhookAttempts)
         webhookDelivered = job.webhookDelivered
     }
 
     func record() throws(JobStoreError) -> JobRecord {
         guard let status = JobStatus(rawValue: status) else { throw corrupt("status \"\(status)\" is not a job status") }
-        guard let attemptsList = Self.decode([WebhookAttempt].self, webhookAttempts) else {
+        guard let attemptsList = webhookAttempts == "[]" ? [] : Self.decode([WebhookAttempt].self, webhookAttempts) else {
             throw corrupt("webhook attempts are not readable")
         }
         return JobRecord(

@@ -290,8 +290,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         _ operation: String, id: String, _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
     ) async throws(JobStoreError) -> T {
         let (value, change) = try await write(operation) { db in
-            let (value, change) = decide(try Self.fetchJob(id, db)?.record())
-            if let change { try Self.save(change, db) }
+            let stored = try Self.fetchJob(id, db)
+            let (value, change) = decide(try stored?.record())
+            if let change, let stored { try Self.save(change, over: stored, db) }
             return (value, change)
         }
         if let change, change.wakesTakers { work.signal([change.job.endpoint]) }
@@ -307,7 +308,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
             var changes: [JobChange] = []
             for row in rows {
                 guard let change = decide(try row.record()) else { continue }
-                try Self.save(change, db)
+                try Self.save(change, over: row, db)
                 changes.append(change)
             }
             return changes
@@ -326,8 +327,17 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         }
     }
 
-    private static func save(_ change: JobChange, _ db: Database) throws {
-        try db.cachedStatement(sql: updateJob).execute(arguments: StatementArguments(JobRow(change.job).columnValues))
+    /// Writes the columns that differ from `stored`, the row as read in this transaction: SQLite rewrites every index
+    /// on a column that an UPDATE sets, changed or not, and a take or a result changes only a few.
+    private static func save(_ change: JobChange, over stored: JobRow, _ db: Database) throws {
+        let row = JobRow(change.job)
+        let (before, after) = (stored.columnValues, row.columnValues)
+        let changed = JobRow.Column.allCases.indices.filter { before[$0] != after[$0] }
+        if !changed.isEmpty {
+            let assignments = changed.map { "\(JobRow.Column.allCases[$0].rawValue) = ?" }.joined(separator: ", ")
+            try db.cachedStatement(sql: "UPDATE jobs SET \(assignments) WHERE id = ?")
+                .execute(arguments: StatementArguments(changed.map { after[$0] } + [.text(row.id)]))
+        }
         if change.resubmitted { try moveToBack(change.job.id, db) }
         if let gaveUp = change.webhookGaveUp {
             try db.cachedStatement(sql: "UPDATE jobs SET webhook_gave_up = ? WHERE id = ?").execute(arguments: [gaveUp, change.job.id])
@@ -352,11 +362,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         try JobRow.fetchOne(db.cachedStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE id = ?"), arguments: [id])
     }
 
-    private static let width = JobRow.CodingKeys.allCases.count
+    private static let width = JobRow.Column.allCases.count
     private static let insertJob =
         "INSERT INTO jobs (\(JobRow.columns), seq) VALUES (\((1...width + 1).map { "?\($0)" }.joined(separator: ", ")))"
-    /// `?1` is the id, the first of the row's values.
-    private static let updateJob = "UPDATE jobs SET (\(JobRow.columns)) = (\((1...width).map { "?\($0)" }.joined(separator: ", "))) WHERE id = ?1"
 
     // MARK: Access
 
@@ -394,7 +402,36 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
 // MARK: - GRDB records
 
-extension JobRow: FetchableRecord {}
+extension JobRow: FetchableRecord {
+    /// By position, in `Column` order (every query selects `JobRow.columns` first): GRDB's Decodable path cost more
+    /// than the statement itself on the busiest requests. A value of the wrong type throws rather than traps.
+    init(row: Row) throws {
+        var index = -1
+        func next<Value: DatabaseValueConvertible>() throws -> Value {
+            index += 1
+            return try row.decode(Value.self, atIndex: index)
+        }
+        id = try next()
+        endpoint = try next()
+        status = try next()
+        input = try next()
+        webhook = try next()
+        executionTimeoutMs = try next()
+        ttlMs = try next()
+        lowPriority = try next()
+        s3Config = try next()
+        output = try next()
+        error = try next()
+        workerID = try next()
+        attempts = try next()
+        createdAt = try next()
+        startedAt = try next()
+        finishedAt = try next()
+        leaseExpiresAt = try next()
+        webhookAttempts = try next()
+        webhookDelivered = try next()
+    }
+}
 
 extension StatementArguments {
     init(_ values: [ColumnValue]) {
