@@ -65,7 +65,7 @@ enum JobRequest {
     }
 
     static func newID(sync: Bool = false) -> String {
-        (sync ? "sync-" : "") + UUID().uuidString.lowercased()
+        (sync ? "sync-" : "") + randomUUIDString()
     }
 }
 

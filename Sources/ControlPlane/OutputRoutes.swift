@@ -108,7 +108,7 @@ struct OutputRoutes {
             throw APIError(.contentTooLarge, "the image is \(formatBytes(length)), above the \(formatBytes(Self.inputLimit)) a worker fetches for init_image", field: "body")
         }
         guard length > 0 else { throw APIError.badRequest(field: "body", "the image is empty") }
-        let key = ObjectKey.input(endpoint: endpoint, fileName: UUID().uuidString.lowercased() + "." + ext)
+        let key = ObjectKey.input(endpoint: endpoint, fileName: randomUUIDString() + "." + ext)
         let storage = outputs.storage(httpClient: httpClient, baseURL: try baseURL(request))
         let stored: (bytes: Int64, sha256: String, url: String)
         do {

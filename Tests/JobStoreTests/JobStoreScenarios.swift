@@ -470,6 +470,26 @@ import Testing
         #expect(Set(taken).count == 100)
     }
 
+    @Test func sqliteCheckpointsItsWriteAheadLog() async throws {
+        // The store lengthens SQLite's checkpoint interval; the log must still be copied back and reused, or the -wal
+        // file would grow with every write until the disk fills.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jobstore-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("jobs.sqlite").path
+        let store = try SQLiteJobStore(path: path)
+        try await store.migrate()
+        // One commit each, with a 4 KiB input: over 100 MiB of log pages if nothing were checkpointed.
+        let padding = String(repeating: "x", count: 4096)
+        for index in 0..<3_000 {
+            _ = try await store.enqueue([newJob("j\(index)", input: ["pad": .string(padding)])], now: at(1))
+        }
+        let walBytes = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
+        let bound = (SQLiteJobStore.checkpointPages + 200) * 4096
+        #expect(walBytes < bound, "the write-ahead log grew to \(walBytes) bytes")
+        #expect(try await store.counts(endpoint: "ep")[.inQueue] == 3_000)
+    }
+
     @Test func sqliteReportsAnUnopenableFile() {
         let error = #expect(throws: JobStoreError.self) { try SQLiteJobStore(path: "/nonexistent-dir/x/jobs.sqlite") }
         #expect(error?.code == .unavailable)
