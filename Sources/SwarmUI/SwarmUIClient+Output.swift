@@ -34,6 +34,25 @@ extension SwarmUIClient {
         return SwarmUIOutput(contentType: contentType, length: length, body: response.body)
     }
 
+    /// `DeleteImage`: removes a saved output (and SwarmUI's sidecar files for it) from the user's output folder.
+    /// A data URL was never saved: nothing to do.
+    public func deleteOutput(_ reference: String) async throws(SwarmUIError) {
+        guard let path = Self.outputPath(of: reference) else { return }
+        _ = try await call("DeleteImage", ["path": .string(path)])
+    }
+
+    /// The path `DeleteImage` takes, relative to the user's output root: `View/<user>/<path>` (or `Output/<path>`
+    /// when SwarmUI does not append the user name) without its first part(s); nil for a data URL.
+    static func outputPath(of reference: String) -> String? {
+        if reference.hasPrefix("data:") { return nil }
+        let parts = (reference.hasPrefix("/") ? reference.dropFirst() : Substring(reference)).split(separator: "/", omittingEmptySubsequences: false)
+        switch parts.first {
+        case "View" where parts.count > 2: return parts.dropFirst(2).joined(separator: "/")
+        case "Output" where parts.count > 1: return parts.dropFirst().joined(separator: "/")
+        default: return parts.joined(separator: "/")
+        }
+    }
+
     /// Percent-encodes every segment of a relative path (RFC 3986 unreserved characters stay), keeping the `/`s.
     public static func percentEncodePath(_ path: String) -> String {
         path.split(separator: "/", omittingEmptySubsequences: false).map { segment in

@@ -24,7 +24,7 @@ struct APIReply: Sendable {
 extension SwarmUIEmulator {
     static let httpRoutes: Set<String> = [
         "getnewsession", "getcurrentstatus", "listbackends", "interruptall", "listt2iparams", "listmodels",
-        "describemodel", "editmodelmetadata", "generatetext2image",
+        "describemodel", "editmodelmetadata", "generatetext2image", "deleteimage",
     ]
     static let webSocketRoutes: Set<String> = ["generatetext2imagews", "domodeldownloadws"]
 
@@ -75,9 +75,27 @@ extension SwarmUIEmulator {
             let name = arguments["model"]?.looseString ?? ""
             guard await editModel(name, subtype: subtype, arguments: arguments) else { return .failure("Model not found.") }
             return .ok(["success": true])
+        case "deleteimage":
+            guard let path = arguments["path"]?.looseString else { return .failure("Missing required parameter 'path'") }
+            return deleteOutput(path)
         default:
             return await generateOverHTTP(session: session, arguments: arguments)
         }
+    }
+
+    /// `DeleteImage`: `path` is relative to the user's output folder; one outside it is refused, as SwarmUI's
+    /// CheckFilePath does, and a missing file is an error.
+    private nonisolated func deleteOutput(_ path: String) -> APIReply {
+        let segments = path.split(separator: "/")
+        guard !path.hasPrefix("/"), !segments.isEmpty, !segments.contains("..") else { return .failure("Invalid path.") }
+        let file = "\(outputRoot)/local/\(path)"
+        guard FileManager.default.fileExists(atPath: file) else { return .failure("That file does not exist, cannot delete.") }
+        do {
+            try FileManager.default.removeItem(atPath: file)
+        } catch {
+            return .failure("Failed to delete the file.")
+        }
+        return .ok(["success": true])
     }
 
     private nonisolated func generateOverHTTP(session: String, arguments: [String: JSONValue]) async -> APIReply {

@@ -125,6 +125,7 @@ public struct JobLoop: Service {
                 try? await queue.postDone(jobID: job.id, body: body)
             }
         }
+        await runner.removeDeliveredOutputs(of: job.id)
     }
 
     private func heartbeat() async {

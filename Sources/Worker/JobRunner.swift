@@ -41,12 +41,18 @@ public actor JobRunner {
     private var interrupts: [String: InterruptReason] = [:]
     private var running: (id: String, task: Task<JobOutcome, Never>)?
     private let clock = ContinuousClock()
+    /// Whether SwarmUI's saved files of a job go once its outputs are delivered: on a worker that runs jobs in bulk
+    /// they would otherwise fill the volume (a Wan 2.2 video is tens of MB, and SwarmUI never deletes one).
+    private let deletesDeliveredOutputs: Bool
+    /// SwarmUI's files of jobs whose outputs were delivered, until the job loop has the result safe.
+    private var delivered: [String: [String]] = [:]
 
     public init(
         swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient,
         inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, keptOutputsPath: String? = nil,
-        logger: Logger
+        deletesDeliveredOutputs: Bool = false, logger: Logger
     ) {
+        self.deletesDeliveredOutputs = deletesDeliveredOutputs
         self.swarm = swarm
         self.parser = parser
         self.queue = queue
@@ -81,6 +87,22 @@ public actor JobRunner {
     }
 
     public var runningJobID: String? { running?.id }
+
+    /// Deletes SwarmUI's files of a job whose outputs were delivered (stored, or inlined in the result), once the job
+    /// loop holds the result; a file that cannot be deleted stays on the volume and is logged, the job is not affected.
+    public func removeDeliveredOutputs(of jobID: String) async {
+        guard let references = delivered.removeValue(forKey: jobID), !references.isEmpty else { return }
+        var failures = 0
+        for reference in references {
+            do {
+                try await swarm.deleteOutput(reference)
+            } catch {
+                failures += 1
+                logger.warning("could not delete \(reference) from SwarmUI's output folder; it stays on the volume: \(error)", metadata: ["job.id": "\(jobID)"])
+            }
+        }
+        logger.debug("deleted SwarmUI's copies of the delivered outputs", metadata: ["job.id": "\(jobID)", "files": "\(references.count - failures)"])
+    }
 
     // MARK: Execution
 
@@ -209,6 +231,7 @@ public actor JobRunner {
             throw error
         }
         if destination != nil { kept?.remove(jobID: jobID) }
+        if deletesDeliveredOutputs { delivered[jobID] = outputs.map(\.reference).filter { !$0.hasPrefix("data:") } }
         let fetched = clock.now
         let seed = outputs.lazy.compactMap { Self.seed(fromMetadata: $0.metadata) }.first ?? request.seed
         return [

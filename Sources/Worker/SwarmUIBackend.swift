@@ -12,6 +12,8 @@ public protocol SwarmUIBackend: Sendable {
     func interruptAll() async throws
     /// Opens an output (a `View/...` path or a data URL) as a byte stream.
     func openOutput(_ reference: String) async throws -> OutputSource
+    /// Deletes a saved output from SwarmUI's output folder (nothing for a data URL).
+    func deleteOutput(_ reference: String) async throws
     /// A fresh session: the cheapest call that proves SwarmUI answers (keep-alive pings).
     func ping() async throws
     func listModels(path: String, depth: Int, subtype: String) async throws -> JSONValue

@@ -56,6 +56,10 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
         return outputs.map { GeneratedOutput(reference: $0.reference, batchIndex: $0.batchIndex, metadata: $0.metadata) }
     }
 
+    public func deleteOutput(_ reference: String) async throws {
+        try await translated { () async throws(SwarmUIError) in try await client.deleteOutput(reference) }
+    }
+
     public func interruptAll() async throws {
         try await translated { () async throws(SwarmUIError) in try await client.interruptAll() }
     }

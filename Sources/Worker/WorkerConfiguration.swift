@@ -41,6 +41,8 @@ public struct WorkerConfiguration: Sendable {
     public var modelTokens: [String: Secret]
     /// How many models download at once.
     public var modelDownloadConcurrency: Int
+    /// Keep SwarmUI's own files of a job after its outputs are delivered (by default they are deleted).
+    public var keepsSwarmUIOutputs: Bool
 
     /// The variables a manifest's `token_env` may name; only these are read.
     public static let modelTokenVariables = ["HUGGINGFACE_API_TOKEN", "CIVITAI_API_TOKEN"]
@@ -93,6 +95,7 @@ public struct WorkerConfiguration: Sendable {
         ]
         modelTokens = tokens.compactMapValues { $0.flatMap { $0.isEmpty ? nil : Secret($0) } }
         modelDownloadConcurrency = max(1, int("SWARM_DOWNLOAD_CONCURRENCY", 3))
+        keepsSwarmUIOutputs = flag("SWARM_KEEP_SWARMUI_OUTPUTS")
 
         // RunPod serverless injects its own templates; otherwise derive them from one queue URL.
         let pingMs = int("RUNPOD_PING_INTERVAL", 10_000)

@@ -35,10 +35,25 @@ struct WorkerProcessTests {
         #expect(status == 200)
         #expect(health["stage"] == "READY")
 
+        // Delivered: SwarmUI's own copy is deleted from the volume, so bulk runs do not fill it.
+        try await eventually("SwarmUI's copy of j1's output deleted", timeout: .seconds(10)) {
+            try rig.savedOutputs(of: "j1").isEmpty ? true : nil
+        }
+
         // SwarmUI restarting forgets every session: the worker renews its session and the next job still runs.
         try await rig.emulator("Restart")
         try await rig.peer.enqueue("j2", WorkerRig.textToImage())
         #expect(try await rig.peer.result("j2")["output"]?["files"]?.arrayValue?.count == 1)
+    }
+
+    @Test func keepsSwarmUIsCopyOfDeliveredOutputsWhenAskedTo() async throws {
+        let rig = try await WorkerRig.start(environment: ["SWARM_KEEP_SWARMUI_OUTPUTS": "1"])
+        defer { rig.stop() }
+        try await rig.peer.enqueue("kept", WorkerRig.textToImage())
+        #expect(try await rig.peer.result("kept")["error"] == nil)
+        // Deletion would follow the result within milliseconds; give it ample time not to happen.
+        try await Task.sleep(for: .seconds(1))
+        #expect(try rig.savedOutputs(of: "kept").count == 1)
     }
 
     @Test func waitsWhileTheBackendLoads() async throws {

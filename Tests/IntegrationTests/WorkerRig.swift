@@ -109,6 +109,13 @@ struct WorkerRig {
     }
 
     /// Waits until the queue has handed `id` to the worker.
+    /// The files SwarmUI saved on the volume for job `id` (the worker names them `swarm-jobs/<id>-<batch>`).
+    func savedOutputs(of id: String) throws -> [String] {
+        let folder = volume.appendingPathComponent("SwarmUI/Output/local/swarm-jobs").path
+        guard FileManager.default.fileExists(atPath: folder) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("\(id)-") }
+    }
+
     func waitUntilTaken(_ id: String) async throws {
         _ = try await eventually("job \(id) taken") {
             try await peer.state()["taken"]?.arrayValue?.contains { $0["id"]?.stringValue == id } == true ? true : nil

@@ -35,6 +35,32 @@ struct OutputTests {
         }
     }
 
+    @Test func deleteOutputRemovesTheSavedFileAndNamesAMissingOne() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("swarmui-delete-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try await withEmulatorClient(.init(dataDirectory: root)) { _, client in
+            let outputs = try await client.generate(request(["overrideoutpathformat": "jobs/a b,c-[batch_id]"])) { _ in }
+            let reference = try #require(outputs.first?.reference)
+            let onDisk = root + "/Output/local/" + reference.dropFirst("View/local/".count)
+            #expect(FileManager.default.fileExists(atPath: onDisk))
+            try await client.deleteOutput(reference)
+            #expect(!FileManager.default.fileExists(atPath: onDisk))
+            // SwarmUI answers 200 with an error for a file that is not there: the client throws it.
+            let error = await #expect(throws: SwarmUIError.self) { try await client.deleteOutput(reference) }
+            #expect(error?.description.contains("does not exist") == true)
+            // A data URL was never saved: nothing to delete, no call made.
+            try await client.deleteOutput("data:image/png;base64,AAAA")
+        }
+    }
+
+    @Test func deletePathsAreRelativeToTheUsersOutputFolder() {
+        #expect(SwarmUIClient.outputPath(of: "View/local/jobs/a b,c-0.png") == "jobs/a b,c-0.png")
+        #expect(SwarmUIClient.outputPath(of: "/View/someone/raw/2026-12-01/x.mp4") == "raw/2026-12-01/x.mp4")
+        // SwarmUI with AppendUserNameToOutputPath off sends Output/<path>.
+        #expect(SwarmUIClient.outputPath(of: "Output/raw/x.png") == "raw/x.png")
+        #expect(SwarmUIClient.outputPath(of: "data:image/png;base64,AAAA") == nil)
+    }
+
     @Test func dataURLOutputsDecode() async throws {
         try await withEmulatorClient { _, client in
             let outputs = try await client.generate(request(["donotsave": true])) { _ in }

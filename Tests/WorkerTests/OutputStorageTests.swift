@@ -61,7 +61,8 @@ struct SelfSignedUploadTests {
                 swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
                 parser: JobInputParser(presets: try Presets.load(path: nil)), queue: queue, httpClient: http,
                 inlineMaxBytes: configuration.inlineMaxBytes, uploadsViaQueue: uploadsViaQueue,
-                bucket: configuration.outputBucket, keptOutputsPath: configuration.keptOutputsPath, logger: quiet)
+                bucket: configuration.outputBucket, keptOutputsPath: configuration.keptOutputsPath,
+                deletesDeliveredOutputs: !configuration.keepsSwarmUIOutputs, logger: quiet)
             do {
                 try await body(runner, swarm, volume)
             } catch {
@@ -148,12 +149,18 @@ struct SelfSignedUploadTests {
             let kept = try #require(message.firstRange(of: "Output/local/").map { message[$0.lowerBound...].prefix { $0 != " " && $0 != ";" } })
             #expect(FileManager.default.fileExists(atPath: volume + "/SwarmUI/" + kept), "\(kept) is not on the volume")
             #expect(await swarm.emulator.observe().generateRequests == 1)
+            // Not delivered: the job loop's clean-up after the result leaves SwarmUI's file for the retry.
+            await runner.removeDeliveredOutputs(of: "fault-1")
+            #expect(FileManager.default.fileExists(atPath: volume + "/SwarmUI/" + kept), "\(kept) was deleted before it was stored")
 
             // The retry (same job id, storage back) stores SwarmUI's file from the volume without generating again.
             let retry = await runner.run(Self.job("fault-1", extra: ["s3Config": Self.s3Config(bucket: bucket, endpoint: endpoint)]))
             try await Self.expectStored(retry, bucket: bucket, bytes: 200_000, volume: volume)
             #expect(await swarm.emulator.observe().generateRequests == 1)
             #expect(!FileManager.default.fileExists(atPath: volume + "/.swarm-worker/kept-outputs/fault-1.json"))
+            // Stored now: the clean-up deletes SwarmUI's copy.
+            await runner.removeDeliveredOutputs(of: "fault-1")
+            #expect(!FileManager.default.fileExists(atPath: volume + "/SwarmUI/" + kept))
         }
     }
 }
