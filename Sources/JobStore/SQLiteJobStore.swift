@@ -20,9 +20,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             // SQLite checkpoints inside the commit that crosses this many log pages, on the one writer, and its two
-            // fsyncs stall every queued write. The default, 1,000 pages, did that often enough to cost about a tenth
-            // of the control plane's throughput; a longer log is checkpointed a quarter as often, and copies back
-            // little more each time because most of its pages are the same hot index pages written again.
+            // fsyncs stall every queued write. A longer log than the default 1,000 pages is checkpointed a quarter as
+            // often and copies back little more each time, because most of its pages are the same hot index pages
+            // written again (a 2,000-job benchmark run: 17 fdatasync calls instead of 59, 14% fewer page writes).
             try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
         }
         do {
