@@ -187,8 +187,10 @@ struct JobRow: Sendable, Hashable {
         case webhookDelivered = "webhook_delivered"
     }
 
+    /// Column names in `Column` order (`allCases` builds a new array on every use).
+    static let columnNames = Column.allCases.map(\.rawValue)
     /// The column list for SELECT and RETURNING.
-    static let columns = Column.allCases.map(\.rawValue).joined(separator: ", ")
+    static let columns = columnNames.joined(separator: ", ")
 
     /// The row's values in `Column` order, for either database to bind.
     var columnValues: [ColumnValue] {

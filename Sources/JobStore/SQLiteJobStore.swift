@@ -342,9 +342,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     private static func save(_ change: JobChange, over stored: JobRow, _ db: Database) throws {
         let row = JobRow(change.job)
         let (before, after) = (stored.columnValues, row.columnValues)
-        let changed = JobRow.Column.allCases.indices.filter { before[$0] != after[$0] }
+        let changed = before.indices.filter { before[$0] != after[$0] }
         if !changed.isEmpty {
-            let assignments = changed.map { "\(JobRow.Column.allCases[$0].rawValue) = ?" }.joined(separator: ", ")
+            let assignments = changed.map { "\(JobRow.columnNames[$0]) = ?" }.joined(separator: ", ")
             try db.cachedStatement(sql: "UPDATE jobs SET \(assignments) WHERE id = ?")
                 .execute(arguments: StatementArguments(changed.map { after[$0] } + [.text(row.id)]))
         }

@@ -88,7 +88,7 @@ extension SwarmUIEmulator {
     private nonisolated func deleteOutput(_ path: String) -> APIReply {
         let segments = path.split(separator: "/")
         guard !path.hasPrefix("/"), !segments.isEmpty, !segments.contains("..") else { return .failure("Invalid path.") }
-        let file = "\(outputRoot)/local/\(path)"
+        let file = userOutputFile(path)
         guard FileManager.default.fileExists(atPath: file) else { return .failure("That file does not exist, cannot delete.") }
         do {
             try FileManager.default.removeItem(atPath: file)

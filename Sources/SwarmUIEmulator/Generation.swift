@@ -207,7 +207,7 @@ extension SwarmUIEmulator {
         if plan.doNotSave {
             return OutputFiles.dataURL(size: size, seed: relative, ext: ext)
         }
-        try OutputFiles.write(to: "\(outputRoot)/local/\(relative)", size: size, ext: ext)
+        try OutputFiles.write(to: userOutputFile(relative), size: size, ext: ext)
         return "View/local/\(relative)"
     }
 

@@ -86,6 +86,11 @@ public actor SwarmUIEmulator {
     public nonisolated let configuration: Configuration
     /// Where output files live: `<outputRoot>/local/<path>` is served as `View/local/<path>`.
     public nonisolated let outputRoot: String
+
+    /// The file of `relative`, a path in the emulated user's output folder (what `View/local/` serves).
+    nonisolated func userOutputFile(_ relative: String) -> String {
+        "\(outputRoot)/local/\(relative)"
+    }
     let createdAt = ContinuousClock.now
 
     private var stepDuration: Duration
