@@ -53,6 +53,21 @@ struct OutputTests {
         }
     }
 
+    @Test func deleteRefusesPathsOutsideTheOutputFolder() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("swarmui-escape-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/Output/local", withIntermediateDirectories: true)
+        let outside = root + "/keep.txt"
+        #expect(FileManager.default.createFile(atPath: outside, contents: Data("x".utf8)))
+        try await withEmulatorClient(.init(dataDirectory: root)) { _, client in
+            for path in ["../../keep.txt", "/\(outside)"] {
+                let error = await #expect(throws: SwarmUIError.self) { _ = try await client.call("DeleteImage", ["path": .string(path)]) }
+                #expect(error?.description.contains("Invalid path") == true, "\(path): \(String(describing: error))")
+            }
+        }
+        #expect(FileManager.default.fileExists(atPath: outside))
+    }
+
     @Test func deletePathsAreRelativeToTheUsersOutputFolder() {
         #expect(SwarmUIClient.outputPath(of: "View/local/jobs/a b,c-0.png") == "jobs/a b,c-0.png")
         #expect(SwarmUIClient.outputPath(of: "/View/someone/raw/2026-12-01/x.mp4") == "raw/2026-12-01/x.mp4")
