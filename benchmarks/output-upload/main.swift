@@ -177,6 +177,8 @@ func measure(_ target: Target, rounds: Int, bytes: Int, swarmUI: String, swarmRo
     var environment = target.workerEnvironment.merging([
         "SWARMUI_ATTACH": "1", "SWARMUI_API_URL": swarmUI, "VOLUME_PATH": volume,
         "WORKER_HEALTH_HOST": "127.0.0.1", "WORKER_HEALTH_PORT": "0", "LOG_LEVEL": "warning",
+        // curl -T sends the emulator's file after the job: the worker must not delete SwarmUI's copy once delivered.
+        "SWARM_KEEP_SWARMUI_OUTPUTS": "1",
     ]) { $1 }
     // glibc's allocator settings reach the worker, to compare its memory under them (MALLOC_ARENA_MAX=2 ...).
     for (name, value) in ProcessInfo.processInfo.environment where name.hasPrefix("MALLOC_") { environment[name] = value }
