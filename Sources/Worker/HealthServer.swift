@@ -1,47 +1,139 @@
-import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
 import SwarmCore
-
-import Foundation
 
 /// `/health` (the image's HEALTHCHECK and people with curl) and `/metrics` (Prometheus text format), read from the
 /// worker's state on each request so nothing has to be kept in step.
-public enum HealthServer {
-    public static func buildApplication(
-        host: String, port: Int, state: WorkerState, monitor: SwarmUIProcessMonitor?, logger: Logger
-    ) -> some ApplicationProtocol {
-        let router = Router()
-        router.get("health") { _, _ -> Response in
-            let snapshot = await state.snapshot()
-            let restarts = await monitor?.restarts ?? 0
-            var body: [String: JSONValue] = [
-                "stage": .string(snapshot.stage.name),
-                "ready": .bool(snapshot.stage == .ready),
-                "swarmui_ready": .bool(snapshot.swarmUIReady),
-                "swarmui_restarts": .int(restarts),
-                "current_job": snapshot.currentJobID.map(JSONValue.string) ?? .null,
-                "pending_results": .int(snapshot.undeliveredJobIDs.count),
-                "jobs": ["succeeded": .int(snapshot.jobsSucceeded), "failed": .int(snapshot.jobsFailed)],
-            ]
-            if case .error(let reason) = snapshot.stage { body["error"] = .string(reason) }
-            if case .downloading(let done, let total) = snapshot.stage {
-                body["download"] = ["done_bytes": .int(Int(done)), "total_bytes": .int(Int(total))]
+///
+/// Plain SwiftNIO rather than Hummingbird: two GET routes need no router, and Hummingbird's server keeps an HTTP
+/// `Date` header formatted through Foundation's calendar, which loads ICU's time-zone data into the idle worker
+/// (about 2 MiB of its resident memory with the router's code).
+public struct HealthServer: Service {
+    let host: String
+    let port: Int
+    let state: WorkerState
+    let monitor: SwarmUIProcessMonitor?
+    let logger: Logger
+    /// Told the bound port once the server listens (port 0 picks a free one).
+    let onListening: @Sendable (Int) async -> Void
+
+    public init(
+        host: String, port: Int, state: WorkerState, monitor: SwarmUIProcessMonitor?, logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) {
+        self.host = host
+        self.port = port
+        self.state = state
+        self.monitor = monitor
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+    /// Serves until graceful shutdown (or cancellation), which closes the listener and every open connection.
+    public func run() async throws {
+        let server: NIOAsyncChannel<Connection, Never>
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: host, port: port) { child in
+                    child.eventLoop.makeCompletedFuture {
+                        try child.pipeline.syncOperations.configureHTTPServerPipeline()
+                        return try Connection(wrappingChannelSynchronously: child)
+                    }
+                }
+        } catch {
+            throw HealthServerError(description: "the health endpoint cannot listen on \(host):\(port) (\(error)); set WORKER_HEALTH_PORT to a free port")
+        }
+        let boundPort = server.channel.localAddress?.port ?? port
+        logger.info("health endpoint listening", metadata: ["address": "http://\(host):\(boundPort)/health"])
+        await onListening(boundPort)
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await withThrowingDiscardingTaskGroup { group in
+                    try await server.executeThenClose { connections in
+                        for try await connection in connections {
+                            group.addTask { await serve(connection) }
+                        }
+                    }
+                }
             }
-            // ERROR is the one stage a restart may fix; every other stage is healthy, even while starting.
-            let status: HTTPResponse.Status = if case .error = snapshot.stage { .serviceUnavailable } else { .ok }
-            return json(.object(body), status: status)
+        } catch where Task.isShuttingDownGracefully {
+            // The cancellation that stopped the listener; shutting down is what was asked for.
+            logger.debug("health endpoint stopped", metadata: ["reason": "\(error)"])
         }
-        router.get("metrics") { _, _ -> Response in
-            let snapshot = await state.snapshot()
-            let restarts = await monitor?.restarts ?? 0
-            let text = prometheusText(snapshot, swarmUIRestarts: restarts)
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    /// Answers each request on one connection in turn (keep-alive for scrapers); a request body is read and ignored.
+    private func serve(_ connection: Connection) async {
+        try? await connection.executeThenClose { inbound, outbound in
+            var head: HTTPRequestHead?
+            for try await part in inbound {
+                switch part {
+                case .head(let requestHead):
+                    head = requestHead
+                case .body:
+                    continue
+                case .end:
+                    guard let request = head else { return }
+                    head = nil
+                    let reply = await answer(request)
+                    var headers = HTTPHeaders([("Content-Type", reply.contentType), ("Content-Length", String(reply.body.readableBytes))])
+                    if let allow = reply.allow { headers.add(name: "Allow", value: allow) }
+                    headers.add(name: "Connection", value: request.isKeepAlive ? "keep-alive" : "close")
+                    try await outbound.write(.head(HTTPResponseHead(version: request.version, status: reply.status, headers: headers)))
+                    if request.method != .HEAD { try await outbound.write(.body(.byteBuffer(reply.body))) }
+                    try await outbound.write(.end(nil))
+                    guard request.isKeepAlive else { return }
+                }
+            }
         }
-        return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "swarm-worker"), logger: logger)
+    }
+
+    struct Reply {
+        var status: HTTPResponseStatus
+        var contentType: String
+        var body: ByteBuffer
+        var allow: String? = nil
+    }
+
+    func answer(_ request: HTTPRequestHead) async -> Reply {
+        let path = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? request.uri
+        guard path == "/health" || path == "/metrics" else {
+            return Self.json(["error": .string("no route \(path); the worker serves GET /health and GET /metrics")], status: .notFound)
+        }
+        guard request.method == .GET || request.method == .HEAD else {
+            var reply = Self.json(["error": .string("\(request.method.rawValue) \(path) is not allowed; use GET")], status: .methodNotAllowed)
+            reply.allow = "GET, HEAD"
+            return reply
+        }
+        let snapshot = await state.snapshot()
+        let restarts = await monitor?.restarts ?? 0
+        if path == "/metrics" {
+            return Reply(
+                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                body: ByteBuffer(string: Self.prometheusText(snapshot, swarmUIRestarts: restarts)))
+        }
+        var body: [String: JSONValue] = [
+            "stage": .string(snapshot.stage.name),
+            "ready": .bool(snapshot.stage == .ready),
+            "swarmui_ready": .bool(snapshot.swarmUIReady),
+            "swarmui_restarts": .int(restarts),
+            "current_job": snapshot.currentJobID.map(JSONValue.string) ?? .null,
+            "pending_results": .int(snapshot.undeliveredJobIDs.count),
+            "jobs": ["succeeded": .int(snapshot.jobsSucceeded), "failed": .int(snapshot.jobsFailed)],
+        ]
+        if case .error(let reason) = snapshot.stage { body["error"] = .string(reason) }
+        if case .downloading(let done, let total) = snapshot.stage {
+            body["download"] = ["done_bytes": .int(Int(done)), "total_bytes": .int(Int(total))]
+        }
+        // ERROR is the one stage a restart may fix; every other stage is healthy, even while starting.
+        let status: HTTPResponseStatus = if case .error = snapshot.stage { .serviceUnavailable } else { .ok }
+        return Self.json(.object(body), status: status)
     }
 
     static func prometheusText(_ snapshot: WorkerState.Snapshot, swarmUIRestarts: Int) -> String {
@@ -64,9 +156,11 @@ public enum HealthServer {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private static func json(_ value: JSONValue, status: HTTPResponse.Status) -> Response {
-        Response(
-            status: status, headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: value.jsonString())))
+    private static func json(_ value: JSONValue, status: HTTPResponseStatus) -> Reply {
+        Reply(status: status, contentType: "application/json", body: ByteBuffer(string: value.jsonString()))
     }
+}
+
+public struct HealthServerError: Error, Sendable, CustomStringConvertible {
+    public var description: String
 }

@@ -56,7 +56,7 @@ public struct WorkerApplication: Sendable {
     /// Runs until SIGTERM or SIGINT (graceful) or until a service fails; the error says why. The health server
     /// answers from the start, so `/health` shows PROVISIONING and DOWNLOADING while the volume is prepared.
     public func run() async throws {
-        let health = HealthServer.buildApplication(
+        let health = HealthServer(
             host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, logger: logger)
         let worker = AfterVolumePrepared(
             prepare: { [configuration, state, logger] in
