@@ -15,12 +15,14 @@ COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
 COPY benchmarks ./benchmarks
-# The .build cache mount keeps dependency checkouts between builds; the product is copied out
-# of it in the same step because cache mounts are not part of the layer.
-RUN --mount=type=cache,target=/src/.build \
-    swift build -c release --static-swift-stdlib --product swarm-worker \
-    && mkdir -p /out \
-    && strip -o /out/swarm-worker .build/release/swarm-worker
+COPY builder/build-worker.sh builder/swarm-worker.order ./builder/
+# build-worker.sh: swift build -c release --static-swift-stdlib --product swarm-worker, with the link
+# layout that keeps the idle worker's resident set small (the script says why). The cache mount keeps
+# dependency checkouts between builds; the product is copied out of it in the same step because cache
+# mounts are not part of the layer.
+RUN --mount=type=cache,target=/src/.build-image \
+    mkdir -p /out \
+    && strip -o /out/swarm-worker "$(builder/build-worker.sh --scratch-path .build-image | tail -n 1)"
 
 # The runtime image has glibc, the GCC runtime and zlib (AsyncHTTPClient's HTTP decompression links it),
 # nothing else the binary could link to: fail here, not at the first start on a GPU, if another slipped in.

@@ -1,10 +1,11 @@
 // Measures what the worker adds around SwarmUI, against the emulator, in one run:
-//   - idle RSS of the real swarm-worker binary (attached, no jobs);
+//   - idle RSS of the real swarm-worker binary (attached, no jobs): the image's build when SWARM_WORKER_BINARY names it
+//     (benchmarks/worker-overhead.sh builds it with builder/build-worker.sh), else the one next to this benchmark;
 //   - per job: job-take answered → SwarmUI generate request received (in), and SwarmUI's last frame → job-done
 //     received (out), p50/p99 over N jobs;
 //   - side by side: the same N generations driven by a bare SwarmUIClient loop (no queue, no worker), and the
 //     worker's per-job wall time as a ratio to it.
-// Run: swift run -c release worker-overhead [jobs]   (default 1000)
+// Run: benchmarks/worker-overhead.sh [jobs], or swift run -c release worker-overhead [jobs]   (default 1000)
 import AsyncHTTPClient
 import Hummingbird
 import JobProtocol
@@ -97,7 +98,8 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
     // 1. Idle RSS of the real binary, attached to the emulator, polling a queue with no work.
     let idleQueue = BenchQueue(count: 0)
     let idleRSS: Int? = try await withLoopbackServer(idleQueue.application) { port in
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swarm-worker").path
+        let binary = ProcessInfo.processInfo.environment["SWARM_WORKER_BINARY"]
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swarm-worker").path
         guard FileManager.default.isExecutableFile(atPath: binary) else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -164,7 +166,8 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
     }
 
     print("worker-overhead: \(jobCount) jobs against the SwarmUI emulator (zero-time steps), loopback")
-    print("  idle RSS (swarm-worker, attached, no jobs): \(idleRSS.map { String(format: "%.1f MiB", Double($0) / 1024) } ?? "n/a (build the swarm-worker product first)")  target ≤ 20 MiB")
+    let measured = ProcessInfo.processInfo.environment["SWARM_WORKER_BINARY"] == nil ? "this build's swarm-worker" : "the image's swarm-worker build"
+    print("  idle RSS (\(measured), attached, no jobs): \(idleRSS.map { String(format: "%.1f MiB", Double($0) / 1024) } ?? "n/a (build the swarm-worker product first)")  target ≤ 20 MiB")
     print("  take answered → generate request:  p50 \(ms(percentile(inbound, 0.5)))  p99 \(ms(percentile(inbound, 0.99)))  (targets 2 ms / 10 ms)")
     print("  last frame → job-done received:   p50 \(ms(percentile(outbound, 0.5)))  p99 \(ms(percentile(outbound, 0.99)))  (targets 2 ms / 10 ms)")
     print("  per job, worker end to end: \(ms(workerWall / jobCount))   bare SwarmUI client: \(ms(bareWall / jobCount))   ratio \(String(format: "%.2f", workerWall.seconds / bareWall.seconds))")

@@ -32,9 +32,18 @@ def test_build_glibc_not_newer_than_runtime(build_args):
     assert build_args["SWIFT_IMAGE"].endswith("-noble") and build_args["CUDA_IMAGE"].endswith("ubuntu24.04")
 
 
-def test_static_release_build_of_the_worker(dockerfile):
+def test_static_release_build_of_the_worker(dockerfile, repo):
     runs = " ".join(rest for keyword, rest in stage_instructions(dockerfile, "build") if keyword == "RUN")
-    assert "swift build -c release --static-swift-stdlib --product swarm-worker" in runs
+    assert "builder/build-worker.sh" in runs
+    copies = [rest for keyword, rest in stage_instructions(dockerfile, "build") if keyword == "COPY"]
+    assert "builder/build-worker.sh builder/swarm-worker.order ./builder/" in copies
+    script = (repo / "builder/build-worker.sh").read_text()
+    assert "-c release --static-swift-stdlib --product swarm-worker" in script
+    # The layout flags and the order file they read: without them the idle worker's RSS is half again as large.
+    for flag in ("-function-sections", "-use-ld=lld", "--symbol-ordering-file=", "pack-relative-relocs", "--no-export-dynamic"):
+        assert flag in script, flag
+    order = (repo / "builder/swarm-worker.order").read_text().split()
+    assert len(order) > 1000 and any(name.startswith("$s6Worker") for name in order)
     copies = [rest for keyword, rest in stage_instructions(dockerfile, "runtime") if keyword == "COPY"]
     assert "--from=build /out/swarm-worker /usr/local/bin/swarm-worker" in copies
 
