@@ -50,15 +50,18 @@ SWARMUI_ATTACH=1 SWARMUI_API_URL="http://127.0.0.1:${swarm_port}" \
 [[ -s "${work}/callgrind.out" ]] || { cat "${work}/worker.log" >&2; exit 1; }
 
 # Function names as the linker knows them: callgrind marks recursion depth with 'N and names code without a
-# symbol by its address; neither can be ordered.
-python3 - "${work}/callgrind.out" builder/swarm-worker.order <<'PY'
+# symbol by its address, which cannot be ordered.
+# Only names the binary defines: what ran in glibc and libstdc++ is not the linker's to place.
+nm --defined-only "${binary}" | awk '{ print $3 }' >"${work}/defined.txt"
+python3 - "${work}/callgrind.out" builder/swarm-worker.order "${work}/defined.txt" <<'PY'
 import re, sys
+defined = set(open(sys.argv[3]).read().split())
 names = set()
 for line in open(sys.argv[1], errors="replace"):
     match = re.match(r"c?fn=\(\d+\) (.+)$", line.rstrip("\n"))
     if match:
         name = re.sub(r"'\d+$", "", match.group(1))
-        if not name.startswith("0x") and " " not in name:
+        if name in defined:
             names.add(name)
 with open(sys.argv[2], "w") as out:
     out.write("".join(name + "\n" for name in sorted(names)))

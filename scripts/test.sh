@@ -31,6 +31,9 @@ SWARMCTL_BIN="$(swift build --show-bin-path)/swarmctl" scripts/test-python.sh
 step "the README's first command: scripts/run-local.sh (text-to-image and image-to-video end to end)"
 scripts/run-local.sh
 
+step "the image's swarm-worker build (scripts/check-worker-build.sh: builder/build-worker.sh, then start and stop it)"
+scripts/check-worker-build.sh
+
 step "image checks (Dockerfile, builder/, scripts; no Docker engine needed)"
 scripts/check-image.sh
 
