@@ -140,6 +140,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         ]),
         (2, "expiry and webhook indexes", expiryIndexStatements),
         (3, "fleet instances", fleetTableStatements),
+        (4, "partial lease and finish indexes", partialStatusIndexStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).
@@ -414,12 +415,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
 
     func deleteExpired(cutoff: Date) async throws(JobStoreError) -> Int {
         try await transaction("delete expired") { connection, logger in
-            let deleted = try await connection.query(
-                """
-                DELETE FROM jobs WHERE status IN (\(unescaped: finalStatusesSQL)) AND finished_at <= \(cutoff.epochMilliseconds) RETURNING id
-                """,
-                logger: logger
-            ).collect().count
+            var binds = PostgresBindings()
+            binds.append(cutoff.epochMilliseconds)
+            let deletion = PostgresQuery(unsafeSQL: expiredJobsDeletion(placeholder: "$1") + " RETURNING id", binds: binds)
+            let deleted = try await connection.query(deletion, logger: logger).collect().count
             _ = try await connection.query("DELETE FROM workers WHERE last_seen <= \(cutoff.epochMilliseconds)", logger: logger)
             return deleted
         }

@@ -130,6 +130,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("3 fleet instances") { db in
             for statement in fleetTableStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("4 partial lease and finish indexes") { db in
+            for statement in partialStatusIndexStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 
@@ -294,6 +297,14 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         }.map { row throws(JobStoreError) in try row.record() }
     }
 
+    /// SQLite's plan for `sql` (`EXPLAIN QUERY PLAN`), one line per step: tests check with it that the statements run
+    /// on every take and expiry tick read an index.
+    func queryPlan(_ sql: String, arguments: [ColumnValue]) async throws(JobStoreError) -> [String] {
+        try await read("explain") { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: StatementArguments(arguments)).map { $0["detail"] }
+        }
+    }
+
     // MARK: Rule-backed changes
 
     func changeJob<T: Sendable>(
@@ -329,8 +340,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     func deleteExpired(cutoff: Date) async throws(JobStoreError) -> Int {
         try await write("delete expired") { db in
-            try db.execute(
-                sql: "DELETE FROM jobs WHERE status IN (\(finalStatusesSQL)) AND finished_at <= ?", arguments: [cutoff.epochMilliseconds])
+            try db.execute(sql: expiredJobsDeletion(placeholder: "?"), arguments: [cutoff.epochMilliseconds])
             let deleted = db.changesCount
             try db.execute(sql: "DELETE FROM workers WHERE last_seen <= ?", arguments: [cutoff.epochMilliseconds])
             return deleted

@@ -490,6 +490,27 @@ import Testing
         #expect(try await store.counts(endpoint: "ep")[.inQueue] == 3_000)
     }
 
+    @Test func sqliteTakeExpiryAndRetentionReadIndexesNotTheTable() async throws {
+        // Without statistics SQLite's planner is easily talked into walking every row in `seq` order; these run on
+        // every take and every expiry tick, so that would cost time in proportion to the whole history.
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        let select = "SELECT \(JobRow.columns) FROM jobs WHERE "
+        let take = JobSelection.takeable(endpoint: "ep", limit: 5, now: t0)
+        let expiry = JobSelection.dueForExpiry(now: t0)
+        let plans = [
+            "take": try await store.queryPlan(select + take.sql { "?\($0)" }, arguments: take.parameters),
+            "expire": try await store.queryPlan(select + expiry.sql { "?\($0)" }, arguments: expiry.parameters),
+            "retention": try await store.queryPlan(expiredJobsDeletion(placeholder: "?"), arguments: [.integer(0)]),
+        ]
+        for (query, plan) in plans {
+            #expect(!plan.contains { $0.hasPrefix("SCAN") }, "\(query) scans the table: \(plan)")
+        }
+        let expiryIndexes = ["jobs_running_lease", "jobs_running_timeout", "jobs_queued_ttl"]
+        #expect(expiryIndexes.allSatisfy { index in plans["expire"]!.contains { $0.contains(index) } }, "\(plans["expire"]!)")
+        #expect(plans["retention"]!.contains { $0.contains("jobs_finished") }, "\(plans["retention"]!)")
+    }
+
     @Test func sqliteReportsAnUnopenableFile() {
         let error = #expect(throws: JobStoreError.self) { try SQLiteJobStore(path: "/nonexistent-dir/x/jobs.sqlite") }
         #expect(error?.code == .unavailable)
