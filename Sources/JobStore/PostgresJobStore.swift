@@ -399,7 +399,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     ) async throws(JobStoreError) -> [JobChange] {
         try await transaction(operation) { connection, logger in
             // SKIP LOCKED: a job another taker (or replica) is handing out right now is simply not ours.
-            let sql = "SELECT \(JobRow.columns) FROM jobs WHERE " + selection.sql { "$\($0)" } + " FOR UPDATE SKIP LOCKED"
+            let sql = selection.sql { "$\($0)" } + " FOR UPDATE SKIP LOCKED"
             var binds = PostgresBindings()
             Self.append(selection.parameters, to: &binds)
             let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).jobRows()

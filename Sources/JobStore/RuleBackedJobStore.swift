@@ -22,10 +22,14 @@ extension JobSelection {
         }
     }
 
-    /// The selection's condition, order and limit in SQL that SQLite and PostgreSQL both read, so the time rules of
-    /// selection are written once. `placeholder` writes parameter n (`?n` or `$n`) of `parameters`. Limits are numbers
-    /// made here and statuses our own constants, so they are literals.
+    /// The SELECT of the selected jobs' rows (`JobRow.columns`), with condition, order and limit, in SQL that SQLite
+    /// and PostgreSQL both read, so the time rules of selection are written once. `placeholder` writes parameter n
+    /// (`?n` or `$n`) of `parameters`. Limits are numbers made here and statuses our own constants, so they are literals.
     func sql(placeholder: (Int) -> String) -> String {
+        "SELECT \(JobRow.columns) FROM jobs WHERE " + condition(placeholder: placeholder)
+    }
+
+    private func condition(placeholder: (Int) -> String) -> String {
         switch self {
         case .takeable(_, let limit, _):
             // A queued job whose ttl ran out is not handed out, even before `expire` marks it.

@@ -324,7 +324,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         _ operation: String, _ selection: JobSelection, _ decide: @escaping @Sendable (JobRecord) -> JobChange?
     ) async throws(JobStoreError) -> [JobChange] {
         let changes = try await write(operation) { db in
-            let select = try db.cachedStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE " + selection.sql { "?\($0)" })
+            let select = try db.cachedStatement(sql: selection.sql { "?\($0)" })
             let rows = try JobRow.fetchAll(select, arguments: StatementArguments(selection.parameters))
             var changes: [JobChange] = []
             for row in rows {

@@ -495,12 +495,11 @@ import Testing
         // every take and every expiry tick, so that would cost time in proportion to the whole history.
         let store = try SQLiteJobStore.inMemory()
         try await store.migrate()
-        let select = "SELECT \(JobRow.columns) FROM jobs WHERE "
         let take = JobSelection.takeable(endpoint: "ep", limit: 5, now: t0)
         let expiry = JobSelection.dueForExpiry(now: t0)
         let plans = [
-            "take": try await store.queryPlan(select + take.sql { "?\($0)" }, arguments: take.parameters),
-            "expire": try await store.queryPlan(select + expiry.sql { "?\($0)" }, arguments: expiry.parameters),
+            "take": try await store.queryPlan(take.sql { "?\($0)" }, arguments: take.parameters),
+            "expire": try await store.queryPlan(expiry.sql { "?\($0)" }, arguments: expiry.parameters),
             "retention": try await store.queryPlan(expiredJobsDeletion(placeholder: "?"), arguments: [.integer(0)]),
         ]
         for (query, plan) in plans {
