@@ -9,8 +9,16 @@ struct WorkSignalService: Service {
 
     func run() async throws {
         await core.migrated.wait()
-        for await endpoint in try await core.store.workAvailable().cancelOnGracefulShutdown() {
-            await core.work.signal(endpoint)
+        let endpoints = try await core.store.workAvailable()
+        // Every submit passes through here, so the stream is read directly and ended by cancelling its reader on
+        // graceful shutdown; `cancelOnGracefulShutdown()` would merge each element with the shutdown sequence.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await endpoint in endpoints { core.work.signal(endpoint) }
+            }
+            group.addTask { try? await gracefulShutdown() }
+            await group.next()
+            group.cancelAll()
         }
     }
 }
@@ -39,7 +47,7 @@ struct ExpiryService: Service {
         if !report.requeued.isEmpty {
             core.logger.warning("leases expired, jobs requeued", metadata: ["jobs": "\(report.requeued)"])
             // The workers that lost them are not named in the report; their job-stop polls look for themselves.
-            await core.stops.signalAll()
+            core.stops.signalAll()
         }
         if !report.failed.isEmpty {
             core.logger.warning("jobs failed after \(core.configuration.maxAttempts) attempts", metadata: ["jobs": "\(report.failed)"])
@@ -48,7 +56,7 @@ struct ExpiryService: Service {
             core.logger.notice("jobs timed out", metadata: ["jobs": "\(report.timedOut)"])
         }
         for id in report.failed + report.timedOut {
-            if let job = try await core.store.job(id: id) { await core.jobEnded(job) }
+            if let job = try await core.store.job(id: id) { core.jobEnded(job) }
         }
     }
 }

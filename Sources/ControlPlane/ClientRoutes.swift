@@ -136,7 +136,7 @@ struct ClientRoutes {
     private func cancel(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
         let job = try await requireJob(context)
         guard let cancelled = try await store.cancel(id: job.id, now: Date()) else { throw notFound(job.id, context) }
-        if !job.status.isFinal { await core.jobEnded(cancelled) }
+        if !job.status.isFinal { core.jobEnded(cancelled) }
         return .json(JobView.brief(cancelled))
     }
 

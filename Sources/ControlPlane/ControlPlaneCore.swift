@@ -31,12 +31,12 @@ final class ControlPlaneCore: Sendable {
     }
 
     /// Wakes whoever waits on this job's end, its worker's job-stop poll and the webhook sender.
-    func jobEnded(_ job: JobRecord) async {
+    func jobEnded(_ job: JobRecord) {
         guard job.status.isFinal else { return }
         metrics.finished(endpoint: job.endpoint, status: job.status)
-        await jobChanges.signal(job.id)
-        if let worker = job.workerID, job.status == .cancelled || job.status == .timedOut { await stops.signal(worker) }
-        if job.webhook != nil { await webhooksDue.signal(WebhookService.wakeKey) }
+        jobChanges.signal(job.id)
+        if let worker = job.workerID, job.status == .cancelled || job.status == .timedOut { stops.signal(worker) }
+        if job.webhook != nil { webhooksDue.signal(WebhookService.wakeKey) }
     }
 
     /// The job once final, or as it is when `timeout` runs out. Woken by this process's own changes; re-reads the store
@@ -44,7 +44,7 @@ final class ControlPlaneCore: Sendable {
     func awaitFinal(id: String, timeout: Duration) async throws(JobStoreError) -> JobRecord? {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let seen = await jobChanges.generation
+            let seen = jobChanges.generation
             guard let job = try await store.job(id: id) else { return nil }
             let remaining = deadline - .now
             if job.status.isFinal || remaining <= .zero || Task.isCancelled { return job }

@@ -1,4 +1,5 @@
 import ServiceLifecycle
+import Synchronization
 
 /// Wakes tasks waiting on a key (an endpoint that gained work, a job that changed) the moment it is signalled, so
 /// that long polls answer at once instead of sleep-polling.
@@ -6,36 +7,59 @@ import ServiceLifecycle
 /// Lost wake-ups are avoided with a generation counter: a waiter reads `generation` *before* it checks the store,
 /// and `wait(for:after:timeout:)` returns at once if anything was signalled since. A signal for another key also
 /// counts (a spurious wake-up, harmless because callers re-check the store), which keeps no state per key.
-actor KeyedSignal {
-    private(set) var generation: UInt64 = 0
-    private var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
-    private var nextWaiter = 0
-    private var closed = false
+///
+/// Signalling and reading the generation are synchronous (a lock held for a few instructions), not actor calls:
+/// every submit, take and result does one of them, and under load an actor hop there queued behind the others and
+/// woke a thread per request.
+final class KeyedSignal: Sendable {
+    private struct State {
+        var generation: UInt64 = 0
+        var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+        var nextWaiter = 0
+        var closed = false
+
+        /// Bumps the generation and takes the waiters to resume, which the caller does outside the lock.
+        mutating func take(_ key: String?) -> [CheckedContinuation<Void, Never>] {
+            generation &+= 1
+            guard let key else {
+                defer { waiters.removeAll() }
+                return waiters.values.flatMap(\.values)
+            }
+            return waiters.removeValue(forKey: key).map { Array($0.values) } ?? []
+        }
+    }
+
+    private let state = Mutex(State())
+
+    var generation: UInt64 { state.withLock { $0.generation } }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Long polls waiting right now, over all keys.
+    var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
 
     func signal(_ key: String) {
-        generation &+= 1
-        guard let woken = waiters.removeValue(forKey: key) else { return }
-        for continuation in woken.values { continuation.resume() }
+        for continuation in state.withLock({ $0.take(key) }) { continuation.resume() }
     }
 
     /// Wakes every waiter, whatever its key (for changes that do not say which key they concern).
     func signalAll() {
-        generation &+= 1
-        let all = waiters
-        waiters.removeAll()
-        for continuation in all.values.flatMap(\.values) { continuation.resume() }
+        for continuation in state.withLock({ $0.take(nil) }) { continuation.resume() }
     }
 
     /// Wakes every waiter now and later ones at once (the server is shutting down).
     func close() {
-        closed = true
-        signalAll()
+        let woken = state.withLock { state in
+            state.closed = true
+            return state.take(nil)
+        }
+        for continuation in woken { continuation.resume() }
     }
 
     /// Returns when `key` is signalled after generation `seen`, when `timeout` has passed, or on cancellation.
     /// Returns false once the signal is closed, or when the calling service shuts down gracefully (which closes it):
     /// a held long poll must answer then rather than delay the exit.
-    nonisolated func wait(for key: String, after seen: UInt64, timeout: Duration) async -> Bool {
+    func wait(for key: String, after seen: UInt64, timeout: Duration) async -> Bool {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.waitForSignal(key, after: seen) }
@@ -44,34 +68,33 @@ actor KeyedSignal {
                 group.cancelAll()
             }
         } onGracefulShutdown: {
-            Task { await self.close() }
+            self.close()
         }
-        return await !isClosed
+        return !isClosed
     }
-
-    var isClosed: Bool { closed }
 
     private func waitForSignal(_ key: String, after seen: UInt64) async {
-        guard generation == seen, !closed else { return }
-        let id = nextWaiter
-        nextWaiter += 1
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                // Cancellation may have come before the handler was installed; then nobody would resume us.
-                if Task.isCancelled {
-                    continuation.resume()
-                } else {
-                    waiters[key, default: [:]][id] = continuation
+                // Checked under the lock that `signal` takes, so a signal is either seen here or resumes this waiter.
+                // Cancellation may also have come before the waiter was registered; then nobody would resume it.
+                let resumeNow = state.withLock { state in
+                    guard state.generation == seen, !state.closed, !Task.isCancelled else { return true }
+                    state.waiters[key, default: [:]][id] = continuation
+                    return false
                 }
+                if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            Task { await self.cancelWaiter(key, id) }
+            let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { if state.waiters[key]?.isEmpty == true { state.waiters[key] = nil } }
+                return state.waiters[key]?.removeValue(forKey: id)
+            }
+            continuation?.resume()
         }
-    }
-
-    private func cancelWaiter(_ key: String, _ id: Int) {
-        guard let continuation = waiters[key]?.removeValue(forKey: id) else { return }
-        if waiters[key]?.isEmpty == true { waiters[key] = nil }
-        continuation.resume()
     }
 }

@@ -37,7 +37,7 @@ struct WebhookService: Service {
         let inFlight = InFlight()
         await withDiscardingTaskGroup { group in
             while !Task.isShuttingDownGracefully, !Task.isCancelled {
-                let seen = await core.webhooksDue.generation
+                let seen = core.webhooksDue.generation
                 var nextDue = Date().addingTimeInterval(1)
                 do {
                     let now = Date()
@@ -49,7 +49,7 @@ struct WebhookService: Service {
                             group.addTask {
                                 await deliver(job)
                                 await inFlight.finish(job.id)
-                                await core.webhooksDue.signal(Self.wakeKey)
+                                core.webhooksDue.signal(Self.wakeKey)
                             }
                         }
                     }

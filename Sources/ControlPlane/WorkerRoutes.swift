@@ -32,7 +32,7 @@ struct WorkerRoutes {
         let limit = batch ? try request.integerQuery("batch_size", in: 1...1_000) ?? 1 : 1
         let deadline = ContinuousClock.now + configuration.longPollTimeout
         while true {
-            let seen = await core.work.generation
+            let seen = core.work.generation
             let now = Date()
             let jobs = try await store.take(
                 endpoint: endpoint, workerID: worker, limit: limit,
@@ -78,7 +78,7 @@ struct WorkerRoutes {
             }
         switch try await store.finish(id: id, workerID: worker, result: result, maxAttempts: configuration.maxAttempts, now: now) {
         case .accepted(let job):
-            await core.jobEnded(job)
+            core.jobEnded(job)
             return .json(["status": .string(job.status.rawValue)])
         case .requeued(let job):
             return .json(["status": .string(job.status.rawValue)])
@@ -137,7 +137,7 @@ struct WorkerRoutes {
         let worker = try context.pathID("worker")
         let deadline = ContinuousClock.now + configuration.longPollTimeout
         while true {
-            let seen = await core.stops.generation
+            let seen = core.stops.generation
             let ids = try await store.takeJobsToStop(workerID: worker)
             if !ids.isEmpty { return try .json(encoding: JobsToStop(jobsToStop: ids)) }
             let remaining = deadline - .now
