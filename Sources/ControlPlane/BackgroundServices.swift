@@ -10,15 +10,10 @@ struct WorkSignalService: Service {
     func run() async throws {
         await core.migrated.wait()
         let endpoints = try await core.store.workAvailable()
-        // Every submit passes through here, so the stream is read directly and ended by cancelling its reader on
-        // graceful shutdown; `cancelOnGracefulShutdown()` would merge each element with the shutdown sequence.
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await endpoint in endpoints { core.work.signal(endpoint) }
-            }
-            group.addTask { try? await gracefulShutdown() }
-            await group.next()
-            group.cancelAll()
+        // Every submit passes through here, so the stream is read directly and its reader cancelled on graceful
+        // shutdown; `cancelOnGracefulShutdown()` would merge each element with the shutdown sequence.
+        await cancelWhenGracefulShutdown {
+            for await endpoint in endpoints { core.work.signal(endpoint) }
         }
     }
 }
