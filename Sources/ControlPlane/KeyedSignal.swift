@@ -8,9 +8,9 @@ import Synchronization
 /// and `wait(for:after:timeout:)` returns at once if anything was signalled since. A signal for another key also
 /// counts (a spurious wake-up, harmless because callers re-check the store), which keeps no state per key.
 ///
-/// Signalling and reading the generation are synchronous (a lock held for a few instructions), not actor calls:
-/// every submit, take and result does one of them, and under load an actor hop there queued behind the others and
-/// woke a thread per request.
+/// Signalling and reading the generation are synchronous (a lock held for a few instructions), not actor calls, so
+/// the submit, take and result routes never suspend for them, and shutdown and cancellation resume waiters directly
+/// instead of through unstructured tasks.
 final class KeyedSignal: Sendable {
     private struct State {
         var generation: UInt64 = 0
