@@ -1,4 +1,5 @@
 import Synchronization
+import Testing
 
 import Foundation
 
@@ -45,6 +46,13 @@ final class ChildProcess: Sendable {
         try await poll("a line containing '\(text)'", timeout: timeout) {
             self.output.first { $0.contains(text) }
         }
+    }
+
+    /// The port `swarmctl serve` listens on, from its "listening on" line.
+    func servePort() async throws -> Int {
+        let line = try await waitForLine(containing: "swarmctl serve: listening on")
+        let afterHost = try #require(line.range(of: "127.0.0.1:")).upperBound
+        return try #require(Int(line[afterHost...].prefix { $0.isNumber }))
     }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }

@@ -51,13 +51,6 @@ struct FleetServeTests {
         return try #require(process.output.lazy.compactMap { JSONValue.parse(Data($0.utf8)) }.first)
     }
 
-    /// The port `serve` listens on, from its first line.
-    static func port(of server: ChildProcess) async throws -> Int {
-        let line = try await server.waitForLine(containing: "swarmctl serve: listening on")
-        let afterHost = try #require(line.range(of: "127.0.0.1:")).upperBound
-        return try #require(Int(line[afterHost...].prefix { $0.isNumber }))
-    }
-
     /// One HTTP call to the queue; `key` goes in `Authorization` as the RunPod worker sends it.
     static func call(_ method: HTTPMethod, _ url: String, _ body: JSONValue? = nil, key: String? = nil) async throws -> (status: Int, json: JSONValue?) {
         var request = HTTPClientRequest(url: url)
@@ -129,7 +122,7 @@ struct FleetServeTests {
         try await VastAIEmulator.withRunning(configuration: Self.fastVast) { vast in
             var server = try Self.serve(directory, vast)
             defer { server.stop() }
-            let queue = "http://127.0.0.1:\(try await Self.port(of: server))/v2/swarmui"
+            let queue = "http://127.0.0.1:\(try await server.servePort())/v2/swarmui"
             try await server.waitForLine(containing: "fleet on")
             let first = try await eventually("one instance rented") { await Self.fleet(vast).count == 1 ? await Self.fleet(vast)[0] : nil }
             let key = try #require(first.env["SWARM_WORKER_KEY"])
@@ -182,7 +175,7 @@ struct FleetServeTests {
         try await VastAIEmulator.withRunning(configuration: slow) { vast in
             let server = try Self.serve(directory, vast)
             defer { server.stop() }
-            let queue = "http://127.0.0.1:\(try await Self.port(of: server))/v2/swarmui"
+            let queue = "http://127.0.0.1:\(try await server.servePort())/v2/swarmui"
             try await server.waitForLine(containing: "fleet on")
             let instance = try await eventually("one instance rented") { await Self.fleet(vast).first }
             try await body(directory, vast, queue, instance)

@@ -121,9 +121,7 @@ struct LocalWorkerTests {
             arguments: ["serve", "--local-worker", "--port", "0", "--data-dir", directory.path],
             environment: environment.merging(["SWARMUI_API_URL": "http://127.0.0.1:\(swarmUIPort)", "SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": ""]) { $1 })
         defer { server.stop() }
-        let line = try await server.waitForLine(containing: "swarmctl serve: listening on")
-        let afterHost = try #require(line.range(of: "127.0.0.1:")).upperBound
-        let port = try #require(Int(line[afterHost...].prefix { $0.isNumber }))
+        let port = try await server.servePort()
         try await server.waitForLine(containing: "SwarmUI EMULATOR")
 
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v2/swarmui/runsync?wait=60000")

@@ -16,9 +16,7 @@ struct ServeShutdownTests {
             arguments: ["serve", "--port", "0", "--data-dir", directory.path],
             environment: ["SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": ""])
         defer { server.stop() }
-        let line = try await server.waitForLine(containing: "swarmctl serve: listening on")
-        let afterHost = try #require(line.range(of: "127.0.0.1:")).upperBound
-        let base = "http://127.0.0.1:\(try #require(Int(line[afterHost...].prefix { $0.isNumber })))/v2/swarmui"
+        let base = "http://127.0.0.1:\(try await server.servePort())/v2/swarmui"
 
         // Held for the default 30 s long poll: an empty queue, and no job of this worker to stop.
         async let take = HTTPClient.shared.execute(HTTPClientRequest(url: "\(base)/job-take/w1?gpu=test"), timeout: .seconds(60))
