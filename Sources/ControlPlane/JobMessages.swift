@@ -64,8 +64,10 @@ enum JobRequest {
         return number
     }
 
+    /// Time-ordered, so that each new id lands at the end of the stores' id index, on a page the same commit already
+    /// writes, instead of on a random page of an index as long as the job history.
     static func newID(sync: Bool = false) -> String {
-        (sync ? "sync-" : "") + randomUUIDString()
+        (sync ? "sync-" : "") + timeOrderedUUIDString()
     }
 }
 
