@@ -141,6 +141,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         (2, "expiry and webhook indexes", expiryIndexStatements),
         (3, "fleet instances", fleetTableStatements),
         (4, "partial lease and finish indexes", partialStatusIndexStatements),
+        (5, "one index of running jobs", runningIndexStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).

@@ -36,11 +36,10 @@ extension JobSelection {
             "endpoint = \(placeholder(1)) AND status = '\(JobStatus.inQueue.rawValue)' AND created_at + ttl_ms > \(placeholder(2)) "
                 + "ORDER BY low_priority, seq LIMIT \(limit)"
         case .dueForExpiry:
-            // One branch per partial index (`jobs_running_lease`, `jobs_running_timeout`, `jobs_queued_ttl`), each
-            // naming its index's status, so SQLite reads the three indexes instead of every running and queued job;
-            // `+seq` keeps it from walking the whole table in `seq` order to avoid sorting the few rows found.
-            "(status = '\(JobStatus.inProgress.rawValue)' AND lease_expires_at <= \(placeholder(1))) "
-                + "OR (status = '\(JobStatus.inProgress.rawValue)' AND started_at + execution_timeout_ms <= \(placeholder(1))) "
+            // One branch per partial index (`jobs_running`, `jobs_queued_ttl`), each naming its index's status, so
+            // SQLite reads the running jobs (a few per worker) and the queued jobs past their ttl instead of every
+            // row; `+seq` keeps it from walking the whole table in `seq` order to avoid sorting the few rows found.
+            "(status = '\(JobStatus.inProgress.rawValue)' AND (lease_expires_at <= \(placeholder(1)) OR started_at + execution_timeout_ms <= \(placeholder(1)))) "
                 + "OR (status = '\(JobStatus.inQueue.rawValue)' AND created_at + ttl_ms <= \(placeholder(1))) ORDER BY +seq"
         }
     }
@@ -64,6 +63,16 @@ let partialStatusIndexStatements = [
     "DROP INDEX jobs_status_finished",
     "CREATE INDEX jobs_running_lease ON jobs (lease_expires_at) WHERE status = '\(JobStatus.inProgress.rawValue)'",
     "CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL",
+]
+
+/// Migration 5 in both databases (same SQL). Migration 4's lease index moved on every ping and, with migration 2's
+/// timeout index, cost every take and every result two index writes. `expire` can as well read all running jobs,
+/// which are few (those the workers hold), through one index whose entries change only when a job starts or ends:
+/// a take or a result then writes one index entry and a ping none.
+let runningIndexStatements = [
+    "DROP INDEX jobs_running_lease",
+    "DROP INDEX jobs_running_timeout",
+    "CREATE INDEX jobs_running ON jobs (status) WHERE status = '\(JobStatus.inProgress.rawValue)'",
 ]
 
 /// Retention's delete, in SQL both databases read (`finished_at <= ` matches `jobs_finished`); `placeholder` writes

@@ -133,6 +133,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("4 partial lease and finish indexes") { db in
             for statement in partialStatusIndexStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("5 one index of running jobs") { db in
+            for statement in runningIndexStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 

@@ -505,7 +505,7 @@ import Testing
         for (query, plan) in plans {
             #expect(!plan.contains { $0.hasPrefix("SCAN") }, "\(query) scans the table: \(plan)")
         }
-        let expiryIndexes = ["jobs_running_lease", "jobs_running_timeout", "jobs_queued_ttl"]
+        let expiryIndexes = ["jobs_running", "jobs_queued_ttl"]
         #expect(expiryIndexes.allSatisfy { index in plans["expire"]!.contains { $0.contains(index) } }, "\(plans["expire"]!)")
         #expect(plans["retention"]!.contains { $0.contains("jobs_finished") }, "\(plans["retention"]!)")
     }
