@@ -479,15 +479,15 @@ import Testing
         let path = directory.appendingPathComponent("jobs.sqlite").path
         let store = try SQLiteJobStore(path: path)
         try await store.migrate()
-        // One commit each, with a 4 KiB input: over 100 MiB of log pages if nothing were checkpointed.
+        // One commit each, with a 4 KiB input: over 200 MiB of log pages if nothing were checkpointed.
         let padding = String(repeating: "x", count: 4096)
-        for index in 0..<3_000 {
+        for index in 0..<6_000 {
             _ = try await store.enqueue([newJob("j\(index)", input: ["pad": .string(padding)])], now: at(1))
         }
         let walBytes = try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int)
         let bound = (SQLiteJobStore.checkpointPages + 200) * 4096
         #expect(walBytes < bound, "the write-ahead log grew to \(walBytes) bytes")
-        #expect(try await store.counts(endpoint: "ep")[.inQueue] == 3_000)
+        #expect(try await store.counts(endpoint: "ep")[.inQueue] == 6_000)
     }
 
     @Test func sqliteTakeExpiryAndRetentionReadIndexesNotTheTable() async throws {
