@@ -191,7 +191,9 @@ private final class BenchConnection {
     static func with<T>(port: Int, _ body: (BenchConnection) async throws -> T) async throws -> T {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port) { channel in
             channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(60)))
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                 return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
             }
         }
@@ -212,7 +214,11 @@ private final class BenchConnection {
             head.headers.add(name: "Content-Length", value: String(bytes.readableBytes))
             parts = [.head(head), .body(.byteBuffer(bytes))]
         }
-        try await requests.write(contentsOf: parts + [.end(nil)])
+        do {
+            try await requests.write(contentsOf: parts + [.end(nil)])
+        } catch {
+            throw ValidationError("\(method) \(path): \(error)")
+        }
         var status: HTTPResponseStatus?
         var answer = ByteBuffer()
         while let part = try await responses.next() {
@@ -227,6 +233,21 @@ private final class BenchConnection {
             }
         }
         throw ValidationError("\(method) \(path): the server closed the connection")
+    }
+}
+
+/// Closes a connection that has read nothing for its `IdleStateHandler`'s read timeout: a server that stops answering
+/// then fails the benchmark ("the server closed the connection") instead of hanging it.
+private final class CloseWhenIdle: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundOut = HTTPClientResponsePart
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }
 
