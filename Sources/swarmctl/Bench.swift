@@ -60,16 +60,22 @@ struct Bench: AsyncParsableCommand {
         // within a minute, and alternating spreads that drift over both sides of the ratio instead of one.
         _ = try await load.elapsed(total: workers * 10, concurrency: workers, healthz)
         _ = try await load.elapsed(total: workers * 4, concurrency: workers, pipelineStep)
+        let (roundRequests, roundJobs) = (baselineRequests / rounds, jobs / rounds)
         var (baselineTime, pipelineTime) = (Duration.zero, Duration.zero)
+        var roundRatios: [Double] = []
         for _ in 0..<rounds {
-            baselineTime += try await load.elapsed(total: baselineRequests / rounds, concurrency: workers, healthz)
-            pipelineTime += try await load.elapsed(total: jobs / rounds, concurrency: workers, pipelineStep)
+            let baselineRound = try await load.elapsed(total: roundRequests, concurrency: workers, healthz)
+            let pipelineRound = try await load.elapsed(total: roundJobs, concurrency: workers, pipelineStep)
+            (baselineTime, pipelineTime) = (baselineTime + baselineRound, pipelineTime + pipelineRound)
+            roundRatios.append(Double(roundJobs * 3) / pipelineRound.seconds / (Double(roundRequests) / baselineRound.seconds))
         }
-        let baseline = Double(baselineRequests / rounds * rounds) / baselineTime.seconds
-        let pipeline = Double(jobs / rounds * rounds) / pipelineTime.seconds
+        let baseline = Double(roundRequests * rounds) / baselineTime.seconds
+        let pipeline = Double(roundJobs * rounds) / pipelineTime.seconds
         print(String(format: "  /healthz (no-op):            %8.0f requests/s", baseline))
         print(String(format: "  submit+take+done:            %8.0f jobs/s = %.0f requests/s", pipeline, pipeline * 3))
         print(String(format: "  ratio to /healthz:           %8.2f (requests/s, %d alternating rounds; target >= 0.5)", pipeline * 3 / baseline, rounds))
+        // How far the machine's drift moved the ratio within this run.
+        print(String(format: "  ratio of single rounds:      %8.2f to %.2f", roundRatios.min() ?? 0, roundRatios.max() ?? 0))
 
         // The same job lives without HTTP, to show how much of the pipeline's time is the store's.
         let storeTime = try await concurrently(total: jobs, concurrency: workers) { turns in
