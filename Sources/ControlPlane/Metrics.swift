@@ -9,54 +9,40 @@ import Prometheus
 final class ControlPlaneMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
 
-    /// A metric's name and help text, worked out once: Prometheus' descriptors rebuild the name on every use, and
-    /// the request counter is used on every request.
-    private struct Family: Sendable {
-        let name: String
-        let help: String
-
-        init(_ metric: String, _ unit: String, _ help: String) {
-            self.name = MetricNameDescriptor(namespace: "swarm", metricName: metric, unitName: unit).name
-            self.help = help
-        }
+    private static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "swarm", metricName: metric, unitName: unit, helpText: help)
     }
 
-    private static let requests = Family("http_requests", "total", "HTTP requests by route, method and status code")
-    private static let submitted = Family("jobs_submitted", "total", "Jobs accepted by run, runsync and run-batch")
-    private static let finished = Family("jobs_finished", "total", "Jobs that reached a final state, by outcome")
-    private static let dispatch = Family("job_dispatch", "seconds", "Time from submission to a worker taking the job")
-    private static let depth = Family("jobs", "current", "Jobs held by the store, by endpoint and status")
-    private static let webhooks = Family("webhook_deliveries", "total", "Webhook delivery attempts by outcome")
-    private static let dispatchBuckets: [Duration] = [
-        .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60),
-        .seconds(600),
-    ]
-
-    private func count(_ family: Family, _ labels: [(String, String)], by amount: Int64 = 1) {
-        registry.makeCounter(name: family.name, labels: labels, help: family.help).increment(by: amount)
-    }
+    private var requests: MetricNameDescriptor { Self.name("http_requests", "total", "HTTP requests by route, method and status code") }
+    private var submitted: MetricNameDescriptor { Self.name("jobs_submitted", "total", "Jobs accepted by run, runsync and run-batch") }
+    private var finished: MetricNameDescriptor { Self.name("jobs_finished", "total", "Jobs that reached a final state, by outcome") }
+    private var dispatch: MetricNameDescriptor { Self.name("job_dispatch", "seconds", "Time from submission to a worker taking the job") }
+    private var depth: MetricNameDescriptor { Self.name("jobs", "current", "Jobs held by the store, by endpoint and status") }
+    private var webhooks: MetricNameDescriptor { Self.name("webhook_deliveries", "total", "Webhook delivery attempts by outcome") }
 
     func request(route: String, method: String, status: Int) {
-        count(Self.requests, [("route", route), ("method", method), ("status", String(status))])
+        registry.makeCounter(descriptor: requests, labels: [("route", route), ("method", method), ("status", String(status))]).increment()
     }
 
-    func submitted(endpoint: String, count amount: Int) {
-        count(Self.submitted, [("endpoint", endpoint)], by: Int64(amount))
+    func submitted(endpoint: String, count: Int) {
+        registry.makeCounter(descriptor: submitted, labels: [("endpoint", endpoint)]).increment(by: Int64(count))
     }
 
     func finished(endpoint: String, status: JobStatus) {
-        count(Self.finished, [("endpoint", endpoint), ("status", status.rawValue)])
+        registry.makeCounter(descriptor: finished, labels: [("endpoint", endpoint), ("status", status.rawValue)]).increment()
     }
 
     func dispatched(_ jobs: [JobRecord], now: Date) {
         guard let endpoint = jobs.first?.endpoint else { return }
         let histogram = registry.makeDurationHistogram(
-            name: Self.dispatch.name, labels: [("endpoint", endpoint)], buckets: Self.dispatchBuckets, help: Self.dispatch.help)
+            descriptor: dispatch, labels: [("endpoint", endpoint)],
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60), .seconds(600)]
+        )
         for job in jobs { histogram.record(.milliseconds(Int64(max(0, now.timeIntervalSince(job.createdAt)) * 1000))) }
     }
 
     func webhook(delivered: Bool) {
-        count(Self.webhooks, [("outcome", delivered ? "delivered" : "failed")])
+        registry.makeCounter(descriptor: webhooks, labels: [("outcome", delivered ? "delivered" : "failed")]).increment()
     }
 
     /// The Prometheus text, with queue depth read from the store at scrape time.
@@ -64,7 +50,7 @@ final class ControlPlaneMetrics: Sendable {
         for endpoint in endpoints {
             let counts = try await store.counts(endpoint: endpoint)
             for status in JobStatus.allCases {
-                registry.makeGauge(name: Self.depth.name, labels: [("endpoint", endpoint), ("status", status.rawValue)], help: Self.depth.help).set(to: Double(counts[status] ?? 0))
+                registry.makeGauge(descriptor: depth, labels: [("endpoint", endpoint), ("status", status.rawValue)]).set(to: Double(counts[status] ?? 0))
             }
         }
         return registry.emitToString()
