@@ -147,7 +147,7 @@ private struct Load: Sendable {
     func dispatchLatency(submitter: BenchConnection) async throws -> Duration {
         try await withThrowingTaskGroup(of: ContinuousClock.Instant.self) { group in
             group.addTask {
-                _ = try await BenchConnection.with(port: port) { taker in try await taker.send(.GET, "/v2/swarmui/job-take/latency?gpu=bench") }
+                _ = try await connected { try await $0.send(.GET, "/v2/swarmui/job-take/latency?gpu=bench") }
                 return .now
             }
             // Let the take reach its long poll first.
