@@ -77,18 +77,18 @@ private final class Write<T: Sendable>: PendingWrite, @unchecked Sendable {
         do {
             // Prepared once per connection: GRDB's `inSavepoint` parses both statements on every call, which showed
             // in profiles of the busiest requests.
-            try db.cachedStatement(sql: "SAVEPOINT write").execute()
+            try db.cachedStatement(sql: "SAVEPOINT write").run([])
         } catch {
             outcome = .failure(error)
             return
         }
         do {
             let value = try body(db)
-            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+            try db.cachedStatement(sql: "RELEASE SAVEPOINT write").run([])
             outcome = .success(value)
         } catch {
             // Undoes this write only; the batch's transaction goes on for the others.
-            try? db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").execute()
+            try? db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").run([])
             try? db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
             outcome = .failure(error)
         }

@@ -235,11 +235,13 @@ struct JobRow: Sendable, Hashable {
         ]
     }
 
-    init(_ job: JobRecord) {
+    /// `storedInput` is the input's text as read from the row being changed: an input never changes after submission,
+    /// and can hold megabytes of image that encoding again would cost the one writer on every take and result.
+    init(_ job: JobRecord, storedInput: String? = nil) {
         id = job.id
         endpoint = job.endpoint
         status = job.status.rawValue
-        input = job.input.jsonString()
+        input = storedInput ?? job.input.jsonString()
         webhook = job.webhook
         executionTimeoutMs = job.policy.executionTimeoutMs
         ttlMs = job.policy.ttlMs

@@ -145,15 +145,17 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     public func enqueue(_ jobs: [NewJob], now: Date) async throws(JobStoreError) -> [JobRecord] {
         try JobRules.validate(jobs)
         let records = jobs.map { JobRules.queued($0, now: now) }
+        // Encoded before the write: the writer's time is the one part of every request that runs one at a time.
+        let rows = records.map { JobRow($0).columnValues }
         try await write("enqueue") { db in
             // One writer at a time, so the batch's positions follow the current last one without gaps or races.
             var position = try Self.lastPosition(db)
             let insert = try db.cachedStatement(sql: Self.insertJob)
-            for record in records {
+            for (record, row) in zip(records, rows) {
                 position += 1
                 // The primary key finds a duplicate id; the transaction then rolls back the rows before it.
                 do {
-                    try insert.execute(arguments: StatementArguments(JobRow(record).columnValues + [.integer(position)]))
+                    try insert.run(row + [.integer(position)])
                 } catch {
                     guard (error as? DatabaseError)?.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY else { throw error }
                     throw JobStoreError(.invalid, operation: "enqueue", detail: "job id \(record.id) already exists; nothing was enqueued")
@@ -173,19 +175,19 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         let before = try JobCursor.position(cursor)
         let rows = try await read("list jobs") { db in
             var sql = "SELECT \(JobRow.columns), seq FROM jobs WHERE endpoint = ?"
-            var arguments: StatementArguments = [endpoint]
+            var arguments: [ColumnValue] = [.text(endpoint)]
             if let status {
                 sql += " AND status = ?"
-                arguments += [status.rawValue]
+                arguments.append(.text(status.rawValue))
             }
             if let before {
                 sql += " AND seq < ?"
-                arguments += [before]
+                arguments.append(.integer(before))
             }
             sql += " ORDER BY seq DESC LIMIT ?"
-            arguments += [limit + 1]
-            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                (row: try JobRow(row: row), position: row["seq"] as Int64)
+            arguments.append(.integer(Int64(limit + 1)))
+            return try db.makeStatement(sql: sql).rows(arguments) { columns in
+                (row: try JobRow(columns), position: try columns.integer(Self.width))
             }
         }
         return try JobCursor.page(rows, limit: limit)
@@ -265,10 +267,8 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     public func pendingWebhooks(limit: Int) async throws(JobStoreError) -> [JobRecord] {
         try await read("list pending webhooks") { db in
-            try JobRow.fetchAll(
-                db,
-                sql: "SELECT \(JobRow.columns) FROM jobs WHERE \(pendingWebhookCondition) ORDER BY finished_at, seq LIMIT ?",
-                arguments: [limit])
+            try db.makeStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE \(pendingWebhookCondition) ORDER BY finished_at, seq LIMIT ?")
+                .rows([.integer(Int64(limit))], JobRow.init)
         }.map { row throws(JobStoreError) in try row.record() }
     }
 
@@ -328,8 +328,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         _ operation: String, _ selection: JobSelection, _ decide: @escaping @Sendable (JobRecord) -> JobChange?
     ) async throws(JobStoreError) -> [JobChange] {
         let changes = try await write(operation) { db in
-            let select = try db.cachedStatement(sql: selection.sql { "?\($0)" })
-            let rows = try JobRow.fetchAll(select, arguments: StatementArguments(selection.parameters))
+            let rows = try db.cachedStatement(sql: selection.sql { "?\($0)" }).rows(selection.parameters, JobRow.init)
             var changes: [JobChange] = []
             for row in rows {
                 guard let change = decide(try row.record()) else { continue }
@@ -354,13 +353,12 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     /// Writes the columns that differ from `stored`, the row as read in this transaction: SQLite rewrites every index
     /// on a column that an UPDATE sets, changed or not, and a take or a result changes only a few.
     private static func save(_ change: JobChange, over stored: JobRow, _ db: Database) throws {
-        let row = JobRow(change.job)
+        let row = JobRow(change.job, storedInput: stored.input)
         let (before, after) = (stored.columnValues, row.columnValues)
         let changed = before.indices.filter { before[$0] != after[$0] }
         if !changed.isEmpty {
             let assignments = changed.map { "\(JobRow.columnNames[$0]) = ?" }.joined(separator: ", ")
-            try db.cachedStatement(sql: "UPDATE jobs SET \(assignments) WHERE id = ?")
-                .execute(arguments: StatementArguments(changed.map { after[$0] } + [.text(row.id)]))
+            try db.cachedStatement(sql: "UPDATE jobs SET \(assignments) WHERE id = ?").run(changed.map { after[$0] } + [.text(row.id)])
         }
         if change.resubmitted { try moveToBack(change.job.id, db) }
         if let gaveUp = change.webhookGaveUp {
@@ -377,13 +375,13 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     }
 
     private static func lastPosition(_ db: Database) throws -> Int64 {
-        try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(seq), 0) FROM jobs")) ?? 0
+        try db.cachedStatement(sql: "SELECT COALESCE(MAX(seq), 0) FROM jobs").rows([]) { try $0.integer(0) }.first ?? 0
     }
 
     // Statements run on every request are prepared once per connection (`cachedStatement`), with every value bound.
 
     private static func fetchJob(_ id: String, _ db: Database) throws -> JobRow? {
-        try JobRow.fetchOne(db.cachedStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE id = ?"), arguments: [id])
+        try db.cachedStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE id = ?").rows([.text(id)], JobRow.init).first
     }
 
     private static let width = JobRow.Column.allCases.count
@@ -426,34 +424,28 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
 // MARK: - GRDB records
 
-extension JobRow: FetchableRecord {
-    /// By position, in `Column` order (every query selects `JobRow.columns` first): GRDB's Decodable path cost more
-    /// than the statement itself on the busiest requests. A value of the wrong type throws rather than traps.
-    init(row: Row) throws {
-        var index = -1
-        func next<Value: DatabaseValueConvertible>() throws -> Value {
-            index += 1
-            return try row.decode(Value.self, atIndex: index)
-        }
-        id = try next()
-        endpoint = try next()
-        status = try next()
-        input = try next()
-        webhook = try next()
-        executionTimeoutMs = try next()
-        ttlMs = try next()
-        lowPriority = try next()
-        s3Config = try next()
-        output = try next()
-        error = try next()
-        workerID = try next()
-        attempts = try next()
-        createdAt = try next()
-        startedAt = try next()
-        finishedAt = try next()
-        leaseExpiresAt = try next()
-        webhookAttempts = try next()
-        webhookDelivered = try next()
+extension JobRow {
+    /// By position, in `Column` order (every query selects `JobRow.columns` first).
+    init(_ columns: ColumnReader) throws {
+        id = try columns.text(0)
+        endpoint = try columns.text(1)
+        status = try columns.text(2)
+        input = try columns.text(3)
+        webhook = try columns.optionalText(4)
+        executionTimeoutMs = try columns.integer(5)
+        ttlMs = try columns.integer(6)
+        lowPriority = try columns.boolean(7)
+        s3Config = try columns.optionalText(8)
+        output = try columns.optionalText(9)
+        error = try columns.optionalText(10)
+        workerID = try columns.optionalText(11)
+        attempts = try columns.integer(12)
+        createdAt = try columns.integer(13)
+        startedAt = try columns.optionalInteger(14)
+        finishedAt = try columns.optionalInteger(15)
+        leaseExpiresAt = try columns.optionalInteger(16)
+        webhookAttempts = try columns.text(17)
+        webhookDelivered = try columns.boolean(18)
     }
 }
 

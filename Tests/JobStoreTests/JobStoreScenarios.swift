@@ -1,6 +1,7 @@
 import Foundation
 import JobProtocol
 import SwarmCore
+import GRDB
 import Testing
 
 @testable import JobStore
@@ -508,6 +509,21 @@ import Testing
         let expiryIndexes = ["jobs_running", "jobs_queued_ttl"]
         #expect(expiryIndexes.allSatisfy { index in plans["expire"]!.contains { $0.contains(index) } }, "\(plans["expire"]!)")
         #expect(plans["retention"]!.contains { $0.contains("jobs_finished") }, "\(plans["retention"]!)")
+    }
+
+    @Test func sqliteReportsADamagedRowAsAnErrorNamingTheColumn() async throws {
+        // SQLite keeps whatever a column is given: a hand edit or another tool can leave text where a number belongs.
+        // Reading it must fail that one request with a clear error, not trap the process or read a made-up value.
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        try await enqueue(store, 2)
+        try await store.write("damage a row") { db in try db.execute(sql: "UPDATE jobs SET attempts = 'many' WHERE id = 'j0'") }
+        for read in [{ try await store.job(id: "j0") }, { try await store.take(endpoint: "ep", workerID: "w", limit: 1, leaseUntil: at(60), now: at(1)).first }] {
+            let error = await #expect(throws: JobStoreError.self) { _ = try await read() }
+            #expect(error?.code == .database)
+            #expect(error?.description.contains("attempts") == true, "\(String(describing: error))")
+        }
+        #expect(try await store.job(id: "j1")?.status == .inQueue)
     }
 
     @Test func sqliteReportsAnUnopenableFile() {

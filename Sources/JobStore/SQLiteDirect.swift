@@ -1,0 +1,111 @@
+import GRDB
+import GRDBSQLite
+
+/// SQLite's C API for the statements every submit, take and result runs, on statements GRDB prepared and caches.
+/// GRDB's generic path (`StatementArguments`, `Row`, per-statement observation bookkeeping) cost more on the one
+/// writer than SQLite's own work for those statements; the writer is the one part of a request that cannot run in
+/// parallel. These statements never begin or end a transaction, which is what GRDB's bookkeeping tracks.
+extension Statement {
+    /// Runs the statement to its end with `values` bound to its parameters 1...n.
+    func run(_ values: [ColumnValue]) throws {
+        try bind(values)
+        defer { sqlite3_reset(sqliteStatement) }
+        while true {
+            switch sqlite3_step(sqliteStatement) {
+            case SQLITE_DONE: return
+            case SQLITE_ROW: continue
+            case let code: throw failure(code)
+            }
+        }
+    }
+
+    /// Runs the statement with `values` bound and reads each row it answers with `read`.
+    func rows<T>(_ values: [ColumnValue], _ read: (ColumnReader) throws -> T) throws -> [T] {
+        try bind(values)
+        defer { sqlite3_reset(sqliteStatement) }
+        var rows: [T] = []
+        while true {
+            switch sqlite3_step(sqliteStatement) {
+            case SQLITE_DONE: return rows
+            case SQLITE_ROW: rows.append(try read(ColumnReader(statement: sqliteStatement)))
+            case let code: throw failure(code)
+            }
+        }
+    }
+
+    private func bind(_ values: [ColumnValue]) throws {
+        sqlite3_reset(sqliteStatement)
+        for (offset, value) in values.enumerated() {
+            let index = CInt(offset + 1)
+            let code: CInt =
+                switch value {
+                case .text(let text?): sqlite3_bind_text(sqliteStatement, index, text, -1, sqliteTransient)
+                case .integer(let number?): sqlite3_bind_int64(sqliteStatement, index, number)
+                case .boolean(let flag): sqlite3_bind_int64(sqliteStatement, index, flag ? 1 : 0)
+                case .text(nil), .integer(nil): sqlite3_bind_null(sqliteStatement, index)
+                }
+            guard code == SQLITE_OK else { throw failure(code) }
+        }
+    }
+
+    /// The error as GRDB reports it, so callers tell constraint and busy errors apart the same way.
+    private func failure(_ code: CInt) -> DatabaseError {
+        let connection = sqlite3_db_handle(sqliteStatement)
+        return DatabaseError(
+            resultCode: ResultCode(rawValue: sqlite3_extended_errcode(connection)),
+            message: String(cString: sqlite3_errmsg(connection)), sql: sqliteStatement.sql)
+    }
+}
+
+/// SQLITE_TRANSIENT: SQLite copies a bound text before the call returns, so Swift's temporary C string may go.
+private let sqliteTransient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// The current row of a stepping statement, read by column index. A value of the wrong storage class, or a null
+/// where the column must hold one, throws rather than being converted, as GRDB's decoding does.
+struct ColumnReader {
+    let statement: SQLiteStatement
+
+    func text(_ index: Int) throws -> String {
+        guard let text = try optionalText(index) else { throw mismatch(index, "text") }
+        return text
+    }
+
+    func optionalText(_ index: Int) throws -> String? {
+        let column = CInt(index)
+        switch sqlite3_column_type(statement, column) {
+        case SQLITE_NULL: return nil
+        case SQLITE_TEXT:
+            guard let bytes = sqlite3_column_text(statement, column) else { return nil }
+            return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(statement, column))), as: UTF8.self)
+        default: throw mismatch(index, "text")
+        }
+    }
+
+    func integer(_ index: Int) throws -> Int64 {
+        guard let number = try optionalInteger(index) else { throw mismatch(index, "integer") }
+        return number
+    }
+
+    func optionalInteger(_ index: Int) throws -> Int64? {
+        let column = CInt(index)
+        switch sqlite3_column_type(statement, column) {
+        case SQLITE_NULL: return nil
+        case SQLITE_INTEGER: return sqlite3_column_int64(statement, column)
+        default: throw mismatch(index, "integer")
+        }
+    }
+
+    func boolean(_ index: Int) throws -> Bool {
+        try integer(index) != 0
+    }
+
+    private func mismatch(_ index: Int, _ expected: String) -> DatabaseError {
+        let name = String(cString: sqlite3_column_name(statement, CInt(index)))
+        return DatabaseError(resultCode: .SQLITE_MISMATCH, message: "column \(name) does not hold \(expected)", sql: statement.sql)
+    }
+}
+
+extension SQLiteStatement {
+    /// The statement's text, for errors only: GRDB's `Statement.sql` trims it character by character on every call.
+    fileprivate var sql: String { String(cString: sqlite3_sql(self)) }
+}
