@@ -1,6 +1,12 @@
 import GRDB
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Group commit for SQLite's one writer: writes that arrive while it is busy run together in its next transaction,
 /// each inside a savepoint of its own, so that one that fails changes nothing and fails alone, and every caller hears
 /// back only once the transaction holding its change has committed. Under load (32 workers and clients at once) this
@@ -35,6 +41,10 @@ final class GroupCommit: Sendable {
     /// Runs on the writer's queue until nothing is pending.
     private func drain(_ db: Database) {
         while true {
+            // Gives the CPU to request handlers that are about to write before the batch is cut, so that their writes
+            // join it instead of each paying a commit of its own (under load, a third of the batches held one write).
+            // Returns at once when nothing else is runnable, so a lone write waits for nothing.
+            sched_yield()
             let batch = queue.withLock { queue in
                 let batch = queue.pending
                 queue.pending.removeAll()
