@@ -389,8 +389,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     ) async throws(JobStoreError) -> T {
         try await transaction(operation) { connection, logger in
             let rows = try await connection.query("SELECT \(unescaped: JobRow.columns) FROM jobs WHERE id = \(id) FOR UPDATE", logger: logger)
-            let (value, change) = decide(try await rows.firstJobRow()?.record())
-            if let change { try await self.save(change, connection, logger) }
+            let stored = try await rows.firstJobRow()
+            let (value, change) = decide(try stored?.record())
+            if let change, let stored { try await self.save(change, over: stored, connection, logger) }
             return value
         }
     }
@@ -407,7 +408,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
             var changes: [JobChange] = []
             for row in rows {
                 guard let change = decide(try row.record()) else { continue }
-                try await self.save(change, connection, logger)
+                try await self.save(change, over: row, connection, logger)
                 changes.append(change)
             }
             return changes
@@ -425,8 +426,12 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         }
     }
 
-    private func save(_ change: JobChange, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        _ = try await connection.query(PostgresQuery(unsafeSQL: Self.updateJob, binds: Self.bindings(JobRow(change.job))), logger: logger)
+    /// `stored` is the row as read in this transaction.
+    private func save(_ change: JobChange, over stored: JobRow, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        let values = JobRow(change.job, storedInput: stored.input).columnValues
+        var binds = PostgresBindings()
+        Self.append(Self.updatedColumns.map { values[$0] }, to: &binds)
+        _ = try await connection.query(PostgresQuery(unsafeSQL: Self.updateJob, binds: binds), logger: logger)
         let id = change.job.id
         if change.resubmitted {
             _ = try await connection.query("UPDATE jobs SET seq = nextval('job_seq') WHERE id = \(id)", logger: logger)
@@ -447,7 +452,6 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         _ = try await connection.query("SELECT pg_notify(\(channel), \(endpoint))", logger: logger)
     }
 
-    /// Every column of a job row, bound from `bindings` (`$1` is the id).
     /// Rows per INSERT: well under PostgreSQL's 65,535 bind parameters.
     private static let insertChunk = 500
 
@@ -458,15 +462,12 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         return "INSERT INTO jobs (\(JobRow.columns)) VALUES " + rows.joined(separator: ", ")
     }
 
-    private static let updateJob = "UPDATE jobs SET (\(JobRow.columns)) = (\(jobParameters)) WHERE id = $1"
-    private static let jobParameters = (1...JobRow.Column.allCases.count).map { "$\($0)" }.joined(separator: ", ")
-
-    /// The row's values in `JobRow.Column` order.
-    private static func bindings(_ row: JobRow) -> PostgresBindings {
-        var binds = PostgresBindings()
-        append(row, to: &binds)
-        return binds
-    }
+    /// Positions in `JobRow.Column` order of every column but the input, which never changes after submission and can
+    /// hold megabytes of image that a take or a result would otherwise send back to the server. The id comes first.
+    private static let updatedColumns = JobRow.Column.allCases.indices.filter { JobRow.Column.allCases[$0] != .input }
+    private static let updateJob =
+        "UPDATE jobs SET (\(updatedColumns.map { JobRow.columnNames[$0] }.joined(separator: ", "))) = ("
+        + updatedColumns.indices.map { "$\($0 + 1)" }.joined(separator: ", ") + ") WHERE id = $1"
 
     private static func append(_ row: JobRow, to binds: inout PostgresBindings) {
         append(row.columnValues, to: &binds)

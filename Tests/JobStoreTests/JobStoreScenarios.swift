@@ -194,6 +194,27 @@ import Testing
         }
     }
 
+    /// Takes and results rewrite a job's row without its input (SQLite writes only changed columns; PostgreSQL leaves
+    /// the input out): the input and s3Config read back after every change must still be the submitted ones.
+    @Test(arguments: Backend.enabled)
+    func inputAndS3ConfigOutliveEveryChange(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let input: JSONValue = ["prompt": "a fox", "image": .string(String(repeating: "iVBORw0KGgo", count: 20)), "steps": 20]
+            let s3Config: JSONValue = ["bucketName": "out", "accessId": "id"]
+            _ = try await store.enqueue([NewJob(id: "j", endpoint: "ep", input: input, s3Config: s3Config)], now: t0)
+            let taken = try await store.take(endpoint: "ep", workerID: "w", limit: 1, leaseUntil: at(60), now: at(1))
+            #expect(taken.map(\.input) == [input])
+            _ = try await store.finish(id: "j", workerID: "w", result: .failed(error: "crashed", output: nil, retryable: true), maxAttempts: 3, now: at(2))
+            _ = try await store.take(endpoint: "ep", workerID: "w2", limit: 1, leaseUntil: at(60), now: at(3))
+            _ = try await store.finish(id: "j", workerID: "w2", result: .completed(output: ["images": ["a.png"]]), maxAttempts: 3, now: at(4))
+            let job = try #require(try await store.job(id: "j"))
+            #expect(job.status == .completed)
+            #expect(job.input == input)
+            #expect(job.s3Config == s3Config)
+            #expect(job.output == ["images": ["a.png"]])
+        }
+    }
+
     @Test(arguments: Backend.enabled)
     func retryableFailureRequeuesUntilMaxAttempts(_ backend: Backend) async throws {
         try await withStore(backend) { store in
