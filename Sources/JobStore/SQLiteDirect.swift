@@ -66,37 +66,42 @@ struct ColumnReader {
     let statement: SQLiteStatement
 
     func text(_ index: Int) throws -> String {
-        guard let text = try optionalText(index) else { throw mismatch(index, "text") }
-        return text
+        try required(index, "text", optionalText)
     }
 
     func optionalText(_ index: Int) throws -> String? {
-        let column = CInt(index)
-        switch sqlite3_column_type(statement, column) {
-        case SQLITE_NULL: return nil
-        case SQLITE_TEXT:
-            guard let bytes = sqlite3_column_text(statement, column) else { return nil }
-            return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(statement, column))), as: UTF8.self)
-        default: throw mismatch(index, "text")
+        try value(index, SQLITE_TEXT, "text") { column in
+            sqlite3_column_text(statement, column).map { bytes in
+                String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(statement, column))), as: UTF8.self)
+            }
         }
     }
 
     func integer(_ index: Int) throws -> Int64 {
-        guard let number = try optionalInteger(index) else { throw mismatch(index, "integer") }
-        return number
+        try required(index, "integer", optionalInteger)
     }
 
     func optionalInteger(_ index: Int) throws -> Int64? {
-        let column = CInt(index)
-        switch sqlite3_column_type(statement, column) {
-        case SQLITE_NULL: return nil
-        case SQLITE_INTEGER: return sqlite3_column_int64(statement, column)
-        default: throw mismatch(index, "integer")
-        }
+        try value(index, SQLITE_INTEGER, "integer") { sqlite3_column_int64(statement, $0) }
     }
 
     func boolean(_ index: Int) throws -> Bool {
         try integer(index) != 0
+    }
+
+    private func required<T>(_ index: Int, _ expected: String, _ read: (Int) throws -> T?) throws -> T {
+        guard let value = try read(index) else { throw mismatch(index, expected) }
+        return value
+    }
+
+    /// nil for a null; `read` for a value of `storageClass`; an error for any other storage class.
+    private func value<T>(_ index: Int, _ storageClass: CInt, _ expected: String, _ read: (CInt) -> T?) throws -> T? {
+        let column = CInt(index)
+        switch sqlite3_column_type(statement, column) {
+        case SQLITE_NULL: return nil
+        case storageClass: return read(column)
+        default: throw mismatch(index, expected)
+        }
     }
 
     private func mismatch(_ index: Int, _ expected: String) -> DatabaseError {
