@@ -157,7 +157,8 @@ struct WorkerRoutes {
         let error: String? =
             switch fields["error"] {
             case nil, .null?: nil
-            case .string(let text)?: text
+            // PostgreSQL's text cannot hold NUL, which a crashed process's message can: U+FFFD takes its place.
+            case .string(let text)?: text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
             case let other?: other.jsonString()
             }
         return JobDoneBody(

@@ -99,7 +99,7 @@ private final class Write<T: Sendable>: PendingWrite, @unchecked Sendable {
         } catch {
             // Undoes this write only; the batch's transaction goes on for the others.
             try? db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT write").run([])
-            try? db.cachedStatement(sql: "RELEASE SAVEPOINT write").execute()
+            try? db.cachedStatement(sql: "RELEASE SAVEPOINT write").run([])
             outcome = .failure(error)
         }
     }

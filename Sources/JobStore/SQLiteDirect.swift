@@ -35,16 +35,34 @@ extension Statement {
 
     private func bind(_ values: [ColumnValue]) throws {
         sqlite3_reset(sqliteStatement)
+        // A parameter left unbound would keep the value of the statement's previous use.
+        guard values.count == Int(sqlite3_bind_parameter_count(sqliteStatement)) else {
+            throw DatabaseError(
+                resultCode: .SQLITE_MISUSE, message: "\(values.count) values for \(sqlite3_bind_parameter_count(sqliteStatement)) parameters",
+                sql: sqliteStatement.sql)
+        }
         for (offset, value) in values.enumerated() {
             let index = CInt(offset + 1)
             let code: CInt =
                 switch value {
-                case .text(let text?): sqlite3_bind_text(sqliteStatement, index, text, -1, sqliteTransient)
+                case .text(let text?): bindText(text, at: index)
                 case .integer(let number?): sqlite3_bind_int64(sqliteStatement, index, number)
                 case .boolean(let flag): sqlite3_bind_int64(sqliteStatement, index, flag ? 1 : 0)
                 case .text(nil), .integer(nil): sqlite3_bind_null(sqliteStatement, index)
                 }
             guard code == SQLITE_OK else { throw failure(code) }
+        }
+    }
+
+    /// With its length in bytes: a text may hold NUL characters (a worker's error message can), where a C string ends.
+    private func bindText(_ text: String, at index: CInt) -> CInt {
+        var text = text
+        return text.withUTF8 { bytes in
+            // An empty buffer has no address, and a null pointer would bind SQL NULL instead of ''.
+            guard let start = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_text(sqliteStatement, index, "", 0, sqliteTransient) }
+            return start.withMemoryRebound(to: CChar.self, capacity: bytes.count) { chars in
+                sqlite3_bind_text(sqliteStatement, index, chars, CInt(bytes.count), sqliteTransient)
+            }
         }
     }
 

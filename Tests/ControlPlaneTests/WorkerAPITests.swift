@@ -62,6 +62,18 @@ import Testing
         }
     }
 
+    @Test func anErrorMessageWithANulCharacterIsStoredWithAReplacement() async throws {
+        // PostgreSQL's text cannot hold NUL; before, such a message failed the job-done post with a 500 there.
+        try await withControlPlane { api in
+            let id = try await api.submit()
+            _ = try await api.take()
+            #expect(try await api.done(id, ["error": "CUDA error\u{0}at frame 3"]).status == .ok)
+            let status = try await api.status(id)
+            #expect(status["status"] == "FAILED")
+            #expect(status["error"]?.stringValue == "CUDA error\u{FFFD}at frame 3")
+        }
+    }
+
     @Test func pingExtendsTheLease() async throws {
         let configuration = ControlPlaneConfiguration(leaseTimeout: .seconds(3), longPollTimeout: .seconds(2), expiryInterval: .milliseconds(100))
         try await withControlPlane(configuration) { api in

@@ -532,6 +532,19 @@ import Testing
         #expect(plans["retention"]!.contains { $0.contains("jobs_finished") }, "\(plans["retention"]!)")
     }
 
+    @Test func sqliteKeepsTextWithNulCharactersAndEmptyText() async throws {
+        // Texts are bound with their length in bytes: as C strings they would end at the first NUL, and an empty one
+        // could bind NULL.
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        for (id, message) in [("nul", "CUDA error\u{0}at frame 3"), ("empty", "")] {
+            _ = try await store.enqueue([newJob(id)], now: t0)
+            _ = try await store.take(endpoint: "ep", workerID: "w", limit: 1, leaseUntil: at(60), now: at(1))
+            _ = try await store.finish(id: id, workerID: "w", result: .failed(error: message, output: nil, retryable: false), maxAttempts: 3, now: at(2))
+            #expect(try await store.job(id: id)?.error == message)
+        }
+    }
+
     @Test func sqliteReportsADamagedRowAsAnErrorNamingTheColumn() async throws {
         // SQLite keeps whatever a column is given: a hand edit or another tool can leave text where a number belongs.
         // Reading it must fail that one request with a clear error, not trap the process or read a made-up value.
