@@ -211,7 +211,7 @@ let package = Package(
         .executableTarget(
             name: "vastai-emulator",
             dependencies: [
-                "VastAIEmulator",
+                "VastAIEmulator", "SwarmCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

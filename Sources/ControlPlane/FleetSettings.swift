@@ -25,6 +25,8 @@ public struct FleetOptions: Sendable {
     public var downloadGB: Double = 48
     public var roundInterval: Duration = .seconds(15)
     public var rebootGrace: Duration = .seconds(300)
+    /// Names of serve's environment variables passed on to every instance, as secrets (`--instance-env`).
+    public var instanceEnv: [String] = []
 
     public init() {}
 }
@@ -43,6 +45,13 @@ public struct FleetSettings: Sendable {
     public var queueURL: String
     public var download: DownloadEstimate
     public var roundInterval: Duration
+    /// What every instance gets besides its label, queue URL and worker key: the model tokens serve holds and the
+    /// `--instance-env` variables. Sent as secret env, never logged.
+    public var instanceSecrets: [String: Secret]
+
+    /// Tokens the worker's model downloads need (the Civitai model cannot be fetched without its token); passed on
+    /// whenever serve has them.
+    public static let modelTokenVariables = ["CIVITAI_API_TOKEN", "HUGGINGFACE_API_TOKEN"]
 
     /// nil when `VAST_API_KEY` is unset: no fleet.
     public init?(options: FleetOptions, environment: [String: String]) throws(ServeError) {
@@ -88,6 +97,52 @@ public struct FleetSettings: Sendable {
             startReplaceAfter: options.startReplaceAfter, rebootGrace: options.rebootGrace, budgetPerDay: options.budgetPerDay)
         download = DownloadEstimate(totalGB: options.downloadGB)
         roundInterval = options.roundInterval
+        var secrets: [String: Secret] = [:]
+        for name in Self.modelTokenVariables { if let value = env(name) { secrets[name] = Secret(value) } }
+        for name in options.instanceEnv {
+            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }), !name.first!.isNumber else {
+                throw ServeError("--instance-env: '\(name)' is not an environment variable name")
+            }
+            guard !["SWARM_WORKER_KEY", "SWARM_WORKER_ID", "SWARM_QUEUE_URL"].contains(name) else {
+                throw ServeError("--instance-env: \(name) is set by the fleet itself for each instance")
+            }
+            guard let value = env(name) else { throw ServeError("--instance-env \(name): serve's environment has no \(name) to pass on") }
+            secrets[name] = Secret(value)
+        }
+        instanceSecrets = secrets
+    }
+
+    /// The create body for the instance labeled `label`, whose worker key is `workerKey`.
+    ///
+    /// From an image, the request itself starts the worker: run type SSH with the image's on-start script (vast
+    /// ignores the ENTRYPOINT then), and the worker's health port published. From a template, the template's run
+    /// type and on-start script apply (`WorkerLaunch.problem` checked them when serve started).
+    public func createRequest(label: String, workerKey: Secret) -> CreateInstanceRequest {
+        var env = ["SWARM_WORKER_ID": label, "SWARM_QUEUE_URL": queueURL]
+        var launch: (onstart: String?, runtype: String?) = (nil, nil)
+        if case .image = source {
+            env["-p \(WorkerLaunch.healthPort):\(WorkerLaunch.healthPort)"] = "1"
+            launch = (WorkerLaunch.onstart, WorkerLaunch.runtype)
+        }
+        return CreateInstanceRequest(
+            source: source, diskGB: diskGB, label: label, env: env,
+            secretEnv: instanceSecrets.merging(["SWARM_WORKER_KEY": workerKey]) { _, key in key },
+            onstart: launch.onstart, runtype: launch.runtype)
+    }
+
+    /// Refuses a `--template` that would not start the worker, reading it through vast's API.
+    public func checkTemplate(logger: Logger) async throws(ServeError) {
+        guard case .template(let hashID) = source else { return }
+        let template: JSONValue?
+        do {
+            template = try await VastAIClient(configuration: vast, logger: logger).template(hashID: hashID)
+        } catch {
+            throw ServeError("--template \(hashID): cannot read it from vast.ai: \(error)")
+        }
+        guard let template else {
+            throw ServeError("--template \(hashID): vast.ai has no template with that hash (every edit makes a new one; copy it from the console again)")
+        }
+        if let problem = WorkerLaunch.problem(withTemplate: template, hashID: hashID) { throw ServeError("--template: \(problem)") }
     }
 }
 
@@ -116,10 +171,7 @@ public struct FleetService: Service {
             filter: settings.filter, download: settings.download, logger: logger
         ) { label in
             // The worker reports as `label`, which is how its pings are matched to the instance.
-            CreateInstanceRequest(
-                source: settings.source, diskGB: settings.diskGB, label: label,
-                env: ["SWARM_WORKER_ID": label, "SWARM_QUEUE_URL": settings.queueURL],
-                secretEnv: ["SWARM_WORKER_KEY": try await store.mintWorkerKey(label: label)])
+            settings.createRequest(label: label, workerKey: try await store.mintWorkerKey(label: label))
         }
         // `swarmctl instance up N|down` outranks --fleet-size until `instance up` hands the count back.
         let stored = try? await store.desiredSize()

@@ -71,6 +71,9 @@ public struct FleetInstanceStatus: Sendable {
     /// Dollars so far at the rented price.
     public func cost(now: Date) -> Double? { record.dphTotal.map { $0 * uptime(now: now) / 3600 } }
 
+    /// The SSH command that forwards SwarmUI's UI to this machine, when vast shows the instance's SSH address.
+    public var swarmUITunnel: String? { WorkerLaunch.swarmUITunnel(sshHost: vast?.sshHost, sshPort: vast?.sshPort) }
+
     /// A failure vastai.md §2.2 lists, seen in vast's status message or the worker's log tail.
     public var diagnosis: KnownFailure? {
         let stage = record.report?.stage
@@ -110,6 +113,7 @@ public struct FleetInstanceStatus: Sendable {
         lines.append("  \(vastText); \(workerText); \(ping)")
         if let download { lines.append("  \(download.bar(width: barWidth)) \(String(format: "%3.0f%%", download.fraction * 100))") }
         if let url = swarmUIURL { lines.append("  SwarmUI: \(url)") }
+        if let tunnel = swarmUITunnel { lines.append("  SwarmUI over SSH: \(tunnel)") }
         if let diagnosis { lines.append("  problem: \(diagnosis)") }
         return lines
     }
@@ -135,6 +139,7 @@ public struct FleetInstanceStatus: Sendable {
             if let message = vast.statusMessage { fields["status_msg"] = .string(message) }
         }
         if let url = swarmUIURL { fields["swarmui_url"] = .string(url) }
+        if let tunnel = swarmUITunnel { fields["swarmui_ssh"] = .string(tunnel) }
         if let diagnosis { fields["problem"] = .string(diagnosis.description) }
         return .object(fields)
     }

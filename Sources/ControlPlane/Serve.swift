@@ -142,6 +142,12 @@ public struct ServeSettings: Sendable {
         } catch {
             throw ServeError("output storage: \(error.message)")
         }
+        let signingSecret: Secret
+        if let value = variable("SWARM_STORAGE_SECRET") {
+            signingSecret = Secret(value)
+        } else {
+            signingSecret = try OutputStorageSettings.persistentSecret(in: options.dataDirectory)
+        }
         self.options = options
         self.storage = try StorageLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
         self.fleet = try FleetSettings(options: options.fleet, environment: environment)
@@ -150,7 +156,7 @@ public struct ServeSettings: Sendable {
             clientKeys: keys("SWARM_API_KEYS"), workerKeys: keys("SWARM_WORKER_KEYS"),
             webhooks: .init(secret: variable("SWARM_WEBHOOK_SECRET").map(Secret.init)),
             outputs: OutputStorageSettings(
-                configuration: outputs, signingSecret: variable("SWARM_STORAGE_SECRET").map(Secret.init) ?? OutputStorageSettings.randomSecret(),
+                configuration: outputs, signingSecret: signingSecret,
                 publicURL: variable("SWARM_PUBLIC_URL"))
         )
     }
@@ -202,6 +208,9 @@ public func runControlPlane(
             await onServerRunning(port)
         }
     )
+    if let fleetSettings = settings.fleet {
+        app.beforeServerStarts { try await fleetSettings.checkTemplate(logger: logger) }
+    }
     // After buildApplication's migration, which needs the store's services running (so not before `run`).
     app.beforeServerStarts {
         guard !clientKeysExist.withLock({ $0 }) else { return }

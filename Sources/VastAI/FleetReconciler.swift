@@ -42,11 +42,18 @@ public actor FleetReconciler {
     private var roundsUntilList = 0
     private var cachedOffers: (offers: [RankedOffer], at: ContinuousClock.Instant)?
     private var searchBlockedUntil: Date?
+    /// Offers that failed at create because someone rented them first, until when they are left out: vast's search
+    /// can list a rented offer for a while, and asking for it again each round would never rent anything.
+    private var takenOffers: [Int: Date] = [:]
+    private let takenOfferPause: TimeInterval
+    /// Creates tried in one round when offers turn out taken, the first included.
+    private let createAttempts = 3
 
     /// - Parameter makeRequest: the create body for a label; the control plane mints the instance's worker key here.
     public init(
         client: VastAIClient, store: any FleetStore, planner: FleetPlanner, filter: OfferFilter, download: DownloadEstimate,
-        listEvery: Int = 4, offersMaxAge: Duration = .seconds(120), logger: Logger = Logger(label: "vastai.fleet"),
+        listEvery: Int = 4, offersMaxAge: Duration = .seconds(120), takenOfferPause: Duration = .seconds(600),
+        logger: Logger = Logger(label: "vastai.fleet"),
         makeRequest: @escaping @Sendable (_ label: String) async throws -> CreateInstanceRequest
     ) {
         self.client = client
@@ -57,6 +64,7 @@ public actor FleetReconciler {
         self.download = download
         self.listEvery = max(1, listEvery)
         self.offersMaxAge = offersMaxAge
+        self.takenOfferPause = takenOfferPause.seconds
         self.logger = logger
         self.makeRequest = makeRequest
     }
@@ -112,20 +120,39 @@ public actor FleetReconciler {
                 searchProblem = error.description
             }
         }
-        let observation = FleetObservation(
-            now: now, members: members, accountInstances: account, offers: offers, failedMachineIDs: failed,
+        takenOffers = takenOffers.filter { $0.value > now }
+        var observation = FleetObservation(
+            now: now, members: members, accountInstances: account, offers: offers.filter { takenOffers[$0.offer.id] == nil }, failedMachineIDs: failed,
             spentToday: try await store.spentToday(now: now), creationHold: try await store.creationHold(), offerSearchProblem: searchProblem)
-        let actions = planner.plan(observation)
+        var actions = planner.plan(observation)
+        var decided: [FleetAction] = []
         let byID = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        // One failed action (a destroy vast refuses) must not keep the others from happening.
-        for action in actions {
-            do {
-                try await perform(action, member: action.instanceID.flatMap { byID[$0] }, now: now)
-            } catch let error as VastAIError {
-                logger.error("fleet action failed; the next round decides again", metadata: ["action": "\(action)", "error": "\(error)"])
+        for attempt in 1...createAttempts {
+            decided += actions
+            var taken = false
+            // One failed action (a destroy vast refuses) must not keep the others from happening.
+            for action in actions {
+                do {
+                    try await perform(action, member: action.instanceID.flatMap { byID[$0] }, now: now)
+                } catch let error as VastAIError {
+                    if error.code == .offerUnavailable, case .create(let ranked, _) = action {
+                        takenOffers[ranked.offer.id] = now.addingTimeInterval(takenOfferPause)
+                        taken = true
+                        logger.warning(
+                            "offer taken before it could be rented; trying the next best",
+                            metadata: ["offer": "\(ranked.offer.id)", "left_out_for": "\(FleetPlanner.span(takenOfferPause))"])
+                    } else {
+                        logger.error("fleet action failed; the next round decides again", metadata: ["action": "\(action)", "error": "\(error)"])
+                    }
+                }
             }
+            guard taken, attempt < createAttempts else { break }
+            // Plan the creation again, without the taken offers and with the instances this round did rent.
+            observation.members = try await store.members()
+            observation.offers = observation.offers.filter { takenOffers[$0.offer.id] == nil }
+            actions = planner.plan(observation).filter { if case .create = $0 { true } else { false } }
         }
-        return actions
+        return decided
     }
 
     private func rankedOffers(excluding failed: Set<Int>) async throws -> [RankedOffer] {
@@ -158,10 +185,9 @@ public actor FleetReconciler {
             do {
                 created = try await client.createInstance(offerID: ranked.offer.id, try await makeRequest(label))
             } catch let error as VastAIError where error.code == .offerUnavailable {
-                // Taken since the search: the next round searches again.
+                // Taken since the search: the offers are searched again next time they are needed.
                 cachedOffers = nil
-                logger.warning("offer taken before it could be rented", metadata: ["offer": "\(ranked.offer.id)"])
-                return
+                throw error
             }
             do {
                 try await store.insert(FleetMember(

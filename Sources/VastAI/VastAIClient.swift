@@ -80,6 +80,18 @@ public struct VastAIClient: Sendable {
         return list.offers
     }
 
+    // MARK: - Templates
+
+    /// `GET /api/v0/template/` filtered on `hash_id` (vastai.md §1.8); nil when no template has it. Different users can
+    /// share a hash, and any of them has the same content.
+    public func template(hashID: String) async throws -> JSONValue? {
+        let filters: JSONValue = ["hash_id": ["eq": .string(hashID)]]
+        var query = URLComponents()
+        query.queryItems = [URLQueryItem(name: "select_cols", value: "[\"*\"]"), URLQueryItem(name: "select_filters", value: filters.jsonString())]
+        let answer = try await send(.GET, "/api/v0/template/?" + (query.percentEncodedQuery ?? ""), operation: "read template \(hashID)", retry: .always)
+        return answer["templates"]?.arrayValue?.first { $0["hash_id"]?.stringValue == hashID }
+    }
+
     // MARK: - Instances
 
     /// `PUT /api/v0/asks/{offer}/`. Retried only on 429: after a 5xx or a lost answer the instance may exist

@@ -50,14 +50,18 @@ extension VastAIEmulator {
             return Self.response(.ok(["success": true]))
         }
         router.get("/emulator/state") { _, _ -> Response in
-            let instances = await self.liveInstances.map { instance -> JSONValue in
-                [
+            var instances: [JSONValue] = []
+            for instance in await self.liveInstances {
+                instances.append([
                     "id": .int(instance.id), "offer_id": .int(instance.offerID), "machine_id": .int(instance.machineID),
                     "label": instance.label.map(JSONValue.string) ?? nil, "fault": instance.fault.map { .string($0.rawValue) } ?? nil,
-                    "reboots": .int(instance.reboots),
-                ]
+                    "reboots": .int(instance.reboots), "stopped": .bool(instance.stopped),
+                    "container_running": .bool(await self.containerRunning(instance: instance.id)),
+                ])
             }
-            return Self.response(.ok(["instances": .array(instances), "requests": .int(await self.requests.count)]))
+            return Self.response(.ok([
+                "instances": .array(instances), "requests": .int(await self.requests.count), "creates": .int(await self.createdCount),
+            ]))
         }
     }
 

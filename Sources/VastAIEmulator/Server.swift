@@ -25,7 +25,14 @@ extension VastAIEmulator {
         return try await withLoopbackServer({ emulator.application(host: "127.0.0.1", port: 0, logger: logger, onListening: $0) }) { port in
             let baseURL = "http://127.0.0.1:\(port)"
             await emulator.setBaseURL(baseURL)
-            return try await body(RunningVastAIEmulator(port: port, baseURL: baseURL, emulator: emulator))
+            do {
+                let result = try await body(RunningVastAIEmulator(port: port, baseURL: baseURL, emulator: emulator))
+                await emulator.shutdown()
+                return result
+            } catch {
+                await emulator.shutdown()
+                throw error
+            }
         }
     }
 
@@ -73,6 +80,10 @@ extension VastAIEmulator {
         }
         router.put("/api/v0/instances/request_logs/:id") { request, context in
             try await self.instanceCall(request, context) { id, body in await self.requestLogs(id: id, body: body) }
+        }
+        router.get("/api/v0/template") { request, _ in
+            let filters = request.uri.queryParameters.get("select_filters").flatMap { JSONValue.parse(Data($0.utf8)) }
+            return try await self.call(request) { _ in await self.searchTemplates(filters: filters) }
         }
         router.get("/api/v0/users/current") { request, _ in
             try await self.call(request) { _ in await self.account() }

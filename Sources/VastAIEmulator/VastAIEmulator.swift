@@ -26,6 +26,16 @@ public actor VastAIEmulator {
         public var showAsList: Bool
         /// Leave `ports` out of the by-id answer; only the list has them (Vast QA saw this, §1.6).
         public var portsOnlyInList: Bool
+        /// Images whose instances run real processes (`EmulatedImage`), by image reference; an instance of any other
+        /// image runs nothing.
+        public var images: [String: EmulatedImage]
+        /// Where each instance running an image gets its directory (its `/workspace`, console log, env files).
+        public var instancesDirectory: String?
+        /// Template records (`hash_id`, `image`, `tag`, `runtype`, `onstart`, `env` as a docker-options string, ...)
+        /// for the template search and for creates from a template.
+        public var templates: [JSONValue]
+        /// A rented offer stays in search results (vast's index lags), while creating on it still fails.
+        public var listsTakenOffers: Bool
 
         public init(
             apiKey: String = "emulated-vast-key",
@@ -36,7 +46,11 @@ public actor VastAIEmulator {
             rebootTime: Duration = .milliseconds(200),
             logUploadDelay: Duration = .milliseconds(200),
             showAsList: Bool = false,
-            portsOnlyInList: Bool = false
+            portsOnlyInList: Bool = false,
+            images: [String: EmulatedImage] = [:],
+            instancesDirectory: String? = nil,
+            templates: [JSONValue] = [],
+            listsTakenOffers: Bool = false
         ) {
             self.apiKey = apiKey
             self.offers = offers
@@ -47,6 +61,10 @@ public actor VastAIEmulator {
             self.logUploadDelay = logUploadDelay
             self.showAsList = showAsList
             self.portsOnlyInList = portsOnlyInList
+            self.images = images
+            self.instancesDirectory = instancesDirectory
+            self.templates = templates
+            self.listsTakenOffers = listsTakenOffers
         }
     }
 
@@ -84,6 +102,12 @@ public actor VastAIEmulator {
         public var env: [String: String]
         public var image: String?
         public var templateHashID: String?
+        /// What vast runs in the container: the request's, else the template's (nil: vast's default, `ssh`).
+        public var runtype: String?
+        public var onstart: String?
+        public var args: [String]?
+        /// `stopped` through `PUT /instances/{id}/ {"state": "stopped"}`: the container ends, the disk stays.
+        public var stopped: Bool
         public var diskGB: Double
         public var fault: Fault?
         public var destroyed: Bool
@@ -103,6 +127,11 @@ public actor VastAIEmulator {
     private var instances: [Int: InstanceState] = [:]
     private var nextInstanceID = 31_234_567
     private var logFiles: [String: (text: String, readyAt: ContinuousClock.Instant)] = [:]
+    /// The running container of each instance whose image runs processes.
+    private var containers: [Int: EmulatedContainer] = [:]
+    /// Instances whose container's first process ended on its own, with its status: vast shows them `exited`.
+    private var containerExits: [Int: Int32] = [:]
+    private var shutDown = false
     private var pendingRateLimits: [(retryAfter: String?, quota: Bool, method: String?)] = []
     private(set) public var requests: [RecordedRequest] = []
     var baseURL = "http://127.0.0.1"
@@ -124,6 +153,8 @@ public actor VastAIEmulator {
 
     public func inject(_ fault: Fault?, instance id: Int) {
         instances[id]?.fault = fault
+        // The container died or its host went away: its processes with it.
+        if fault == .exited || fault == .offline { endContainer(id) }
     }
 
     /// Someone else rents the offer: it leaves the search, and creating on it fails with `no_such_ask`.
@@ -168,6 +199,9 @@ public actor VastAIEmulator {
 
     public func clearRequests() { requests = [] }
 
+    /// Instances created so far, destroyed ones included.
+    public var createdCount: Int { instances.count }
+
     /// Where `result_url`s point: the address clients reach the emulator at.
     public func setBaseURL(_ url: String) { baseURL = url }
 
@@ -207,7 +241,7 @@ public actor VastAIEmulator {
     func search(_ query: JSONValue) -> Reply {
         guard let query = query.objectValue else { return .failure(400, "invalid_args", "query must be an object") }
         var matches = offerOrder.compactMap { id -> JSONValue? in
-            guard rentedOffers[id] == nil, let offer = offers[id], OfferQuery.matches(offer, query) else { return nil }
+            guard rentedOffers[id] == nil || configuration.listsTakenOffers, let offer = offers[id], OfferQuery.matches(offer, query) else { return nil }
             return offer
         }
         matches = OfferQuery.sorted(matches, order: query["order"])
@@ -221,23 +255,116 @@ public actor VastAIEmulator {
             if case .object(var fields) = reply.body { fields["ask_id"] = .int(offerID); reply.body = .object(fields) }
             return reply
         }
-        let image = body["image"]?.stringValue
-        let template = body["template_hash_id"]?.stringValue
-        guard image != nil || template != nil else { return .failure(400, "invalid_args", "image or template_hash_id is required") }
+        let templateHash = body["template_hash_id"]?.stringValue
+        // A template's fields apply where the request leaves them out; env merges by key, the request's winning (§1.8).
+        var template: JSONValue = [:]
+        if let templateHash {
+            guard let found = configuration.templates.first(where: { $0["hash_id"]?.stringValue == templateHash }) else {
+                return .failure(404, "not_found", "template \(templateHash) not found")
+            }
+            template = found
+        }
+        let templateImage = template["image"]?.stringValue.map { image in
+            template["tag"]?.stringValue.map { "\(image):\($0)" } ?? image
+        }
+        let image = body["image"]?.stringValue ?? templateImage
+        guard image != nil || templateHash != nil else { return .failure(400, "invalid_args", "image or template_hash_id is required") }
         guard let envObject = (body["env"] ?? [:]).objectValue else { return .failure(400, "invalid_args", "env must be a dict") }
         let label = body["label"]?.stringValue
         if let label, label.count > 256 { return .failure(400, "label_too_long", "label must be at most 256 characters") }
         guard let disk = body["disk"]?.doubleValue, disk >= 8 else { return .failure(400, "invalid_args", "disk must be at least 8") }
-        let env = envObject.compactMapValues { $0.stringValue ?? $0.intValue.map(String.init) }
+        var env = DockerOptions.parse(template["env"]?.stringValue ?? "")
+        env.merge(envObject.compactMapValues { $0.stringValue ?? $0.intValue.map(String.init) }) { _, request in request }
+        let onstart = body["onstart"]?.stringValue ?? template["onstart"]?.stringValue
+        if (onstart?.count ?? 0) + (body["args_str"]?.stringValue?.count ?? 0) > 4096 {
+            return .failure(400, "invalid_args", "args, args_str and onstart together must be at most 4096 characters")
+        }
+        let args = body["args"]?.arrayValue?.compactMap(\.stringValue) ?? body["args_str"]?.stringValue.map { $0.split(separator: " ").map(String.init) }
         let id = nextInstanceID
         nextInstanceID += 1
         instances[id] = InstanceState(
             id: id, offerID: offerID, machineID: offers[offerID]?["machine_id"]?.intValue ?? 0, label: label, env: env, image: image,
-            templateHashID: template, diskGB: disk, fault: nil, destroyed: false, reboots: 0, containerLog: [],
-            phaseStart: .now, rebooting: false, createdAtEpoch: Date().timeIntervalSince1970)
+            templateHashID: templateHash, runtype: body["runtype"]?.stringValue ?? template["runtype"]?.stringValue, onstart: onstart, args: args,
+            stopped: false, diskGB: disk, fault: nil, destroyed: false, reboots: 0, containerLog: [], phaseStart: .now, rebooting: false,
+            createdAtEpoch: Date().timeIntervalSince1970)
         rentedOffers[offerID] = id
+        bootWhenRunning(id)
         return .ok(["success": true, "new_contract": .int(id), "instance_api_key": .string(UUID().uuidString.lowercased())])
     }
+
+    /// The template search (`GET /template/?select_filters={"hash_id":{"eq":…}}`): only `eq` on a field is understood.
+    func searchTemplates(filters: JSONValue?) -> Reply {
+        let matches = configuration.templates.filter { template in
+            for (field, condition) in filters?.objectValue ?? [:] {
+                guard let wanted = condition["eq"] else { continue }
+                if template[field] != wanted { return false }
+            }
+            return true
+        }
+        return .ok(["success": true, "templates": .array(matches), "templates_found": .int(matches.count)])
+    }
+
+    // MARK: - Containers
+
+    /// Starts the instance's container once vast would show it `running`, if its image runs processes.
+    private func bootWhenRunning(_ id: Int) {
+        guard let state = instances[id], let image = state.image, configuration.images[image] != nil,
+            configuration.instancesDirectory != nil
+        else { return }
+        Task {
+            while await self.waitingToBoot(id) {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    /// One look at an instance that is to boot: starts its container when due. false: nothing more to wait for.
+    private func waitingToBoot(_ id: Int) -> Bool {
+        guard !shutDown, let instance = instances[id], !instance.destroyed, !instance.stopped, containers[id] == nil else { return false }
+        guard phase(of: instance, at: .now) == .running else { return true }
+        startContainer(instance)
+        return false
+    }
+
+    private func startContainer(_ instance: InstanceState) {
+        guard let imageName = instance.image, let image = configuration.images[imageName], let root = configuration.instancesDirectory else { return }
+        let launch = EmulatedContainer.Launch(
+            image: image, runtype: instance.runtype, onstart: instance.onstart, args: instance.args,
+            env: instance.env.filter { !$0.key.hasPrefix("-") }, instanceID: instance.id, directory: "\(root)/\(instance.id)")
+        containerExits[instance.id] = nil
+        do {
+            let id = instance.id
+            let container = try EmulatedContainer.start(launch) { status in
+                Task { await self.containerEnded(id, status: status) }
+            }
+            containers[id] = container
+        } catch {
+            instances[instance.id]?.containerLog.append("emulator: the container could not start: \(error)")
+            containerExits[instance.id] = 127
+        }
+    }
+
+    private func containerEnded(_ id: Int, status: Int32) {
+        guard containers[id]?.isRunning == false else { return }
+        containers[id] = nil
+        // Killed by the emulator (destroy, reboot, stop, a fault) is not the container's own exit.
+        if let instance = instances[id], !instance.destroyed, !instance.stopped, !instance.rebooting, instance.fault == nil {
+            containerExits[id] = status
+        }
+    }
+
+    private func endContainer(_ id: Int) {
+        containers.removeValue(forKey: id)?.kill()
+    }
+
+    /// Ends every container (the emulator is going away); no instance boots after this.
+    public func shutdown() {
+        shutDown = true
+        for id in Array(containers.keys) { endContainer(id) }
+    }
+
+    /// Whether the instance's container has processes running now.
+    public func containerRunning(instance id: Int) -> Bool { containers[id]?.isRunning == true }
 
     func show(id: Int) -> Reply {
         guard var record = record(id: id) else { return .ok(["instances": nil]) }
@@ -259,7 +386,23 @@ public actor VastAIEmulator {
             guard let text = label.stringValue, text.count <= 256 else { return .failure(400, "label_too_long", "label must be at most 256 characters") }
             instance.label = text
         }
-        instances[id] = instance
+        switch body["state"]?.stringValue {
+        case "stopped"?:
+            instance.stopped = true
+            instances[id] = instance
+            endContainer(id)
+        case "running"? where instance.stopped:
+            instance.stopped = false
+            instance.rebooting = true
+            instance.phaseStart = .now
+            instances[id] = instance
+            containerExits[id] = nil
+            bootWhenRunning(id)
+        case nil, "running"?:
+            instances[id] = instance
+        case let other?:
+            return .failure(400, "invalid_args", "state must be running or stopped, not \(other)")
+        }
         return .ok(["success": true])
     }
 
@@ -267,6 +410,7 @@ public actor VastAIEmulator {
         guard let instance = instances[id], !instance.destroyed else { return noSuchInstance(id) }
         instances[id]?.destroyed = true
         rentedOffers[instance.offerID] = nil
+        endContainer(id)
         return .ok(["success": true])
     }
 
@@ -278,6 +422,9 @@ public actor VastAIEmulator {
         instance.phaseStart = .now
         if instance.fault == .exited { instance.fault = nil }
         instances[id] = instance
+        endContainer(id)
+        containerExits[id] = nil
+        bootWhenRunning(id)
         return .ok(["success": true])
     }
 
@@ -308,13 +455,14 @@ public actor VastAIEmulator {
     // MARK: - State
 
     enum Phase: Equatable {
-        case pending, created, loading, running, rebooting, exited, offline
+        case pending, created, loading, running, rebooting, exited, offline, stopped
     }
 
     /// Phases run one after the other from the create: null record, `created`, `loading`, `running`. A fault
     /// shows once the instance is past `created`; a reboot skips the pull but not a fault it cannot fix.
     private func phase(of instance: InstanceState, at now: ContinuousClock.Instant) -> Phase {
         if instance.fault == .offline { return .offline }
+        if instance.stopped { return .stopped }
         let elapsed = now - instance.phaseStart
         if instance.rebooting {
             return elapsed < configuration.rebootTime ? .rebooting : Self.phase(for: instance.fault) ?? .running
@@ -352,7 +500,9 @@ public actor VastAIEmulator {
         case (.running, _):
             return .string("success, running \(instance.image ?? "vastai/template")/ssh")
         case (.exited, _):
-            return "Exited (1) container process exited"
+            return .string("Exited (\(containerExits[instance.id] ?? 1)) container process exited")
+        case (.stopped, _):
+            return "Exited (0) stopped by user"
         case (.offline, _), (.pending, _), (.created, _), (.rebooting, _):
             return nil
         }
@@ -369,8 +519,10 @@ public actor VastAIEmulator {
     private func record(id: Int) -> JSONValue? {
         guard let instance = instances[id], !instance.destroyed else { return nil }
         let now = ContinuousClock.now
-        let phase = phase(of: instance, at: now)
+        var phase = phase(of: instance, at: now)
         guard phase != .pending else { return nil }
+        // The container's first process ended on its own: docker's `exited`, whatever the schedule says.
+        if phase == .running, containerExits[id] != nil { phase = .exited }
         let offer = offers[instance.offerID] ?? [:]
         let actual: JSONValue =
             switch phase {
@@ -381,13 +533,15 @@ public actor VastAIEmulator {
             case .rebooting: "rebooting"
             case .exited: "exited"
             case .offline: "offline"
+            case .stopped: "stopped"
             }
         var ports: JSONValue = nil
         if phase == .running {
             var map: [String: JSONValue] = [:]
             let containerPorts = [22] + instance.env.keys.compactMap(Self.publishedPort)
+            let mapped = containers[id]?.hostPorts ?? [:]
             for (index, port) in containerPorts.enumerated() {
-                let hostPort = String(40_000 + (id % 500) * 20 + index)
+                let hostPort = String(mapped[port] ?? 40_000 + (id % 500) * 20 + index)
                 map["\(port)/tcp"] = [["HostIp": "0.0.0.0", "HostPort": .string(hostPort)], ["HostIp": "::", "HostPort": .string(hostPort)]]
             }
             ports = .object(map)
@@ -401,12 +555,13 @@ public actor VastAIEmulator {
             "bundle_id": offer["bundle_id"] ?? nil,
             "label": instance.label.map(JSONValue.string) ?? nil,
             "actual_status": actual,
-            "intended_status": "running",
-            "cur_state": "running",
-            "next_state": "running",
+            "intended_status": instance.stopped ? "stopped" : "running",
+            "cur_state": instance.stopped ? "stopped" : "running",
+            "next_state": instance.stopped ? "stopped" : "running",
             "status_msg": statusMessage(instance, phase, elapsed: now - instance.phaseStart),
             "image_uuid": instance.image.map(JSONValue.string) ?? "vastai/swarmui:0.9.8-Beta",
-            "image_runtype": "ssh ssh_direc ssh_proxy",
+            "image_runtype": .string(instance.runtype ?? "ssh"),
+            "onstart": instance.onstart.map(JSONValue.string) ?? nil,
             "template_hash_id": instance.templateHashID.map(JSONValue.string) ?? nil,
             "extra_env": .array(extraEnv),
             "public_ipaddr": phase == .running ? "127.0.0.1" : nil,
@@ -442,11 +597,11 @@ public actor VastAIEmulator {
 
     private func containerLog(_ instance: InstanceState) -> [String] {
         let phase = phase(of: instance, at: .now)
-        guard phase == .running || phase == .exited else { return [] }
-        var lines = [
-            "Starting instance tools...",
-            "swarm-worker: stage INITIALIZING",
-        ]
+        guard phase == .running || phase == .exited || instance.image.flatMap({ configuration.images[$0] }) != nil else { return [] }
+        // A container that ran writes its own output; the others show vast's usual first lines.
+        let console = configuration.instancesDirectory.flatMap { try? String(contentsOfFile: "\($0)/\(instance.id)/console.log", encoding: .utf8) }
+        var lines = console.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLast($0.hasSuffix("\n") ? 1 : 0) }.map(Array.init)
+            ?? ["Starting instance tools...", "swarm-worker: stage INITIALIZING"]
         if instance.fault == .noKernelImage {
             lines.append("RuntimeError: CUDA error: no kernel image is available for execution on the device")
         }

@@ -20,6 +20,9 @@ struct FleetFlags: ParsableArguments {
     @Option(help: "GB a new instance downloads (image and models), for ranking offers.") var downloadGB: Double = 48
     @Option(help: ArgumentHelp("Seconds between fleet rounds.", visibility: .hidden)) var fleetInterval: Double = 15
     @Option(help: ArgumentHelp("Seconds a rebooted instance gets to come back.", visibility: .hidden)) var rebootGrace: Double = 300
+    @Option(
+        help: "An environment variable of serve's to pass to every instance as a secret (repeatable); CIVITAI_API_TOKEN and HUGGINGFACE_API_TOKEN are passed whenever set.")
+    var instanceEnv: [String] = []
 
     var options: FleetOptions {
         var options = FleetOptions()
@@ -38,6 +41,7 @@ struct FleetFlags: ParsableArguments {
         options.downloadGB = downloadGB
         options.roundInterval = .seconds(fleetInterval)
         options.rebootGrace = .seconds(rebootGrace)
+        options.instanceEnv = instanceEnv
         return options
     }
 }

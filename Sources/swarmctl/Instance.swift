@@ -122,13 +122,22 @@ struct InstanceCommand: AsyncParsableCommand {
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Let the fleet run again: serve's --fleet-size, or COUNT instances; clears a creation hold.",
-            discussion: "A running 'serve' rents within one round (15 s); a stopped one when it starts."
+            discussion: """
+                A running 'serve' searches offers and rents within one round (15 s); a stopped one when it starts. With \
+                --wait this follows the boot (a status line every --interval seconds: vast's state, the worker's stage, the \
+                model download, $/h, time) and exits 0 once COUNT instances (default 1) are READY, or 1 with the diagnosis.
+                """
         )
         @OptionGroup var context: Context
         @Argument(help: "Instances to keep (default: serve's --fleet-size).") var count: Int?
+        @Flag(help: "Follow the boot until the instances are READY (exit 0) or fail (exit 1).") var wait = false
+        @Option(help: "Seconds between status lines with --wait.") var interval: Double = 15
+        @Option(help: "Minutes --wait gives the boot (image pull, model download, SwarmUI start).") var timeout: Double = 45
+        @Option(help: "Label prefix of the fleet's instances.") var fleetLabel = "swarm"
 
         func run() async throws {
             if let count, count < 0 { throw ValidationError("COUNT must be 0 or more") }
+            guard interval >= 0.1, timeout > 0 else { throw ValidationError("--interval must be at least 0.1 s and --timeout more than 0") }
             let count = count
             let hold = try await context.withFleet { fleet in
                 let hold = try await fleet.creationHold()
@@ -138,6 +147,38 @@ struct InstanceCommand: AsyncParsableCommand {
             }
             if let hold { print("cleared the creation hold: \(hold)") }
             print(count.map { "fleet size set to \($0); serve keeps it until 'swarmctl instance up|down'" } ?? "fleet size handed back to serve's --fleet-size")
+            guard wait else { return }
+            let wanted = max(1, count ?? 1)
+            let watch = BootWatch(wanted: wanted, startedAt: Date(), timeout: timeout * 60)
+            let client = try context.vastClient()
+            let interval = interval
+            let stem = fleetLabel + "-"
+            let verdict = try await context.withFleet { fleet in
+                var lastLine = ContinuousClock.now - .seconds(interval)
+                while true {
+                    let (summary, instances) = try await Status.read(fleet, client: client, labelStem: stem)
+                    let now = Date()
+                    let verdict = watch.verdict(instances: instances, creationHold: summary.creationHold, now: now)
+                    if verdict != .waiting || ContinuousClock.now - lastLine >= .seconds(interval) {
+                        Status.emit(watch.statusLine(instances: instances, now: now))
+                        lastLine = .now
+                    }
+                    switch verdict {
+                    case .waiting: try await Task.sleep(for: .seconds(min(interval, 2)))
+                    case .ready:
+                        for instance in instances where instance.record.report?.stage == WorkerStage.ready.rawValue {
+                            if let tunnel = instance.swarmUITunnel { Status.emit("\(instance.record.label): SwarmUI over SSH: \(tunnel)") }
+                        }
+                        return verdict
+                    case .failed: return verdict
+                    }
+                }
+            }
+            if case .failed(let reason) = verdict {
+                printError("instance up --wait: \(reason)")
+                throw ExitCode(1)
+            }
+            print("READY: \(wanted) instance(s) take jobs")
         }
     }
 
@@ -151,21 +192,37 @@ struct InstanceCommand: AsyncParsableCommand {
         @Option(help: "Lines from the end.") var tail = 200
         @Flag(help: "The host daemon's log for the instance (image pull, container create) instead of the container's.") var daemon = false
         @Flag(help: "The worker's log tail from its last ping, without asking vast.ai.") var pings = false
+        @Flag(name: .shortAndLong, help: "Keep printing new lines until interrupted.") var follow = false
+        @Option(help: "Seconds between reads with --follow (each is one request_logs call to vast.ai).") var every: Double = 10
 
         func run() async throws {
             guard tail > 0 else { throw ValidationError("--tail: at least 1 line") }
+            guard every >= 0.1 else { throw ValidationError("--every: at least 0.1 seconds") }
             let wanted = instance
             let record = try await context.withFleet { fleet in try Self.pick(wanted, from: try await fleet.records()) }
             let client = pings ? nil : try context.vastClient()
-            guard let client else {
-                let lines = record.logTail
-                printError("\(record.label) (\(record.id)): the worker's last lines from its ping" + (record.lastPing.map { " of \($0.formatted(.iso8601))" } ?? ""))
-                print(lines.isEmpty ? "(the worker has sent no log lines yet)" : lines.suffix(tail).joined(separator: "\n"))
-                return
+            let (tail, daemon, every, follow) = (tail, daemon, every, follow)
+            if let client {
+                printError("\(record.label) (\(record.id)): \(daemon ? "host daemon" : "container") log from vast.ai")
+            } else {
+                printError("\(record.label) (\(record.id)): the worker's last lines from its pings")
             }
-            printError("\(record.label) (\(record.id)): \(daemon ? "host daemon" : "container") log from vast.ai")
-            let text = try await client.logs(id: record.id, tail: tail, daemonLogs: daemon)
-            print(text.isEmpty ? "(empty)" : text, terminator: text.hasSuffix("\n") ? "" : "\n")
+            var shown: [String] = []
+            repeat {
+                let lines: [String]
+                if let client {
+                    let text = try await client.logs(id: record.id, tail: tail, daemonLogs: daemon)
+                    lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLast(text.hasSuffix("\n") ? 1 : 0)
+                } else {
+                    let current = try await context.withFleet { fleet in try await fleet.records().first { $0.id == record.id } }
+                    lines = Array((current?.logTail ?? []).suffix(tail))
+                }
+                let fresh = LogFollow.newLines(previous: shown, current: lines)
+                if !fresh.isEmpty { Status.emit(fresh.joined(separator: "\n")) }
+                if !follow, lines.isEmpty { print(client == nil ? "(the worker has sent no log lines yet)" : "(empty)") }
+                if !lines.isEmpty { shown = lines }
+                if follow { try await Task.sleep(for: .seconds(every)) }
+            } while follow
         }
 
         /// The record named by id or label, or the only one.

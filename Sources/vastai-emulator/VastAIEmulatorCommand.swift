@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import UnixSignals
+import SwarmCore
 import VastAIEmulator
 
 /// vast.ai's REST API stand-in as a process, for tests that run `swarmctl serve` as a child with
@@ -21,14 +22,29 @@ struct VastAIEmulatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("loading-ms"), help: "Milliseconds in 'loading' (the image pull).") var loadingMilliseconds = 10_000
     @Option(name: .customLong("reboot-ms"), help: "Milliseconds in 'rebooting'.") var rebootMilliseconds = 3_000
     @Option(name: .customLong("log-delay-ms"), help: "Milliseconds before a requested log appears at its result_url.") var logDelayMilliseconds = 1_000
+    @Option(help: "JSON file: image reference → what its instances run (entrypoint, cmd, env, paths, port_variables, env_file).")
+    var images: String?
+    @Option(help: "Directory for the instances that run an image (each gets <id>/workspace, console.log).") var instancesDir: String?
+    @Option(help: "JSON file: a list of template records (hash_id, image, tag, runtype, onstart, env).") var templates: String?
+    @Flag(help: "Keep rented offers in search results (creating on them still fails), as vast's lagging index does.")
+    var listsTakenOffers = false
 
     func run() async throws {
         var logger = Logger(label: "vastai-emulator")
         logger.logLevel = .warning
+        let imageTable = try images.map { try JSONDecoder().decode([String: EmulatedImage].self, from: Data(contentsOf: URL(fileURLWithPath: $0))) } ?? [:]
+        guard imageTable.isEmpty || instancesDir != nil else { throw ValidationError("--images needs --instances-dir") }
+        let templateList: [JSONValue] = try templates.map { path throws -> [JSONValue] in
+            guard let list = JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: path)))?.arrayValue else {
+                throw ValidationError("--templates: \(path) is not a JSON list")
+            }
+            return list
+        } ?? []
         let emulator = VastAIEmulator(configuration: .init(
             apiKey: apiKey, nullAfterCreate: .milliseconds(nullMilliseconds), createdTime: .milliseconds(createdMilliseconds),
             loadingTime: .milliseconds(loadingMilliseconds), rebootTime: .milliseconds(rebootMilliseconds),
-            logUploadDelay: .milliseconds(logDelayMilliseconds)))
+            logUploadDelay: .milliseconds(logDelayMilliseconds), images: imageTable, instancesDirectory: instancesDir,
+            templates: templateList, listsTakenOffers: listsTakenOffers))
         let reachable = host == "0.0.0.0" ? "127.0.0.1" : host
         let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
             await emulator.setBaseURL("http://\(reachable):\(boundPort)")
@@ -37,6 +53,13 @@ struct VastAIEmulatorCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        // Instances' processes end with the emulator, as vast's would with the host.
+        do {
+            try await group.run()
+        } catch {
+            await emulator.shutdown()
+            throw error
+        }
+        await emulator.shutdown()
     }
 }

@@ -1,0 +1,126 @@
+"""The PRD's acceptance path on vast.ai, end to end, with the unmodified runpod SDK as the client:
+
+bulk jobs → one persistent instance that really boots the worker (the emulated vast runs what the create request
+asks for: the image's on-start script, the built swarm-worker, its SwarmUI) → serve killed with -9 mid-batch and
+restarted (nothing lost, the instance adopted) → every video downloads with its sha256 → the instance's machine dies
+→ the next job gets a new instance on another machine and completes → `instance down` leaves nothing running.
+
+Needs SWARMCTL_BIN (scripts/test-python.sh); the other binaries are taken from its directory.
+"""
+
+import base64
+import hashlib
+import struct
+import time
+import urllib.request
+import zlib
+
+import pytest
+import runpod
+from conftest import wait_until
+from vast_fleet import FleetServe, ModelServer, VastEmulator, worker_processes
+
+JOBS = 20
+
+
+def start_frame():
+    width = height = 32
+    raw = b"".join(b"\x00" + bytes(v for x in range(width) for v in (x * 8 % 256, y * 8 % 256, 128)) for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def wan_job(number):
+    return {"preset": "wan22-i2v-lightx2v", "prompt": f"shot {number}: the camera slowly pans", "init_image": start_frame(),
+            "video": {"frames": 17}}
+
+
+def endpoint(serve):
+    runpod.api_key = "no-client-keys-on-loopback"
+    runpod.endpoint_url_base = f"{serve.base}/v2"
+    return runpod.Endpoint("swarmui")
+
+
+def timed(marks, name, since):
+    marks[name] = round(time.monotonic() - since, 1)
+    print(f"acceptance: {name} after {marks[name]} s", flush=True)
+
+
+def test_bulk_jobs_on_one_instance_survive_a_serve_kill_and_a_dead_machine(tmp_path):
+    models = ModelServer(tmp_path)
+    vast = VastEmulator(tmp_path, models.manifest)
+    serve = FleetServe(tmp_path, vast)
+    marks, start = {}, time.monotonic()
+    try:
+        # 20 image-to-video jobs in bulk, before any instance is up: they wait in the queue.
+        jobs = [endpoint(serve).run(wan_job(n)) for n in range(JOBS)]
+        timed(marks, "20 jobs submitted", start)
+
+        # One instance; its boot shows in `instance status` stage by stage.
+        stages = []
+        def ready():
+            instances = serve.status()["instances"]
+            stage = instances[0].get("stage") if instances else None
+            if stage and (not stages or stages[-1] != stage):
+                stages.append(stage)
+            return stage == "READY"
+        wait_until(ready, 120, "the instance's worker READY")
+        timed(marks, "first READY", start)
+        assert stages[-1] == "READY" and len(stages) >= 2, stages
+        assert len(vast.live()) == 1 and vast.creates() == 1
+        first = vast.live()[0]
+        assert first["container_running"]
+
+        # serve dies with -9 mid-batch; the worker keeps its results until the restarted serve takes them.
+        wait_until(lambda: sum(job.status() == "COMPLETED" for job in jobs) >= 3, 120, "the first jobs done")
+        done_at_kill = sum(job.status() == "COMPLETED" for job in jobs)
+        serve.kill()
+        assert done_at_kill < JOBS, "the batch ended before serve was killed: nothing was tested mid-batch"
+        timed(marks, "serve killed -9", start)
+        time.sleep(2)
+        serve = FleetServe(tmp_path, vast, port=serve.port)
+        timed(marks, "serve restarted", start)
+
+        def all_done():
+            statuses = [job.status() for job in jobs]
+            assert "FAILED" not in statuses and "CANCELLED" not in statuses, statuses
+            return all(status == "COMPLETED" for status in statuses)
+        wait_until(all_done, 300, "all 20 jobs COMPLETED")
+        timed(marks, "batch of 20 done", start)
+        # Adopted, not rented again.
+        assert vast.creates() == 1 and [i["id"] for i in vast.live()] == [first["id"]]
+
+        for job in jobs:
+            output = job.output()
+            files = output["files"]
+            assert len(files) == 1 and files[0]["content_type"].startswith("video/"), output
+            with urllib.request.urlopen(files[0]["url"], timeout=30) as response:
+                data = response.read()
+            assert hashlib.sha256(data).hexdigest() == files[0]["sha256"] and len(data) == files[0]["bytes"]
+
+        # The machine dies: its processes with it. The next job gets a new instance on another machine.
+        vast.control("fault", {"instance": first["id"], "fault": "offline"})
+        died = time.monotonic()
+        assert not worker_processes(vast.instances_dir / str(first["id"]))
+        job = endpoint(serve).run(wan_job(JOBS))
+        wait_until(lambda: job.status() in ("COMPLETED", "FAILED"), 300, "the job after the machine died")
+        assert job.status() == "COMPLETED", job.output()
+        marks["replacement to completion"] = round(time.monotonic() - died, 1)
+        print(f"acceptance: replacement to completion {marks['replacement to completion']} s", flush=True)
+        second = [i for i in vast.live() if i["id"] != first["id"]]
+        assert len(second) == 1 and second[0]["machine_id"] != first["machine_id"], vast.live()
+
+        # Down: no instance left, and no worker or SwarmUI process of any instance.
+        serve.swarmctl("instance", "down", "--yes", "--settle", "0.5", "--confirm-timeout", "30")
+        assert vast.live() == []
+        wait_until(lambda: not worker_processes(vast.instances_dir), 20, "every instance's processes to end")
+        print(f"acceptance timings (s): {marks}", flush=True)
+    finally:
+        serve.stop()
+        vast.stop()
+        models.stop()
