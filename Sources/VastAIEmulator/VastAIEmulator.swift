@@ -363,6 +363,11 @@ public actor VastAIEmulator {
         for id in Array(containers.keys) { endContainer(id) }
     }
 
+    /// Stops or starts the instance as `PUT /instances/{id}/ {"state": …}` does.
+    public func setStopped(_ stopped: Bool, instance id: Int) {
+        _ = update(id: id, body: ["state": stopped ? "stopped" : "running"])
+    }
+
     /// Whether the instance's container has processes running now.
     public func containerRunning(instance id: Int) -> Bool { containers[id]?.isRunning == true }
 
@@ -600,7 +605,7 @@ public actor VastAIEmulator {
         guard phase == .running || phase == .exited || instance.image.flatMap({ configuration.images[$0] }) != nil else { return [] }
         // A container that ran writes its own output; the others show vast's usual first lines.
         let console = configuration.instancesDirectory.flatMap { try? String(contentsOfFile: "\($0)/\(instance.id)/console.log", encoding: .utf8) }
-        var lines = console.map { $0.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).dropLast($0.hasSuffix("\n") ? 1 : 0) }.map(Array.init)
+        var lines = console.map { text in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.isEmpty || text.hasSuffix("\n") ? 1 : 0).map(String.init) }
             ?? ["Starting instance tools...", "swarm-worker: stage INITIALIZING"]
         if instance.fault == .noKernelImage {
             lines.append("RuntimeError: CUDA error: no kernel image is available for execution on the device")

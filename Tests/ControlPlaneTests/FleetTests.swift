@@ -41,6 +41,73 @@ import VastAI
         }
     }
 
+    /// vast replaces the image's ENTRYPOINT under ssh and jupyter run types: the request itself must start the worker.
+    @Test func theCreateRequestStartsTheWorkerAndCarriesTheTokensAsSecrets() throws {
+        let environment = Self.vastOn.merging(["CIVITAI_API_TOKEN": "civ-1", "HUGGINGFACE_API_TOKEN": "hf-2", "EXTRA_TOKEN": "x-3"]) { $1 }
+        var options = Self.options()
+        options.instanceEnv = ["EXTRA_TOKEN"]
+        let settings = try #require(try FleetSettings(options: options, environment: environment))
+        let request = settings.createRequest(label: "swarm-a1", workerKey: Secret("swarm_w_k"))
+        #expect(request.runtype == "ssh_direc ssh_proxy" && request.onstart == "bash /opt/swarm/onstart.sh")
+        #expect(request.env == ["SWARM_WORKER_ID": "swarm-a1", "SWARM_QUEUE_URL": "https://queue.example.com/v2/swarmui", "-p 18080:18080": "1"])
+        #expect(request.secretEnv.mapValues(\.value) == [
+            "SWARM_WORKER_KEY": "swarm_w_k", "CIVITAI_API_TOKEN": "civ-1", "HUGGINGFACE_API_TOKEN": "hf-2", "EXTRA_TOKEN": "x-3",
+        ])
+        // Printed, the request shows no secret.
+        #expect(!"\(request)".contains("civ-1") && !"\(request)".contains("swarm_w_k"))
+
+        // From a template, the template's run type and on-start script apply.
+        var fromTemplate = Self.options(image: nil)
+        fromTemplate.template = "abc123"
+        let templated = try #require(try FleetSettings(options: fromTemplate, environment: environment)).createRequest(label: "swarm-b", workerKey: Secret("k"))
+        #expect(templated.runtype == nil && templated.onstart == nil && templated.secretEnv["CIVITAI_API_TOKEN"]?.value == "civ-1")
+
+        options.instanceEnv = ["MISSING_ONE"]
+        #expect(throws: ServeError.self) { try FleetSettings(options: options, environment: environment) }
+        options.instanceEnv = ["SWARM_WORKER_KEY"]
+        #expect(throws: ServeError.self) { try FleetSettings(options: options, environment: environment) }
+    }
+
+    @Test func aTemplateThatWouldNotStartTheWorkerIsRefused() {
+        #expect(WorkerLaunch.problem(withTemplate: ["runtype": "args"], hashID: "h") == nil)
+        #expect(WorkerLaunch.problem(withTemplate: ["runtype": "ssh", "onstart": "bash /opt/swarm/onstart.sh"], hashID: "h") == nil)
+        let none = WorkerLaunch.problem(withTemplate: ["runtype": "jupyter", "onstart": ""], hashID: "h1")
+        #expect(none?.contains("template h1 has run type 'jupyter' and no on-start script") == true)
+        #expect(WorkerLaunch.problem(withTemplate: ["onstart": "echo hello"], hashID: "h")?.contains("'ssh'") == true)
+    }
+
+    @Test func bootWatchWaitsSucceedsAndFailsWithTheReason() {
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        let watch = BootWatch(wanted: 1, startedAt: start, timeout: 600)
+        func status(_ stage: String?, detail: JSONValue = [:]) -> FleetInstanceStatus {
+            var record = FleetInstanceRecord(id: 1, label: "swarm-a", dphTotal: 0.35, createdAt: start)
+            record.report = stage.map { WorkerReport(stage: $0, detail: detail) }
+            return FleetInstanceStatus(record: record, vast: nil, vastAsked: false)
+        }
+        #expect(watch.verdict(instances: [], creationHold: nil, now: start) == .waiting)
+        #expect(watch.statusLine(instances: [], now: start.addingTimeInterval(200)).contains("is 'swarmctl serve' running"))
+        let downloading = status("DOWNLOADING", detail: ["stage": "DOWNLOADING", "download": ["done_bytes": 12_100_000_000, "total_bytes": 33_200_000_000]])
+        #expect(watch.statusLine(instances: [downloading], now: start.addingTimeInterval(30)).contains("worker DOWNLOADING 12.1 of 33.2 GB (36%); $0.350/h"))
+        #expect(watch.verdict(instances: [downloading], creationHold: nil, now: start.addingTimeInterval(30)) == .waiting)
+        #expect(watch.verdict(instances: [status("READY")], creationHold: nil, now: start) == .ready)
+        #expect(watch.verdict(instances: [downloading], creationHold: "set CIVITAI_API_TOKEN", now: start) == .failed("the fleet holds creation: set CIVITAI_API_TOKEN"))
+        guard case .failed(let reason) = watch.verdict(instances: [downloading], creationHold: nil, now: start.addingTimeInterval(601)) else {
+            Issue.record("a boot past the timeout must fail")
+            return
+        }
+        #expect(reason.contains("not READY after 10m") && reason.contains("DOWNLOADING"))
+    }
+
+    @Test func followingALogPrintsOnlyWhatIsNew() {
+        #expect(LogFollow.newLines(previous: [], current: ["a", "b"]) == ["a", "b"])
+        #expect(LogFollow.newLines(previous: ["a", "b", "c"], current: ["b", "c", "d", "e"]) == ["d", "e"])
+        #expect(LogFollow.newLines(previous: ["a", "b"], current: ["a", "b"]).isEmpty)
+        // Repeated lines: the longest overlap wins, so nothing is printed twice.
+        #expect(LogFollow.newLines(previous: ["x", "x"], current: ["x", "x", "y"]) == ["y"])
+        // More than a read's worth arrived in between: all of it is new.
+        #expect(LogFollow.newLines(previous: ["a"], current: ["q", "r"]) == ["q", "r"])
+    }
+
     @Test func membersCarryTheirWorkersPingsAndKeysAreRevokedWithThem() async throws {
         let store = try SQLiteJobStore.inMemory()
         try await store.migrate()

@@ -23,7 +23,7 @@ struct FleetServeTests {
             ],
             environment: [
                 "VAST_API_KEY": vast.emulator.configuration.apiKey, "VAST_API_URL": vast.baseURL,
-                "SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": "", "SWARM_FLEET_SIZE": "1",
+                "SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": "", "SWARM_FLEET_SIZE": "1", "CIVITAI_API_TOKEN": "civitai-secret-7",
             ])
     }
 
@@ -85,6 +85,10 @@ struct FleetServeTests {
             #expect(first.env["SWARM_WORKER_KEY"]?.hasPrefix("swarm_w_") == true)
             _ = try await eventually("the orphan destroyed") { await vast.emulator.instanceState(id: orphan.id)?.destroyed == true ? true : nil }
             #expect(!server.output.contains { $0.contains(first.env["SWARM_WORKER_KEY"] ?? "-") })
+            // The model token serve holds reaches the instance, and only the instance.
+            #expect(first.env["CIVITAI_API_TOKEN"] == "civitai-secret-7")
+            #expect(!server.output.contains { $0.contains("civitai-secret-7") })
+            #expect(first.runtype == "ssh_direc ssh_proxy" && first.onstart == "bash /opt/swarm/onstart.sh" && first.env["-p 18080:18080"] == "1")
 
             // Recorded in the database, as `swarmctl instances` shows it.
             let listing = try await Self.swarmctl(["instances", "--json", "--data-dir", directory.path], vast)

@@ -173,10 +173,28 @@ import VastAIEmulator
                 await running.emulator.takeOffer(id: 1004)
                 return CreateInstanceRequest(source: .image("x"), diskGB: 100, label: label)
             }
+            // The next best is rented in the same round.
             try await fleet.reconcile()
-            #expect(await store.members().isEmpty)
+            #expect(await store.members().map(\.machineID) == [41_872])
+        }
+    }
+
+    /// vast's index can go on listing an offer someone else rented; the fleet must not ask for it round after round.
+    @Test func aTakenOfferThatStaysListedDoesNotBlockTheFleet() async throws {
+        var configuration = Self.fastEmulator
+        configuration.listsTakenOffers = true
+        try await withVast(configuration) { running, client in
+            await running.emulator.takeOffer(id: 1004)
+            let store = InMemoryFleetStore()
+            let fleet = Self.reconciler(client, store, policy: FleetPolicy(desiredSize: 2))
+            let creates = { await running.emulator.requests.filter { $0.method == "PUT" && $0.uri.hasPrefix("/api/v0/asks/") }.map(\.uri) }
             try await fleet.reconcile()
-            #expect(await store.members().first?.machineID == 41_872)
+            #expect(await store.members().count == 2)
+            #expect(!(await store.members().map(\.machineID)).contains(41_875))
+            // Wanting more later, the taken offer is still left out.
+            await store.setDesiredSize(3)
+            try await fleet.reconcile()
+            #expect(await creates().filter { $0.hasPrefix("/api/v0/asks/1004/") }.count == 1)
         }
     }
 }

@@ -10,15 +10,17 @@ Needs SWARMCTL_BIN (scripts/test-python.sh); the other binaries are taken from i
 
 import base64
 import hashlib
+import os
 import struct
+import subprocess
 import time
 import urllib.request
 import zlib
 
 import pytest
 import runpod
-from conftest import wait_until
-from vast_fleet import FleetServe, ModelServer, VastEmulator, worker_processes
+from conftest import swarmctl_binary, wait_until
+from vast_fleet import VAST_KEY, FleetServe, ModelServer, VastEmulator, worker_processes
 
 JOBS = 20
 
@@ -120,6 +122,39 @@ def test_bulk_jobs_on_one_instance_survive_a_serve_kill_and_a_dead_machine(tmp_p
         assert vast.live() == []
         wait_until(lambda: not worker_processes(vast.instances_dir), 20, "every instance's processes to end")
         print(f"acceptance timings (s): {marks}", flush=True)
+    finally:
+        serve.stop()
+        vast.stop()
+        models.stop()
+
+
+def test_instance_up_wait_follows_the_boot_to_ready_and_logs_follow(tmp_path):
+    models = ModelServer(tmp_path)
+    vast = VastEmulator(tmp_path, models.manifest)
+    serve = FleetServe(tmp_path, vast, extra_args=["--fleet-size", "0"])
+    try:
+        assert vast.live() == []
+        up = serve.swarmctl("instance", "up", "1", "--wait", "--interval", "1", "--timeout", "3", timeout=240)
+        assert "READY: 1 instance(s) take jobs" in up.stdout, up.stdout
+        # A status line while it booted, with the stage and the price, and the SSH tunnel to SwarmUI once READY.
+        assert "$0." in up.stdout and "/h" in up.stdout, up.stdout
+        assert "SwarmUI over SSH: ssh -N -p" in up.stdout and "-L 7801:127.0.0.1:7801" in up.stdout, up.stdout
+        assert len(vast.live()) == 1
+
+        # The container's log through vast, as an operator follows it.
+        follower = subprocess.Popen(
+            [swarmctl_binary(), "instance", "logs", "--follow", "--every", "0.5", "--data-dir", str(tmp_path)],
+            env=dict(os.environ, VAST_API_KEY=VAST_KEY, VAST_API_URL=vast.base), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            lines = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not any("SwarmUI is ready" in line for line in lines):
+                lines.append(follower.stdout.readline())
+            assert any("onstart: starting swarm-worker" in line for line in lines), lines
+            assert any("SwarmUI is ready" in line for line in lines), lines
+        finally:
+            follower.kill()
+            follower.wait(timeout=10)
     finally:
         serve.stop()
         vast.stop()

@@ -181,10 +181,10 @@ class FleetServe:
         self._log = open(self.log_path, "w")
         environment = dict(
             os.environ, VAST_API_KEY=VAST_KEY, VAST_API_URL=vast.base, SWARM_API_KEYS="", SWARM_WORKER_KEYS="",
-            CIVITAI_API_TOKEN=CIVITAI_TOKEN, HUGGINGFACE_API_TOKEN=HF_TOKEN, **(env or {}))
+            SWARM_FLEET_SIZE="1", CIVITAI_API_TOKEN=CIVITAI_TOKEN, HUGGINGFACE_API_TOKEN=HF_TOKEN, **(env or {}))
         self.process = subprocess.Popen(
             [swarmctl_binary(), "serve", "--port", str(self.port), "--data-dir", str(data_dir), "--image", IMAGE,
-             "--public-url", self.base, "--fleet-size", "1", "--fleet-interval", "0.5", "--reboot-grace", "5",
+             "--public-url", self.base, "--fleet-interval", "0.5", "--reboot-grace", "5",
              "--heartbeat-timeout", "20", "--lease-timeout", "10", *extra_args],
             stdout=self._log, stderr=subprocess.STDOUT, env=environment)
         wait_until(self._answers, 60, "swarmctl serve to answer")
