@@ -39,8 +39,27 @@ public struct BootWatch: Sendable {
         let elapsed = now.timeIntervalSince(startedAt)
         guard elapsed >= timeout else { return .waiting }
         let doing = active.isEmpty ? "no instance was rented" : active.map { "\($0.record.label): \($0.progressLine(now: now))" }.joined(separator: "; ")
-        let causes = active.compactMap(\.diagnosis).map(\.description)
-        return .failed("not READY after \(FleetInstanceStatus.span(elapsed)): \(doing)" + (causes.isEmpty ? "" : "; " + causes.joined(separator: "; ")))
+        let causes = active.compactMap(Self.likelyCause)
+        return .failed("not READY after \(FleetInstanceStatus.span(elapsed)): \(doing)" + (causes.isEmpty ? "" : "; likely: " + causes.joined(separator: "; ")))
+    }
+
+    /// Why a start is slow, as docs/vast-template.md's "When an instance does not come up" reads: a failure vast or
+    /// the log names, else what the state it sits in usually means.
+    static func likelyCause(_ instance: FleetInstanceStatus) -> String? {
+        if let diagnosis = instance.diagnosis { return diagnosis.description }
+        switch (instance.vast?.actualStatus, instance.record.report?.stage) {
+        case (.created?, nil):
+            return "stuck in created: the host did not start the container, most often a driver older than the image's CUDA (keep cuda_max_good >= 12.8)"
+        case (.loading?, nil):
+            return "stuck in loading: the host pulls the ~15 GB image slowly or not at all; prefer fast hosts (inet_down), many direct ports"
+        case (.running?, nil):
+            return "running, but the worker never pinged: the on-start script is missing (ssh and jupyter run types ignore the image's "
+                + "ENTRYPOINT; use --image, or set the template's on-start to '\(WorkerLaunch.onstart)'), or the instance cannot reach --public-url"
+        case (_, WorkerStage.downloading.rawValue?):
+            return "still downloading the ~33 GB of models of a first start: normal on a slow host, progress in 'swarmctl instance status'"
+        default:
+            return nil
+        }
     }
 
     /// The status line printed every interval: one clause per active instance, or why there is none yet.

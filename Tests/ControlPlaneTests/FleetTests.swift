@@ -95,7 +95,16 @@ import VastAI
             Issue.record("a boot past the timeout must fail")
             return
         }
-        #expect(reason.contains("not READY after 10m") && reason.contains("DOWNLOADING"))
+        #expect(reason.contains("not READY after 10m") && reason.contains("DOWNLOADING") && reason.contains("still downloading"))
+
+        // Running for ten minutes without a word from the worker: the missing on-start script of docs/vast-template.md.
+        let silent = FleetInstanceStatus(
+            record: FleetInstanceRecord(id: 2, label: "swarm-b", createdAt: start), vast: Instance(json: ["id": 2, "actual_status": "running"]), vastAsked: true)
+        guard case .failed(let why) = watch.verdict(instances: [silent], creationHold: nil, now: start.addingTimeInterval(601)) else {
+            Issue.record("a silent instance past the timeout must fail")
+            return
+        }
+        #expect(why.contains("running, but the worker never pinged: the on-start script is missing"))
     }
 
     @Test func followingALogPrintsOnlyWhatIsNew() {
