@@ -83,9 +83,9 @@ COPY builder/presets.json /opt/swarm/presets.json
 COPY scripts/onstart.sh /opt/swarm/onstart.sh
 COPY --from=build /out/swarm-worker /usr/local/bin/swarm-worker
 
-# Defaults only; tokens and queue keys come from the platform's environment at run time.
-ENV VOLUME_PATH=/workspace \
-    SWARMUI_HOST=127.0.0.1 \
+# Defaults only; tokens and queue keys come from the platform's environment at run time. VOLUME_PATH is left to
+# the worker: /runpod-volume on RunPod serverless, /workspace elsewhere (onstart.sh's default on vast.ai).
+ENV SWARMUI_HOST=127.0.0.1 \
     SWARMUI_PORT=7801 \
     WORKER_HEALTH_HOST=0.0.0.0 \
     WORKER_HEALTH_PORT=8080 \

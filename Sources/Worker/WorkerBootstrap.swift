@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import JobProtocol
 import Logging
 import SwarmCore
 
@@ -31,7 +32,7 @@ public enum WorkerBootstrap {
                 let throttle = Throttle(every: .seconds(10))
                 do {
                     let summary = try await provisionModels(configuration: configuration, manifestPath: manifestPath, logger: logger) { progress in
-                        await state.setStage(.downloading(done: progress.done, total: progress.total))
+                        await state.setStage(.downloading(DownloadProgress(doneBytes: progress.done, totalBytes: progress.total)))
                         guard throttle.ready() else { return }
                         logger.info(
                             "downloading models: \(formatBytes(progress.done)) of \(formatBytes(progress.total)) (\(String(format: "%.1f", progress.percent))%)",
@@ -54,7 +55,7 @@ public enum WorkerBootstrap {
                 if !missing.isEmpty { throw .models(.presetModelsMissing(models: missing, modelsRoot: configuration.modelsPath)) }
             }
         } catch {
-            await state.setStage(.error(reason: error.description))
+            await state.setStage(.error(WorkerFailure(reason: error.description, kind: error.failureKind)))
             throw error
         }
         await state.setStage(.initializing)
@@ -104,6 +105,28 @@ public enum VolumePreparationError: Error, Sendable, CustomStringConvertible {
         case .seed(let error): error.description
         case .presets(let error): error.description
         case .models(let error): error.description
+        }
+    }
+
+    /// Permanent when no restart and no other machine can help: the operator must change a setting first.
+    public var failureKind: WorkerFailure.Kind {
+        switch self {
+        case .seed(.noSeed), .presets: .permanent
+        case .seed(.copyFailed): .transient
+        case .models(let error): error.failureKind
+        }
+    }
+}
+
+extension ModelProvisioningError {
+    /// A missing or refused token, too small a disk or a bad manifest fails the same way everywhere; a broken
+    /// transfer may not.
+    var failureKind: WorkerFailure.Kind {
+        switch self {
+        case .manifestInvalid, .tokensMissing, .notEnoughDisk, .refused, .presetModelsMissing: .permanent
+        case .transfer, .checksumMismatch, .fileSystem, .cancelled: .transient
+        case .gaveUp(_, _, let last): last.failureKind
+        case .several(let errors): errors.contains { $0.failureKind == .permanent } ? .permanent : .transient
         }
     }
 }

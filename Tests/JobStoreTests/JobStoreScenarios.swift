@@ -146,7 +146,7 @@ import Testing
         try await withStore(backend) { store in
             try await enqueue(store, 2)
             _ = try await store.take(endpoint: "ep", workerID: "w", limit: 2, leaseUntil: at(10), now: at(1))
-            let report = WorkerReport(stage: "ready", detail: ["models": 3])
+            let report = WorkerReport(stage: .ready, jobsSucceeded: 2, jobsFailed: 0, extra: ["models": 3])
             try await store.heartbeat(workerID: "w", endpoint: "ep", jobIDs: ["j0", "unknown"], leaseUntil: at(30), report: report, now: at(5))
             // Only jobs it holds are extended, and a lease never shrinks.
             try await store.heartbeat(workerID: "other", endpoint: "ep", jobIDs: ["j1"], leaseUntil: at(30), report: nil, now: at(5))
