@@ -94,7 +94,7 @@ ENV SWARMUI_HOST=127.0.0.1 \
     SWARMUI_SEED=/opt/swarmui-seed \
     PATH=/opt/venv/bin:${PATH}
 # The same defaults for onstart.sh, which vast may run without the image's ENV.
-RUN env | grep -E '^(VOLUME_PATH|SWARMUI_HOST|SWARMUI_PORT|WORKER_HEALTH_HOST|WORKER_HEALTH_PORT|SWARM_MODELS_FILE|SWARM_PRESETS_FILE|SWARMUI_SEED)=' \
+RUN env | grep -E '^(SWARMUI_HOST|SWARMUI_PORT|WORKER_HEALTH_HOST|WORKER_HEALTH_PORT|SWARM_MODELS_FILE|SWARM_PRESETS_FILE|SWARMUI_SEED)=' \
         | sort > /opt/swarm/image.env
 
 WORKDIR /workspace

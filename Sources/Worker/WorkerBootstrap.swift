@@ -10,7 +10,8 @@ import Foundation
 public enum WorkerBootstrap {
     /// Seeds SwarmUI (when the worker launches it), downloads the manifest's missing models and checks that every
     /// model a preset names is in place. The stage reads PROVISIONING, then DOWNLOADING with byte counts while
-    /// files download, and INITIALIZING when done; on failure it reads ERROR with the reason, and this throws.
+    /// files download, and STARTING_APP when done (SwarmUI is next); on failure it reads ERROR with the reason and
+    /// whether another try can help, and this throws.
     /// Attached to a SwarmUI run elsewhere, the volume holds none of SwarmUI, so only the downloads apply.
     public static func prepareVolume(
         configuration: WorkerConfiguration, state: WorkerState, logger: Logger
@@ -58,7 +59,7 @@ public enum WorkerBootstrap {
             await state.setStage(.error(WorkerFailure(reason: error.description, kind: error.failureKind)))
             throw error
         }
-        await state.setStage(.initializing)
+        await state.setStage(.startingApp)
     }
 
     /// The manifest's missing models, downloaded under `configuration.modelsPath`; `swarm-worker models sync` and

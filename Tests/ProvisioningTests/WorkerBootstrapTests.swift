@@ -23,13 +23,13 @@ import Foundation
         ])
     }
 
-    @Test func prepareVolumeSeedsDownloadsAndEndsInitializing() async throws {
+    @Test func prepareVolumeSeedsDownloadsAndEndsStartingTheApp() async throws {
         let fixture = try SeedFixture()
         try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
             let configuration = try configuration(fixture, servers: servers, presetModel: "model.gguf")
             let state = WorkerState()
             try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: quiet)
-            #expect(await state.stage == .initializing)
+            #expect(await state.stage == .startingApp)
             #expect(FileManager.default.fileExists(atPath: configuration.swarmUIFolder + "/launch-linux.sh"))
             #expect(FileManager.default.contents(atPath: configuration.modelsPath + "/diffusion_models/model.gguf") == Data(Self.model))
             #expect(FileManager.default.fileExists(atPath: configuration.modelsPath + "/diffusion_models/model.swarm.json"))
