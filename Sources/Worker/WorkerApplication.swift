@@ -48,7 +48,8 @@ public struct WorkerApplication: Sendable {
             swarm: swarm, parser: JobInputParser(presets: presets), queue: queue, httpClient: httpClient,
             inlineMaxBytes: configuration.inlineMaxBytes,
             uploadsViaQueue: configuration.queue?.acceptsUploads ?? false, bucket: configuration.outputBucket,
-            keptOutputsPath: configuration.keptOutputsPath, deletesDeliveredOutputs: !configuration.keepsSwarmUIOutputs, logger: logger)
+            keptOutputsPath: configuration.keptOutputsPath, deletesDeliveredOutputs: !configuration.keepsSwarmUIOutputs,
+            generationTimeout: configuration.generationTimeout, logger: logger)
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor
         let readiness = ReadinessWait(
