@@ -117,6 +117,16 @@ import VastAI
         #expect(pulling.lines(now: now).contains { $0.hasPrefix("  problem: cudaTooNew") })
         #expect(pulling.lines(now: now)[1].contains("worker not heard from; no ping yet"))
 
+        // A worker's ERROR is shown with its kind and reason, in the lines and the JSON.
+        let failed = FleetInstanceStatus(
+            record: FleetInstanceRecord(
+                id: 6, label: "swarm-e", createdAt: created, lastPing: now,
+                report: WorkerReport(json: ["stage": "ERROR", "error": "'wan' needs CIVITAI_API_TOKEN", "error_kind": "permanent"])),
+            vast: nil, vastAsked: false)
+        #expect(failed.lines(now: now)[1].contains("worker ERROR (permanent): 'wan' needs CIVITAI_API_TOKEN"), "\(failed.lines(now: now))")
+        #expect(failed.json(now: now)["error_kind"] == "permanent" && failed.json(now: now)["stage"] == "ERROR")
+        #expect(status.json(now: now)["download_percent"]?.doubleValue == 36.4)
+
         // A labeled instance the database does not know is shown, not hidden.
         let stray = try #require(Instance(json: ["id": 9, "label": "swarm-x", "actual_status": "running", "dph_total": 0.35]))
         let summary = FleetSummary(desiredSize: 0, creationHold: nil, spentToday: 1.5, orphans: [stray])
