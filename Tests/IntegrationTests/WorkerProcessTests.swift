@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Crypto
+import NIOCore
 import SwarmCore
 import Testing
 
@@ -134,6 +136,31 @@ struct WorkerProcessTests {
         // SIGTERM ends the wait at once.
         rig.worker.signal(SIGTERM)
         #expect(try await rig.worker.waitForExit(timeout: .seconds(10)) == 3)
+    }
+
+    @Test func aPreparationErrorReachesTheControlPlane() async throws {
+        let directory = try Paths.temporaryDirectory("swarmctl-boot")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try ChildProcess(
+            "swarmctl", executable: Paths.binary("swarmctl"), arguments: ["serve", "--port", "0", "--data-dir", directory.path],
+            environment: ["SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": ""])
+        defer { server.stop() }
+        let base = "http://127.0.0.1:\(try await server.servePort())/v2/swarmui"
+        let manifest = try Self.manifest(
+            url: "http://127.0.0.1:9/never", size: 1000, extra: #", "token_env": "CIVITAI_API_TOKEN", "token_required": true"#)
+        defer { try? FileManager.default.removeItem(at: manifest.directory) }
+        let rig = try await WorkerRig.start(environment: [
+            "SWARM_MODELS_FILE": manifest.path, "SWARM_ERROR_HOLD": "600", "CIVITAI_API_TOKEN": "", "SWARM_QUEUE_URL": base,
+        ])
+        defer { rig.stop() }
+        // swarmctl's RunPod-style health counts the worker in ERROR as unhealthy, while it stays up.
+        let workers = try await eventually("the worker counted unhealthy", timeout: .seconds(30)) { () async throws -> JSONValue? in
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(base)/health"), timeout: .seconds(10))
+            let health = JSONValue.parse(Data(try await response.body.collect(upTo: 1 << 20).readableBytesView))
+            return health?["workers"]?["unhealthy"] == 1 ? health?["workers"] : nil
+        }
+        #expect(workers == ["idle": 0, "running": 0, "unhealthy": 1])
+        #expect(rig.worker.isRunning)
     }
 
     @Test func failsFastWhenTheBackendIsErrored() async throws {
