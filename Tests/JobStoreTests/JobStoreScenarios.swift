@@ -560,6 +560,19 @@ import Testing
         #expect(try await store.job(id: "j1")?.status == .inQueue)
     }
 
+    @Test func aWorkerReportStoredBeforeReportsWereTypedStillReads() async throws {
+        // Earlier versions stored {"stage": <free text>, "detail": <the ping's body>}; a database upgraded in place
+        // still holds such rows, and the fleet must keep reading their stage and download.
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        try await store.heartbeat(workerID: "w", endpoint: "ep", jobIDs: [], leaseUntil: at(10), report: nil, now: at(1))
+        let old = #"{"detail":{"download":{"done_bytes":5,"total_bytes":10},"log_tail":["fetching"],"stage":"DOWNLOADING"},"stage":"DOWNLOADING"}"#
+        try await store.write("store an old report") { db in try db.execute(sql: "UPDATE workers SET report = ? WHERE id = 'w'", arguments: [old]) }
+        let report = try #require(try await store.workers(endpoint: "ep").first?.report)
+        #expect(report.stage == .downloading(DownloadProgress(doneBytes: 5, totalBytes: 10)))
+        #expect(report.logTail == ["fetching"])
+    }
+
     @Test func sqliteReportsAnUnopenableFile() {
         let error = #expect(throws: JobStoreError.self) { try SQLiteJobStore(path: "/nonexistent-dir/x/jobs.sqlite") }
         #expect(error?.code == .unavailable)
