@@ -180,7 +180,7 @@ public struct HTTPQueueClient: QueueClient {
     }
 
     public func ping(jobIDs: [String], report: WorkerReport?) async throws(QueueError) {
-        let stage = report?.stage.map { [("stage", $0.name.rawValue)] } ?? []
+        let stage = report?.stageName.map { [("stage", $0)] } ?? []
         guard let url = endpoints.pingURL(jobIDs: jobIDs, extra: stage) else { return }
         let timeout = endpoints.pingInterval * 2
         let (status, _, body) =

@@ -138,6 +138,9 @@ public struct WorkerReport: Sendable, Hashable, Codable {
         self.extra = extra
     }
 
+    /// The stage as sent: a known stage's name, or the text of one this version does not know (`CHECK`, a newer one).
+    public var stageName: String? { stage?.name.rawValue ?? extra["stage"]?.stringValue }
+
     /// The RunPod SDK's failed startup check (`status=unhealthy&check=…&reason=…` on a GET ping): an ERROR.
     public static func unhealthy(check: String?, reason: String?) -> WorkerReport {
         let text = "startup check \(check ?? "unnamed") failed" + (reason.map { ": \($0)" } ?? "")

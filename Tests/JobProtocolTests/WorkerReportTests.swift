@@ -41,7 +41,7 @@ import Testing
         #expect(WorkerReport(json: ["stage": "error", "error": "boom"]).stage == .error(WorkerFailure(reason: "boom", kind: .transient)))
         let future = WorkerReport(json: ["stage": "WARMING_UP", "jobs": ["succeeded": 3.0, "failed": 0]])
         #expect(future.stage == nil && future.jobsSucceeded == 3)
-        #expect(future.jsonValue["stage"] == "WARMING_UP")
+        #expect(future.jsonValue["stage"] == "WARMING_UP" && future.stageName == "WARMING_UP")
         // A download with no total yet.
         #expect(WorkerReport(json: ["stage": "DOWNLOADING"]).stage?.name == .downloading)
     }
