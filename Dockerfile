@@ -83,9 +83,9 @@ COPY builder/presets.json /opt/swarm/presets.json
 COPY scripts/onstart.sh /opt/swarm/onstart.sh
 COPY --from=build /out/swarm-worker /usr/local/bin/swarm-worker
 
-# Defaults only; tokens and queue keys come from the platform's environment at run time.
-ENV VOLUME_PATH=/workspace \
-    SWARMUI_HOST=127.0.0.1 \
+# Defaults only; tokens and queue keys come from the platform's environment at run time. VOLUME_PATH is left to
+# the worker: /runpod-volume on RunPod serverless, /workspace elsewhere (onstart.sh's default on vast.ai).
+ENV SWARMUI_HOST=127.0.0.1 \
     SWARMUI_PORT=7801 \
     WORKER_HEALTH_HOST=0.0.0.0 \
     WORKER_HEALTH_PORT=8080 \
@@ -94,7 +94,7 @@ ENV VOLUME_PATH=/workspace \
     SWARMUI_SEED=/opt/swarmui-seed \
     PATH=/opt/venv/bin:${PATH}
 # The same defaults for onstart.sh, which vast may run without the image's ENV.
-RUN env | grep -E '^(VOLUME_PATH|SWARMUI_HOST|SWARMUI_PORT|WORKER_HEALTH_HOST|WORKER_HEALTH_PORT|SWARM_MODELS_FILE|SWARM_PRESETS_FILE|SWARMUI_SEED)=' \
+RUN env | grep -E '^(SWARMUI_HOST|SWARMUI_PORT|WORKER_HEALTH_HOST|WORKER_HEALTH_PORT|SWARM_MODELS_FILE|SWARM_PRESETS_FILE|SWARMUI_SEED)=' \
         | sort > /opt/swarm/image.env
 
 WORKDIR /workspace

@@ -132,7 +132,7 @@ let package = Package(
         .target(
             name: "VastAI",
             dependencies: [
-                "SwarmCore",
+                "SwarmCore", "JobProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -286,7 +286,7 @@ let package = Package(
         .testTarget(
             name: "ProvisioningTests",
             dependencies: [
-                "Worker", "SwarmCore",
+                "Worker", "SwarmCore", "JobProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -328,7 +328,7 @@ let package = Package(
         .testTarget(
             name: "VastAITests",
             dependencies: [
-                "VastAI", "VastAIEmulator", "SwarmCore",
+                "VastAI", "VastAIEmulator", "SwarmCore", "JobProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

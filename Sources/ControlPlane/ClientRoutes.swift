@@ -118,9 +118,10 @@ struct ClientRoutes {
         // A worker that has not pinged within a lease is gone; the store keeps it only for the record.
         let horizon = Date().addingTimeInterval(-configuration.leaseTimeout.seconds)
         let workers = try await store.workers(endpoint: endpoint).filter { $0.lastSeen >= horizon }
-        // A worker whose startup checks failed says so on its ping (runpod.md §1.9).
-        let unhealthy = workers.filter { $0.report?.stage == "unhealthy" }.count
-        let running = workers.filter { !$0.jobIDs.isEmpty && $0.report?.stage != "unhealthy" }.count
+        // A worker in ERROR, or whose startup checks failed (runpod.md §1.9), says so on its ping.
+        let isUnhealthy = { (worker: WorkerRecord) in worker.report?.stage?.name == .error }
+        let unhealthy = workers.filter(isUnhealthy).count
+        let running = workers.filter { !$0.jobIDs.isEmpty && !isUnhealthy($0) }.count
         let count = { (status: JobStatus) in JSONValue.int(counts[status] ?? 0) }
         return .json([
             "jobs": [

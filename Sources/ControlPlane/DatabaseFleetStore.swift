@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import JobStore
 import SwarmCore
 import VastAI
@@ -73,11 +74,9 @@ public struct DatabaseFleetStore: FleetStore {
     }
 
     static func member(_ record: FleetInstanceRecord) -> FleetMember {
-        let ping = record.report?.detail
-        return FleetMember(
+        FleetMember(
             id: record.id, label: record.label, offerID: record.offerID, machineID: record.machineID, dphTotal: record.dphTotal,
-            createdAt: record.createdAt, stage: record.report?.stage.flatMap(WorkerStage.init(rawValue:)),
-            stageDetail: DownloadProgress(ping: ping)?.summary, lastPing: record.lastPing,
+            createdAt: record.createdAt, stage: record.report?.stage, lastPing: record.lastPing,
             logTail: record.logTail, reboots: record.reboots,
             lastRebootAt: record.lastRebootAt, destroyRequestedAt: record.destroyRequestedAt, lastStatusAt: record.lastStatusAt,
             warnedSlowStart: record.warnedSlowStart)

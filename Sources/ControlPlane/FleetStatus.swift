@@ -1,40 +1,12 @@
 import Foundation
+import JobProtocol
 import JobStore
 import SwarmCore
 import VastAI
 
-/// The model download a worker reports in its `DOWNLOADING` ping: `{"download": {"done_bytes", "total_bytes"}}`.
-public struct DownloadProgress: Sendable, Hashable {
-    public var doneBytes: Double
-    public var totalBytes: Double
-
-    /// From a ping's report; nil when it carries no download with a total.
-    public init?(ping: JSONValue?) {
-        guard let download = ping?["download"], let done = download["done_bytes"]?.doubleValue,
-            let total = download["total_bytes"]?.doubleValue, total > 0
-        else { return nil }
-        doneBytes = max(0, min(done, total))
-        totalBytes = total
-    }
-
-    public var fraction: Double { doneBytes / totalBytes }
-
-    /// "12.1 of 33.2 GB (36%)".
-    public var summary: String {
-        String(format: "%.1f of %.1f GB (%.0f%%)", doneBytes / 1e9, totalBytes / 1e9, fraction * 100)
-    }
-
-    /// `[#########-----------]` over `width` cells.
-    public func bar(width: Int) -> String {
-        let cells = max(1, width)
-        let filled = min(cells, Int((fraction * Double(cells)).rounded(.down)))
-        return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: cells - filled) + "]"
-    }
-}
-
 extension FleetInstanceRecord {
     /// The newest lines of the worker's log, from its last ping.
-    public var logTail: [String] { report?.detail?["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+    public var logTail: [String] { report?.logTail ?? [] }
 }
 
 /// One fleet instance as `swarmctl instance status` shows it: what the database remembers, the worker's last ping,
@@ -57,7 +29,7 @@ public struct FleetInstanceStatus: Sendable {
     }
 
     public var download: DownloadProgress? {
-        record.report?.stage == WorkerStage.downloading.rawValue ? DownloadProgress(ping: record.report?.detail) : nil
+        if case .downloading(let progress)? = record.report?.stage, progress.totalBytes > 0 { progress } else { nil }
     }
 
     /// `http://<ip>:<host port>` of SwarmUI when vast maps one of `swarmUIPorts`.
@@ -76,9 +48,8 @@ public struct FleetInstanceStatus: Sendable {
 
     /// A failure vastai.md §2.2 lists, seen in vast's status message or the worker's log tail.
     public var diagnosis: KnownFailure? {
-        let stage = record.report?.stage
         // As the planner reads them: a serving worker's log may hold an old, harmless match.
-        let lines = stage == WorkerStage.ready.rawValue ? [] : record.logTail
+        let lines = record.report?.stage == .ready ? [] : record.logTail
         return KnownFailure.recognize(statusMessage: vast?.statusMessage, logLines: lines)
     }
 
@@ -94,9 +65,9 @@ public struct FleetInstanceStatus: Sendable {
 
     var workerText: String {
         guard let stage = record.report?.stage else { return "worker not heard from" }
-        var text = "worker \(stage)"
+        var text = "worker \(stage.name.rawValue)"
         if let download { text += " " + download.summary }
-        if let error = record.report?.detail?["error"]?.stringValue { text += ": \(error)" }
+        if let failure = stage.failure { text += " (\(failure.kind.rawValue)): \(failure.reason)" }
         return text
     }
 
@@ -124,10 +95,16 @@ public struct FleetInstanceStatus: Sendable {
             "created_at": .string(record.createdAt.formatted(.iso8601)), "uptime_s": .int(Int(uptime(now: now))),
             "reboots": .int(record.reboots),
         ]
-        if let stage = record.report?.stage { fields["stage"] = .string(stage) }
+        if let stage = record.report?.stage {
+            fields["stage"] = .string(stage.name.rawValue)
+            if let failure = stage.failure {
+                fields["error"] = .string(failure.reason)
+                fields["error_kind"] = .string(failure.kind.rawValue)
+            }
+        }
         if let download {
-            fields["download"] = ["done_bytes": .double(download.doneBytes), "total_bytes": .double(download.totalBytes)]
-            fields["download_percent"] = .double(download.fraction * 100)
+            fields["download"] = download.jsonValue
+            fields["download_percent"] = .double(download.percent)
         }
         if let dph = record.dphTotal { fields["dph_total"] = .double(dph) }
         if let cost = cost(now: now) { fields["cost_usd"] = .double(cost) }

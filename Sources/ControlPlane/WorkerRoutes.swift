@@ -116,11 +116,9 @@ struct WorkerRoutes {
             guard case .object(let fields) = body else {
                 throw APIError.badRequest(field: "report", "expected a JSON object like {\"stage\": \"ready\"}, got \(body.typeName)")
             }
-            report = WorkerReport(stage: fields["stage"]?.stringValue, detail: body)
+            report = WorkerReport(json: .object(fields))
         } else if query.get("status") == "unhealthy" {
-            var detail: [String: JSONValue] = [:]
-            for key in ["check", "reason", "runpod_version"] { if let value = query.get(key) { detail[key] = .string(value) } }
-            report = WorkerReport(stage: "unhealthy", detail: .object(detail))
+            report = .unhealthy(check: query.get("check"), reason: query.get("reason"))
         }
         let now = Date()
         try await store.heartbeat(

@@ -25,10 +25,9 @@ public protocol QueueClient: Sendable {
     func postDone(jobID: String, body: JobDoneBody) async throws(QueueError)
     /// Posts a progress update on the job-done route (`status: IN_PROGRESS`).
     func postProgress(jobID: String, output: JSONValue) async throws(QueueError)
-    /// Heartbeat listing the jobs in progress; `extra` adds query parameters (boot stage and the like).
     /// A heartbeat naming the jobs in progress. `report` (stage, progress, log tail) travels as a JSON body to queues
     /// that take one (`QueueEndpoints.acceptsReports`); RunPod's GET ping carries only the stage.
-    func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError)
+    func ping(jobIDs: [String], report: WorkerReport?) async throws(QueueError)
     /// One long poll of `job-stop`; returns the ids to abandon (empty when nothing is to stop).
     func pollStop() async throws(QueueError) -> [String]
     /// Where to upload one output of a job this worker holds (queues with `QueueEndpoints.acceptsUploads`).
@@ -180,13 +179,13 @@ public struct HTTPQueueClient: QueueClient {
         try await postJSON(endpoints.jobDoneURL(jobID: jobID), body: .progress(output), route: "job-done (progress)")
     }
 
-    public func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError) {
-        let stage = report?["stage"]?.stringValue.map { [("stage", $0)] } ?? []
+    public func ping(jobIDs: [String], report: WorkerReport?) async throws(QueueError) {
+        let stage = report?.stageName.map { [("stage", $0)] } ?? []
         guard let url = endpoints.pingURL(jobIDs: jobIDs, extra: stage) else { return }
         let timeout = endpoints.pingInterval * 2
         let (status, _, body) =
             if let report, endpoints.acceptsReports {
-                try await send(.POST, url, route: "ping", timeout: timeout, body: Data(report.jsonString().utf8))
+                try await send(.POST, url, route: "ping", timeout: timeout, body: Data(report.jsonValue.jsonString().utf8))
             } else {
                 try await send(.GET, url, route: "ping", timeout: timeout)
             }

@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import SwarmCore
 
 /// A rented vast.ai instance as the control plane remembers it, with the last ping of the worker it was started as.

@@ -202,16 +202,6 @@ public struct ExpiryReport: Sendable, Hashable {
     public init() {}
 }
 
-/// What a worker says about itself with its ping (boot stage, downloads, log tail); free-form for later stages.
-public struct WorkerReport: Sendable, Hashable, Codable {
-    public var stage: String?
-    public var detail: JSONValue?
-    public init(stage: String?, detail: JSONValue?) {
-        self.stage = stage
-        self.detail = detail
-    }
-}
-
 public struct WorkerRecord: Sendable, Hashable {
     public var id: String
     public var endpoint: String

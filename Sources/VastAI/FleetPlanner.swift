@@ -1,14 +1,6 @@
 import Foundation
+import JobProtocol
 import SwarmCore
-
-/// The boot stages a worker reports with its pings.
-public enum WorkerStage: String, Sendable, Hashable, Codable {
-    case initializing = "INITIALIZING"
-    case provisioning = "PROVISIONING"
-    case downloading = "DOWNLOADING"
-    case startingApp = "STARTING_APP"
-    case ready = "READY"
-}
 
 /// How the fleet is to be kept.
 public struct FleetPolicy: Sendable, Hashable {
@@ -69,10 +61,8 @@ public struct FleetMember: Sendable, Hashable {
     public var createdAt: Date
     /// The latest by-id record; nil when vast answered null.
     public var vast: Instance?
-    /// From the worker's pings.
+    /// From the worker's pings, with the download's progress or the error.
     public var stage: WorkerStage?
-    /// The worker's progress text for the stage, e.g. "12.1 of 33.2 GB (36%)".
-    public var stageDetail: String?
     public var lastPing: Date?
     /// The newest lines of the instance's log, from the worker's pings or `request_logs`.
     public var logTail: [String]
@@ -84,7 +74,7 @@ public struct FleetMember: Sendable, Hashable {
 
     public init(
         id: Int, label: String, offerID: Int? = nil, machineID: Int? = nil, dphTotal: Double? = nil, createdAt: Date, vast: Instance? = nil, stage: WorkerStage? = nil,
-        stageDetail: String? = nil, lastPing: Date? = nil, logTail: [String] = [], reboots: Int = 0, lastRebootAt: Date? = nil,
+        lastPing: Date? = nil, logTail: [String] = [], reboots: Int = 0, lastRebootAt: Date? = nil,
         destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil, warnedSlowStart: Bool = false
     ) {
         self.id = id
@@ -95,7 +85,6 @@ public struct FleetMember: Sendable, Hashable {
         self.createdAt = createdAt
         self.vast = vast
         self.stage = stage
-        self.stageDetail = stageDetail
         self.lastPing = lastPing
         self.logTail = logTail
         self.reboots = reboots
@@ -275,6 +264,21 @@ public struct FleetPlanner: Sendable {
             return verdict
         }
 
+        // The worker's own diagnosis. A permanent failure (a missing or refused token, too small a disk) would
+        // follow the fleet to any machine: destroy this one and create no other until the operator fixes it.
+        if let failure = member.stage?.failure {
+            verdict.isLeaving = true
+            switch failure.kind {
+            case .permanent:
+                verdict.actions.append(.destroy(id: id, reason: "its worker cannot start: \(failure.reason)"))
+                verdict.hold = "the worker of \(member.label) (\(id)) cannot start, and another instance would fail alike: "
+                    + "\(failure.reason); set what it names where serve takes it from (its environment, --instance-env, the template)"
+            case .transient:
+                verdict.actions.append(.replace(id: id, machineID: member.machineID ?? vast.machineID, reason: "its worker failed: \(failure.reason)"))
+            }
+            return verdict
+        }
+
         let started = max(member.createdAt, member.lastRebootAt ?? member.createdAt)
         let sinceStart = now.timeIntervalSince(started)
         // Silence counts from the last ping or the last (re)start, whichever is later: a rebooted worker needs
@@ -327,8 +331,8 @@ public struct FleetPlanner: Sendable {
     private func statusText(_ member: FleetMember, _ vast: Instance) -> String {
         var text = "vast \(vast.actualStatus?.description ?? "setting up")"
         if let message = vast.statusMessage, !message.isEmpty { text += " \"\(message.prefix(120))\"" }
-        text += ", worker " + (member.stage?.rawValue ?? "not heard from")
-        if let detail = member.stageDetail, !detail.isEmpty { text += " \(detail)" }
+        text += ", worker " + (member.stage?.name.rawValue ?? "not heard from")
+        if let detail = member.stage?.detail { text += " \(detail)" }
         return text
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import Logging
 import SwarmCore
 
@@ -273,7 +274,6 @@ public actor InMemoryFleetStore: FleetStore {
         var merged = member
         if let current = records[member.id] {
             merged.stage = current.stage
-            merged.stageDetail = current.stageDetail
             merged.lastPing = current.lastPing
             merged.logTail = current.logTail
         }
@@ -302,10 +302,9 @@ public actor InMemoryFleetStore: FleetStore {
         return records.values.reduce(past) { total, member in total + cost(member.dphTotal ?? 0, member.createdAt, now) }
     }
 
-    /// What the worker's ping brings: its stage, progress and newest log lines.
-    public func recordPing(id: Int, stage: WorkerStage, detail: String? = nil, logTail: [String] = [], at time: Date = Date()) {
+    /// What the worker's ping brings: its stage (with progress or error) and newest log lines.
+    public func recordPing(id: Int, stage: WorkerStage, logTail: [String] = [], at time: Date = Date()) {
         records[id]?.stage = stage
-        records[id]?.stageDetail = detail
         records[id]?.lastPing = time
         if !logTail.isEmpty { records[id]?.logTail = logTail }
     }

@@ -1,3 +1,4 @@
+import JobProtocol
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -119,7 +120,7 @@ public struct HealthServer: Service {
                 body: ByteBuffer(string: Self.prometheusText(snapshot, swarmUIRestarts: restarts)))
         }
         var body: [String: JSONValue] = [
-            "stage": .string(snapshot.stage.name),
+            "stage": .string(snapshot.stage.name.rawValue),
             "ready": .bool(snapshot.stage == .ready),
             "swarmui_ready": .bool(snapshot.swarmUIReady),
             "swarmui_restarts": .int(restarts),
@@ -127,9 +128,12 @@ public struct HealthServer: Service {
             "pending_results": .int(snapshot.undeliveredJobIDs.count),
             "jobs": ["succeeded": .int(snapshot.jobsSucceeded), "failed": .int(snapshot.jobsFailed)],
         ]
-        if case .error(let reason) = snapshot.stage { body["error"] = .string(reason) }
-        if case .downloading(let done, let total) = snapshot.stage {
-            body["download"] = ["done_bytes": .int(Int(done)), "total_bytes": .int(Int(total))]
+        switch snapshot.stage {
+        case .error(let failure):
+            body["error"] = .string(failure.reason)
+            body["error_kind"] = .string(failure.kind.rawValue)
+        case .downloading(let progress): body["download"] = progress.jsonValue
+        default: break
         }
         // ERROR is the one stage a restart may fix; every other stage is healthy, even while starting.
         let status: HTTPResponseStatus = if case .error = snapshot.stage { .serviceUnavailable } else { .ok }
@@ -152,7 +156,7 @@ public struct HealthServer: Service {
         metric("swarm_worker_swarmui_ready", "gauge", "1 while SwarmUI can generate.", [("", snapshot.swarmUIReady ? 1 : 0)])
         metric("swarm_worker_swarmui_restarts_total", "counter", "Times SwarmUI died and was launched again.", [("", swarmUIRestarts)])
         metric("swarm_worker_stage", "gauge", "The worker's boot stage (1 for the current one).",
-               BootStage.names.map { ("{stage=\"\($0)\"}", $0 == snapshot.stage.name ? 1 : 0) })
+               WorkerStage.Name.allCases.map { ("{stage=\"\($0.rawValue)\"}", $0 == snapshot.stage.name ? 1 : 0) })
         return lines.joined(separator: "\n") + "\n"
     }
 

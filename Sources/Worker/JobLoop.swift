@@ -5,34 +5,29 @@ import SwarmCore
 
 /// The worker's pull loop, in the shape of swift-aws-lambda-runtime's run loop: it takes its collaborators, waits
 /// until SwarmUI can generate, takes one job at a time, runs it and hands the result to the outbox. Beside it run
-/// the heartbeat, the job-stop poll and the outbox's redelivery. On graceful shutdown it stops taking jobs and
-/// gives the running one `shutdownGrace` to finish before interrupting it.
+/// the job-stop poll and the outbox's redelivery (the `Heartbeat` runs apart, from the worker's first second). On
+/// graceful shutdown it stops taking jobs and gives the running one `shutdownGrace` to finish before interrupting it.
 public struct JobLoop: Service {
     public var queue: any QueueClient
     public var runner: JobRunner
     public var outbox: ResultOutbox
     public var state: WorkerState
     public var readiness: ReadinessWait
-    public var pingInterval: Duration
     public var shutdownGrace: Duration
     public var logger: Logger
-    /// What each ping tells the queue about this worker (stage, jobs, SwarmUI's last lines).
-    public var report: @Sendable () async -> JSONValue
     private let backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
 
     public init(
-        queue: any QueueClient, runner: JobRunner, outbox: ResultOutbox, state: WorkerState, readiness: ReadinessWait, pingInterval: Duration,
-        shutdownGrace: Duration, logger: Logger, report: @escaping @Sendable () async -> JSONValue
+        queue: any QueueClient, runner: JobRunner, outbox: ResultOutbox, state: WorkerState, readiness: ReadinessWait,
+        shutdownGrace: Duration, logger: Logger
     ) {
         self.queue = queue
         self.runner = runner
         self.outbox = outbox
         self.state = state
         self.readiness = readiness
-        self.pingInterval = pingInterval
         self.shutdownGrace = shutdownGrace
         self.logger = logger
-        self.report = report
     }
 
     public func run() async throws {
@@ -40,7 +35,6 @@ public struct JobLoop: Service {
         try await withGracefulShutdownHandler {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await outbox.deliverPending() }
-                group.addTask { await heartbeat() }
                 group.addTask { await pollStops() }
                 defer { group.cancelAll() }
                 try await takeJobs(until: shutdown)
@@ -59,7 +53,7 @@ public struct JobLoop: Service {
                 do {
                     try await readiness.wait()
                 } catch {
-                    await state.setStage(.error(reason: error.reason))
+                    await state.setStage(.error(WorkerFailure(reason: error.reason, kind: .transient)))
                     logger.critical("\(error)")
                     throw error
                 }
@@ -128,18 +122,6 @@ public struct JobLoop: Service {
         await runner.removeDeliveredOutputs(of: job.id)
     }
 
-    private func heartbeat() async {
-        while !Task.isCancelled {
-            let ids = await state.jobsToReport
-            do {
-                try await queue.ping(jobIDs: ids, report: await report())
-            } catch {
-                logger.debug("ping failed: \(error)")
-            }
-            try? await Task.sleep(for: pingInterval)
-        }
-    }
-
     private func pollStops() async {
         var failures = 0
         while !Task.isCancelled {
@@ -186,5 +168,39 @@ public struct JobLoop: Service {
             }
         }
         return nil
+    }
+}
+
+/// Pings the queue every `interval` from the worker's first second until it stops: the jobs to keep leased and the
+/// report (stage, download progress, error, SwarmUI's last lines), so that a booting worker and one that failed to
+/// boot are seen by the control plane, not only a serving one.
+public struct Heartbeat: Service {
+    public var queue: any QueueClient
+    public var state: WorkerState
+    public var interval: Duration
+    public var logger: Logger
+    public var report: @Sendable () async -> WorkerReport
+
+    public init(queue: any QueueClient, state: WorkerState, interval: Duration, logger: Logger, report: @escaping @Sendable () async -> WorkerReport) {
+        self.queue = queue
+        self.state = state
+        self.interval = interval
+        self.logger = logger
+        self.report = report
+    }
+
+    public func run() async throws {
+        // Shut down after the services that hold jobs (it is started first), so leases stay alive while they finish.
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let ids = await state.jobsToReport
+                do {
+                    try await queue.ping(jobIDs: ids, report: await report())
+                } catch {
+                    logger.debug("ping failed: \(error)")
+                }
+                try? await Task.sleep(for: interval)
+            }
+        }
     }
 }

@@ -46,13 +46,16 @@ public actor JobRunner {
     private let deletesDeliveredOutputs: Bool
     /// SwarmUI's files of jobs whose outputs were delivered, until the job loop has the result safe.
     private var delivered: [String: [String]] = [:]
+    /// How long one generation may run (GENERATION_TIMEOUT).
+    private let generationTimeout: Duration
 
     public init(
         swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient,
         inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, keptOutputsPath: String? = nil,
-        deletesDeliveredOutputs: Bool = false, logger: Logger
+        deletesDeliveredOutputs: Bool = false, generationTimeout: Duration = .seconds(600), logger: Logger
     ) {
         self.deletesDeliveredOutputs = deletesDeliveredOutputs
+        self.generationTimeout = generationTimeout
         self.swarm = swarm
         self.parser = parser
         self.queue = queue
@@ -198,15 +201,18 @@ public actor JobRunner {
             logger.notice("storing \(reused.count) output(s) kept from an earlier attempt instead of generating again")
             outputs = reused
         } else {
-            outputs = try await swarm.generate(parameters: parameters) { event in
-                switch event {
-                case .status(let live, _):
-                    if live { await firstActivity.mark() }
-                case .progress(let fraction):
-                    await firstActivity.mark()
-                    await progress.report(fraction, stage: "generating")
-                case .keepAlive:
-                    break
+            let swarm = swarm, parameters = parameters
+            outputs = try await bounded(by: generationTimeout) {
+                try await swarm.generate(parameters: parameters) { event in
+                    switch event {
+                    case .status(let live, _):
+                        if live { await firstActivity.mark() }
+                    case .progress(let fraction):
+                        await firstActivity.mark()
+                        await progress.report(fraction, stage: "generating")
+                    case .keepAlive:
+                        break
+                    }
                 }
             }
         }
@@ -244,6 +250,31 @@ public actor JobRunner {
                 "fetching": .int(Int((fetched - generated).milliseconds)),
             ],
         ]
+    }
+
+    /// Runs a generation for at most `timeout`. Past it SwarmUI is told to stop (InterruptAll; closing the socket
+    /// cancels nothing there) and the job fails as retryable: a hung generation must not hold the worker until the
+    /// queue's execution timeout, and another attempt may well succeed.
+    private func bounded(
+        by timeout: Duration, _ generation: @escaping @Sendable () async throws -> [GeneratedOutput]
+    ) async throws -> [GeneratedOutput] {
+        let swarm = swarm
+        return try await withThrowingTaskGroup(of: [GeneratedOutput]?.self) { group in
+            group.addTask { try await generation() }
+            // Cancelled with the job (an interrupt), this throws, and the job's interrupt reason decides its outcome.
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            if let finished = try await group.next(), let outputs = finished { return outputs }
+            logger.warning("generation still running after GENERATION_TIMEOUT (\(Int(timeout.seconds)) s); interrupting it")
+            do { try await swarm.interruptAll() } catch { logger.warning("InterruptAll failed: \(error)") }
+            throw JobFailure(
+                message: "the generation ran longer than GENERATION_TIMEOUT (\(Int(timeout.seconds)) s) and was interrupted; "
+                    + "it can run again (raise GENERATION_TIMEOUT for longer videos)",
+                retryable: true)
+        }
     }
 
     /// Streams one output from SwarmUI to storage, hashing it on the way; a retry fetches it from SwarmUI again.

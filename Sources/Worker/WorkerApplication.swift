@@ -25,26 +25,38 @@ public struct WorkerApplication: Sendable {
         self.logger = logger
     }
 
-    /// SwarmUI's supervisor (unless attached) and the job loop, in start order: the worker without its health server
-    /// and without preparing the volume (embedding, benchmarks).
+    /// The heartbeat, SwarmUI's supervisor (unless attached) and the job loop, in start order: the worker without its
+    /// health server and without preparing the volume (embedding, benchmarks).
     public func services() throws(PresetsError) -> [any Service] {
+        [heartbeat()] + (try jobServices())
+    }
+
+    /// Pings from the first second: stage, download progress or error, jobs, SwarmUI's last lines (secrets redacted).
+    func heartbeat() -> Heartbeat {
+        Heartbeat(
+            queue: queue, state: state, interval: configuration.queue?.pingInterval ?? .seconds(10), logger: logger,
+            report: { [state, monitor, secrets = configuration.secrets] in
+                let tail = await monitor.lastLines.suffix(20).map { $0.redacting(secrets) }
+                return await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: tail)
+            })
+    }
+
+    /// SwarmUI's supervisor (unless attached) and the job loop, which need the prepared volume.
+    func jobServices() throws(PresetsError) -> [any Service] {
         let presets = try Presets.load(path: configuration.presetsFile)
         let runner = JobRunner(
             swarm: swarm, parser: JobInputParser(presets: presets), queue: queue, httpClient: httpClient,
             inlineMaxBytes: configuration.inlineMaxBytes,
             uploadsViaQueue: configuration.queue?.acceptsUploads ?? false, bucket: configuration.outputBucket,
-            keptOutputsPath: configuration.keptOutputsPath, deletesDeliveredOutputs: !configuration.keepsSwarmUIOutputs, logger: logger)
+            keptOutputsPath: configuration.keptOutputsPath, deletesDeliveredOutputs: !configuration.keepsSwarmUIOutputs,
+            generationTimeout: configuration.generationTimeout, logger: logger)
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor
         let readiness = ReadinessWait(
             swarm: swarm, timeout: configuration.startupTimeout, processFailure: { await monitor.failure }, logger: logger)
         let loop = JobLoop(
             queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
-            pingInterval: configuration.queue?.pingInterval ?? .seconds(10), shutdownGrace: configuration.shutdownGrace, logger: logger,
-            report: { [state, secrets = configuration.secrets] in
-                let tail = await monitor.lastLines.suffix(20).map { $0.redacting(secrets) }
-                return await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: tail)
-            })
+            shutdownGrace: configuration.shutdownGrace, logger: logger)
         var services: [any Service] = []
         if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
             services.append(SwarmUISupervisor(folder: folder, host: host, port: port, monitor: monitor, state: state, logger: logger))
@@ -53,8 +65,9 @@ public struct WorkerApplication: Sendable {
         return services
     }
 
-    /// Runs until SIGTERM or SIGINT (graceful) or until a service fails; the error says why. The health server
-    /// answers from the start, so `/health` shows PROVISIONING and DOWNLOADING while the volume is prepared.
+    /// Runs until SIGTERM or SIGINT (graceful) or until a service fails; the error says why. The health server and
+    /// the heartbeat run from the start, so `/health` and the control plane see PROVISIONING, DOWNLOADING and an
+    /// ERROR of the preparation, which is reported for `errorHold` before the worker exits.
     public func run() async throws {
         let health = HealthServer(
             host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, logger: logger)
@@ -62,31 +75,55 @@ public struct WorkerApplication: Sendable {
             prepare: { [configuration, state, logger] in
                 try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: logger)
             },
-            services: try services(), logger: logger)
-        try await ServiceGroup(services: [health, worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
+            services: { [self] in try jobServices() }, state: state, errorHold: configuration.errorHold, logger: logger)
+        // Shut down in reverse: the jobs finish while the heartbeat still keeps their leases.
+        try await ServiceGroup(services: [health, heartbeat(), worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
 }
 
 /// Seeds SwarmUI and downloads models, then runs the services that need them; SIGTERM during the downloads stops
-/// them (partial files resume on the next start).
+/// them (partial files resume on the next start). A failure is reported as ERROR for `errorHold` before it ends the
+/// worker: exiting at once would only have the supervisor start it again, fail again, and loop with no one told why.
 struct AfterVolumePrepared: Service {
     let prepare: @Sendable () async throws -> Void
-    let services: [any Service]
+    let services: @Sendable () throws -> [any Service]
+    let state: WorkerState
+    let errorHold: Duration
     let logger: Logger
 
     func run() async throws {
         do {
-            try await cancelWhenGracefulShutdown { try await prepare() }
-        } catch is CancellationError where Task.isShuttingDownGracefully {
-            return
+            do {
+                try await cancelWhenGracefulShutdown { try await prepare() }
+            } catch is CancellationError where Task.isShuttingDownGracefully {
+                return
+            }
+            let services: [any Service]
+            do {
+                services = try self.services()
+            } catch let error as PresetsError {
+                await state.setStage(.error(WorkerFailure(reason: error.description, kind: .permanent)))
+                throw error
+            }
+            // Nested, so the parent's graceful shutdown reaches these too; any of them ending ends the worker.
+            try await ServiceGroup(
+                configuration: .init(
+                    services: services.map {
+                        .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+                    },
+                    logger: logger)
+            ).run()
+        } catch {
+            if await state.stage.failure == nil {
+                await state.setStage(.error(WorkerFailure(reason: "\(error)", kind: .transient)))
+            }
+            let reported = await state.stage.failure
+            logger.critical(
+                "\(error)",
+                metadata: ["kind": "\(reported?.kind.rawValue ?? "transient")", "exit_in": "\(Int(errorHold.seconds)) s (SWARM_ERROR_HOLD), reporting ERROR meanwhile"])
+            // A SIGTERM meanwhile ends the wait: the worker is being stopped anyway.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: errorHold) }
+            throw error
         }
-        // Nested, so the parent's graceful shutdown reaches these too; any of them ending ends the worker.
-        try await ServiceGroup(
-            configuration: .init(
-                services: services.map {
-                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
-                },
-                logger: logger)
-        ).run()
     }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import JobProtocol
 import Logging
 import SwarmCore
 
@@ -9,7 +10,8 @@ import Foundation
 public enum WorkerBootstrap {
     /// Seeds SwarmUI (when the worker launches it), downloads the manifest's missing models and checks that every
     /// model a preset names is in place. The stage reads PROVISIONING, then DOWNLOADING with byte counts while
-    /// files download, and INITIALIZING when done; on failure it reads ERROR with the reason, and this throws.
+    /// files download, and STARTING_APP when done (SwarmUI is next); on failure it reads ERROR with the reason and
+    /// whether another try can help, and this throws.
     /// Attached to a SwarmUI run elsewhere, the volume holds none of SwarmUI, so only the downloads apply.
     public static func prepareVolume(
         configuration: WorkerConfiguration, state: WorkerState, logger: Logger
@@ -31,7 +33,7 @@ public enum WorkerBootstrap {
                 let throttle = Throttle(every: .seconds(10))
                 do {
                     let summary = try await provisionModels(configuration: configuration, manifestPath: manifestPath, logger: logger) { progress in
-                        await state.setStage(.downloading(done: progress.done, total: progress.total))
+                        await state.setStage(.downloading(DownloadProgress(doneBytes: progress.done, totalBytes: progress.total)))
                         guard throttle.ready() else { return }
                         logger.info(
                             "downloading models: \(formatBytes(progress.done)) of \(formatBytes(progress.total)) (\(String(format: "%.1f", progress.percent))%)",
@@ -54,10 +56,10 @@ public enum WorkerBootstrap {
                 if !missing.isEmpty { throw .models(.presetModelsMissing(models: missing, modelsRoot: configuration.modelsPath)) }
             }
         } catch {
-            await state.setStage(.error(reason: error.description))
+            await state.setStage(.error(WorkerFailure(reason: error.description, kind: error.failureKind)))
             throw error
         }
-        await state.setStage(.initializing)
+        await state.setStage(.startingApp)
     }
 
     /// The manifest's missing models, downloaded under `configuration.modelsPath`; `swarm-worker models sync` and
@@ -104,6 +106,28 @@ public enum VolumePreparationError: Error, Sendable, CustomStringConvertible {
         case .seed(let error): error.description
         case .presets(let error): error.description
         case .models(let error): error.description
+        }
+    }
+
+    /// Permanent when no restart and no other machine can help: the operator must change a setting first.
+    public var failureKind: WorkerFailure.Kind {
+        switch self {
+        case .seed(.noSeed), .presets: .permanent
+        case .seed(.copyFailed): .transient
+        case .models(let error): error.failureKind
+        }
+    }
+}
+
+extension ModelProvisioningError {
+    /// A missing or refused token, too small a disk or a bad manifest fails the same way everywhere; a broken
+    /// transfer may not.
+    var failureKind: WorkerFailure.Kind {
+        switch self {
+        case .manifestInvalid, .tokensMissing, .notEnoughDisk, .refused, .presetModelsMissing: .permanent
+        case .transfer, .checksumMismatch, .fileSystem, .cancelled: .transient
+        case .gaveUp(_, _, let last): last.failureKind
+        case .several(let errors): errors.contains { $0.failureKind == .permanent } ? .permanent : .transient
         }
     }
 }

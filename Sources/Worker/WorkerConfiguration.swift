@@ -27,6 +27,10 @@ public struct WorkerConfiguration: Sendable {
     public var presetsFile: String?
     /// How long a job may keep running after SIGTERM before it is interrupted and reported retryable.
     public var shutdownGrace: Duration
+    /// How long a worker that cannot serve (a failed preparation or start) keeps reporting ERROR before it exits.
+    public var errorHold: Duration
+    /// How long one generation may run before it is interrupted and failed as retryable.
+    public var generationTimeout: Duration
     /// Outputs larger than this cannot be inlined as data URLs (storage comes with the Outputs issue).
     public var inlineMaxBytes: Int64
     /// On RunPod, the bucket the worker uploads outputs to with its own signatures (`BUCKET_ENDPOINT_URL`,
@@ -73,7 +77,9 @@ public struct WorkerConfiguration: Sendable {
             ["1", "true", "yes", "on"].contains((env[name] ?? "").lowercased())
         }
 
-        volumePath = env["VOLUME_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? "/workspace"
+        // RunPod serverless mounts the network volume at /runpod-volume (its pods and vast.ai at /workspace).
+        let onRunPodServerless = !(env["RUNPOD_WEBHOOK_GET_JOB"] ?? "").isEmpty
+        volumePath = env["VOLUME_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? (onRunPodServerless ? "/runpod-volume" : "/workspace")
         let host = env["SWARMUI_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
         let port = int("SWARMUI_PORT", 7801)
         swarmUIURL = env["SWARMUI_API_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://\(host == "0.0.0.0" ? "127.0.0.1" : host):\(port)"
@@ -85,6 +91,8 @@ public struct WorkerConfiguration: Sendable {
         healthHost = env["WORKER_HEALTH_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
         presetsFile = env["SWARM_PRESETS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         shutdownGrace = .seconds(int("SHUTDOWN_GRACE", 60))
+        errorHold = .seconds(int("SWARM_ERROR_HOLD", 300))
+        generationTimeout = .seconds(max(1, int("GENERATION_TIMEOUT", 600)))
         inlineMaxBytes = Int64(int("SWARM_INLINE_MAX_BYTES", 10_000_000))
         logLevel = (env["LOG_LEVEL"]?.lowercased()).flatMap(Logger.Level.init(rawValue:)) ?? .info
         swarmUISeed = env["SWARMUI_SEED"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/swarmui-seed"

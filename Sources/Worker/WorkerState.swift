@@ -1,55 +1,20 @@
+import JobProtocol
 import SwarmCore
 
 import Foundation
 
-/// The worker's boot stages, as `/health` and the queue pings report them.
-public enum BootStage: Sendable, Hashable {
-    case initializing
-    /// Copying SwarmUI's seed to the volume and checking which models are missing.
-    case provisioning
-    /// Downloading missing models: bytes on disk so far and the (partly estimated) total.
-    case downloading(done: Int64, total: Int64)
-    case startingApp
-    case ready
-    case error(reason: String)
-
-    public var name: String {
-        switch self {
-        case .initializing: "INITIALIZING"
-        case .provisioning: "PROVISIONING"
-        case .downloading: "DOWNLOADING"
-        case .startingApp: "STARTING_APP"
-        case .ready: "READY"
-        case .error: "ERROR"
-        }
-    }
-
-    public static let names = ["INITIALIZING", "PROVISIONING", "DOWNLOADING", "STARTING_APP", "READY", "ERROR"]
-}
-
 /// What the worker is doing now, shared by the job loop, the heartbeat and the health endpoint.
 extension WorkerState.Snapshot {
     /// The heartbeat report: what the fleet manager shows while an instance boots and uses to diagnose it.
-    public func report(swarmUIRestarts: Int, logTail: some Collection<String>) -> JSONValue {
-        var report: [String: JSONValue] = [
-            "stage": .string(stage.name),
-            "current_job": currentJobID.map(JSONValue.string) ?? .null,
-            "pending_results": .int(undeliveredJobIDs.count),
-            "jobs": ["succeeded": .int(jobsSucceeded), "failed": .int(jobsFailed)],
-            "swarmui_restarts": .int(swarmUIRestarts),
-            "log_tail": .array(logTail.map(JSONValue.string)),
-        ]
-        switch stage {
-        case .error(let reason): report["error"] = .string(reason)
-        case .downloading(let done, let total): report["download"] = ["done_bytes": .int(Int(done)), "total_bytes": .int(Int(total))]
-        default: break
-        }
-        return .object(report)
+    public func report(swarmUIRestarts: Int, logTail: some Collection<String>) -> WorkerReport {
+        WorkerReport(
+            stage: stage, currentJob: currentJobID, pendingResults: undeliveredJobIDs.count, jobsSucceeded: jobsSucceeded,
+            jobsFailed: jobsFailed, swarmUIRestarts: swarmUIRestarts, logTail: Array(logTail))
     }
 }
 
 public actor WorkerState {
-    public private(set) var stage: BootStage = .initializing
+    public private(set) var stage: WorkerStage = .initializing
     public private(set) var currentJobID: String?
     /// Jobs finished here whose result the queue has not acknowledged yet; pings keep their leases alive.
     public private(set) var undeliveredJobIDs: Set<String> = []
@@ -63,7 +28,7 @@ public actor WorkerState {
 
     /// Everything at one instant, for `/health` and `/metrics`.
     public struct Snapshot: Sendable {
-        public var stage: BootStage
+        public var stage: WorkerStage
         public var currentJobID: String?
         public var undeliveredJobIDs: Set<String>
         public var jobsSucceeded: Int
@@ -77,7 +42,7 @@ public actor WorkerState {
             jobsFailed: jobsFailed, swarmUIReady: swarmUIReady)
     }
 
-    public func setStage(_ stage: BootStage) { self.stage = stage }
+    public func setStage(_ stage: WorkerStage) { self.stage = stage }
 
     public func jobStarted(_ id: String) { currentJobID = id }
     public func jobFinished(_ id: String, succeeded: Bool) {

@@ -61,7 +61,7 @@ struct Check: AsyncParsableCommand {
         if let endpoints = configuration.queue {
             let queue = HTTPQueueClient(endpoints: endpoints, httpClient: httpClient, logger: logger)
             do {
-                try await queue.ping(jobIDs: [], report: ["stage": "CHECK"])
+                try await queue.ping(jobIDs: [], report: WorkerReport(stage: nil, extra: ["stage": "CHECK"]))
                 report(true, "queue answers pings as worker \(endpoints.workerID)")
             } catch {
                 report(false, "queue: \(error)")

@@ -1,5 +1,6 @@
 import ControlPlane
 import Foundation
+import JobProtocol
 import JobStore
 import SwarmCore
 import Testing
@@ -129,10 +130,11 @@ import VastAI
 
         let ping: JSONValue = ["stage": "DOWNLOADING", "download": ["done_bytes": 12_100_000_000, "total_bytes": 33_200_000_000], "log_tail": ["pulling"]]
         try await store.heartbeat(
-            workerID: "swarm-a", endpoint: "swarmui", jobIDs: [], leaseUntil: now, report: WorkerReport(stage: "DOWNLOADING", detail: ping), now: now)
+            workerID: "swarm-a", endpoint: "swarmui", jobIDs: [], leaseUntil: now, report: WorkerReport(json: ping), now: now)
         let member = try #require(try await fleet.members().first)
-        #expect(member.stage == .downloading && member.lastPing == now && member.logTail == ["pulling"])
-        #expect(member.stageDetail == "12.1 of 33.2 GB (36%)")
+        #expect(member.stage == .downloading(DownloadProgress(doneBytes: 12_100_000_000, totalBytes: 33_200_000_000)))
+        #expect(member.lastPing == now && member.logTail == ["pulling"])
+        #expect(member.stage?.detail == "12.1 of 33.2 GB (36%)")
         #expect(member.offerID == 1004 && member.machineID == 3)
 
         // An hour at $0.70, when that hour is inside one UTC day.
@@ -164,7 +166,7 @@ import VastAI
         ]
         let record = FleetInstanceRecord(
             id: 31_234_567, label: "swarm-1a2b", machineID: 41_872, dphTotal: 0.6, createdAt: created, lastPing: now.addingTimeInterval(-4),
-            report: WorkerReport(stage: "DOWNLOADING", detail: ping))
+            report: WorkerReport(json: ping))
         // As vast sends it: HostPort a string, an IPv6 entry beside the IPv4 one.
         let vast = try #require(Instance(json: [
             "id": 31_234_567, "actual_status": "running", "status_msg": "success, running ghcr.io/o/w:1/ssh", "gpu_name": "RTX 5090",
@@ -190,6 +192,16 @@ import VastAI
         #expect(pulling.swarmUIURL == nil)
         #expect(pulling.lines(now: now).contains { $0.hasPrefix("  problem: cudaTooNew") })
         #expect(pulling.lines(now: now)[1].contains("worker not heard from; no ping yet"))
+
+        // A worker's ERROR is shown with its kind and reason, in the lines and the JSON.
+        let failed = FleetInstanceStatus(
+            record: FleetInstanceRecord(
+                id: 6, label: "swarm-e", createdAt: created, lastPing: now,
+                report: WorkerReport(json: ["stage": "ERROR", "error": "'wan' needs CIVITAI_API_TOKEN", "error_kind": "permanent"])),
+            vast: nil, vastAsked: false)
+        #expect(failed.lines(now: now)[1].contains("worker ERROR (permanent): 'wan' needs CIVITAI_API_TOKEN"), "\(failed.lines(now: now))")
+        #expect(failed.json(now: now)["error_kind"] == "permanent" && failed.json(now: now)["stage"] == "ERROR")
+        #expect(status.json(now: now)["download_percent"]?.doubleValue == 36.4)
 
         // A labeled instance the database does not know is shown, not hidden.
         let stray = try #require(Instance(json: ["id": 9, "label": "swarm-x", "actual_status": "running", "dph_total": 0.35]))

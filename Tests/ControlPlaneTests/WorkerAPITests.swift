@@ -1,5 +1,6 @@
 import ControlPlane
 import Foundation
+import JobProtocol
 import HTTPTypes
 import JobStore
 import SwarmCore
@@ -91,12 +92,13 @@ import Testing
 
     @Test func pingStoresTheWorkersReport() async throws {
         try await withControlPlane { api in
-            let report: JSONValue = ["stage": "downloading", "download": ["bytes": 10, "total": 100], "log": ["line 1"]]
+            // Read tolerantly: the stage in any case, numbers as doubles, unknown keys kept.
+            let report: JSONValue = ["stage": "downloading", "download": ["done_bytes": 10.0, "total_bytes": 100], "log": ["line 1"]]
             let ping = try await api.call(.post, "/v2/swarmui/ping/w7?gpu=SIM&runpod_version=1.12.0", report, auth: .worker)
             #expect(ping.status == .ok)
             let worker = try #require(try await api.store.workers(endpoint: "swarmui").first { $0.id == "w7" })
-            #expect(worker.report?.stage == "downloading")
-            #expect(worker.report?.detail?["download"] == ["bytes": 10, "total": 100])
+            #expect(worker.report?.stage == .downloading(DownloadProgress(doneBytes: 10, totalBytes: 100)))
+            #expect(worker.report?.extra["log"] == ["line 1"])
         }
     }
 
@@ -105,8 +107,7 @@ import Testing
             let ping = try await api.call(.get, "/v2/swarmui/ping/w9?gpu=SIM&status=unhealthy&check=gpu&reason=no%20CUDA&runpod_version=1.12.0", auth: .worker)
             #expect(ping.status == .ok)
             let worker = try #require(try await api.store.workers(endpoint: "swarmui").first { $0.id == "w9" })
-            #expect(worker.report?.stage == "unhealthy")
-            #expect(worker.report?.detail?["reason"] == "no CUDA")
+            #expect(worker.report?.stage == .error(WorkerFailure(reason: "startup check gpu failed: no CUDA", kind: .transient)))
             #expect(try await api.call(.get, "/v2/swarmui/health")["workers"] == ["idle": 0, "running": 0, "unhealthy": 1])
         }
     }

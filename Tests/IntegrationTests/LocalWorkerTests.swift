@@ -52,6 +52,29 @@ struct LocalWorkerTests {
         }
     }
 
+    /// The RunPod SwarmUI worker's `keep_alive` action, through the whole path: a client's runsync, the control
+    /// plane's queue, the worker pulling it, and SwarmUI (the emulator) answering its pings.
+    @Test func keepAliveRunsAsAJobEndToEnd() async throws {
+        try await Self.withServer(environment: [:]) { _, port in
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v2/swarmui/runsync?wait=60000")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            let input: JSONValue = ["input": ["action": "keep_alive", "duration": 3, "interval": 1]]
+            request.body = .bytes(ByteBuffer(string: input.jsonString()))
+            let started = ContinuousClock.now
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(90))
+            let job = try #require(JSONValue.parse(Data(try await response.body.collect(upTo: 1 << 20).readableBytesView)))
+            #expect(job["status"] == "COMPLETED", "\(job)")
+            let output = try #require(job["output"])
+            #expect(output["success"] == true && output["failures"] == 0, "\(output)")
+            #expect(output["duration"] == 3 && output["interval"] == 1)
+            // One ping at the start and one a second after, until the 3 s are over.
+            #expect((output["pings"]?.intValue ?? 0) >= 3, "\(output)")
+            #expect(ContinuousClock.now - started >= .seconds(3), "the worker held the job for its whole duration")
+            #expect((job["executionTime"]?.intValue ?? 0) >= 3000, "\(job)")
+        }
+    }
+
     @Test func submitUploadsLocalPicturesAsInitImages() async throws {
         try await Self.withServer(environment: [:]) { _, port in
             let folder = try Paths.temporaryDirectory("swarmctl-pictures")

@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Crypto
+import NIOCore
 import SwarmCore
 import Testing
 
@@ -65,6 +67,100 @@ struct WorkerProcessTests {
         #expect(health["stage"] == "STARTING_APP")
         #expect(try await rig.peer.state()["taken"]?.arrayValue?.isEmpty == true, "no job is taken before SwarmUI can generate")
         #expect(try await rig.peer.result("j1")["output"] != nil)
+    }
+
+    /// A manifest of one model at `url` (a zero-filled file of `size` bytes), written to a new directory.
+    static func manifest(url: String, size: Int, extra: String = "") throws -> (path: String, directory: URL) {
+        let directory = try Paths.temporaryDirectory("swarm-worker-manifest")
+        let sha = SHA256.hash(data: Data(count: size)).map { String(format: "%02x", $0) }.joined()
+        let text = """
+            {"schema": 1, "models": [{"name": "slow.gguf", "subtype": "Stable-Diffusion", "folder": "diffusion_models", "file": "slow.gguf",
+              "url": "\(url)", "size_bytes": \(size), "sha256": "\(sha)"\(extra)}]}
+            """
+        let path = directory.appendingPathComponent("models.json").path
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        return (path, directory)
+    }
+
+    @Test func pingsFromTheFirstSecondWhileTheModelsDownload() async throws {
+        let files = try await QueuePeer.start(stateFile: try Paths.temporaryDirectory("trickle").appendingPathComponent("state.json").path)
+        defer { files.stop() }
+        let size = 4_000_000
+        let manifest = try Self.manifest(url: "http://127.0.0.1:\(files.port)/control/trickle/slow.gguf?bytes=\(size)&seconds=8", size: size)
+        defer { try? FileManager.default.removeItem(at: manifest.directory) }
+        let rig = try await WorkerRig.start(environment: ["SWARM_MODELS_FILE": manifest.path])
+        defer { rig.stop() }
+
+        // The queue hears of the download while it runs, with its bytes, long before the worker can take a job.
+        let downloading = try await eventually("a DOWNLOADING ping with progress", timeout: .seconds(30)) { () async throws -> JSONValue? in
+            try await rig.peer.state()["pings"]?.arrayValue?.lazy.compactMap { $0["report"] }.first { report in
+                guard report["stage"] == "DOWNLOADING", let done = report["download"]?["done_bytes"]?.intValue else { return false }
+                return done > 0 && done < size
+            }
+        }
+        #expect(downloading["download"]?["total_bytes"]?.intValue == size)
+        #expect(downloading["download"]?["percent"]?.doubleValue.map { $0 > 0 && $0 < 100 } == true)
+        let (_, health) = try await rig.health()
+        #expect(health["stage"] == "DOWNLOADING")
+
+        // Then READY, and the stages came in boot order.
+        _ = try await eventually("a READY ping", timeout: .seconds(60)) { () async throws -> Bool? in
+            try await rig.peer.state()["pings"]?.arrayValue?.contains { $0["report"]?["stage"] == "READY" } == true ? true : nil
+        }
+        let stages = try await rig.peer.state()["pings"]?.arrayValue?.compactMap { $0["report"]?["stage"]?.stringValue } ?? []
+        let order = ["INITIALIZING", "PROVISIONING", "DOWNLOADING", "STARTING_APP", "READY"]
+        let ranks = stages.compactMap { order.firstIndex(of: $0) }
+        #expect(ranks == ranks.sorted(), "stages in boot order: \(stages)")
+        #expect(["INITIALIZING", "PROVISIONING"].contains(stages.first ?? ""), "the first ping comes before the downloads: \(stages)")
+    }
+
+    @Test func aPreparationErrorIsReportedNotRestartedInALoop() async throws {
+        let manifest = try Self.manifest(
+            url: "http://127.0.0.1:9/never", size: 1000, extra: #", "token_env": "CIVITAI_API_TOKEN", "token_required": true"#)
+        defer { try? FileManager.default.removeItem(at: manifest.directory) }
+        let rig = try await WorkerRig.start(environment: ["SWARM_MODELS_FILE": manifest.path, "SWARM_ERROR_HOLD": "600", "CIVITAI_API_TOKEN": ""])
+        defer { rig.stop() }
+        let error = try await eventually("an ERROR ping", timeout: .seconds(30)) { () async throws -> JSONValue? in
+            try await rig.peer.state()["pings"]?.arrayValue?.lazy.compactMap { $0["report"] }.first { $0["stage"] == "ERROR" }
+        }
+        #expect(error["error_kind"] == "permanent")
+        #expect(error["error"]?.stringValue?.contains("CIVITAI_API_TOKEN") == true, "\(error)")
+        // Still there and still saying so a few pings later, rather than exiting into its supervisor's restart loop.
+        let seen = try await rig.peer.state()["pings"]?.arrayValue?.filter { $0["report"]?["stage"] == "ERROR" }.count ?? 0
+        try await Task.sleep(for: .seconds(3))
+        #expect(rig.worker.isRunning)
+        let later = try await rig.peer.state()["pings"]?.arrayValue?.filter { $0["report"]?["stage"] == "ERROR" }.count ?? 0
+        #expect(later >= seen + 2)
+        let (status, health) = try await rig.health()
+        #expect(status == 503 && health["error_kind"] == "permanent")
+        // SIGTERM ends the wait at once.
+        rig.worker.signal(SIGTERM)
+        #expect(try await rig.worker.waitForExit(timeout: .seconds(10)) == 3)
+    }
+
+    @Test func aPreparationErrorReachesTheControlPlane() async throws {
+        let directory = try Paths.temporaryDirectory("swarmctl-boot")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let server = try ChildProcess(
+            "swarmctl", executable: Paths.binary("swarmctl"), arguments: ["serve", "--port", "0", "--data-dir", directory.path],
+            environment: ["SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": ""])
+        defer { server.stop() }
+        let base = "http://127.0.0.1:\(try await server.servePort())/v2/swarmui"
+        let manifest = try Self.manifest(
+            url: "http://127.0.0.1:9/never", size: 1000, extra: #", "token_env": "CIVITAI_API_TOKEN", "token_required": true"#)
+        defer { try? FileManager.default.removeItem(at: manifest.directory) }
+        let rig = try await WorkerRig.start(environment: [
+            "SWARM_MODELS_FILE": manifest.path, "SWARM_ERROR_HOLD": "600", "CIVITAI_API_TOKEN": "", "SWARM_QUEUE_URL": base,
+        ])
+        defer { rig.stop() }
+        // swarmctl's RunPod-style health counts the worker in ERROR as unhealthy, while it stays up.
+        let workers = try await eventually("the worker counted unhealthy", timeout: .seconds(30)) { () async throws -> JSONValue? in
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "\(base)/health"), timeout: .seconds(10))
+            let health = JSONValue.parse(Data(try await response.body.collect(upTo: 1 << 20).readableBytesView))
+            return health?["workers"]?["unhealthy"] == 1 ? health?["workers"] : nil
+        }
+        #expect(workers == ["idle": 0, "running": 0, "unhealthy": 1])
+        #expect(rig.worker.isRunning)
     }
 
     @Test func failsFastWhenTheBackendIsErrored() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import SwarmCore
 import Testing
 
@@ -33,7 +34,7 @@ import Testing
             first.warnedSlowStart = true
             try await fleet.updateFleetInstance(first)
 
-            let report = WorkerReport(stage: "DOWNLOADING", detail: ["download": ["done_bytes": 5, "total_bytes": 10]])
+            let report = WorkerReport(stage: .downloading(DownloadProgress(doneBytes: 5, totalBytes: 10)), logTail: ["fetching"])
             try await store.heartbeat(workerID: "swarm-a", endpoint: "ep", jobIDs: [], leaseUntil: at(200), report: report, now: at(100))
 
             let records = try await fleet.fleetInstances()

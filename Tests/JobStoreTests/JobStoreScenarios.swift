@@ -146,7 +146,7 @@ import Testing
         try await withStore(backend) { store in
             try await enqueue(store, 2)
             _ = try await store.take(endpoint: "ep", workerID: "w", limit: 2, leaseUntil: at(10), now: at(1))
-            let report = WorkerReport(stage: "ready", detail: ["models": 3])
+            let report = WorkerReport(stage: .ready, jobsSucceeded: 2, jobsFailed: 0, extra: ["models": 3])
             try await store.heartbeat(workerID: "w", endpoint: "ep", jobIDs: ["j0", "unknown"], leaseUntil: at(30), report: report, now: at(5))
             // Only jobs it holds are extended, and a lease never shrinks.
             try await store.heartbeat(workerID: "other", endpoint: "ep", jobIDs: ["j1"], leaseUntil: at(30), report: nil, now: at(5))
@@ -558,6 +558,19 @@ import Testing
             #expect(error?.description.contains("attempts") == true, "\(String(describing: error))")
         }
         #expect(try await store.job(id: "j1")?.status == .inQueue)
+    }
+
+    @Test func aWorkerReportStoredBeforeReportsWereTypedStillReads() async throws {
+        // Earlier versions stored {"stage": <free text>, "detail": <the ping's body>}; a database upgraded in place
+        // still holds such rows, and the fleet must keep reading their stage and download.
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        try await store.heartbeat(workerID: "w", endpoint: "ep", jobIDs: [], leaseUntil: at(10), report: nil, now: at(1))
+        let old = #"{"detail":{"download":{"done_bytes":5,"total_bytes":10},"log_tail":["fetching"],"stage":"DOWNLOADING"},"stage":"DOWNLOADING"}"#
+        try await store.write("store an old report") { db in try db.execute(sql: "UPDATE workers SET report = ? WHERE id = 'w'", arguments: [old]) }
+        let report = try #require(try await store.workers(endpoint: "ep").first?.report)
+        #expect(report.stage == .downloading(DownloadProgress(doneBytes: 5, totalBytes: 10)))
+        #expect(report.logTail == ["fetching"])
     }
 
     @Test func sqliteReportsAnUnopenableFile() {

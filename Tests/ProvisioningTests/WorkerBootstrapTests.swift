@@ -1,3 +1,4 @@
+import JobProtocol
 import Testing
 
 @testable import Worker
@@ -22,13 +23,13 @@ import Foundation
         ])
     }
 
-    @Test func prepareVolumeSeedsDownloadsAndEndsInitializing() async throws {
+    @Test func prepareVolumeSeedsDownloadsAndEndsStartingTheApp() async throws {
         let fixture = try SeedFixture()
         try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
             let configuration = try configuration(fixture, servers: servers, presetModel: "model.gguf")
             let state = WorkerState()
             try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: quiet)
-            #expect(await state.stage == .initializing)
+            #expect(await state.stage == .startingApp)
             #expect(FileManager.default.fileExists(atPath: configuration.swarmUIFolder + "/launch-linux.sh"))
             #expect(FileManager.default.contents(atPath: configuration.modelsPath + "/diffusion_models/model.gguf") == Data(Self.model))
             #expect(FileManager.default.fileExists(atPath: configuration.modelsPath + "/diffusion_models/model.swarm.json"))
@@ -44,17 +45,18 @@ import Foundation
                 try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: quiet)
             }
             #expect(error?.description.contains("other.gguf") == true)
+            // A preset naming a model nobody provides fails on every machine: the fleet must not rent another.
             let stage = await state.stage
-            #expect(stage.name == "ERROR")
+            #expect(stage.failure?.kind == .permanent)
         }
     }
 
     @Test func downloadingIsAStageWithItsOwnName() {
-        #expect(BootStage.downloading(done: 1, total: 2).name == "DOWNLOADING")
-        #expect(BootStage.provisioning.name == "PROVISIONING")
-        #expect(BootStage.names.contains("DOWNLOADING") && BootStage.names.contains("PROVISIONING"))
+        let progress = DownloadProgress(doneBytes: 1, totalBytes: 2)
+        #expect(WorkerStage.downloading(progress).name.rawValue == "DOWNLOADING")
+        #expect(WorkerStage.provisioning.name.rawValue == "PROVISIONING")
         let snapshot = WorkerState.Snapshot(
-            stage: .downloading(done: 1, total: 2), currentJobID: nil, undeliveredJobIDs: [], jobsSucceeded: 0, jobsFailed: 0,
+            stage: .downloading(progress), currentJobID: nil, undeliveredJobIDs: [], jobsSucceeded: 0, jobsFailed: 0,
             swarmUIReady: false)
         let metrics = HealthServer.prometheusText(snapshot, swarmUIRestarts: 0)
         #expect(metrics.contains(#"swarm_worker_stage{stage="DOWNLOADING"} 1"#))

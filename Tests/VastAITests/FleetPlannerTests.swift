@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import SwarmCore
 import Testing
 import VastAI
@@ -158,6 +159,69 @@ import VastAIEmulator
         #expect(why.contains("--gpu"))
     }
 
+    static let tokenMissing = WorkerFailure(
+        reason: "models need download tokens that are not set: 'wan' needs CIVITAI_API_TOKEN (set the variable in the instance's environment and restart)",
+        kind: .permanent)
+
+    /// Round by round, as the reconciler would feed them: the instance's ERROR, its destroy, vast's confirmation.
+    @Test(arguments: [
+        // A permanent ERROR: destroyed once, creation held with what to set.
+        (WorkerFailure.Kind.permanent, "destroy+hold", "none", "warn"),
+        // A transient one: replaced on another machine, which is then rented.
+        (.transient, "replace", "none", "create"),
+    ])
+    func aWorkerErrorIsActedOnByItsKind(kind: WorkerFailure.Kind, first: String, second: String, third: String) {
+        let failure = WorkerFailure(reason: Self.tokenMissing.reason, kind: kind)
+        let errored = Self.member(createdMinutesAgo: 4, vast: "running", stage: .error(failure), pingMinutesAgo: 0.1)
+        let round1 = Self.planner().plan(FleetObservation(now: Self.start, members: [errored], offers: Self.offers))
+        #expect(Self.shape(round1) == first)
+        if kind == .permanent {
+            #expect(round1.first == .destroy(id: 1, reason: "its worker cannot start: \(failure.reason)"))
+            guard case .hold(let hold)? = round1.last else { Issue.record("expected a hold, got \(round1)"); return }
+            #expect(hold.contains("CIVITAI_API_TOKEN") && hold.contains("--instance-env"))
+        } else {
+            #expect(round1 == [.replace(id: 1, machineID: 7, reason: "its worker failed: \(failure.reason)")])
+        }
+        let hold: String? = round1.lazy.compactMap { if case .hold(let reason) = $0 { reason } else { nil } }.first
+
+        // Destroy sent, not yet confirmed, the ERROR ping still the last: nothing more (no second destroy, no create).
+        var leaving = errored
+        leaving.destroyRequestedAt = Self.minutes(-0.2)
+        let round2 = Self.planner().plan(FleetObservation(
+            now: Self.start, members: [leaving], offers: Self.offers, failedMachineIDs: kind == .transient ? [7] : [], creationHold: hold))
+        #expect(Self.shape(round2) == second)
+
+        // vast confirms: forgotten; then a create only for a transient failure, on another machine.
+        leaving.vast = nil
+        let round3 = Self.planner().plan(FleetObservation(
+            now: Self.start, members: [leaving], offers: Self.offers, failedMachineIDs: kind == .transient ? [7] : [], creationHold: hold))
+        #expect(round3.first == .forget(id: 1, reason: "destroy confirmed"))
+        #expect(Self.shape(Array(round3.dropFirst())) == third)
+        if kind == .transient { #expect(round3.last == .create(offer: Self.offers[1], label: "swarm-u1")) }
+
+        // Later rounds with the hold: never a create, however many rounds pass.
+        for minute in 1...5 where kind == .permanent {
+            let later = Self.planner().plan(FleetObservation(now: Self.minutes(Double(minute)), members: [], offers: Self.offers, creationHold: hold))
+            #expect(!later.contains { if case .create = $0 { true } else { false } })
+        }
+    }
+
+    /// The kinds of actions in order, e.g. "destroy+hold"; "none" when empty.
+    static func shape(_ actions: [FleetAction]) -> String {
+        actions.isEmpty ? "none" : actions.map { action in
+            switch action {
+            case .create: "create"
+            case .reboot: "reboot"
+            case .replace: "replace"
+            case .destroy: "destroy"
+            case .forget: "forget"
+            case .hold: "hold"
+            case .warn: "warn"
+            case .report: "report"
+            }
+        }.joined(separator: "+")
+    }
+
     @Test func aSlowStartIsReportedWarnedAndOptionallyReplaced() {
         let early = Self.planner().plan(FleetObservation(
             now: Self.start, members: [Self.member(createdMinutesAgo: 3, vast: "loading", message: "Download complete")], offers: Self.offers))
@@ -175,7 +239,8 @@ import VastAIEmulator
         #expect(warning.contains("still starting after 21 min"))
         #expect(warning.contains("--min-inet-down"))
 
-        let downloading = Self.member(createdMinutesAgo: 40, vast: "running", stage: .downloading, pingMinutesAgo: 0.1)
+        let downloading = Self.member(
+            createdMinutesAgo: 40, vast: "running", stage: .downloading(DownloadProgress(doneBytes: 1, totalBytes: 2)), pingMinutesAgo: 0.1)
         let replaced = Self.planner(FleetPolicy(startReplaceAfter: .seconds(1800))).plan(FleetObservation(now: Self.start, members: [downloading], offers: Self.offers))
         #expect(replaced == [.replace(id: 1, machineID: 7, reason: "not ready after 40 min 0 s")])
     }

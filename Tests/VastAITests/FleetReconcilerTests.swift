@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import Logging
 import SwarmCore
 import Testing
@@ -50,6 +51,42 @@ import VastAIEmulator
             #expect(live.first?.machineID == 41_872)  // 1001, the next best, on another machine
             #expect(await store.members().map(\.id) == live.map(\.id))
             #expect(await store.failedMachineIDs() == [41_875])
+        }
+    }
+
+    @Test func aPermanentWorkerErrorDestroysOnceAndCreatesNoMore() async throws {
+        try await withVast(Self.fastEmulator) { running, client in
+            let store = InMemoryFleetStore()
+            let fleet = Self.reconciler(client, store, policy: FleetPolicy())
+            try await fleet.reconcile()
+            let id = try #require(await store.members().first?.id)
+            let reason = "models need download tokens that are not set: 'wan' needs CIVITAI_API_TOKEN"
+            await store.recordPing(id: id, stage: .error(WorkerFailure(reason: reason, kind: .permanent)))
+            let actions = try await fleet.reconcile()
+            #expect(actions.first == .destroy(id: id, reason: "its worker cannot start: \(reason)"))
+            for _ in 0..<8 { try await fleet.reconcile() }
+
+            let requests = await running.emulator.requests
+            #expect(requests.filter { $0.method == "PUT" && $0.uri.hasPrefix("/api/v0/asks/") }.count == 1)
+            #expect(requests.filter { $0.method == "DELETE" }.count == 1)
+            #expect(await Self.labeled(running.emulator).isEmpty)
+            #expect(await store.members().isEmpty)
+            #expect(await store.creationHold()?.contains("CIVITAI_API_TOKEN") == true)
+        }
+    }
+
+    @Test func aTransientWorkerErrorIsReplacedOnAnotherMachine() async throws {
+        try await withVast(Self.fastEmulator) { running, client in
+            let store = InMemoryFleetStore()
+            let fleet = Self.reconciler(client, store, policy: FleetPolicy())
+            try await fleet.reconcile()
+            let first = try #require(await store.members().first)
+            await store.recordPing(id: first.id, stage: .error(WorkerFailure(reason: "downloading 'wan': connection reset", kind: .transient)))
+            #expect(try await fleet.reconcile().first == .replace(id: first.id, machineID: first.machineID, reason: "its worker failed: downloading 'wan': connection reset"))
+            try await fleet.reconcile()
+            let live = await Self.labeled(running.emulator)
+            #expect(live.count == 1 && live.first?.id != first.id && live.first?.machineID != first.machineID)
+            #expect(await store.creationHold() == nil)
         }
     }
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import JobProtocol
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -78,12 +79,13 @@ import Testing
 
     @Test func anErroredWorkerIsUnhealthyWithTheReason() async throws {
         let state = WorkerState()
-        await state.setStage(.error(reason: "SwarmUI's backend is errored: CUDA out of memory"))
+        await state.setStage(.error(WorkerFailure(reason: "SwarmUI's backend is errored: CUDA out of memory", kind: .transient)))
         try await withHealthServer(state: state) { call in
             let health = try await call(.GET, "/health")
             #expect(health.status == 503)
             #expect(health.json?["stage"] == "ERROR")
             #expect(health.json?["error"] == "SwarmUI's backend is errored: CUDA out of memory")
+            #expect(health.json?["error_kind"] == "transient")
         }
     }
 

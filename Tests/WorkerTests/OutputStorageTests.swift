@@ -193,7 +193,7 @@ final class UnreachablePartsQueue: QueueClient, Sendable {
     func takeJob(jobInProgress: Bool) async throws(QueueError) -> TakeResult { .noJob }
     func postDone(jobID: String, body: JobDoneBody) async throws(QueueError) {}
     func postProgress(jobID: String, output: JSONValue) async throws(QueueError) {}
-    func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError) {}
+    func ping(jobIDs: [String], report: WorkerReport?) async throws(QueueError) {}
     func pollStop() async throws(QueueError) -> [String] { [] }
 
     func requestUpload(jobID: String, _ request: JobUpload.UploadRequest) async throws(QueueError) -> UploadTarget {
@@ -222,7 +222,7 @@ struct ProgressOnlyQueue: QueueClient {
     func takeJob(jobInProgress: Bool) async throws(QueueError) -> TakeResult { .noJob }
     func postDone(jobID: String, body: JobDoneBody) async throws(QueueError) {}
     func postProgress(jobID: String, output: JSONValue) async throws(QueueError) {}
-    func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError) {}
+    func ping(jobIDs: [String], report: WorkerReport?) async throws(QueueError) {}
     func pollStop() async throws(QueueError) -> [String] { [] }
 }
 

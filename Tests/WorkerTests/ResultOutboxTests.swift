@@ -14,7 +14,7 @@ final class SwitchableDoneQueue: QueueClient, Sendable {
 
     func takeJob(jobInProgress: Bool) async throws(QueueError) -> TakeResult { .noJob }
     func postProgress(jobID: String, output: JSONValue) async throws(QueueError) {}
-    func ping(jobIDs: [String], report: JSONValue?) async throws(QueueError) {}
+    func ping(jobIDs: [String], report: WorkerReport?) async throws(QueueError) {}
     func pollStop() async throws(QueueError) -> [String] { [] }
 
     func postDone(jobID: String, body: JobDoneBody) async throws(QueueError) {

@@ -107,7 +107,8 @@ def test_seed_models_and_presets_paths(dockerfile):
             env.update(env_assignments(rest))
     assert env["SWARM_MODELS_FILE"] == "/opt/swarm/models.json"
     assert env["SWARM_PRESETS_FILE"] == "/opt/swarm/presets.json"
-    assert env["VOLUME_PATH"] == "/workspace"
+    # The worker picks the volume: /runpod-volume on RunPod serverless, /workspace elsewhere (and onstart.sh on vast).
+    assert "VOLUME_PATH" not in env
     runs = " ".join(rest for keyword, rest in dockerfile if keyword == "RUN")
     assert "/opt/swarmui-seed" in runs
 
@@ -138,7 +139,7 @@ def test_image_defaults_saved_for_onstart(dockerfile):
     runs = [rest for keyword, rest in dockerfile if keyword == "RUN"]
     saver = [r for r in runs if "/opt/swarm/image.env" in r]
     assert saver, "the Dockerfile must save its ENV defaults to /opt/swarm/image.env"
-    for name in ("VOLUME_PATH", "SWARM_MODELS_FILE", "SWARM_PRESETS_FILE", "WORKER_HEALTH_PORT"):
+    for name in ("SWARM_MODELS_FILE", "SWARM_PRESETS_FILE", "WORKER_HEALTH_PORT"):
         assert name in saver[0]
 
 

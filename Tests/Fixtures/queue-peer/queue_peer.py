@@ -11,6 +11,7 @@ Test controls (no key needed):
   POST /control/enqueue {"id": ..., "input": {...}}   POST /control/stop {"id": ...}
   POST /control/done-delay {"seconds": N}  (hold job-done answers, to cut the network mid-post)
   GET  /control/state
+  GET  /control/trickle/<name>?bytes=N&seconds=S  N zero bytes spread over S seconds (a slow model download)
 """
 import argparse
 import json
@@ -73,6 +74,8 @@ class Handler(BaseHTTPRequestHandler):
         if parts == ["control", "state"]:
             with LOCK:
                 return self.reply(200, STATE)
+        if parts[:2] == ["control", "trickle"]:
+            return self.trickle(int(query["bytes"][0]), float(query["seconds"][0]))
         if len(parts) < 4 or parts[0] != "v2":
             return self.reply(404, {"error": "unknown route"})
         if not self.authorized():
@@ -101,6 +104,18 @@ class Handler(BaseHTTPRequestHandler):
                 save()
             return self.reply(200, {"jobsToStop": ids}) if ids else self.reply(204)
         return self.reply(404, {"error": "unknown route"})
+
+    def trickle(self, size, seconds):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        steps = 20
+        for i in range(steps):
+            chunk = size // steps + (size % steps if i == steps - 1 else 0)
+            self.wfile.write(b"\0" * chunk)
+            self.wfile.flush()
+            time.sleep(seconds / steps)
 
     def record_ping(self, worker, query, report):
         ids = [i for value in query.get("job_id", []) for i in value.split(",") if i]
