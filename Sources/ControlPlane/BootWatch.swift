@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import JobStore
 import VastAI
 
@@ -29,7 +30,7 @@ public struct BootWatch: Sendable {
 
     public func verdict(instances: [FleetInstanceStatus], creationHold: String?, now: Date) -> BootVerdict {
         let active = instances.filter { $0.record.state == .active }
-        let ready = active.filter { $0.record.report?.stage == WorkerStage.ready.rawValue }
+        let ready = active.filter { $0.record.report?.stage == .ready }
         if ready.count >= wanted { return .ready }
         if let creationHold { return .failed("the fleet holds creation: \(creationHold)") }
         // A failure no other machine fixes: waiting would only rent it again.
@@ -47,7 +48,7 @@ public struct BootWatch: Sendable {
     /// the log names, else what the state it sits in usually means.
     static func likelyCause(_ instance: FleetInstanceStatus) -> String? {
         if let diagnosis = instance.diagnosis { return diagnosis.description }
-        switch (instance.vast?.actualStatus, instance.record.report?.stage) {
+        switch (instance.vast?.actualStatus, instance.record.report?.stage?.name) {
         case (.created?, nil):
             return "stuck in created: the host did not start the container, most often a driver older than the image's CUDA (keep cuda_max_good >= 12.8)"
         case (.loading?, nil):
@@ -55,7 +56,7 @@ public struct BootWatch: Sendable {
         case (.running?, nil):
             return "running, but the worker never pinged: the on-start script is missing (ssh and jupyter run types ignore the image's "
                 + "ENTRYPOINT; use --image, or set the template's on-start to '\(WorkerLaunch.onstart)'), or the instance cannot reach --public-url"
-        case (_, WorkerStage.downloading.rawValue?):
+        case (_, .downloading?):
             return "still downloading the ~33 GB of models of a first start: normal on a slow host, progress in 'swarmctl instance status'"
         default:
             return nil

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Foundation
+import JobProtocol
 import JobStore
 import Logging
 import SwarmCore
@@ -166,7 +167,7 @@ struct InstanceCommand: AsyncParsableCommand {
                     switch verdict {
                     case .waiting: try await Task.sleep(for: .seconds(min(interval, 2)))
                     case .ready:
-                        for instance in instances where instance.record.report?.stage == WorkerStage.ready.rawValue {
+                        for instance in instances where instance.record.report?.stage == .ready {
                             if let tunnel = instance.swarmUITunnel { Status.emit("\(instance.record.label): SwarmUI over SSH: \(tunnel)") }
                         }
                         return verdict

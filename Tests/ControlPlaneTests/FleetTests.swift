@@ -80,17 +80,17 @@ import VastAI
     @Test func bootWatchWaitsSucceedsAndFailsWithTheReason() {
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         let watch = BootWatch(wanted: 1, startedAt: start, timeout: 600)
-        func status(_ stage: String?, detail: JSONValue = [:]) -> FleetInstanceStatus {
+        func status(_ stage: WorkerStage?) -> FleetInstanceStatus {
             var record = FleetInstanceRecord(id: 1, label: "swarm-a", dphTotal: 0.35, createdAt: start)
-            record.report = stage.map { WorkerReport(stage: $0, detail: detail) }
+            record.report = stage.map { WorkerReport(stage: $0) }
             return FleetInstanceStatus(record: record, vast: nil, vastAsked: false)
         }
         #expect(watch.verdict(instances: [], creationHold: nil, now: start) == .waiting)
         #expect(watch.statusLine(instances: [], now: start.addingTimeInterval(200)).contains("is 'swarmctl serve' running"))
-        let downloading = status("DOWNLOADING", detail: ["stage": "DOWNLOADING", "download": ["done_bytes": 12_100_000_000, "total_bytes": 33_200_000_000]])
+        let downloading = status(.downloading(DownloadProgress(doneBytes: 12_100_000_000, totalBytes: 33_200_000_000)))
         #expect(watch.statusLine(instances: [downloading], now: start.addingTimeInterval(30)).contains("worker DOWNLOADING 12.1 of 33.2 GB (36%); $0.350/h"))
         #expect(watch.verdict(instances: [downloading], creationHold: nil, now: start.addingTimeInterval(30)) == .waiting)
-        #expect(watch.verdict(instances: [status("READY")], creationHold: nil, now: start) == .ready)
+        #expect(watch.verdict(instances: [status(.ready)], creationHold: nil, now: start) == .ready)
         #expect(watch.verdict(instances: [downloading], creationHold: "set CIVITAI_API_TOKEN", now: start) == .failed("the fleet holds creation: set CIVITAI_API_TOKEN"))
         guard case .failed(let reason) = watch.verdict(instances: [downloading], creationHold: nil, now: start.addingTimeInterval(601)) else {
             Issue.record("a boot past the timeout must fail")
