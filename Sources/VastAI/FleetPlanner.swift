@@ -272,7 +272,7 @@ public struct FleetPlanner: Sendable {
             case .permanent:
                 verdict.actions.append(.destroy(id: id, reason: "its worker cannot start: \(failure.reason)"))
                 verdict.hold = "the worker of \(member.label) (\(id)) cannot start, and another instance would fail alike: "
-                    + "\(failure.reason); set what it names where serve takes it from (its environment, --instance-env, the template)"
+                    + "\(failure.reason); fix it in serve's configuration (its environment, --instance-env, --disk, the template)"
             case .transient:
                 verdict.actions.append(.replace(id: id, machineID: member.machineID ?? vast.machineID, reason: "its worker failed: \(failure.reason)"))
             }

@@ -81,6 +81,29 @@ public struct WorkerApplication: Sendable {
     }
 }
 
+extension WorkerApplication {
+    /// Reports `failure` as ERROR to the queue every `interval` for `hold` (or until SIGTERM/SIGINT), for a worker that
+    /// cannot even start its services (an invalid configuration): exiting at once would have its supervisor start it
+    /// again, fail the same way, and loop with no one told why.
+    public static func holdReporting(_ failure: WorkerFailure, to queue: any QueueClient, interval: Duration, for hold: Duration, logger: Logger) async {
+        let state = WorkerState()
+        await state.setStage(.error(failure))
+        let heartbeat = Heartbeat(queue: queue, state: state, interval: interval, logger: logger) { WorkerReport(stage: .error(failure)) }
+        try? await ServiceGroup(
+            services: [heartbeat, ErrorHold(duration: hold)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+        ).run()
+    }
+}
+
+/// Ends after `duration` or at graceful shutdown, which ends the group it is in.
+private struct ErrorHold: Service {
+    let duration: Duration
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+    }
+}
+
 /// Seeds SwarmUI and downloads models, then runs the services that need them; SIGTERM during the downloads stops
 /// them (partial files resume on the next start). A failure is reported as ERROR for `errorHold` before it ends the
 /// worker: exiting at once would only have the supervisor start it again, fail again, and loop with no one told why.
@@ -122,7 +145,7 @@ struct AfterVolumePrepared: Service {
                 "\(error)",
                 metadata: ["kind": "\(reported?.kind.rawValue ?? "transient")", "exit_in": "\(Int(errorHold.seconds)) s (SWARM_ERROR_HOLD), reporting ERROR meanwhile"])
             // A SIGTERM meanwhile ends the wait: the worker is being stopped anyway.
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: errorHold) }
+            try? await ErrorHold(duration: errorHold).run()
             throw error
         }
     }

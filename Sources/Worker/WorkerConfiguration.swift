@@ -147,7 +147,7 @@ public struct WorkerConfiguration: Sendable {
         if let queue, !queue.workerID.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }) {
             problems.append("worker id '\(queue.workerID)' may hold only letters, digits, '-', '_' and '.' (SWARM_WORKER_ID / RUNPOD_POD_ID)")
         }
-        if !problems.isEmpty { throw WorkerConfigurationError(problems: problems) }
+        if !problems.isEmpty { throw WorkerConfigurationError(problems: problems, queue: queue, errorHold: errorHold) }
     }
 
     /// A stable-enough id for one worker process: the host name plus a random suffix.
@@ -160,6 +160,10 @@ public struct WorkerConfiguration: Sendable {
 
 public struct WorkerConfigurationError: Error, Sendable, CustomStringConvertible {
     public var problems: [String]
+    /// The queue, when it is configured well enough to be told of the problems (`swarm-worker run` reports them).
+    public var queue: QueueEndpoints?
+    /// SWARM_ERROR_HOLD, or its default when it is one of the problems.
+    public var errorHold: Duration = .seconds(300)
     public var description: String {
         "invalid configuration:\n" + problems.map { "  - \($0)" }.joined(separator: "\n")
     }

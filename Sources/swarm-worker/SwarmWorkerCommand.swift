@@ -24,12 +24,16 @@ struct CommonOptions: ParsableArguments {
     var attach = false
 
     func loadConfiguration() throws -> WorkerConfiguration {
-        do {
+        do throws(WorkerConfigurationError) {
             return try WorkerConfiguration(environment: ProcessInfo.processInfo.environment, attach: attach)
         } catch {
-            FileHandle.standardError.write(Data("swarm-worker: \(error)\nSee .env.example for every variable and its default.\n".utf8))
+            Self.explain(error)
             throw ExitCode(2)
         }
+    }
+
+    static func explain(_ error: WorkerConfigurationError) {
+        FileHandle.standardError.write(Data("swarm-worker: \(error)\nSee .env.example for every variable and its default.\n".utf8))
     }
 }
 
@@ -40,7 +44,14 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         Self.boundMallocHeap()
-        let configuration = try options.loadConfiguration()
+        let configuration: WorkerConfiguration
+        do throws(WorkerConfigurationError) {
+            configuration = try WorkerConfiguration(environment: ProcessInfo.processInfo.environment, attach: options.attach)
+        } catch {
+            CommonOptions.explain(error)
+            if let endpoints = error.queue { await Self.report(error, to: endpoints) }
+            throw ExitCode(2)
+        }
         let logger = SwarmLogging.bootstrap(level: configuration.logLevel, label: "swarm-worker")
         guard let endpoints = configuration.queue else {
             logger.critical("no queue configured: set SWARM_QUEUE_URL and SWARM_WORKER_KEY, or RunPod's RUNPOD_WEBHOOK_GET_JOB and RUNPOD_AI_API_KEY")
@@ -73,6 +84,17 @@ struct Run: AsyncParsableCommand {
             throw ExitCode(outcome is ReadinessError || outcome is SupervisorError || outcome is VolumePreparationError ? 3 : 1)
         }
         logger.info("swarm-worker stopped")
+    }
+
+    /// A configuration mistake fails every restart alike: the queue is told, as a permanent ERROR, for SWARM_ERROR_HOLD.
+    static func report(_ error: WorkerConfigurationError, to endpoints: QueueEndpoints) async {
+        let logger = SwarmLogging.bootstrap(level: .info, label: "swarm-worker")
+        logger.critical("invalid configuration; reporting it to the queue for \(Int(error.errorHold.seconds)) s (SWARM_ERROR_HOLD) before exiting")
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPQueueClient.httpClientConfiguration())
+        await WorkerApplication.holdReporting(
+            WorkerFailure(reason: error.description, kind: .permanent), to: HTTPQueueClient(endpoints: endpoints, httpClient: httpClient, logger: logger),
+            interval: endpoints.pingInterval, for: error.errorHold, logger: logger)
+        try? await httpClient.shutdown()
     }
 
     /// Multipart uploads allocate and free an 8 MiB part buffer per part. glibc raises its mmap threshold to the size

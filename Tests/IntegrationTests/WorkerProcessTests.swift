@@ -138,6 +138,20 @@ struct WorkerProcessTests {
         #expect(try await rig.worker.waitForExit(timeout: .seconds(10)) == 3)
     }
 
+    @Test func anInvalidConfigurationIsReportedToTheQueueBeforeExiting() async throws {
+        let rig = try await WorkerRig.start(environment: ["STARTUP_TIMEOUT": "soon", "SWARM_ERROR_HOLD": "600"])
+        defer { rig.stop() }
+        let error = try await eventually("an ERROR ping", timeout: .seconds(30)) { () async throws -> JSONValue? in
+            try await rig.peer.state()["pings"]?.arrayValue?.lazy.compactMap { $0["report"] }.first { $0["stage"] == "ERROR" }
+        }
+        #expect(error["error_kind"] == "permanent")
+        #expect(error["error"]?.stringValue?.contains("STARTUP_TIMEOUT='soon'") == true, "\(error)")
+        try await Task.sleep(for: .seconds(2))
+        #expect(rig.worker.isRunning, "held, not exited into a restart loop")
+        rig.worker.signal(SIGTERM)
+        #expect(try await rig.worker.waitForExit(timeout: .seconds(10)) == 2)
+    }
+
     @Test func aPreparationErrorReachesTheControlPlane() async throws {
         let directory = try Paths.temporaryDirectory("swarmctl-boot")
         defer { try? FileManager.default.removeItem(at: directory) }
