@@ -49,9 +49,10 @@ class ModelServer:
     """Serves each model of builder/models.json at /models/<file>; a model whose manifest entry needs a token is refused
     with 401 without the right one, as Civitai refuses it."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, seconds_per_file=0.0):
         source = json.loads((REPO / "builder/models.json").read_text())
         self.files, self.tokens, self.requests = {}, {}, []
+        self.seconds_per_file = seconds_per_file
         self.port = free_port()
         entries = []
         for entry in source["models"]:
@@ -79,7 +80,12 @@ class ModelServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                # Trickled in four pieces when asked, so that a boot's DOWNLOADING stage lasts long enough to be seen.
+                piece = len(data) // 4 + 1
+                for start in range(0, len(data), piece):
+                    self.wfile.write(data[start:start + piece])
+                    self.wfile.flush()
+                    time.sleep(server.seconds_per_file / 4)
 
             def log_message(self, *args):
                 pass
@@ -181,7 +187,8 @@ class FleetServe:
         self._log = open(self.log_path, "w")
         environment = dict(
             os.environ, VAST_API_KEY=VAST_KEY, VAST_API_URL=vast.base, SWARM_API_KEYS="", SWARM_WORKER_KEYS="",
-            SWARM_FLEET_SIZE="1", CIVITAI_API_TOKEN=CIVITAI_TOKEN, HUGGINGFACE_API_TOKEN=HF_TOKEN, **(env or {}))
+            SWARM_FLEET_SIZE="1", CIVITAI_API_TOKEN=CIVITAI_TOKEN, HUGGINGFACE_API_TOKEN=HF_TOKEN)
+        environment.update(env or {})
         self.process = subprocess.Popen(
             [swarmctl_binary(), "serve", "--port", str(self.port), "--data-dir", str(data_dir), "--image", IMAGE,
              "--public-url", self.base, "--fleet-interval", "0.5", "--reboot-grace", "5",
