@@ -146,8 +146,9 @@ struct InstanceCommand: AsyncParsableCommand {
                 try await fleet.setCreationHold(nil)
                 return hold
             }
-            if let hold { print("cleared the creation hold: \(hold)") }
-            print(count.map { "fleet size set to \($0); serve keeps it until 'swarmctl instance up|down'" } ?? "fleet size handed back to serve's --fleet-size")
+            // Unbuffered, so that it comes before --wait's status lines in a pipe.
+            if let hold { Status.emit("cleared the creation hold: \(hold)") }
+            Status.emit(count.map { "fleet size set to \($0); serve keeps it until 'swarmctl instance up|down'" } ?? "fleet size handed back to serve's --fleet-size")
             guard wait else { return }
             let wanted = max(1, count ?? 1)
             let watch = BootWatch(wanted: wanted, startedAt: Date(), timeout: timeout * 60)
@@ -160,7 +161,7 @@ struct InstanceCommand: AsyncParsableCommand {
                     let (summary, instances) = try await Status.read(fleet, client: client, labelStem: stem)
                     let now = Date()
                     let verdict = watch.verdict(instances: instances, creationHold: summary.creationHold, now: now)
-                    if verdict != .waiting || ContinuousClock.now - lastLine >= .seconds(interval) {
+                    if verdict == .ready || (verdict == .waiting && ContinuousClock.now - lastLine >= .seconds(interval)) {
                         Status.emit(watch.statusLine(instances: instances, now: now))
                         lastLine = .now
                     }
