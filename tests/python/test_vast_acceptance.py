@@ -17,10 +17,9 @@ import time
 import urllib.request
 import zlib
 
-import pytest
 import runpod
 from conftest import swarmctl_binary, wait_until
-from vast_fleet import VAST_KEY, FleetServe, ModelServer, VastEmulator, worker_processes
+from vast_fleet import VAST_KEY, Fleet, worker_processes
 
 JOBS = 20
 
@@ -54,11 +53,9 @@ def timed(marks, name, since):
 
 
 def test_bulk_jobs_on_one_instance_survive_a_serve_kill_and_a_dead_machine(tmp_path):
-    models = ModelServer(tmp_path, seconds_per_file=1.2)
-    vast = VastEmulator(tmp_path, models.manifest)
-    serve = FleetServe(tmp_path, vast)
-    marks, start = {}, time.monotonic()
-    try:
+    with Fleet(tmp_path, seconds_per_file=1.2) as fleet:
+        vast, serve = fleet.vast, fleet.serve
+        marks, start = {}, time.monotonic()
         # 20 image-to-video jobs in bulk, before any instance is up: they wait in the queue.
         jobs = [endpoint(serve).run(wan_job(n)) for n in range(JOBS)]
         timed(marks, "20 jobs submitted", start)
@@ -87,7 +84,8 @@ def test_bulk_jobs_on_one_instance_survive_a_serve_kill_and_a_dead_machine(tmp_p
         assert done_at_kill < JOBS, "the batch ended before serve was killed: nothing was tested mid-batch"
         timed(marks, "serve killed -9", start)
         time.sleep(2)
-        serve = FleetServe(tmp_path, vast, port=serve.port)
+        fleet.restart_serve()
+        serve = fleet.serve
         timed(marks, "serve restarted", start)
 
         def all_done():
@@ -126,17 +124,11 @@ def test_bulk_jobs_on_one_instance_survive_a_serve_kill_and_a_dead_machine(tmp_p
         assert vast.live() == []
         wait_until(lambda: not worker_processes(vast.instances_dir), 20, "every instance's processes to end")
         print(f"acceptance timings (s): {marks}", flush=True)
-    finally:
-        serve.stop()
-        vast.stop()
-        models.stop()
 
 
 def test_instance_up_wait_follows_the_boot_to_ready_and_logs_follow(tmp_path):
-    models = ModelServer(tmp_path)
-    vast = VastEmulator(tmp_path, models.manifest)
-    serve = FleetServe(tmp_path, vast, extra_args=["--fleet-size", "0"])
-    try:
+    with Fleet(tmp_path, serve_args=["--fleet-size", "0"]) as fleet:
+        vast, serve = fleet.vast, fleet.serve
         assert vast.live() == []
         up = serve.swarmctl("instance", "up", "1", "--wait", "--interval", "1", "--timeout", "3", timeout=240)
         assert "READY: 1 instance(s) take jobs" in up.stdout, up.stdout
@@ -159,18 +151,12 @@ def test_instance_up_wait_follows_the_boot_to_ready_and_logs_follow(tmp_path):
         finally:
             follower.kill()
             follower.wait(timeout=10)
-    finally:
-        serve.stop()
-        vast.stop()
-        models.stop()
 
 
 def test_a_missing_model_token_holds_the_fleet_with_the_reason_and_leaves_nothing_running(tmp_path):
-    models = ModelServer(tmp_path)
-    vast = VastEmulator(tmp_path, models.manifest)
     # serve has no Civitai token to pass on: the instance's worker cannot download the Civitai model.
-    serve = FleetServe(tmp_path, vast, extra_args=["--fleet-size", "0"], env={"CIVITAI_API_TOKEN": ""})
-    try:
+    with Fleet(tmp_path, serve_args=["--fleet-size", "0"], serve_env={"CIVITAI_API_TOKEN": ""}) as fleet:
+        vast, serve = fleet.vast, fleet.serve
         up = serve.swarmctl("instance", "up", "1", "--wait", "--interval", "1", "--timeout", "3", check=False, timeout=240)
         assert up.returncode == 1, up.stdout + up.stderr
         assert "CIVITAI_API_TOKEN" in up.stderr, up.stderr
@@ -180,7 +166,3 @@ def test_a_missing_model_token_holds_the_fleet_with_the_reason_and_leaves_nothin
         status = serve.status()
         assert "CIVITAI_API_TOKEN" in status.get("creation_hold", ""), status
         assert "civitai-token" not in serve.log_path.read_text()
-    finally:
-        serve.stop()
-        vast.stop()
-        models.stop()

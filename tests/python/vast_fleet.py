@@ -228,3 +228,25 @@ class FleetServe:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self._log.close()
+
+
+class Fleet:
+    """Model server, vast emulator and serve together, stopped together: `with Fleet(tmp_path) as fleet: ...`."""
+
+    def __init__(self, directory, seconds_per_file=0.0, serve_args=(), serve_env=None):
+        self.directory = directory
+        self.models = ModelServer(directory, seconds_per_file=seconds_per_file)
+        self.vast = VastEmulator(directory, self.models.manifest)
+        self.serve = FleetServe(directory, self.vast, extra_args=serve_args, env=serve_env)
+
+    def restart_serve(self):
+        """A new serve on the same port, data directory and flags (the instances reach it at the same URL)."""
+        self.serve = FleetServe(self.directory, self.vast, port=self.serve.port)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.serve.stop()
+        self.vast.stop()
+        self.models.stop()
