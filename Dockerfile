@@ -88,7 +88,7 @@ ENV VOLUME_PATH=/workspace \
     SWARMUI_HOST=127.0.0.1 \
     SWARMUI_PORT=7801 \
     WORKER_HEALTH_HOST=0.0.0.0 \
-    WORKER_HEALTH_PORT=8080 \
+    WORKER_HEALTH_PORT=18080 \
     SWARM_MODELS_FILE=/opt/swarm/models.json \
     SWARM_PRESETS_FILE=/opt/swarm/presets.json \
     SWARMUI_SEED=/opt/swarmui-seed \
@@ -98,11 +98,11 @@ RUN env | grep -E '^(VOLUME_PATH|SWARMUI_HOST|SWARMUI_PORT|WORKER_HEALTH_HOST|WO
         | sort > /opt/swarm/image.env
 
 WORKDIR /workspace
-EXPOSE 8080
+EXPOSE 18080
 STOPSIGNAL SIGTERM
 # Generous start period: the first boot copies the seed, downloads models and starts ComfyUI.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30m --retries=3 \
-    CMD ["/bin/sh", "-c", "curl -fsS http://127.0.0.1:${WORKER_HEALTH_PORT:-8080}/health > /dev/null || exit 1"]
+    CMD ["/bin/sh", "-c", "curl -fsS http://127.0.0.1:${WORKER_HEALTH_PORT:-18080}/health > /dev/null || exit 1"]
 
 # tini reaps SwarmUI's and ComfyUI's orphans and forwards SIGTERM to the worker.
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -16,6 +16,8 @@ public struct WorkerApplication: Sendable {
     public var logger: Logger
     public let state = WorkerState()
     public let monitor = SwarmUIProcessMonitor()
+    /// Scrubs every secret of the configuration from what the worker passes on (SwarmUI's lines, pings, `/health`).
+    public var redactor: SecretRedactor { SecretRedactor(configuration.secrets) }
 
     public init(configuration: WorkerConfiguration, swarm: any SwarmUIBackend, queue: any QueueClient, httpClient: HTTPClient, logger: Logger) {
         self.configuration = configuration
@@ -37,17 +39,23 @@ public struct WorkerApplication: Sendable {
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor
         let readiness = ReadinessWait(
-            swarm: swarm, timeout: configuration.startupTimeout, processFailure: { await monitor.failure }, logger: logger)
+            swarm: swarm, requirements: BackendRequirements(presets: presets), timeout: configuration.startupTimeout,
+            erroredGrace: configuration.erroredGrace, processFailure: { await monitor.failure },
+            everReady: { [state] in await state.swarmUIEverReady }, logger: logger)
         let loop = JobLoop(
             queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
             pingInterval: configuration.queue?.pingInterval ?? .seconds(10), shutdownGrace: configuration.shutdownGrace, logger: logger,
-            report: { [state, secrets = configuration.secrets] in
-                let tail = await monitor.lastLines.suffix(20).map { $0.redacting(secrets) }
-                return await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: tail)
+            report: { [state, redactor] in
+                // The tail is scrubbed as it is recorded; the error reason may quote SwarmUI's status message.
+                let report = await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: await monitor.lastLines.suffix(20))
+                return redactor.redact(report)
             })
         var services: [any Service] = []
         if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
-            services.append(SwarmUISupervisor(folder: folder, host: host, port: port, monitor: monitor, state: state, logger: logger))
+            services.append(
+                SwarmUISupervisor(
+                    folder: folder, host: host, port: port, monitor: monitor, state: state,
+                    environment: configuration.swarmUIEnvironment, redactor: redactor, logger: logger))
         }
         services.append(loop)
         return services
@@ -57,7 +65,7 @@ public struct WorkerApplication: Sendable {
     /// answers from the start, so `/health` shows PROVISIONING and DOWNLOADING while the volume is prepared.
     public func run() async throws {
         let health = HealthServer(
-            host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, logger: logger)
+            host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, redactor: redactor, logger: logger)
         let worker = AfterVolumePrepared(
             prepare: { [configuration, state, logger] in
                 try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: logger)

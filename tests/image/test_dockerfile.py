@@ -58,7 +58,7 @@ def test_tini_is_pid_1_and_worker_its_child(dockerfile):
 def test_healthcheck_on_worker_health(dockerfile):
     checks = [rest for keyword, rest in dockerfile if keyword == "HEALTHCHECK"]
     assert len(checks) == 1
-    assert "http://127.0.0.1:${WORKER_HEALTH_PORT:-8080}/health" in checks[0]
+    assert "http://127.0.0.1:${WORKER_HEALTH_PORT:-18080}/health" in checks[0]
     assert "--start-period=" in checks[0]
 
 
