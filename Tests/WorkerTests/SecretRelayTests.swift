@@ -77,6 +77,13 @@ import Testing
         #expect(logged.contains { $0.contains("EnvVar PATH=") }, "the fake printed its environment: \(logged)")
         #expect(logged.contains { $0.contains("token=<redacted>") }, "an echoed token is scrubbed, not dropped: \(logged)")
         #expect(!logged.contains { $0.contains("SWARM_WORKER_KEY") || $0.contains("HUGGINGFACE_API_TOKEN") })
+        // Exactly the allow-listed environment, not the worker's own (bash adds PWD, SHLVL and _ itself).
+        let printed = Set(logged.compactMap { line -> String? in
+            guard let range = line.range(of: "EnvVar ") else { return nil }
+            return String(line[range.upperBound...].prefix { $0 != "=" })
+        })
+        let unexpected = printed.subtracting(configuration.swarmUIEnvironment.keys).subtracting(["PWD", "SHLVL", "_", "OLDPWD"])
+        #expect(unexpected.isEmpty, "SwarmUI saw variables outside the allow-list: \(unexpected.sorted())")
         let tail = await monitor.lastLines
         let failure = try #require(await monitor.failure)
         for secret in Self.secrets + [encoded] {
