@@ -29,7 +29,7 @@ public struct SecretRedactor: Sendable {
         var needles = Set<String>()
         for secret in secrets where secret.value.count >= 4 {
             needles.insert(secret.value)
-            if let encoded = secret.value.addingPercentEncodingForQuery(), encoded != secret.value { needles.insert(encoded) }
+            needles.insert(secret.value.percentEncodedForQuery)
         }
         // Longest first: a secret that contains another is replaced whole.
         self.needles = needles.sorted { $0.count > $1.count }
@@ -54,23 +54,4 @@ public struct SecretRedactor: Sendable {
     public func reveals(_ text: String) -> Bool {
         needles.contains { text.contains($0) }
     }
-}
-
-extension String {
-    /// RFC 3986 unreserved characters kept, everything else percent-encoded (what a query string carries).
-    fileprivate func addingPercentEncodingForQuery() -> String? {
-        var result = ""
-        for byte in utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                result.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return result
-    }
-
-    fileprivate func leftPadded(to width: Int) -> String { String(repeating: "0", count: Swift.max(0, width - count)) + self }
 }
