@@ -106,6 +106,15 @@ import Testing
         #expect(!body.contains(Self.hfToken))
     }
 
+    @Test func theWorkersLogHandlerScrubsMessagesAndMetadata() {
+        let lines = LineCollector()
+        let logger = Logger(label: "t") { _ in RedactingLogHandler(wrapping: lines, redactor: SecretRedactor([Secret(Self.hfToken)])) }
+        logger.error("GET https://x/?token=\(Self.hfToken) failed", metadata: ["url": "https://x/?token=\(Self.hfToken)", "n": ["a": "\(Self.hfToken)"]])
+        let logged = lines.all.joined(separator: "\n")
+        #expect(!logged.contains(Self.hfToken))
+        #expect(logged.components(separatedBy: "<redacted>").count == 4, "message and both metadata values: \(logged)")
+    }
+
     @Test func theRedactorCatchesEncodedFormsAndLeavesShortValues() {
         let redactor = SecretRedactor([Secret("a b/c+d"), Secret("abc")])
         #expect(redactor.redact("x a b/c+d y a%20b%2Fc%2Bd z") == "x <redacted> y <redacted> z")
