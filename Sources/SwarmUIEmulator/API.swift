@@ -37,7 +37,7 @@ extension SwarmUIEmulator {
     /// One plain-HTTP API call (route name already lower-cased, body already parsed).
     nonisolated func handleHTTP(route: String, arguments: [String: JSONValue], sessionHeader: String?) async -> APIReply {
         if Self.webSocketRoutes.contains(route) { return .wrongMethod }
-        guard Self.httpRoutes.contains(route) else { return .unknownRoute }
+        guard Self.httpRoutes.contains(route), !configuration.missingRoutes.contains(route) else { return .unknownRoute }
         if route == "getnewsession" { return .ok(await sessionJSON(newSession())) }
         let session: String
         switch await authenticate(arguments, header: sessionHeader) {

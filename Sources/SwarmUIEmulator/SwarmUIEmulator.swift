@@ -33,6 +33,8 @@ public actor SwarmUIEmulator {
         public var droppedFeatures: Set<String>
         /// Node types left out of `ComfyGetNodeTypesForBackend`.
         public var droppedNodeTypes: Set<String>
+        /// Routes (lower-case) answered as unknown, as by a SwarmUI older than them (`comfygetnodetypesforbackend`).
+        public var missingRoutes: Set<String>
 
         public init(
             loadingTime: Duration = .zero,
@@ -47,8 +49,10 @@ public actor SwarmUIEmulator {
             allowsCrash: Bool = false,
             models: [EmulatedModel] = EmulatedModel.defaults,
             droppedFeatures: Set<String> = [],
-            droppedNodeTypes: Set<String> = []
+            droppedNodeTypes: Set<String> = [],
+            missingRoutes: Set<String> = []
         ) {
+            self.missingRoutes = missingRoutes
             self.droppedFeatures = droppedFeatures
             self.droppedNodeTypes = droppedNodeTypes
             self.loadingTime = loadingTime

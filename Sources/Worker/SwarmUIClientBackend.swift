@@ -47,11 +47,16 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
     }
 
     /// The node types of every running ComfyUI backend (SwarmUI sends a job to any of them, so each must have them
-    /// all: the intersection).
-    private func comfyNodeTypes() async throws(SwarmUIError) -> Set<String> {
+    /// all: the intersection); nil from a SwarmUI older than the route, where only the features can be checked.
+    private func comfyNodeTypes() async throws(SwarmUIError) -> Set<String>? {
         var common: Set<String>?
         for backend in try await client.backends() where backend.type.hasPrefix("comfyui") && backend.state == .running {
-            let types = Set(try await client.nodeTypes(backend: backend.id))
+            let types: Set<String>
+            do {
+                types = Set(try await client.nodeTypes(backend: backend.id))
+            } catch where error.code == .routeError(id: "bad_route") {
+                return nil
+            }
             common = common.map { $0.intersection(types) } ?? types
         }
         return common ?? []

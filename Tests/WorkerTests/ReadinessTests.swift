@@ -64,6 +64,13 @@ struct ReadinessTests {
         }
     }
 
+    @Test func aSwarmUIWithoutTheNodeTypesRouteIsCheckedOnItsFeatures() async throws {
+        try await Self.withReadiness(.init(missingRoutes: ["comfygetnodetypesforbackend"])) { wait, _, _ in try await wait.wait() }
+        try await Self.withReadiness(.init(droppedFeatures: ["gguf"], missingRoutes: ["comfygetnodetypesforbackend"])) { wait, _, _ in
+            await #expect(throws: ReadinessError.self) { try await wait.wait() }
+        }
+    }
+
     @Test func erroredBeforeTheFirstReadyIsFatalAtOnce() async throws {
         try await Self.withReadiness(.init(backendErrored: true)) { wait, _, _ in
             let started = ContinuousClock.now
