@@ -18,6 +18,33 @@ port=${3:-18188}
 # SwarmUI's own nodes, ComfyUI-GGUF's loader, and ComfyUI's Wan 2.2 image-to-video node.
 required=(SwarmKSampler SwarmSaveAnimationWS SwarmLoadImageB64 SwarmSaveImageWS UnetLoaderGGUF WanImageToVideo)
 
+# SwarmUI reads ComfyUI's requirements.txt at every backend start (ComfyUISelfStartBackend.Init at 062407c): on each
+# line of letters, digits and ".-_" around ==, >= or <=, the version goes to .NET's Version.Parse, which takes 2 to 4
+# numeric parts, and names go into a dictionary. A "2" or a "1.0.post1" there, or a name twice, throws and the
+# backend never starts.
+"$python" - "$comfy/requirements.txt" <<'PY' || exit 1
+import re, sys
+part = re.compile(r"[A-Za-z0-9._-]+")
+seen, bad = set(), []
+for raw in open(sys.argv[1]).read().splitlines():
+    line = raw.strip()
+    if not line or line.startswith("#"):
+        continue
+    pair = raw.replace(">=", "==").replace("<=", "==").split("==")
+    if not part.fullmatch(pair[0]) or (len(pair) > 1 and not part.fullmatch(pair[1])):
+        continue
+    if pair[0] in seen:
+        bad.append(f"{raw!r}: {pair[0]} is listed twice")
+    seen.add(pair[0])
+    if len(pair) > 1:
+        numbers = pair[1].split(".")
+        if not 2 <= len(numbers) <= 4 or not all(n.isdigit() and int(n) < 2**31 for n in numbers):
+            bad.append(f"{raw!r}: SwarmUI's Version.Parse cannot read '{pair[1]}'")
+if bad:
+    print("check-comfyui: ComfyUI's requirements.txt would stop SwarmUI's backend start:\n  " + "\n  ".join(bad), file=sys.stderr)
+    sys.exit(1)
+PY
+
 work=$(mktemp -d)
 models="$work/Models"
 mkdir -p "$models"/{Stable-Diffusion,diffusion_models,unet,Lora,VAE,text_encoders,clip,clip_vision,upscale_models,Embeddings,controlnet}

@@ -212,11 +212,12 @@ HTTPServer(("127.0.0.1", int(args[args.index("--port") + 1])), Handler).serve_fo
 '''
 
 
-def fake_comfy_seed(tmp_path, nodes, rejects_cublas_ops=False):
+def fake_comfy_seed(tmp_path, nodes, rejects_cublas_ops=False, requirements="comfyui-frontend-package==1.47.12\ntorch\npydantic~=2.0\n"):
     """A seed whose ComfyUI main.py serves /object_info with `nodes`, run by a venv python that is the host's."""
     seed = tmp_path / "seed"
     comfy = seed / "dlbackend/ComfyUI"
     comfy.mkdir(parents=True)
+    (comfy / "requirements.txt").write_text(requirements)
     (comfy / "main.py").write_text(f"os_env_rejects = {rejects_cublas_ops}\nNODES = {nodes!r}\n" + FAKE_COMFY)
     fake_tool(comfy / "venv/bin", "python", f'exec {sys.executable} "$@"\n')
     return seed, comfy / "main.py.args"
@@ -249,3 +250,10 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_check_comfyui_fails_on_requirements_swarmui_cannot_parse(tmp_path, repo):
+    seed, _ = fake_comfy_seed(tmp_path, [], requirements="torch\nav>=17\n")
+    result = run(repo / "builder/check-comfyui.sh", [seed, 30, free_port()], os.environ)
+    assert result.returncode != 0
+    assert "cannot read '17'" in result.stderr
