@@ -6,7 +6,9 @@
 # The build image's glibc must not be newer than the runtime's (Ubuntu 24.04, glibc 2.39):
 # the static Swift stdlib still links glibc dynamically.
 ARG SWIFT_IMAGE=swift:6.3.1-noble
-ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# The CUDA base image (driver hooks, cudart): the torch cu128 wheels bring their own CUDA libraries and cuDNN
+# (nvidia-cudnn-cu12, nvidia-cublas-cu12, ...: install-python.sh checks), so a cuDNN or runtime base would ship them twice.
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-base-ubuntu24.04
 
 FROM ${SWIFT_IMAGE} AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -35,7 +37,9 @@ ARG SWARMUI_REPO=https://github.com/mcmonkeyprojects/SwarmUI
 ARG SWARMUI_REF=062407c7bb488fc76ac61044cb929f0d0a30e60f
 ARG SWARMUI_VERSION=0.9.8.2
 ARG COMFYUI_REPO=https://github.com/comfyanonymous/ComfyUI
-ARG COMFYUI_REF=077bd30facf0d7df537b8af3ce6523f344f164e7
+# swarmui-week: the last ComfyUI master commit at or before SwarmUI's commit (install-comfyui.sh); a commit id
+# pins one, and must be within 7 days of SwarmUI's. The commits and dates used go to /opt/swarm/versions.txt.
+ARG COMFYUI_REF=swarmui-week
 ARG COMFYUI_GGUF_REPO=https://github.com/city96/ComfyUI-GGUF
 ARG COMFYUI_GGUF_REF=795e45156ece99afbc3efef911e63fcb46e6a20d
 ARG IMAGE_VERSION=dev
@@ -78,6 +82,10 @@ RUN mkdir -p /opt/swarm \
     && /opt/builder/install-comfyui.sh /opt/swarmui-seed /opt/venv /opt/builder/requirements.txt \
         "${COMFYUI_REPO}" "${COMFYUI_REF}" "${COMFYUI_GGUF_REPO}" "${COMFYUI_GGUF_REF}" /opt/swarm/pip-freeze.txt
 
+# ComfyUI started once on CPU with SwarmUI's arguments: the build fails unless the Wan/GGUF node types register.
+COPY builder/check-comfyui.sh /opt/builder/
+RUN /opt/builder/check-comfyui.sh /opt/swarmui-seed
+
 COPY builder/models.json /opt/swarm/models.json
 COPY builder/presets.json /opt/swarm/presets.json
 COPY scripts/onstart.sh /opt/swarm/onstart.sh
@@ -88,7 +96,7 @@ COPY --from=build /out/swarm-worker /usr/local/bin/swarm-worker
 ENV SWARMUI_HOST=127.0.0.1 \
     SWARMUI_PORT=7801 \
     WORKER_HEALTH_HOST=0.0.0.0 \
-    WORKER_HEALTH_PORT=8080 \
+    WORKER_HEALTH_PORT=18080 \
     SWARM_MODELS_FILE=/opt/swarm/models.json \
     SWARM_PRESETS_FILE=/opt/swarm/presets.json \
     SWARMUI_SEED=/opt/swarmui-seed \
@@ -98,11 +106,11 @@ RUN env | grep -E '^(SWARMUI_HOST|SWARMUI_PORT|WORKER_HEALTH_HOST|WORKER_HEALTH_
         | sort > /opt/swarm/image.env
 
 WORKDIR /workspace
-EXPOSE 8080
+EXPOSE 18080
 STOPSIGNAL SIGTERM
 # Generous start period: the first boot copies the seed, downloads models and starts ComfyUI.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30m --retries=3 \
-    CMD ["/bin/sh", "-c", "curl -fsS http://127.0.0.1:${WORKER_HEALTH_PORT:-8080}/health > /dev/null || exit 1"]
+    CMD ["/bin/sh", "-c", "curl -fsS http://127.0.0.1:${WORKER_HEALTH_PORT:-18080}/health > /dev/null || exit 1"]
 
 # tini reaps SwarmUI's and ComfyUI's orphans and forwards SIGTERM to the worker.
 ENTRYPOINT ["/usr/bin/tini", "--"]

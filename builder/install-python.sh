@@ -18,5 +18,8 @@ assert torch.version.cuda is not None and torch.version.cuda.startswith("12.8"),
 arch = torch._C._cuda_getArchFlags()
 assert "sm_120" in arch, f"no Blackwell (sm_120) kernels in {arch}"
 assert importlib.util.find_spec("sageattention") is not None, "sageattention missing"
+# The image's base is CUDA without cuDNN or cuBLAS: the wheels must bring them (torch's nvidia-* requirements).
+for library in ("nvidia.cudnn", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cuda_nvrtc"):
+    assert importlib.util.find_spec(library) is not None, f"{library} missing: torch's CUDA libraries did not come with the wheels"
 print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), triton {triton.__version__}")
 PY

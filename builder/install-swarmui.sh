@@ -24,7 +24,10 @@ if [[ "$actual" != "$version" ]]; then
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
-dotnet build src/SwarmUI.csproj --configuration Release -o ./src/bin/live_release
+# linux-x64 only: without a runtime identifier the output carries every platform's native libraries
+# (LLamaSharp's CPU and CUDA backends for Windows and macOS too), which the worker copies to the volume.
+# Framework-dependent: the image's .NET runtime runs it, as launch-linux.sh expects.
+dotnet build src/SwarmUI.csproj --configuration Release -r linux-x64 --self-contained false -o ./src/bin/live_release
 # launch-linux.sh rebuilds when HEAD differs from this file; a matching value keeps starts fast.
 git rev-parse HEAD > src/bin/last_build
 # The build output holds every assembly it needs; the package cache would only double the layer.

@@ -24,7 +24,7 @@ port=${SMOKE_PORT:-8288}
 timeout=${SMOKE_TIMEOUT:-3600}
 health_port=18080
 t2i_url=${SMOKE_T2I_URL:-https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/v1-5-pruned-emaonly-fp16.safetensors}
-civitai_file=wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf
+civitai_files=(wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8L.gguf)
 
 say() { printf 'smoke-test: %s\n' "$*" >&2; }
 
@@ -46,9 +46,11 @@ done
 [[ -n "$swarmctl" && -x "$swarmctl" ]] || missing+=("swarmctl (swift build --product swarmctl, or set SWARMCTL)")
 command -v curl > /dev/null || missing+=("curl")
 command -v python3 > /dev/null || missing+=("python3 (checks the outputs)")
-if [[ -z "${CIVITAI_API_TOKEN:-}" && ! -f "$volume/SwarmUI/Models/diffusion_models/$civitai_file" ]]; then
-    missing+=("CIVITAI_API_TOKEN (the preset's Civitai model is not on $volume yet)")
-fi
+for civitai_file in "${civitai_files[@]}"; do
+    if [[ -z "${CIVITAI_API_TOKEN:-}" && ! -f "$volume/SwarmUI/Models/diffusion_models/$civitai_file" ]]; then
+        missing+=("CIVITAI_API_TOKEN (the preset's Civitai model $civitai_file is not on $volume yet)")
+    fi
+done
 if (( ${#missing[@]} > 0 )); then
     say "cannot run here; this machine lacks:"
     printf '  - %s\n' "${missing[@]}" >&2

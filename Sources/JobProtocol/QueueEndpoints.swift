@@ -123,19 +123,7 @@ public struct QueueEndpoints: Sendable, Hashable {
         url + (url.contains("?") ? "&" : "?") + parameters
     }
 
-    static func percentEncode(_ value: String) -> String {
-        var result = ""
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                result.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                result += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
-        }
-        return result
-    }
+    static func percentEncode(_ value: String) -> String { value.percentEncodedForQuery }
 }
 
 /// A queue setting that is missing or malformed, named by its environment variable.
@@ -151,8 +139,3 @@ public struct QueueConfigurationError: Error, Sendable, Hashable, CustomStringCo
     public var description: String { "\(variable): \(problem)" }
 }
 
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}

@@ -55,20 +55,7 @@ extension SwarmUIClient {
 
     /// Percent-encodes every segment of a relative path (RFC 3986 unreserved characters stay), keeping the `/`s.
     public static func percentEncodePath(_ path: String) -> String {
-        path.split(separator: "/", omittingEmptySubsequences: false).map { segment in
-            var encoded = ""
-            for byte in segment.utf8 {
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                    UInt8(ascii: "~"):
-                    encoded.append(Character(UnicodeScalar(byte)))
-                default:
-                    encoded += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-                }
-            }
-            return encoded
-        }.joined(separator: "/")
+        path.split(separator: "/", omittingEmptySubsequences: false).map { String($0).percentEncodedForQuery }.joined(separator: "/")
     }
 
     /// `data:<type>[;base64],<payload>` as a one-chunk output.
@@ -108,10 +95,4 @@ struct OneChunk: AsyncSequence, Sendable {
     }
 
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(buffer: buffer) }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
 }

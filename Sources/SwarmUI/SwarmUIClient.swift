@@ -118,6 +118,16 @@ public actor SwarmUIClient {
         return entries.values.compactMap(SwarmUIBackendInfo.init(json:)).sorted { $0.id < $1.id }
     }
 
+    /// `ComfyGetNodeTypesForBackend` (ComfyUIWebAPI.cs at 062407c): the ComfyUI node types backend `id` registered.
+    /// A backend that is not ComfyUI answers `{"error": "Unknown backend ID or not a ComfyUI backend."}`.
+    public func nodeTypes(backend id: Int) async throws(SwarmUIError) -> [String] {
+        let json = try await call("ComfyGetNodeTypesForBackend", ["backend": .int(id)])
+        guard let types = json["node_types"]?.arrayValue else {
+            throw SwarmUIError(.badResponse, route: "ComfyGetNodeTypesForBackend", detail: "no node_types list in the answer")
+        }
+        return types.compactMap(\.stringValue)
+    }
+
     /// `InterruptAll` for this client's session only. The only way to stop a generation: closing its socket or
     /// cancelling the task that awaits it leaves SwarmUI working.
     public func interruptAll() async throws(SwarmUIError) {

@@ -24,7 +24,7 @@ struct APIReply: Sendable {
 extension SwarmUIEmulator {
     static let httpRoutes: Set<String> = [
         "getnewsession", "getcurrentstatus", "listbackends", "interruptall", "listt2iparams", "listmodels",
-        "describemodel", "editmodelmetadata", "generatetext2image", "deleteimage",
+        "describemodel", "editmodelmetadata", "generatetext2image", "deleteimage", "comfygetnodetypesforbackend",
     ]
     static let webSocketRoutes: Set<String> = ["generatetext2imagews", "domodeldownloadws"]
 
@@ -37,7 +37,7 @@ extension SwarmUIEmulator {
     /// One plain-HTTP API call (route name already lower-cased, body already parsed).
     nonisolated func handleHTTP(route: String, arguments: [String: JSONValue], sessionHeader: String?) async -> APIReply {
         if Self.webSocketRoutes.contains(route) { return .wrongMethod }
-        guard Self.httpRoutes.contains(route) else { return .unknownRoute }
+        guard Self.httpRoutes.contains(route), !configuration.missingRoutes.contains(route) else { return .unknownRoute }
         if route == "getnewsession" { return .ok(await sessionJSON(newSession())) }
         let session: String
         switch await authenticate(arguments, header: sessionHeader) {
@@ -52,6 +52,9 @@ extension SwarmUIEmulator {
         case "interruptall":
             await interruptAll(session: session)
             return .ok(["success": true])
+        case "comfygetnodetypesforbackend":
+            guard let backend = arguments["backend"]?.looseInt else { return .failure("Missing required parameter 'backend'") }
+            return .ok(await nodeTypesJSON(backend: backend))
         case "listt2iparams":
             return .ok(await t2iParamsJSON())
         case "listmodels":

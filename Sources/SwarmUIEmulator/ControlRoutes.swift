@@ -19,6 +19,16 @@ extension SwarmUIEmulator {
             }
             return Self.response(.ok(["success": true]))
         }
+        router.post("/Emulator/ComfyCrash") { request, context -> Response in
+            let body = try await Self.jsonBody(request)
+            let errored = body["errored_ms"]?.looseInt ?? 2000
+            let loading = body["loading_ms"]?.looseInt ?? 1000
+            guard errored >= 0, loading >= 0 else {
+                return Self.response(.apiError(400, id: "emulator", "errored_ms and loading_ms must be non-negative integers"))
+            }
+            await self.crashComfyUI(erroredFor: .milliseconds(errored), loadingFor: .milliseconds(loading))
+            return Self.response(.ok(["success": true]))
+        }
         router.post("/Emulator/StepTime") { request, context -> Response in
             guard let ms = try await Self.jsonBody(request)["ms"]?.looseInt, ms >= 0 else {
                 return Self.response(.apiError(400, id: "emulator", "ms must be a non-negative integer"))

@@ -29,10 +29,13 @@ public struct EmulatedModel: Sendable, Hashable {
         EmulatedModel(name: "Wan22/Wan2.2-Lightning_I2V-A14B-4steps-lora_HIGH_fp16.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
         EmulatedModel(name: "Wan22/Wan2.2-Lightning_I2V-A14B-4steps-lora_LOW_fp16.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
         EmulatedModel(name: "Wan/wan_2.1_vae.safetensors", subtype: "VAE", architecture: "wan-21-vae"),
-        // The models of the image's `wan22-i2v-lightx2v` preset (builder/presets.json), at the names it uses.
+        // The models of the image's presets (builder/presets.json), at the names they use.
         EmulatedModel(name: "Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
+        EmulatedModel(name: "Wan2.2-I2V-A14B-LowNoise-Q4_K_M.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
         EmulatedModel(name: "wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
+        EmulatedModel(name: "wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8L.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
         EmulatedModel(name: "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
+        EmulatedModel(name: "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
     ]
 
     /// Models of different subtypes live in different name spaces.

@@ -123,6 +123,9 @@ extension SwarmUIEmulator {
         queue: while true {
             do {
                 try await check(ticket)
+            } catch .backendCrashed {
+                await setPhase(ticket, waitingBackend: false, live: false)
+                return .failed(Self.crashMessage)
             } catch .interrupted {
                 // Cancelled before reaching a backend: SwarmUI ends such a request with no output and no error.
                 await setPhase(ticket, waitingBackend: false, live: false)
@@ -171,6 +174,7 @@ extension SwarmUIEmulator {
         } catch let abort as Abort {
             await setPhase(ticket, waitingBackend: false, live: false)
             if case .restarted = abort { throw abort }
+            if case .backendCrashed = abort { return .failed(Self.crashMessage) }
             return .failed("Generation session interrupted.")
         } catch {
             await setPhase(ticket, waitingBackend: false, live: false)
@@ -199,6 +203,9 @@ extension SwarmUIEmulator {
             await emit(["gen_progress": .object(progress)])
         }
     }
+
+    /// The error a generation ends with when ComfyUI dies under it (emulated; SwarmUI's text varies with the cause).
+    static let crashMessage = "ComfyUI execution failed: the backend connection was lost (emulated ComfyUI crash)"
 
     /// Writes the output file (or builds the data URL for `donotsave`) and returns the reference SwarmUI would send.
     private nonisolated func produceOutput(_ plan: GenerationPlan, batchIndex: Int, ext: String, size: Int) async throws -> String {

@@ -29,6 +29,12 @@ public actor SwarmUIEmulator {
         /// Whether `POST /Emulator/Crash` may end the process (only in the stand-alone executable).
         public var allowsCrash: Bool
         public var models: [EmulatedModel]
+        /// Features left out of `supported_features`, as when a node pack failed to import (`gguf` without ComfyUI-GGUF).
+        public var droppedFeatures: Set<String>
+        /// Node types left out of `ComfyGetNodeTypesForBackend`.
+        public var droppedNodeTypes: Set<String>
+        /// Routes (lower-case) answered as unknown, as by a SwarmUI older than them (`comfygetnodetypesforbackend`).
+        public var missingRoutes: Set<String>
 
         public init(
             loadingTime: Duration = .zero,
@@ -41,8 +47,14 @@ public actor SwarmUIEmulator {
             dataDirectory: String? = nil,
             socketLinger: Duration = .seconds(2),
             allowsCrash: Bool = false,
-            models: [EmulatedModel] = EmulatedModel.defaults
+            models: [EmulatedModel] = EmulatedModel.defaults,
+            droppedFeatures: Set<String> = [],
+            droppedNodeTypes: Set<String> = [],
+            missingRoutes: Set<String> = []
         ) {
+            self.missingRoutes = missingRoutes
+            self.droppedFeatures = droppedFeatures
+            self.droppedNodeTypes = droppedNodeTypes
             self.loadingTime = loadingTime
             self.stepDuration = stepDuration
             self.defaultSteps = defaultSteps
@@ -96,6 +108,10 @@ public actor SwarmUIEmulator {
     private var stepDuration: Duration
     private var backendErrored: Bool
     private var startedAt = ContinuousClock.now
+    /// A ComfyUI crash in progress: errored until the first instant, loading until the second (SwarmUI's restart).
+    private var comfyCrash: (erroredUntil: ContinuousClock.Instant, loadingUntil: ContinuousClock.Instant)?
+    /// Bumped by a ComfyUI crash; a generation of an older epoch fails with an error frame.
+    private var crashEpoch = 0
     private(set) var serverID = UUID().uuidString.lowercased()
     private var sessions: Set<String> = []
     private var counters: [String: SessionCounters] = [:]
@@ -141,6 +157,15 @@ public actor SwarmUIEmulator {
     }
 
     public func setBackendErrored(_ errored: Bool) { backendErrored = errored }
+
+    /// Like ComfyUI dying under SwarmUI (OOM, segfault): running generations fail with an error, the backend reports
+    /// `errored` for `erroredFor` (SwarmUI restarts it about 2 s later), then `loading` for `loadingFor`, then `running`.
+    public func crashComfyUI(erroredFor: Duration, loadingFor: Duration) {
+        let now = ContinuousClock.now
+        comfyCrash = (now + erroredFor, now + erroredFor + loadingFor)
+        crashEpoch += 1
+        currentModel = nil
+    }
     public func setStepDuration(_ duration: Duration) { stepDuration = duration }
 
     public func observe() -> Observations { observations }
@@ -163,6 +188,11 @@ public actor SwarmUIEmulator {
 
     var backendState: BackendState {
         if backendErrored { return .errored }
+        if let crash = comfyCrash {
+            let now = ContinuousClock.now
+            if now < crash.erroredUntil { return .errored }
+            if now < crash.loadingUntil { return .loading }
+        }
         return ContinuousClock.now - startedAt < configuration.loadingTime ? .loading : .running
     }
 
@@ -183,14 +213,29 @@ public actor SwarmUIEmulator {
                 "status": .string(state.rawValue), "class": "", "message": message,
                 "any_loading": .bool(state == .loading),
             ],
-            "supported_features": state == .running ? Self.features : [],
+            "supported_features": state == .running ? features : [],
         ]
     }
 
-    static let features: JSONValue = [
+    static let allFeatures = [
         "comfyui", "refiners", "controlnet", "endstepsearly", "seamless", "video", "variation_seed", "freeu",
         "yolov8", "folderslash", "gguf",
     ]
+
+    var features: JSONValue { .array(Self.allFeatures.filter { !configuration.droppedFeatures.contains($0) }.map(JSONValue.string)) }
+
+    /// A few of ComfyUI's node types with those the Wan 2.2 GGUF path uses (SwarmUI's own, ComfyUI-GGUF's).
+    static let allNodeTypes = [
+        "KSampler", "CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "VAELoader", "VAEDecode", "LoraLoader",
+        "LoraLoaderModelOnly", "ModelSamplingSD3", "CLIPTextEncode", "WanImageToVideo", "WanFirstLastFrameToVideo",
+        "SwarmKSampler", "SwarmLoadImageB64", "SwarmSaveImageWS", "SwarmSaveAnimationWS", "UnetLoaderGGUF", "CLIPLoaderGGUF",
+    ]
+
+    /// `ComfyGetNodeTypesForBackend`: known only for backend 0, the one ComfyUI backend.
+    func nodeTypesJSON(backend: Int) -> JSONValue {
+        guard backend == 0 else { return ["error": "Unknown backend ID or not a ComfyUI backend."] }
+        return ["node_types": .array(Self.allNodeTypes.filter { !configuration.droppedNodeTypes.contains($0) }.map(JSONValue.string))]
+    }
 
     func backendsJSON() -> JSONValue {
         let state = backendState
@@ -198,7 +243,7 @@ public actor SwarmUIEmulator {
             "0": [
                 "type": "comfyui_selfstart", "status": .string(state.rawValue), "id": 0,
                 "settings": ["StartScript": "dlbackend/ComfyUI/main.py", "GPU_ID": "0", "EnablePreviews": "true"],
-                "modcount": 0, "features": state == .running ? Self.features : [], "enabled": true,
+                "modcount": 0, "features": state == .running ? features : [], "enabled": true,
                 "title": "ComfyUI", "max_usages": 2, "seconds_since_used": 0, "time_since_used": "Never",
                 "can_load_models": .bool(state == .running),
                 "current_model": currentModel.map(JSONValue.string) ?? .null,
@@ -221,12 +266,15 @@ public actor SwarmUIEmulator {
         var session: String
         var interruptEpoch: Int
         var restartEpoch: Int
+        var crashEpoch: Int
     }
 
     enum Abort: Error {
         case interrupted
         /// The emulated process restarted: the connection must drop.
         case restarted
+        /// ComfyUI died under the generation: SwarmUI ends it with an error.
+        case backendCrashed
     }
 
     func beginGeneration(session: String, parameters: [String: JSONValue]) -> Ticket {
@@ -237,7 +285,8 @@ public actor SwarmUIEmulator {
         observations.events.append(Event(kind: .generateReceived, requestID: id, at: .now))
         counters[session, default: SessionCounters()].waiting += 1
         return Ticket(
-            requestID: id, session: session, interruptEpoch: interruptEpochs[session] ?? 0, restartEpoch: restartEpoch)
+            requestID: id, session: session, interruptEpoch: interruptEpochs[session] ?? 0, restartEpoch: restartEpoch,
+            crashEpoch: crashEpoch)
     }
 
     func endGeneration(_ ticket: Ticket, lastFrameAt: ContinuousClock.Instant) {
@@ -254,6 +303,7 @@ public actor SwarmUIEmulator {
 
     func check(_ ticket: Ticket) throws(Abort) {
         if ticket.restartEpoch != restartEpoch { throw .restarted }
+        if ticket.crashEpoch != crashEpoch { throw .backendCrashed }
         if (interruptEpochs[ticket.session] ?? 0) != ticket.interruptEpoch { throw .interrupted }
     }
 

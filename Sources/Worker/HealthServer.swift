@@ -17,18 +17,21 @@ public struct HealthServer: Service {
     let port: Int
     let state: WorkerState
     let monitor: SwarmUIProcessMonitor?
+    /// Scrubs the worker's secrets from the answer: an ERROR reason may quote SwarmUI.
+    let redactor: SecretRedactor
     let logger: Logger
     /// Told the bound port once the server listens (port 0 picks a free one).
     let onListening: @Sendable (Int) async -> Void
 
     public init(
-        host: String, port: Int, state: WorkerState, monitor: SwarmUIProcessMonitor?, logger: Logger,
-        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        host: String, port: Int, state: WorkerState, monitor: SwarmUIProcessMonitor?, redactor: SecretRedactor = SecretRedactor([]),
+        logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.host = host
         self.port = port
         self.state = state
         self.monitor = monitor
+        self.redactor = redactor
         self.logger = logger
         self.onListening = onListening
     }
@@ -137,7 +140,7 @@ public struct HealthServer: Service {
         }
         // ERROR is the one stage a restart may fix; every other stage is healthy, even while starting.
         let status: HTTPResponseStatus = if case .error = snapshot.stage { .serviceUnavailable } else { .ok }
-        return Self.json(.object(body), status: status)
+        return Self.json(redactor.redact(.object(body)), status: status)
     }
 
     static func prometheusText(_ snapshot: WorkerState.Snapshot, swarmUIRestarts: Int) -> String {

@@ -122,11 +122,11 @@ public actor JobRunner {
             let output = try await perform(request, job: job, logger: logger)
             return .report(.result(output))
         } catch {
-            return outcome(for: error, jobID: job.id, logger: logger)
+            return await outcome(for: error, jobID: job.id, logger: logger)
         }
     }
 
-    private func outcome(for error: any Error, jobID: String, logger: Logger) -> JobOutcome {
+    private func outcome(for error: any Error, jobID: String, logger: Logger) async -> JobOutcome {
         switch interrupts[jobID] {
         case .stopRequested?:
             logger.info("job stopped at the queue's request")
@@ -139,6 +139,12 @@ public actor JobRunner {
         if let failure = error as? SwarmUIBackendError {
             switch failure.kind {
             case .rejected:
+                // A ComfyUI that crashes under a job fails it with an ordinary error; the backend's state tells
+                // that apart from a bad request, and SwarmUI restarts the backend for the job's next try.
+                if let trouble = await backendTrouble() {
+                    logger.warning("SwarmUI failed the job while its backend was \(trouble): \(failure.message)")
+                    return .report(.failure("SwarmUI's backend failed during the job (\(trouble); \(failure.message)); it can run again", retryable: true))
+                }
                 logger.info("SwarmUI rejected the job: \(failure.message)")
                 return .report(.failure("SwarmUI: \(failure.message)"))
             case .unavailable, .interrupted:
@@ -152,6 +158,18 @@ public actor JobRunner {
         }
         logger.error("job failed unexpectedly: \(error)")
         return .report(.failure("worker error: \(error)", retryable: true))
+    }
+
+    /// Why SwarmUI's backend cannot run jobs right now (errored, restarting), or nil when it can.
+    private func backendTrouble() async -> String? {
+        do {
+            switch try await swarm.readiness(requiring: .none) {
+            case .ready: return nil
+            case .starting(let detail), .failed(let detail), .lacking(let detail): return detail
+            }
+        } catch {
+            return "not answering (\(error))"
+        }
     }
 
     private func perform(_ request: JobRequest, job: QueueJob, logger: Logger) async throws -> JSONValue {

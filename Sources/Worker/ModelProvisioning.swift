@@ -125,7 +125,10 @@ public struct ModelProvisioner: Sendable {
         let statuses = status()
         let present = statuses.filter { if case .present = $0.status { true } else { false } }
         let missing = statuses.filter { if case .present = $0.status { false } else { true } }
-        for model in present { try writeSidecar(model.entry) }
+        for model in present {
+            try checkLoadable(model.entry)
+            try writeSidecar(model.entry)
+        }
         guard !missing.isEmpty else {
             return Summary(downloaded: [], alreadyPresent: present.map(\.entry.name), bytes: 0)
         }
@@ -183,6 +186,7 @@ public struct ModelProvisioner: Sendable {
                     do throws(ModelProvisioningError) {
                         try FileSystem.makeDirectories(URL(fileURLWithPath: model.path).deletingLastPathComponent().path, for: model.entry.name)
                         try await download.run()
+                        try checkLoadable(model.entry)
                         try writeSidecar(model.entry)
                         return nil
                     } catch {
@@ -210,6 +214,20 @@ public struct ModelProvisioner: Sendable {
             throw .fileSystem(model: "Models/", detail: "cannot check free space under \(modelsRoot): \(error)")
         }
         guard free >= needed else { throw .notEnoughDisk(path: modelsRoot, needed: needed, free: free, models: missing.count) }
+    }
+
+    /// Reads a GGUF diffusion model's header: one ComfyUI-GGUF would refuse fails here, not at the first job. The file
+    /// stays (a new download would be the same file); the error says what to change.
+    private func checkLoadable(_ entry: ModelManifest.Entry) throws(ModelProvisioningError) {
+        guard entry.subtype == "Stable-Diffusion", entry.file.lowercased().hasSuffix(".gguf") else { return }
+        let path = modelsRoot + "/" + entry.relativePath
+        let reason: String?
+        do {
+            reason = try GGUFHeader.read(path: path).refusal(forSwarmUIArchitecture: entry.architecture)
+        } catch {
+            reason = "\(error)"
+        }
+        if let reason { throw .unloadableGGUF(model: entry.name, path: path, reason: reason) }
     }
 
     /// SwarmUI cannot read the architecture from GGUF headers, so it gets a sidecar; one SwarmUI already wrote

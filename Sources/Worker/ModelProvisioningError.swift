@@ -14,6 +14,8 @@ public indirect enum ModelProvisioningError: Error, Sendable, CustomStringConver
     case fileSystem(model: String, detail: String)
     case gaveUp(model: String, attempts: Int, last: ModelProvisioningError)
     case several([ModelProvisioningError])
+    /// A GGUF diffusion model ComfyUI-GGUF would refuse to load (wrong or unknown `general.architecture`, not GGUF).
+    case unloadableGGUF(model: String, path: String, reason: String)
     /// Presets name models that are neither in the manifest nor under `Models/`.
     case presetModelsMissing(models: [String], modelsRoot: String)
     case cancelled
@@ -54,6 +56,9 @@ public indirect enum ModelProvisioningError: Error, Sendable, CustomStringConver
             "\(last) (gave up after \(attempts) attempts; the next run resumes from what is on disk)"
         case .several(let errors):
             "\(errors.count) models failed:\n" + errors.map { "  - \($0)" }.joined(separator: "\n")
+        case .unloadableGGUF(let model, let path, let reason):
+            "'\(model)' (\(path)) cannot be loaded by ComfyUI-GGUF: \(reason); every job using it would fail. "
+                + "Point its url in models.json at a GGUF of the right model, delete the file and restart"
         case .presetModelsMissing(let models, let modelsRoot):
             "presets need models that are neither in the models manifest nor under \(modelsRoot): \(models.joined(separator: ", ")) "
                 + "(add them to models.json or place the files there)"

@@ -1,26 +1,45 @@
+import Foundation
 import Logging
 import SwarmCore
 
 /// Waits until SwarmUI can really generate: a web server that answers is not enough, the backend must be running
-/// with nothing loading (swarmui.md §12).
+/// with nothing loading (swarmui.md §12) and with the features and node types the presets need.
+///
+/// A failed backend (`errored`...) ends the wait at once before SwarmUI was first ready: the install is broken. Once
+/// it has been ready, `errored` is what SwarmUI reports for the ~2 s between a ComfyUI crash (OOM, segfault) and its
+/// own restart of the backend, so the wait goes on for `erroredGrace` before giving up.
 public struct ReadinessWait: Sendable {
     public var swarm: any SwarmUIBackend
+    public var requirements: BackendRequirements
     public var timeout: Duration
     public var pollInterval: Duration
     public var reportInterval: Duration
+    /// How long a failed or lacking backend is waited for once SwarmUI has been ready (`SWARMUI_ERRORED_GRACE`).
+    public var erroredGrace: Duration
+    /// How long a backend lacking a feature or node type is waited for before the first READY: SwarmUI's feature
+    /// list is filled as the backend finishes loading, so one early answer is not final (verify).
+    public var lackingSettle: Duration
     /// Why SwarmUI can no longer start (its process died during start), checked on every poll to fail fast.
     public var processFailure: @Sendable () async -> String?
+    /// Whether SwarmUI has been ready before (since the worker started).
+    public var everReady: @Sendable () async -> Bool
     public var logger: Logger
 
     public init(
-        swarm: any SwarmUIBackend, timeout: Duration, pollInterval: Duration = .seconds(1), reportInterval: Duration = .seconds(60),
-        processFailure: @escaping @Sendable () async -> String? = { nil }, logger: Logger
+        swarm: any SwarmUIBackend, requirements: BackendRequirements = .none, timeout: Duration, pollInterval: Duration = .seconds(1),
+        reportInterval: Duration = .seconds(60), erroredGrace: Duration = .seconds(60), lackingSettle: Duration = .seconds(10),
+        processFailure: @escaping @Sendable () async -> String? = { nil }, everReady: @escaping @Sendable () async -> Bool = { false },
+        logger: Logger
     ) {
         self.swarm = swarm
+        self.requirements = requirements
         self.timeout = timeout
         self.pollInterval = pollInterval
         self.reportInterval = reportInterval
+        self.erroredGrace = erroredGrace
+        self.lackingSettle = lackingSettle
         self.processFailure = processFailure
+        self.everReady = everReady
         self.logger = logger
     }
 
@@ -29,17 +48,41 @@ public struct ReadinessWait: Sendable {
         let start = clock.now
         var lastReport: ContinuousClock.Instant?
         var detail = "no answer yet"
+        // Since when the backend has been failed or lacking without a break.
+        var troubleSince: ContinuousClock.Instant?
         while true {
             if let failure = await processFailure() { throw ReadinessError(reason: failure) }
             do {
-                switch try await swarm.readiness() {
+                let readiness = try await swarm.readiness(requiring: requirements)
+                switch readiness {
                 case .ready:
                     logger.info("SwarmUI is ready after \(Int((clock.now - start).seconds)) s")
                     return
                 case .starting(let now):
+                    troubleSince = nil
                     detail = now
-                case .failed(let reason):
-                    throw ReadinessError(reason: reason)
+                case .failed(let reason), .lacking(let reason):
+                    let firstSeen = troubleSince == nil
+                    let since = troubleSince ?? clock.now
+                    troubleSince = since
+                    let recovering = await everReady()
+                    let bound: Duration
+                    if recovering {
+                        bound = erroredGrace
+                    } else if case .lacking = readiness {
+                        bound = lackingSettle
+                    } else {
+                        throw ReadinessError(reason: reason)
+                    }
+                    let lasted = clock.now - since
+                    if lasted >= bound {
+                        let setting = recovering ? " (SWARMUI_ERRORED_GRACE)" : ""
+                        throw ReadinessError(reason: "\(reason) (still so after \(Int(lasted.seconds)) s\(setting))")
+                    }
+                    if recovering && firstSeen {
+                        logger.warning("SwarmUI's backend failed after it was ready; waiting up to \(Int(bound.seconds)) s for SwarmUI to restart it: \(reason)")
+                    }
+                    detail = "\(reason) (for \(Int(lasted.seconds)) s of at most \(Int(bound.seconds)) s)"
                 }
             } catch let error as ReadinessError {
                 throw error

@@ -4,8 +4,9 @@ import SwarmUI
 /// What the worker needs from SwarmUI, behind a protocol so the job loop and the readiness wait are testable without
 /// a server; `SwarmUIClient` (module SwarmUI) is the real implementation.
 public protocol SwarmUIBackend: Sendable {
-    /// Where the backend stands: ready to generate, still starting, or failed.
-    func readiness() async throws -> SwarmUIReadiness
+    /// Where the backend stands: ready to generate (with every feature and node type `requirements` names), still
+    /// starting, lacking what the jobs need, or failed.
+    func readiness(requiring requirements: BackendRequirements) async throws -> SwarmUIReadiness
     /// Runs one generation over the WebSocket route and returns its final outputs.
     func generate(parameters: [String: JSONValue], onEvent: @escaping @Sendable (GenerationEvent) async -> Void) async throws -> [GeneratedOutput]
     /// Cancels every generation of this worker's session (closing a socket does not).
@@ -28,6 +29,8 @@ public enum SwarmUIReadiness: Sendable, Hashable {
     case starting(detail: String)
     /// Will not become ready without a change (errored backend, no backend configured).
     case failed(reason: String)
+    /// Running, but without a feature or node type the presets' jobs need (a node pack failed to import).
+    case lacking(reason: String)
 }
 
 public enum GenerationEvent: Sendable, Hashable {

@@ -24,9 +24,18 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
         HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration(configuration).httpClientConfiguration())
     }
 
-    public func readiness() async throws -> SwarmUIReadiness {
+    public func readiness(requiring requirements: BackendRequirements) async throws -> SwarmUIReadiness {
         let status = try await translated { () async throws(SwarmUIError) in try await client.status() }
-        if status.isReady { return .ready }
+        if status.isReady {
+            var nodes: Set<String>?
+            if !requirements.nodeTypes.isEmpty {
+                nodes = try await translated { () async throws(SwarmUIError) in try await comfyNodeTypes() }
+            }
+            if let shortfall = requirements.shortfall(features: status.supportedFeatures, nodeTypes: nodes) {
+                return .lacking(reason: shortfall)
+            }
+            return .ready
+        }
         let message = status.backendMessage.isEmpty ? "" : ": \(status.backendMessage)"
         if status.isFailed {
             return .failed(reason: "SwarmUI's backend is \(status.backendState.name)\(message); check its log (and Data/Backends.fds)")
@@ -35,6 +44,22 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
         if status.loadingModels > 0 { detail += ", \(status.loadingModels) model(s) loading" }
         if status.anyLoading { detail += ", still loading" }
         return .starting(detail: detail)
+    }
+
+    /// The node types of every running ComfyUI backend (SwarmUI sends a job to any of them, so each must have them
+    /// all: the intersection); nil from a SwarmUI older than the route, where only the features can be checked.
+    private func comfyNodeTypes() async throws(SwarmUIError) -> Set<String>? {
+        var common: Set<String>?
+        for backend in try await client.backends() where backend.type.hasPrefix("comfyui") && backend.state == .running {
+            let types: Set<String>
+            do {
+                types = Set(try await client.nodeTypes(backend: backend.id))
+            } catch where error.code == .routeError(id: "bad_route") {
+                return nil
+            }
+            common = common.map { $0.intersection(types) } ?? types
+        }
+        return common ?? []
     }
 
     public func generate(parameters: [String: JSONValue], onEvent: @escaping @Sendable (GenerationEvent) async -> Void) async throws -> [GeneratedOutput] {

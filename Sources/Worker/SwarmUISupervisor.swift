@@ -34,6 +34,10 @@ public actor SwarmUIProcessMonitor {
 /// Launches SwarmUI with `launch-linux.sh` in its own process group, streams its output into the worker log,
 /// restarts it with backoff when it dies, and on graceful shutdown sends SIGTERM to the whole group and waits.
 ///
+/// SwarmUI gets `environment` only (the allow-list of `SwarmUIEnvironment`), and every line it prints passes through
+/// `redactor` before it reaches the log, the pings' tail or `/health`: a token SwarmUI or ComfyUI echoes from its own
+/// settings is scrubbed too.
+///
 /// A SwarmUI that dies before it was ever ready is not restarted: the install is broken and a restart loop would
 /// only hide why. The worker reports the reason and exits.
 public struct SwarmUISupervisor: Service {
@@ -42,15 +46,22 @@ public struct SwarmUISupervisor: Service {
     public var port: Int
     public var monitor: SwarmUIProcessMonitor
     public var state: WorkerState
+    public var environment: [String: String]
+    public var redactor: SecretRedactor
     public var logger: Logger
     public var restartBackoff = Backoff(initial: .seconds(1), maximum: .seconds(60))
 
-    public init(folder: String, host: String, port: Int, monitor: SwarmUIProcessMonitor, state: WorkerState, logger: Logger) {
+    public init(
+        folder: String, host: String, port: Int, monitor: SwarmUIProcessMonitor, state: WorkerState, environment: [String: String],
+        redactor: SecretRedactor, logger: Logger
+    ) {
         self.folder = folder
         self.host = host
         self.port = port
         self.monitor = monitor
         self.state = state
+        self.environment = environment
+        self.redactor = redactor
         self.logger = logger
     }
 
@@ -95,22 +106,28 @@ public struct SwarmUISupervisor: Service {
         let stoppedByUs = Mutex(false)
         let monitor = monitor
         let logger = logger
+        let redactor = redactor
+        let environment = Dictionary(uniqueKeysWithValues: environment.compactMap { name, value in
+            Environment.Key(rawValue: name).map { ($0, value) }
+        })
         let result = try await Subprocess.run(
             .name("bash"), arguments: [script, "--launch_mode", "none", "--host", host, "--port", String(port)],
-            environment: .inherit, workingDirectory: FilePath(folder), platformOptions: options,
+            environment: .custom(environment), workingDirectory: FilePath(folder), platformOptions: options,
             input: .none, output: .sequence, error: .sequence
         ) { execution in
             try await withGracefulShutdownHandler {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     // Drain both pipes to the end so SwarmUI's last words are logged, even during shutdown.
                     group.addTask {
-                        for try await line in execution.standardOutput.strings() {
+                        for try await raw in execution.standardOutput.strings() {
+                            let line = redactor.redact(raw)
                             await monitor.record(line)
                             logger.info("[swarmui] \(line)")
                         }
                     }
                     group.addTask {
-                        for try await line in execution.standardError.strings() {
+                        for try await raw in execution.standardError.strings() {
+                            let line = redactor.redact(raw)
                             await monitor.record(line)
                             logger.warning("[swarmui] \(line)")
                         }

@@ -16,6 +16,8 @@ public struct WorkerApplication: Sendable {
     public var logger: Logger
     public let state = WorkerState()
     public let monitor = SwarmUIProcessMonitor()
+    /// Scrubs every secret of the configuration from what the worker passes on (SwarmUI's lines, pings, `/health`).
+    public var redactor: SecretRedactor { SecretRedactor(configuration.secrets) }
 
     public init(configuration: WorkerConfiguration, swarm: any SwarmUIBackend, queue: any QueueClient, httpClient: HTTPClient, logger: Logger) {
         self.configuration = configuration
@@ -35,9 +37,10 @@ public struct WorkerApplication: Sendable {
     func heartbeat() -> Heartbeat {
         Heartbeat(
             queue: queue, state: state, interval: configuration.queue?.pingInterval ?? .seconds(10), logger: logger,
-            report: { [state, monitor, secrets = configuration.secrets] in
-                let tail = await monitor.lastLines.suffix(20).map { $0.redacting(secrets) }
-                return await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: tail)
+            report: { [state, monitor, redactor] in
+                // Scrubbed whole: the error reason may quote SwarmUI's status message, the tail its lines.
+                let report = await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: await monitor.lastLines.suffix(20))
+                return WorkerReport(json: redactor.redact(report.jsonValue))
             })
     }
 
@@ -53,13 +56,18 @@ public struct WorkerApplication: Sendable {
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor
         let readiness = ReadinessWait(
-            swarm: swarm, timeout: configuration.startupTimeout, processFailure: { await monitor.failure }, logger: logger)
+            swarm: swarm, requirements: BackendRequirements(presets: presets), timeout: configuration.startupTimeout,
+            erroredGrace: configuration.erroredGrace, processFailure: { await monitor.failure },
+            everReady: { [state] in await state.swarmUIEverReady }, logger: logger)
         let loop = JobLoop(
             queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
             shutdownGrace: configuration.shutdownGrace, logger: logger)
         var services: [any Service] = []
         if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
-            services.append(SwarmUISupervisor(folder: folder, host: host, port: port, monitor: monitor, state: state, logger: logger))
+            services.append(
+                SwarmUISupervisor(
+                    folder: folder, host: host, port: port, monitor: monitor, state: state,
+                    environment: configuration.swarmUIEnvironment, redactor: redactor, logger: logger))
         }
         services.append(loop)
         return services
@@ -70,7 +78,7 @@ public struct WorkerApplication: Sendable {
     /// ERROR of the preparation, which is reported for `errorHold` before the worker exits.
     public func run() async throws {
         let health = HealthServer(
-            host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, logger: logger)
+            host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, redactor: redactor, logger: logger)
         let worker = AfterVolumePrepared(
             prepare: { [configuration, state, logger] in
                 try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: logger)

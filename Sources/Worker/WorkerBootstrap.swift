@@ -124,7 +124,7 @@ extension ModelProvisioningError {
     /// transfer may not.
     var failureKind: WorkerFailure.Kind {
         switch self {
-        case .manifestInvalid, .tokensMissing, .notEnoughDisk, .refused, .presetModelsMissing: .permanent
+        case .manifestInvalid, .tokensMissing, .notEnoughDisk, .refused, .presetModelsMissing, .unloadableGGUF: .permanent
         case .transfer, .checksumMismatch, .fileSystem, .cancelled: .transient
         case .gaveUp(_, _, let last): last.failureKind
         case .several(let errors): errors.contains { $0.failureKind == .permanent } ? .permanent : .transient

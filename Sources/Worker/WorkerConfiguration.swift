@@ -47,12 +47,20 @@ public struct WorkerConfiguration: Sendable {
     public var modelDownloadConcurrency: Int
     /// Keep SwarmUI's own files of a job after its outputs are delivered (by default they are deleted).
     public var keepsSwarmUIOutputs: Bool
+    /// The environment SwarmUI is launched with: the allow-list of `SwarmUIEnvironment` plus `SWARMUI_PASS_ENV`.
+    public var swarmUIEnvironment: [String: String]
+    /// How long SwarmUI's backend may stay errored after it was once ready (ComfyUI crashed and SwarmUI restarts it)
+    /// before the worker gives up on it.
+    public var erroredGrace: Duration
 
     /// The variables a manifest's `token_env` may name; only these are read.
     public static let modelTokenVariables = ["HUGGINGFACE_API_TOKEN", "CIVITAI_API_TOKEN"]
 
     /// Every credential the worker holds, to scrub from text it passes on (SwarmUI's log lines in pings).
-    public var secrets: [Secret] { [swarmUIAuthorization, queue?.apiKey, outputBucket?.credentials.secretAccessKey].compactMap { $0 } }
+    public var secrets: [Secret] {
+        [swarmUIAuthorization, queue?.apiKey, outputBucket?.credentials.secretAccessKey].compactMap { $0 }
+            + modelTokens.keys.sorted().compactMap { modelTokens[$0] }
+    }
 
     /// Where undeliverable results wait for the queue, across restarts.
     public var outboxPath: String { volumePath + "/.swarm-worker/outbox" }
@@ -87,7 +95,8 @@ public struct WorkerConfiguration: Sendable {
         swarmUIMode = attachFlag || flag("SWARMUI_ATTACH") ? .attach : .launch(folder: volumePath + "/SwarmUI", host: host, port: port)
         swarmUIAuthorization = env["SWARMUI_AUTHORIZATION"].flatMap { $0.isEmpty ? nil : Secret($0) }
         startupTimeout = .seconds(int("STARTUP_TIMEOUT", 1800))
-        healthPort = int("WORKER_HEALTH_PORT", 8080)
+        // Not 8080: vast's Jupyter run type serves Jupyter there, and a health server that cannot bind restarts the worker.
+        healthPort = int("WORKER_HEALTH_PORT", 18080)
         healthHost = env["WORKER_HEALTH_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
         presetsFile = env["SWARM_PRESETS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         shutdownGrace = .seconds(int("SHUTDOWN_GRACE", 60))
@@ -104,6 +113,9 @@ public struct WorkerConfiguration: Sendable {
         modelTokens = tokens.compactMapValues { $0.flatMap { $0.isEmpty ? nil : Secret($0) } }
         modelDownloadConcurrency = max(1, int("SWARM_DOWNLOAD_CONCURRENCY", 3))
         keepsSwarmUIOutputs = flag("SWARM_KEEP_SWARMUI_OUTPUTS")
+        erroredGrace = .seconds(int("SWARMUI_ERRORED_GRACE", 60))
+        let passed = (env["SWARMUI_PASS_ENV"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        swarmUIEnvironment = [:]
 
         // RunPod serverless injects its own templates; otherwise derive them from one queue URL.
         let pingMs = int("RUNPOD_PING_INTERVAL", 10_000)
@@ -148,6 +160,8 @@ public struct WorkerConfiguration: Sendable {
             problems.append("worker id '\(queue.workerID)' may hold only letters, digits, '-', '_' and '.' (SWARM_WORKER_ID / RUNPOD_POD_ID)")
         }
         if !problems.isEmpty { throw WorkerConfigurationError(problems: problems, queue: queue, errorHold: errorHold) }
+        // Last: the filter drops every value that holds one of the secrets read above.
+        swarmUIEnvironment = SwarmUIEnvironment.filtered(env, extra: Set(passed.filter { !$0.isEmpty }), secrets: secrets)
     }
 
     /// A stable-enough id for one worker process: the host name plus a random suffix.

@@ -39,8 +39,10 @@ struct Check: AsyncParsableCommand {
         } catch {
             report(false, "volume writable: \(configuration.volumePath): \(error.localizedDescription) (set VOLUME_PATH to the persistent volume)")
         }
+        var requirements = BackendRequirements.none
         do {
             let presets = try Presets.load(path: configuration.presetsFile)
+            requirements = BackendRequirements(presets: presets)
             report(true, "presets: \(presets.names.joined(separator: ", "))")
         } catch {
             report(false, "\(error)")
@@ -50,10 +52,10 @@ struct Check: AsyncParsableCommand {
         let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
         let swarm = SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: logger)
         do {
-            switch try await swarm.readiness() {
+            switch try await swarm.readiness(requiring: requirements) {
             case .ready: report(true, "SwarmUI at \(configuration.swarmUIURL) can generate")
             case .starting(let detail): report(false, "SwarmUI at \(configuration.swarmUIURL) answers but is not ready: \(detail)")
-            case .failed(let reason): report(false, "SwarmUI at \(configuration.swarmUIURL): \(reason)")
+            case .failed(let reason), .lacking(let reason): report(false, "SwarmUI at \(configuration.swarmUIURL): \(reason)")
             }
         } catch {
             report(false, "SwarmUI at \(configuration.swarmUIURL) does not answer: \(error)")

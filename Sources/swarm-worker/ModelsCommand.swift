@@ -71,7 +71,7 @@ struct ModelsSync: AsyncParsableCommand {
 
     func run() async throws {
         let (configuration, path) = try options.load()
-        let logger = SwarmLogging.bootstrap(level: configuration.logLevel, label: "swarm-worker.models")
+        let logger = SwarmLogging.bootstrap(level: configuration.logLevel, label: "swarm-worker.models", redacting: configuration.secrets)
         let throttle = Throttle(every: .seconds(2))
         let announced = Announced()
         do {

@@ -52,7 +52,7 @@ struct Run: AsyncParsableCommand {
             if let endpoints = error.queue { await Self.report(error, to: endpoints) }
             throw ExitCode(2)
         }
-        let logger = SwarmLogging.bootstrap(level: configuration.logLevel, label: "swarm-worker")
+        let logger = SwarmLogging.bootstrap(level: configuration.logLevel, label: "swarm-worker", redacting: configuration.secrets)
         guard let endpoints = configuration.queue else {
             logger.critical("no queue configured: set SWARM_QUEUE_URL and SWARM_WORKER_KEY, or RunPod's RUNPOD_WEBHOOK_GET_JOB and RUNPOD_AI_API_KEY")
             throw ExitCode(2)

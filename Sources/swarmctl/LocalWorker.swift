@@ -86,7 +86,7 @@ struct LocalWorkerService: Service {
     /// Whether anything SwarmUI-like answers (even "still loading" counts: it is there, just not ready).
     private static func answers(_ swarm: SwarmUIClientBackend) async throws -> Bool {
         do {
-            _ = try await swarm.readiness()
+            _ = try await swarm.readiness(requiring: .none)
             return true
         } catch {
             return false

@@ -36,6 +36,12 @@ struct SwarmUIEmulatorCommand: AsyncParsableCommand {
     @Flag(name: .customLong("backend-errored"), help: "Start with an errored backend.")
     var backendErrored = false
 
+    @Option(name: .customLong("drop-feature"), help: "Leave this feature out of supported_features (repeatable), e.g. gguf.")
+    var droppedFeatures: [String] = []
+
+    @Option(name: .customLong("drop-node"), help: "Leave this node type out of ComfyGetNodeTypesForBackend (repeatable).")
+    var droppedNodeTypes: [String] = []
+
     @Option(name: .customLong("required-token"), help: "Require 'Authorization: Bearer <token>' (Network.RequiredAuthorization).")
     var requiredToken: String?
 
@@ -50,7 +56,9 @@ struct SwarmUIEmulatorCommand: AsyncParsableCommand {
             requiredBearerToken: requiredToken,
             largeOutputBytes: largeOutputBytes,
             dataDirectory: root,
-            allowsCrash: true)
+            allowsCrash: true,
+            droppedFeatures: Set(droppedFeatures),
+            droppedNodeTypes: Set(droppedNodeTypes))
         let emulator = SwarmUIEmulator(configuration: configuration, outputRoot: root + "/Output")
         let host = host
         let app = emulator.application(host: host, port: port, logger: logger) { boundPort in

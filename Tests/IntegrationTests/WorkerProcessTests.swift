@@ -220,6 +220,36 @@ struct WorkerProcessTests {
         #expect(health["swarmui_restarts"] == 1)
     }
 
+    @Test func comfyUICrashMidJobIsWaitedOutAndTheJobIsRetryable() async throws {
+        let rig = try await WorkerRig.start(emulatorArgs: "--step-ms 100")
+        defer { rig.stop() }
+        try await rig.peer.enqueue("j1", WorkerRig.textToImage(steps: 60))
+        try await rig.waitUntilTaken("j1")
+        try await Task.sleep(for: .seconds(1))
+        // SwarmUI marks the backend errored at once and restarts ComfyUI about 2 s later; the process stays up.
+        try await rig.emulator("ComfyCrash", ["errored_ms": 3000, "loading_ms": 1000])
+        let failed = try await rig.peer.result("j1")
+        #expect(failed["retryable"] == true, "a ComfyUI crash is not the job's fault: \(failed)")
+        try await rig.peer.enqueue("j2", WorkerRig.textToImage(steps: 2))
+        #expect(try await rig.peer.result("j2")["output"]?["files"] != nil, "the worker waited for the backend and runs the next job")
+        let (status, health) = try await rig.health()
+        #expect(status == 200)
+        #expect(health["stage"] == "READY")
+        #expect(health["swarmui_restarts"] == 0, "SwarmUI itself was never relaunched")
+        #expect(rig.worker.output.contains { $0.contains("waiting up to 60 s for SwarmUI to restart it") })
+        #expect(!rig.worker.output.contains { $0.contains(rig.peer.key) }, "the worker key never reaches the log")
+    }
+
+    @Test func missingGGUFSupportStopsTheWorkerWithAnErrorNamingIt() async throws {
+        let rig = try await WorkerRig.start(emulatorArgs: "--drop-feature gguf --drop-node UnetLoaderGGUF")
+        defer { rig.stop() }
+        try await rig.peer.enqueue("j1", WorkerRig.textToImage())
+        let status = try await rig.worker.waitForExit(timeout: .seconds(60))
+        #expect(status == 3)
+        #expect(rig.worker.output.contains { $0.contains("supported_features lacks gguf") && $0.contains("UnetLoaderGGUF") && $0.contains("ComfyUI-GGUF") })
+        #expect(try await rig.peer.state()["taken"]?.arrayValue?.isEmpty == true, "no job is taken by a worker that cannot run it")
+    }
+
     @Test func sigtermDuringAJobReportsItRetryableAndStopsSwarmUI() async throws {
         let rig = try await WorkerRig.start(emulatorArgs: "--step-ms 500")
         defer { rig.stop() }

@@ -45,6 +45,8 @@ struct WorkerRig {
             "VOLUME_PATH": volume.path, "SWARMUI_HOST": "127.0.0.1", "SWARMUI_PORT": String(swarmUIPort),
             "SWARMUI_API_URL": "http://127.0.0.1:\(swarmUIPort)", "SWARMUI_ATTACH": attach ? "1" : "0",
             "SWARMUI_EMULATOR_BIN": Paths.binary("swarmui-emulator"), "SWARMUI_EMULATOR_ARGS": emulatorArgs,
+            // SwarmUI gets an allow-list environment; the fake launch-linux.sh needs these two.
+            "SWARMUI_PASS_ENV": "SWARMUI_EMULATOR_BIN,SWARMUI_EMULATOR_ARGS",
             "SWARM_QUEUE_URL": peer.queueURL, "SWARM_WORKER_KEY": peer.key, "SWARM_WORKER_ID": "test-worker",
             "RUNPOD_PING_INTERVAL": "1000", "STARTUP_TIMEOUT": "60", "SHUTDOWN_GRACE": "1", "SWARM_ERROR_HOLD": "1",
             "WORKER_HEALTH_HOST": "127.0.0.1", "WORKER_HEALTH_PORT": String(healthPort), "LOG_LEVEL": "info",

@@ -72,7 +72,7 @@ func provision(
 }
 
 @Suite struct ModelProvisionerTests {
-    static let model = testBytes(count: 3 << 20, seed: 1)
+    static let model = ggufBytes(architecture: "wan", filler: testBytes(count: 3 << 20, seed: 1))
     static let lora = testBytes(count: 700_000, seed: 2)
 
     @Test func downloadsFreshFilesWritesSidecarAndSkipsThemNextTime() async throws {

@@ -6,7 +6,7 @@ import Testing
 import Foundation
 
 @Suite struct WorkerBootstrapTests {
-    static let model = testBytes(count: 200_000, seed: 7)
+    static let model = ggufBytes(architecture: "wan", filler: testBytes(count: 200_000, seed: 7))
 
     /// A volume, a seed, a manifest with one model on the test server and a presets file naming `presetModel`.
     func configuration(_ fixture: SeedFixture, servers: TestFileServers, presetModel: String) throws -> WorkerConfiguration {

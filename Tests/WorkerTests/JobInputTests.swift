@@ -106,14 +106,15 @@ struct JobInputTests {
         ])
         #expect(request.mode == .imageToVideo)
         #expect(request.parameters["videomodel"] == "Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf")
-        #expect(request.parameters["videoswapmodel"] == "wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf")
+        #expect(request.parameters["videoswapmodel"] == "Wan2.2-I2V-A14B-LowNoise-Q4_K_M.gguf")
         #expect(request.parameters["videoframes"] == 49, "the job's video.frames overrides the preset's 81")
         #expect(request.parameters["videofps"] == 16)
         #expect(request.parameters["videosteps"] == 4)
         #expect(request.parameters["initimage"] == "data:image/png;base64,iVBORw0KGgo=")
         #expect(request.parameters["initimagecreativity"] == 0)
-        #expect(request.parameters["loras"] == ["wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise"])
-        #expect(request.parameters["lorasectionconfinement"] == [2], "the LoRA is confined to the video stage")
+        #expect(request.parameters["loras"] == ["wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise", "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise"])
+        #expect(request.parameters["lorasectionconfinement"] == [2, 3], "each expert's LoRA is confined to its stage")
+        #expect(request.parameters["sigmashift"] == 5)
     }
 
     @Test func largeDataURLInitImageIsAccepted() throws {

@@ -24,7 +24,7 @@ def stage_instructions(dockerfile, name):
 def test_two_stages_swift_build_then_cuda_runtime(dockerfile, build_args):
     assert stages(dockerfile) == ["${SWIFT_IMAGE} AS build", "${CUDA_IMAGE} AS runtime"]
     assert re.fullmatch(r"swift:6\.\d+(\.\d+)?-noble", build_args["SWIFT_IMAGE"])
-    assert re.fullmatch(r"nvidia/cuda:12\.8\.\d+-cudnn-runtime-ubuntu24\.04", build_args["CUDA_IMAGE"])
+    assert build_args["CUDA_IMAGE"].startswith("nvidia/cuda:12.8.")
 
 
 def test_build_glibc_not_newer_than_runtime(build_args):
@@ -58,7 +58,7 @@ def test_tini_is_pid_1_and_worker_its_child(dockerfile):
 def test_healthcheck_on_worker_health(dockerfile):
     checks = [rest for keyword, rest in dockerfile if keyword == "HEALTHCHECK"]
     assert len(checks) == 1
-    assert "http://127.0.0.1:${WORKER_HEALTH_PORT:-8080}/health" in checks[0]
+    assert "http://127.0.0.1:${WORKER_HEALTH_PORT:-18080}/health" in checks[0]
     assert "--start-period=" in checks[0]
 
 
@@ -73,8 +73,28 @@ def test_oci_labels(dockerfile):
 
 def test_versions_pinned_by_build_args(build_args):
     assert build_args["SWARMUI_VERSION"] == "0.9.8.2"
-    for name in ("SWARMUI_REF", "COMFYUI_REF", "COMFYUI_GGUF_REF"):
+    for name in ("SWARMUI_REF", "COMFYUI_GGUF_REF"):
         assert re.fullmatch(r"[0-9a-f]{40}", build_args[name]), f"{name} must be a full commit id"
+    # ComfyUI: a commit id, or the last one of SwarmUI's week, resolved and checked by install-comfyui.sh.
+    assert re.fullmatch(r"[0-9a-f]{40}|swarmui-week", build_args["COMFYUI_REF"])
+
+
+def test_cuda_base_without_cudnn(build_args, repo):
+    # torch's cu128 wheels bring cuDNN and the CUDA libraries (install-python.sh checks); the base must not repeat them.
+    assert re.fullmatch(r"nvidia/cuda:12\.8\.\d+-base-ubuntu24\.04", build_args["CUDA_IMAGE"])
+    assert '"nvidia.cudnn"' in (repo / "builder/install-python.sh").read_text()
+
+
+def test_comfyui_is_started_with_swarmuis_arguments_and_its_nodes_checked_at_build(dockerfile, repo):
+    runs = [rest for keyword, rest in stage_instructions(dockerfile, "runtime") if keyword == "RUN"]
+    install = next(i for i, run in enumerate(runs) if "install-comfyui.sh" in run)
+    check = next(i for i, run in enumerate(runs) if "check-comfyui.sh /opt/swarmui-seed" in run)
+    assert check > install, "the check runs on the installed ComfyUI"
+    script = (repo / "builder/check-comfyui.sh").read_text()
+    for argument in ("--cpu", "--extra-model-paths-config", "--fast fp16_accumulation cublas_ops", "--preview-method latent2rgb"):
+        assert argument in script, argument
+    for node in ("UnetLoaderGGUF", "SwarmKSampler", "SwarmSaveAnimationWS", "WanImageToVideo"):
+        assert node in script, node
 
 
 def test_no_secrets_in_any_layer(dockerfile, repo):

@@ -40,7 +40,7 @@ def test_defaults_match_the_image(repo, build_args):
     for arg, default in build_args.items():
         assert names[arg] == default, f"{arg}: .env.example says {names[arg]!r}, Dockerfile {default!r}"
     assert names["VOLUME_PATH"] == "/workspace"
-    assert names["WORKER_HEALTH_PORT"] == "8080"
+    assert names["WORKER_HEALTH_PORT"] == "18080"
 
 
 def test_no_secret_values(repo):

@@ -16,6 +16,8 @@ FIELDS = {
     "size_exact": bool, "sha256": (str, type(None)), "token_env": (str, type(None)),
     "token_required": bool, "architecture": (str, type(None)), "role": str,
 }
+# Only on Wan 2.2 diffusion models and their LoRAs: which expert they belong to, and whether the 4-step distill is merged in.
+OPTIONAL_FIELDS = {"stage": str, "speed_lora_baked_in": bool}
 TOKENS = {"huggingface.co": "HUGGINGFACE_API_TOKEN", "civitai.com": "CIVITAI_API_TOKEN"}
 
 
@@ -23,9 +25,16 @@ def test_manifest_shape(models):
     assert models["schema"] == 1
     assert isinstance(models["models"], list) and models["models"]
     for model in models["models"]:
-        assert set(model) == set(FIELDS), f"{model.get('name')}: fields {sorted(set(model) ^ set(FIELDS))}"
+        extra = set(model) - set(FIELDS)
+        assert set(FIELDS) <= set(model) and extra <= set(OPTIONAL_FIELDS), f"{model.get('name')}: fields {sorted(set(model) ^ set(FIELDS))}"
         for field, kind in FIELDS.items():
             assert isinstance(model[field], kind), f"{model['name']}.{field}"
+        for field in extra:
+            assert isinstance(model[field], OPTIONAL_FIELDS[field]), f"{model['name']}.{field}"
+        if "stage" in model:
+            assert model["stage"] in ("high", "low"), model["name"]
+        if "speed_lora_baked_in" in model:
+            assert model["subtype"] == "Stable-Diffusion" and "stage" in model, model["name"]
 
 
 def test_names_and_files_are_unique(models):
@@ -91,3 +100,40 @@ def test_presets_refer_only_to_listed_models(models, presets):
     for preset_name, preset in presets["presets"].items():
         for field, subtype, value in preset_model_references(preset):
             assert (subtype, value) in listed, f"preset {preset_name}: {field} '{value}' is not in builder/models.json"
+
+
+# LoRA section confinement of each image-to-video stage (swarmui.md section 7): the first model runs in `video`,
+# the swap model in `videoswap`; `everywhere` reaches both.
+STAGE_SECTIONS = {"video.model": ("video", "high"), "video.swap_model": ("videoswap", "low")}
+
+
+def test_each_video_stage_runs_its_expert_with_its_speed_lora(models, presets):
+    by_name = {m["name"]: m for m in models["models"]} | {m["file"]: m for m in models["models"]}
+    for preset_name, preset in presets["presets"].items():
+        values = preset["input"]
+        video = values.get("video")
+        if video is None:
+            continue
+        loras = values.get("loras", [])
+        for field, (section, expert) in STAGE_SECTIONS.items():
+            name = video.get(field.split(".")[1])
+            assert name is not None, f"preset {preset_name}: a Wan 2.2 A14B pipeline needs {field} (its {expert}-noise expert)"
+            model = by_name.get(name)
+            assert model is not None, f"preset {preset_name}: {field} '{name}' is not in builder/models.json"
+            assert model.get("stage") == expert, f"preset {preset_name}: {field} '{name}' is not a {expert}-noise expert"
+            on_stage = [by_name.get(l["name"]) for l in loras if l.get("confinement", "everywhere") in (section, "everywhere")]
+            speed = [l for l in on_stage if l is not None and "stage" in l]
+            if model.get("speed_lora_baked_in"):
+                assert not speed, f"preset {preset_name}: '{name}' has the speed LoRA merged in; a second one on {section} doubles it"
+            else:
+                assert speed, f"preset {preset_name}: the {section} stage ('{name}') has no speed LoRA for {video.get('steps')} steps"
+                assert all(l["stage"] == expert for l in speed), f"preset {preset_name}: a LoRA of the wrong expert on the {section} stage"
+            if values.get("model") is not None:
+                assert values["model"] == video["model"], f"preset {preset_name}: model should be the first video model"
+
+
+def test_the_users_three_models_are_each_in_a_preset(presets):
+    named = {value for preset in presets["presets"].values() for _, _, value in preset_model_references(preset)}
+    for required in ("Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf", "wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf",
+                     "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise"):
+        assert required in named, required
