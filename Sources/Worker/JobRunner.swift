@@ -329,13 +329,7 @@ public actor JobRunner {
             if let unopened = unread.take() { source = unopened } else { source = try await swarm.openOutput(reference) }
             return try await inline(output, source: source, index: index)
         }
-        return [
-            "name": .string(name),
-            "content_type": .string(first.contentType),
-            "bytes": .int(Int(stored.bytes)),
-            "sha256": .string(stored.sha256),
-            "url": .string(stored.url),
-        ]
+        return OutputFile(name: name, contentType: first.contentType, bytes: stored.bytes, sha256: stored.sha256, url: stored.url).jsonValue
     }
 
     /// Collects one output in memory, hashing it on the way, and inlines it as a data URL. The result carries the
@@ -363,13 +357,10 @@ public actor JobRunner {
         }
         let digest = hasher.finalize().hexString
         let name = Self.fileName(of: output.reference, index: index, contentType: source.contentType)
-        return [
-            "name": .string(name),
-            "content_type": .string(source.contentType),
-            "bytes": .int(bytes.count),
-            "sha256": .string(digest),
-            "url": .string("data:\(source.contentType);base64,\(bytes.base64EncodedString())"),
-        ]
+        return OutputFile(
+            name: name, contentType: source.contentType, bytes: Int64(bytes.count), sha256: digest,
+            url: "data:\(source.contentType);base64,\(bytes.base64EncodedString())"
+        ).jsonValue
     }
 
     /// A storage failure that leaves the outputs on the volume, recorded for a retry, and says where they are.

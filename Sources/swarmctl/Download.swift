@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import ControlPlane
 import Crypto
 import Foundation
+import JobProtocol
 import NIOCore
 import NIOHTTP1
 import SwarmCore
@@ -22,16 +23,16 @@ struct Download: AsyncParsableCommand {
         let files = job["output"]?["files"]?.arrayValue ?? []
         guard !files.isEmpty else { throw DownloadError("job \(id) has no files in its output") }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        for (index, file) in files.enumerated() {
-            guard let url = file["url"]?.stringValue else { throw DownloadError("file \(index) of job \(id) has no url") }
+        for (index, entry) in files.enumerated() {
+            guard let file = OutputFile(json: entry) else { throw DownloadError("file \(index) of job \(id) has no url") }
             // Only the last path component: a name from the job must not write outside --out.
-            let name = (file["name"]?.stringValue).map { ($0 as NSString).lastPathComponent }.flatMap { $0.isEmpty || $0 == ".." ? nil : $0 }
-                ?? "output-\(index)"
+            let last = (file.name as NSString).lastPathComponent
+            let name = last.isEmpty || last == ".." ? "output-\(index)" : last
             let path = (out as NSString).appendingPathComponent(name)
-            let sha256 = try await Self.fetch(url, to: path, name: name, expectedBytes: file["bytes"]?.intValue.map(Int64.init))
-            if let expected = file["sha256"]?.stringValue, expected != sha256 {
+            let sha256 = try await Self.fetch(file.url, to: path, name: name, expectedBytes: file.bytes > 0 ? file.bytes : nil)
+            if !file.sha256.isEmpty, file.sha256 != sha256 {
                 try? FileManager.default.removeItem(atPath: path)
-                throw DownloadError("\(name): sha256 is \(sha256), the job says \(expected); the file was removed")
+                throw DownloadError("\(name): sha256 is \(sha256), the job says \(file.sha256); the file was removed")
             }
             print(path)
         }

@@ -69,12 +69,13 @@ struct WorkerProcessTests {
         #expect(try await rig.peer.result("j1")["output"] != nil)
     }
 
-    /// A manifest of one model at `url` (a zero-filled file of `size` bytes), written to a new directory.
+    /// A manifest of one model at `url` (a zero-filled file of `size` bytes), written to a new directory. A LoRA, since
+    /// zeros are no GGUF file and a diffusion model in GGUF form has its header checked.
     static func manifest(url: String, size: Int, extra: String = "") throws -> (path: String, directory: URL) {
         let directory = try Paths.temporaryDirectory("swarm-worker-manifest")
         let sha = SHA256.hash(data: Data(count: size)).map { String(format: "%02x", $0) }.joined()
         let text = """
-            {"schema": 1, "models": [{"name": "slow.gguf", "subtype": "Stable-Diffusion", "folder": "diffusion_models", "file": "slow.gguf",
+            {"schema": 1, "models": [{"name": "slow.safetensors", "subtype": "LoRA", "folder": "Lora", "file": "slow.safetensors",
               "url": "\(url)", "size_bytes": \(size), "sha256": "\(sha)"\(extra)}]}
             """
         let path = directory.appendingPathComponent("models.json").path
@@ -86,7 +87,7 @@ struct WorkerProcessTests {
         let files = try await QueuePeer.start(stateFile: try Paths.temporaryDirectory("trickle").appendingPathComponent("state.json").path)
         defer { files.stop() }
         let size = 4_000_000
-        let manifest = try Self.manifest(url: "http://127.0.0.1:\(files.port)/control/trickle/slow.gguf?bytes=\(size)&seconds=8", size: size)
+        let manifest = try Self.manifest(url: "http://127.0.0.1:\(files.port)/control/trickle/slow.safetensors?bytes=\(size)&seconds=8", size: size)
         defer { try? FileManager.default.removeItem(at: manifest.directory) }
         let rig = try await WorkerRig.start(environment: ["SWARM_MODELS_FILE": manifest.path])
         defer { rig.stop() }
