@@ -126,7 +126,7 @@ func expectVastError(_ sourceLocation: SourceLocation = #_sourceLocation, _ body
     }
 
     @Test func showAsOneElementList() async throws {
-        try await withVast(.init(nullAfterCreate: .zero, showAsList: true)) { _, client in
+        try await withVast(.init(nullAfterCreate: .zero, showAsList: true, templates: [["hash_id": "abc", "image": "x"]])) { _, client in
             let created = try await client.createInstance(offerID: 1004, CreateInstanceRequest(source: .template(hashID: "abc"), diskGB: 50))
             let instance = try await client.instance(id: created.id)
             #expect(instance?.id == created.id)
