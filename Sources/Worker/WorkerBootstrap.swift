@@ -70,7 +70,10 @@ public enum WorkerBootstrap {
         let httpClient = ModelProvisioner.makeHTTPClient()
         let provisioner = ModelProvisioner(
             manifest: manifest, modelsRoot: configuration.modelsPath, tokens: configuration.modelTokens, httpClient: httpClient,
-            options: .init(concurrency: configuration.modelDownloadConcurrency), logger: logger)
+            options: .init(
+                concurrency: configuration.modelDownloadConcurrency, connections: configuration.modelDownloadConnections,
+                totalConnections: configuration.modelDownloadConnectionsTotal),
+            logger: logger)
         let outcome: Result<ModelProvisioner.Summary, ModelProvisioningError>
         do {
             outcome = .success(try await provisioner.provision(progress: progress))

@@ -41,6 +41,10 @@ public struct WorkerConfiguration: Sendable {
     public var modelTokens: [String: Secret]
     /// How many models download at once.
     public var modelDownloadConcurrency: Int
+    /// Connections fetching ranges of one model at once (1: one stream per model).
+    public var modelDownloadConnections: Int
+    /// Connections open at once across all models downloading.
+    public var modelDownloadConnectionsTotal: Int
     /// Keep SwarmUI's own files of a job after its outputs are delivered (by default they are deleted).
     public var keepsSwarmUIOutputs: Bool
 
@@ -95,6 +99,8 @@ public struct WorkerConfiguration: Sendable {
         ]
         modelTokens = tokens.compactMapValues { $0.flatMap { $0.isEmpty ? nil : Secret($0) } }
         modelDownloadConcurrency = max(1, int("SWARM_DOWNLOAD_CONCURRENCY", 3))
+        modelDownloadConnections = max(1, int("SWARM_DOWNLOAD_CONNECTIONS", 16))
+        modelDownloadConnectionsTotal = max(1, int("SWARM_DOWNLOAD_CONNECTIONS_TOTAL", 32))
         keepsSwarmUIOutputs = flag("SWARM_KEEP_SWARMUI_OUTPUTS")
 
         // RunPod serverless injects its own templates; otherwise derive them from one queue URL.

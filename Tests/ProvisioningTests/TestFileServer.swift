@@ -10,7 +10,8 @@ import Foundation
 /// `/files/<name>` honours Range; `/slow/<name>` too, pausing before the last byte; `/norange/<name>` ignores
 /// Range; `/private/<name>` wants `Bearer <token>`;
 /// `/redirect/<name>` sends a 302 to server B's `/files/<name>`. Every request is logged with its Range and
-/// Authorization headers, and a file can be set to cut the connection halfway through its next response.
+/// Authorization headers, and a file can be set to cut the connection halfway through its next response (or its next
+/// response to a range starting at a given byte). `bytes=a-` and `bytes=a-b` ranges are served.
 struct TestFileServers: Sendable {
     static let token = "test-token-123"
 
@@ -32,16 +33,28 @@ struct TestFileServers: Sendable {
         /// The most responses that were being sent at once.
         private(set) var mostInFlight = 0
 
-        func responseStarted() {
+        private var rangesInFlight = 0
+        /// The most responses to closed ranges (`bytes=a-b`) being sent at once: a ranged download's connections,
+        /// without its first request, whose response the client drops (the server notices only at its next write).
+        private(set) var mostRangesInFlight = 0
+
+        func responseStarted(closedRange: Bool) {
             inFlight += 1
             mostInFlight = max(mostInFlight, inFlight)
+            if closedRange { rangesInFlight += 1 }
+            mostRangesInFlight = max(mostRangesInFlight, rangesInFlight)
         }
-        func responseEnded() { inFlight -= 1 }
+        func responseEnded(closedRange: Bool) {
+            inFlight -= 1
+            if closedRange { rangesInFlight -= 1 }
+        }
 
         func record(_ seen: Seen) { requests.append(seen) }
         /// The next response for `name` stops halfway and closes the connection.
         func cutNext(_ name: String) { cuts.insert(name) }
-        func takeCut(_ name: String) -> Bool { cuts.remove(name) != nil }
+        /// The next response for `name` to a range starting at `start` stops halfway and closes the connection.
+        func cutRange(_ name: String, at start: Int) { cuts.insert("\(name)@\(start)") }
+        func takeCut(_ name: String, start: Int) -> Bool { cuts.remove(name) != nil || cuts.remove("\(name)@\(start)") != nil }
 
         private var unavailable: Set<String> = []
         /// The next request for `name` gets a 503.
@@ -109,33 +122,47 @@ struct TestFileServers: Sendable {
 
     private static func serve(_ file: [UInt8], name: String, range: String?, log: RequestLog, pause: Duration = .zero) async -> Response {
         var start = 0
+        var last = file.count - 1
+        var closedRange = false
         var status = HTTPResponse.Status.ok
         var headers: HTTPFields = [.acceptRanges: "bytes"]
-        if let range, range.hasPrefix("bytes="), let first = Int(range.dropFirst(6).split(separator: "-").first ?? "") {
-            guard first < file.count else {
+        if let range, range.hasPrefix("bytes=") {
+            let bounds = range.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
+            guard let first = Int(bounds.first ?? ""), first < file.count else {
                 return Response(status: .rangeNotSatisfiable, headers: [.contentRange: "bytes */\(file.count)"])
             }
             start = first
+            if bounds.count == 2, let end = Int(bounds[1]) {
+                last = min(last, end)
+                closedRange = true
+            }
             status = .partialContent
-            headers[.contentRange] = "bytes \(first)-\(file.count - 1)/\(file.count)"
+            headers[.contentRange] = "bytes \(first)-\(last)/\(file.count)"
         }
-        let slice = Array(file[start...])
+        let slice = Array(file[start...last])
         headers[.contentLength] = "\(slice.count)"
-        let cut = await log.takeCut(name)
+        let cut = await log.takeCut(name, start: start)
+        let closed = closedRange
         return Response(
             status: status, headers: headers,
             body: ResponseBody(contentLength: slice.count) { writer in
-                await log.responseStarted()
+                await log.responseStarted(closedRange: closed)
                 let end = cut ? slice.count / 2 : slice.count
                 var offset = 0
-                while offset < end {
-                    let next = min(end, offset + 64 * 1024)
-                    try await writer.write(ByteBuffer(bytes: slice[offset..<next]))
-                    offset = next
+                do {
+                    while offset < end {
+                        let next = min(end, offset + 64 * 1024)
+                        try await writer.write(ByteBuffer(bytes: slice[offset..<next]))
+                        offset = next
+                    }
+                    try await Task.sleep(for: cut ? .milliseconds(100) : pause)
+                } catch {
+                    // The client closed the connection (a dropped probe response).
+                    await log.responseEnded(closedRange: closed)
+                    throw error
                 }
-                try await Task.sleep(for: cut ? .milliseconds(100) : pause)
                 // Counted as ended before the client can see the end, so its next request never overlaps this one.
-                await log.responseEnded()
+                await log.responseEnded(closedRange: closed)
                 // A cut: the bytes written so far have had time to reach the client; failing the response closes it.
                 if cut { throw CutConnection() }
                 try await writer.finish(nil)
