@@ -81,6 +81,7 @@ RUN mkdir -p /opt/swarm \
 COPY builder/models.json /opt/swarm/models.json
 COPY builder/presets.json /opt/swarm/presets.json
 COPY scripts/onstart.sh /opt/swarm/onstart.sh
+COPY builder/gpu-check.py /opt/swarm/gpu-check.py
 COPY --from=build /out/swarm-worker /usr/local/bin/swarm-worker
 
 # Defaults only; tokens and queue keys come from the platform's environment at run time.

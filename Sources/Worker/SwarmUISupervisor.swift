@@ -44,6 +44,8 @@ public struct SwarmUISupervisor: Service {
     public var state: WorkerState
     public var logger: Logger
     public var restartBackoff = Backoff(initial: .seconds(1), maximum: .seconds(60))
+    /// Added to the inherited environment at each launch (read then: the volume is prepared after this is made).
+    public var launchEnvironment: @Sendable () -> [String: String] = { [:] }
 
     public init(folder: String, host: String, port: Int, monitor: SwarmUIProcessMonitor, state: WorkerState, logger: Logger) {
         self.folder = folder
@@ -97,7 +99,8 @@ public struct SwarmUISupervisor: Service {
         let logger = logger
         let result = try await Subprocess.run(
             .name("bash"), arguments: [script, "--launch_mode", "none", "--host", host, "--port", String(port)],
-            environment: .inherit, workingDirectory: FilePath(folder), platformOptions: options,
+            environment: .inherit.updating(launchEnvironment().reduce(into: [:]) { $0[.init(rawValue: $1.key)!] = $1.value }),
+            workingDirectory: FilePath(folder), platformOptions: options,
             input: .none, output: .sequence, error: .sequence
         ) { execution in
             try await withGracefulShutdownHandler {

@@ -47,7 +47,9 @@ public struct WorkerApplication: Sendable {
             })
         var services: [any Service] = []
         if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
-            services.append(SwarmUISupervisor(folder: folder, host: host, port: port, monitor: monitor, state: state, logger: logger))
+            var supervisor = SwarmUISupervisor(folder: folder, host: host, port: port, monitor: monitor, state: state, logger: logger)
+            supervisor.launchEnvironment = { [volume = configuration.volumePath] in ComfyUISpeedups.launchEnvironment(volume: volume) }
+            services.append(supervisor)
         }
         services.append(loop)
         return services

@@ -27,6 +27,8 @@ public enum WorkerBootstrap {
                     throw .seed(error)
                 }
             }
+            // The GPU check (seconds, once per GPU and image) runs alongside the downloads, off the critical path.
+            async let speedups: Void = launches ? ComfyUISpeedups(configuration: configuration).apply(logger: logger) : ()
             if let manifestPath = configuration.modelsFile {
                 let throttle = Throttle(every: .seconds(10))
                 do {
@@ -43,6 +45,7 @@ public enum WorkerBootstrap {
                     throw .models(error)
                 }
             }
+            await speedups
             if launches {
                 let presets: Presets
                 do {

@@ -45,6 +45,11 @@ public struct WorkerConfiguration: Sendable {
     public var modelDownloadConnections: Int
     /// Connections open at once across all models downloading.
     public var modelDownloadConnectionsTotal: Int
+    /// ComfyUI's `--use-sage-attention`: where the GPU check passes (auto), always (on) or never (off).
+    public var sageAttention: ComfyUISpeedups.SageAttention
+    /// The GPU check (`builder/gpu-check.py`) and the python (the image's venv) that runs it.
+    public var gpuCheckScript: String
+    public var gpuCheckPython: String
     /// Keep SwarmUI's own files of a job after its outputs are delivered (by default they are deleted).
     public var keepsSwarmUIOutputs: Bool
 
@@ -102,6 +107,17 @@ public struct WorkerConfiguration: Sendable {
         modelDownloadConnections = max(1, int("SWARM_DOWNLOAD_CONNECTIONS", 16))
         modelDownloadConnectionsTotal = max(1, int("SWARM_DOWNLOAD_CONNECTIONS_TOTAL", 32))
         keepsSwarmUIOutputs = flag("SWARM_KEEP_SWARMUI_OUTPUTS")
+        let sage = (env["SWARM_SAGE_ATTENTION"] ?? "").lowercased()
+        if sage.isEmpty {
+            sageAttention = .auto
+        } else if let mode = ComfyUISpeedups.SageAttention(rawValue: sage) {
+            sageAttention = mode
+        } else {
+            sageAttention = .auto
+            problems.append("SWARM_SAGE_ATTENTION='\(sage)' is not one of auto, on, off")
+        }
+        gpuCheckScript = env["SWARM_GPU_CHECK"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/swarm/gpu-check.py"
+        gpuCheckPython = env["SWARM_GPU_CHECK_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/venv/bin/python"
 
         // RunPod serverless injects its own templates; otherwise derive them from one queue URL.
         let pingMs = int("RUNPOD_PING_INTERVAL", 10_000)
