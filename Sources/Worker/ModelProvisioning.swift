@@ -37,7 +37,7 @@ public struct ModelProvisioner: Sendable {
         public var freeSpace: @Sendable (String) throws -> Int64
 
         public init(
-            concurrency: Int = 3, connections: Int = 16, totalConnections: Int = 32, minimumSegment: Int64 = 1 << 20,
+            concurrency: Int = 3, connections: Int = 32, totalConnections: Int = 64, minimumSegment: Int64 = 1 << 20,
             maximumSegment: Int64 = 64 << 20, stateInterval: Duration = .seconds(2), maxAttempts: Int = 6,
             backoff: Backoff = Backoff(initial: .seconds(2), maximum: .seconds(60)),
             diskReserve: Int64 = 1 << 30, progressInterval: Duration = .seconds(1),
@@ -107,9 +107,11 @@ public struct ModelProvisioner: Sendable {
     }
 
     /// An HTTP client suited to multi-GB downloads: redirects followed (Authorization is dropped when one leaves
-    /// the origin), and a read timeout so a stalled connection fails and resumes instead of hanging forever.
-    public static func makeHTTPClient() -> HTTPClient {
+    /// the origin), a read timeout so a stalled connection fails and resumes instead of hanging forever, and as many
+    /// connections to one host as the downloads may open (the client's default is 8).
+    public static func makeHTTPClient(connections: Int = Options().totalConnections) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connections)
         configuration.timeout = .init(connect: .seconds(30), read: .seconds(120))
         configuration.redirectConfiguration = .follow(max: 10, allowCycles: false)
         configuration.decompression = .disabled

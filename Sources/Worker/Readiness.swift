@@ -10,17 +10,22 @@ public struct ReadinessWait: Sendable {
     public var reportInterval: Duration
     /// Why SwarmUI can no longer start (its process died during start), checked on every poll to fail fast.
     public var processFailure: @Sendable () async -> String?
+    /// Told "SwarmUI answers" at the first answer and "backend ready" at the end, for the boot's timeline.
+    public var mark: @Sendable (String) async -> Void
     public var logger: Logger
 
+    /// Polls every 250 ms: a poll is one local status request, and READY is seen at most that long after it is true.
     public init(
-        swarm: any SwarmUIBackend, timeout: Duration, pollInterval: Duration = .seconds(1), reportInterval: Duration = .seconds(60),
-        processFailure: @escaping @Sendable () async -> String? = { nil }, logger: Logger
+        swarm: any SwarmUIBackend, timeout: Duration, pollInterval: Duration = .milliseconds(250), reportInterval: Duration = .seconds(60),
+        processFailure: @escaping @Sendable () async -> String? = { nil }, mark: @escaping @Sendable (String) async -> Void = { _ in },
+        logger: Logger
     ) {
         self.swarm = swarm
         self.timeout = timeout
         self.pollInterval = pollInterval
         self.reportInterval = reportInterval
         self.processFailure = processFailure
+        self.mark = mark
         self.logger = logger
     }
 
@@ -29,11 +34,18 @@ public struct ReadinessWait: Sendable {
         let start = clock.now
         var lastReport: ContinuousClock.Instant?
         var detail = "no answer yet"
+        var answered = false
         while true {
             if let failure = await processFailure() { throw ReadinessError(reason: failure) }
             do {
-                switch try await swarm.readiness() {
+                let readiness = try await swarm.readiness()
+                if !answered {
+                    answered = true
+                    await mark("SwarmUI answers")
+                }
+                switch readiness {
                 case .ready:
+                    await mark("backend ready")
                     logger.info("SwarmUI is ready after \(Int((clock.now - start).seconds)) s")
                     return
                 case .starting(let now):

@@ -103,7 +103,8 @@ public struct SwarmUISupervisor: Service {
             workingDirectory: FilePath(folder), platformOptions: options,
             input: .none, output: .sequence, error: .sequence
         ) { execution in
-            try await withGracefulShutdownHandler {
+            await state.markBoot("SwarmUI launched")
+            return try await withGracefulShutdownHandler {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     // Drain both pipes to the end so SwarmUI's last words are logged, even during shutdown.
                     group.addTask {

@@ -37,7 +37,8 @@ public struct WorkerApplication: Sendable {
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor
         let readiness = ReadinessWait(
-            swarm: swarm, timeout: configuration.startupTimeout, processFailure: { await monitor.failure }, logger: logger)
+            swarm: swarm, timeout: configuration.startupTimeout, processFailure: { await monitor.failure },
+            mark: { [state] in await state.markBoot($0) }, logger: logger)
         let loop = JobLoop(
             queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
             pingInterval: configuration.queue?.pingInterval ?? .seconds(10), shutdownGrace: configuration.shutdownGrace, logger: logger,

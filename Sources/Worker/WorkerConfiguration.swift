@@ -104,8 +104,8 @@ public struct WorkerConfiguration: Sendable {
         ]
         modelTokens = tokens.compactMapValues { $0.flatMap { $0.isEmpty ? nil : Secret($0) } }
         modelDownloadConcurrency = max(1, int("SWARM_DOWNLOAD_CONCURRENCY", 3))
-        modelDownloadConnections = max(1, int("SWARM_DOWNLOAD_CONNECTIONS", 16))
-        modelDownloadConnectionsTotal = max(1, int("SWARM_DOWNLOAD_CONNECTIONS_TOTAL", 32))
+        modelDownloadConnections = max(1, int("SWARM_DOWNLOAD_CONNECTIONS", 32))
+        modelDownloadConnectionsTotal = max(1, int("SWARM_DOWNLOAD_CONNECTIONS_TOTAL", 64))
         keepsSwarmUIOutputs = flag("SWARM_KEEP_SWARMUI_OUTPUTS")
         let sage = (env["SWARM_SAGE_ATTENTION"] ?? "").lowercased()
         if sage.isEmpty {

@@ -32,7 +32,20 @@ import Foundation
             #expect(FileManager.default.fileExists(atPath: configuration.swarmUIFolder + "/launch-linux.sh"))
             #expect(FileManager.default.contents(atPath: configuration.modelsPath + "/diffusion_models/model.gguf") == Data(Self.model))
             #expect(FileManager.default.fileExists(atPath: configuration.modelsPath + "/diffusion_models/model.swarm.json"))
+            // Each step on the critical path is marked, for the timings logged at READY.
+            #expect(await state.boot.steps.map(\.name) == ["process start", "seed check", "models", "GPU check", "preset models"])
         }
+    }
+
+    @Test func theBootTimelineGivesEachStepItsShare() {
+        let start = ContinuousClock.now
+        var timeline = BootTimeline(started: start)
+        timeline.mark("seed check", at: start + .milliseconds(20))
+        timeline.mark("SwarmUI answers", at: start + .milliseconds(1520))
+        timeline.mark("backend ready", at: start + .milliseconds(4000))
+        #expect(timeline.summary == "4.00 s after start: seed check 0.02 s, SwarmUI answers 1.50 s, backend ready 2.48 s")
+        // The process started before this code ran, never after.
+        #expect(BootTimeline.processStart() <= .now)
     }
 
     @Test func aPresetModelNobodyProvidesIsAnError() async throws {
