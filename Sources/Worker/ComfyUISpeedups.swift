@@ -155,17 +155,25 @@ public struct ComfyUISpeedups: Sendable {
         return check
     }
 
-    /// The `ExtraArgs:` line of a SwarmUI backends file with `flag` present or absent; everything else untouched.
+    /// The `ExtraArgs:` line of a SwarmUI backends file with `flag` present or absent; everything else untouched. A
+    /// file without the line (seeded by an older image) gets one after `StartScript:` when the flag is wanted.
     static func settingFlag(_ flag: String, enabled: Bool, in text: String) -> String {
         var lines = text.components(separatedBy: "\n")
+        func split(_ line: String) -> (indent: Substring, rest: Substring) {
+            let rest = line.drop { $0 == " " || $0 == "\t" }
+            return (line.prefix(line.count - rest.count), rest)
+        }
+        var found = false
         for index in lines.indices {
-            let line = lines[index]
-            let trimmed = line.drop { $0 == " " || $0 == "\t" }
-            guard trimmed.hasPrefix("ExtraArgs:") else { continue }
-            let indent = line.prefix(line.count - trimmed.count)
-            var arguments = trimmed.dropFirst("ExtraArgs:".count).split(separator: " ").map(String.init).filter { $0 != flag }
+            let (indent, rest) = split(lines[index])
+            guard rest.hasPrefix("ExtraArgs:") else { continue }
+            found = true
+            var arguments = rest.dropFirst("ExtraArgs:".count).split(separator: " ").map(String.init).filter { $0 != flag }
             if enabled { arguments.append(flag) }
             lines[index] = indent + "ExtraArgs:" + (arguments.isEmpty ? "" : " " + arguments.joined(separator: " "))
+        }
+        if !found, enabled, let index = lines.firstIndex(where: { split($0).rest.hasPrefix("StartScript:") }) {
+            lines.insert(split(lines[index]).indent + "ExtraArgs: " + flag, at: index + 1)
         }
         return lines.joined(separator: "\n")
     }

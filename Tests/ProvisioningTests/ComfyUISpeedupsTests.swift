@@ -23,6 +23,10 @@ import Foundation
         #expect(ComfyUISpeedups.settingFlag("--use-sage-attention", enabled: true, in: Self.backends) == Self.backends)
         let other = Self.backends.replacingOccurrences(of: "ExtraArgs: --use-sage-attention", with: "ExtraArgs: --lowvram --use-sage-attention")
         #expect(ComfyUISpeedups.settingFlag("--use-sage-attention", enabled: false, in: other).contains("        ExtraArgs: --lowvram\n"))
+        // A Backends.fds from an older image has no ExtraArgs line: it gets one beside StartScript.
+        let old = Self.backends.replacingOccurrences(of: "        ExtraArgs: --use-sage-attention\n", with: "")
+        #expect(ComfyUISpeedups.settingFlag("--use-sage-attention", enabled: true, in: old) == Self.backends)
+        #expect(ComfyUISpeedups.settingFlag("--use-sage-attention", enabled: false, in: old) == old)
     }
 
     /// A volume with Backends.fds, a fake "python" that prints the check's answer and counts its runs, a driver file.
