@@ -120,15 +120,8 @@ struct ModelDownload: Sendable {
         defer { hashed = HashedPrefix(hasher: hasher, bytes: offset) }
         tracker.update(index, state: .downloading, done: offset)
 
-        var request = request()
         // `bytes=0-` asks whether the server does ranges at all: its 206 and Content-Range say so, and the size.
-        if offset > 0 || options.connections > 1 { request.headers.add(name: "Range", value: "bytes=\(offset)-") }
-        let response: HTTPClientResponse
-        do {
-            response = try await httpClient.execute(request, deadline: .distantFuture, logger: logger)
-        } catch {
-            throw Task.isCancelled ? .cancelled : .transfer(model: entry.name, detail: "request to \(host) failed: \(error)")
-        }
+        let response = try await send(range: offset > 0 || options.connections > 1 ? "bytes=\(offset)-" : nil)
 
         let status = Int(response.status.code)
         let length = response.headers.first(name: "content-length").flatMap { Int64($0) }
@@ -197,13 +190,19 @@ struct ModelDownload: Sendable {
         return nil
     }
 
-    /// A GET of the manifest URL. The client drops Authorization when a redirect leaves this origin (Hugging Face
-    /// and Civitai send the bytes from presigned CDN URLs), so the token reaches only the host it belongs to.
-    func request() -> HTTPClientRequest {
+    /// A GET of the manifest URL, for `range` when given. The client drops Authorization when a redirect leaves this
+    /// origin (Hugging Face and Civitai send the bytes from presigned CDN URLs), so the token reaches only the host it
+    /// belongs to.
+    func send(range: String?) async throws(ModelProvisioningError) -> HTTPClientResponse {
         var request = HTTPClientRequest(url: entry.url)
         request.headers.add(name: "User-Agent", value: "swarm-worker")
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token.value)") }
-        return request
+        if let range { request.headers.add(name: "Range", value: range) }
+        do {
+            return try await httpClient.execute(request, deadline: .distantFuture, logger: logger)
+        } catch {
+            throw Task.isCancelled ? .cancelled : .transfer(model: entry.name, detail: "request to \(host) failed: \(error)")
+        }
     }
 
     /// The error for an answer that carries no bytes of the file.

@@ -140,13 +140,11 @@ extension ModelDownload {
 
     /// Requests what is left of one range and writes it at its offset.
     private func fetch(_ range: Int, _ segment: SegmentPlan.Segment, board: SegmentBoard, fd: Int32) async -> ModelProvisioningError? {
-        var request = request()
-        request.headers.add(name: "Range", value: "bytes=\(segment.next)-\(segment.end - 1)")
         let response: HTTPClientResponse
         do {
-            response = try await httpClient.execute(request, deadline: .distantFuture, logger: logger)
+            response = try await send(range: "bytes=\(segment.next)-\(segment.end - 1)")
         } catch {
-            return Task.isCancelled ? .cancelled : .transfer(model: entry.name, detail: "request to \(host) failed: \(error)")
+            return error
         }
         let status = Int(response.status.code)
         switch status {
