@@ -84,11 +84,17 @@ class Handler(BaseHTTPRequestHandler):
                 sent += count
 
 
+class Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops the SYNs of a downloader opening dozens of connections at once, which then wait a
+    # full second for TCP to retry.
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def main():
     root, port_file = sys.argv[1], sys.argv[2]
     Handler.root = root
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", 0), Handler)
     with open(port_file, "w") as file:
         file.write(str(server.server_address[1]))
     server.serve_forever()

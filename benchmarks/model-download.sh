@@ -6,7 +6,8 @@
 # other two (>= 1: as fast). Neither aria2c nor hf_transfer hashes the file; swarm-worker does, so the ratio is
 # conservative. Caps: 8 MB/s and 64 MB/s per connection with every downloader's defaults, then an uncapped server
 # with one connection each (SWARM_DOWNLOAD_CONNECTIONS=1, aria2c -x1 -s1, hf_transfer max_files=1): the single
-# stream must not regress.
+# stream must not regress. With SWARM_WORKER_BASE_BIN set to another build (say, the commit before a change), a
+# column "base" shows that build's `models sync` too (not in the ratio).
 # Needs aria2c (Debian: installed here with apt-get when missing) and PyPI for hf_transfer (a venv under
 # .swarm-test/model-download/).
 # Usage: benchmarks/model-download.sh [--mib N] [--rounds N] [--caps "8000000 64000000"]
@@ -61,7 +62,7 @@ port="$(cat "${out}/port")"
 now() { date +%s.%N; }
 
 # Each downloader gets a fresh target; prints seconds. $1 = URL, $2 = connections ("" = the downloader's default).
-run_swarm() {
+run_swarm() { # $3 = the binary (default SWARM_WORKER_BIN)
     local volume="${out}/volume"
     rm -rf "${volume}"
     mkdir -p "${volume}"
@@ -71,7 +72,7 @@ run_swarm() {
 EOF
     local start; start="$(now)"
     env VOLUME_PATH="${volume}" SWARM_MODELS_FILE="${out}/models.json" LOG_LEVEL=warning \
-        ${2:+SWARM_DOWNLOAD_CONNECTIONS=$2} "${SWARM_WORKER_BIN}" models sync > "${out}/swarm.log" 2>&1 \
+        ${2:+SWARM_DOWNLOAD_CONNECTIONS=$2} "${3:-${SWARM_WORKER_BIN}}" models sync > "${out}/swarm.log" 2>&1 \
         || { cat "${out}/swarm.log" >&2; exit 1; }
     echo "$(now) - ${start}" | bc
     [[ "$(sha256sum "${volume}/SwarmUI/Models/diffusion_models/model.bin" | cut -d' ' -f1)" == "${digest}" ]] || { echo "swarm-worker: wrong bytes" >&2; exit 1; }
@@ -101,7 +102,8 @@ best() { # best of $rounds runs of "$@"
 }
 
 echo "file: ${mib} MiB, best of ${rounds} rounds; swarm-worker: ${SWARM_WORKER_BIN}"
-printf '%-28s %14s %12s %12s %8s\n' "server cap per connection" "swarm-worker" "aria2c" "hf_transfer" "ratio"
+printf '%-28s %14s %12s %12s %8s%s\n' "server cap per connection" "swarm-worker" "aria2c" "hf_transfer" "ratio" \
+    "${SWARM_WORKER_BASE_BIN:+         base}"
 bench() { # $1 = label, $2 = cap, $3 = connections for every downloader ("" = defaults)
     local url="http://127.0.0.1:${port}/cap$2/model.bin"
     local swarm aria hf
@@ -109,7 +111,9 @@ bench() { # $1 = label, $2 = cap, $3 = connections for every downloader ("" = de
     aria="$(best run_aria2 "${url}" "$3")"
     hf="$(best run_hf "${url}" "$3")"
     local other; other="$(echo "if (${aria} < ${hf}) ${aria} else ${hf}" | bc -l)"
-    printf '%-28s %13.2fs %11.2fs %11.2fs %8.2f\n' "$1" "${swarm}" "${aria}" "${hf}" "$(echo "${other} / ${swarm}" | bc -l)"
+    local base=""
+    if [[ -n "${SWARM_WORKER_BASE_BIN:-}" ]]; then base="$(printf ' %12.2fs' "$(best run_swarm "${url}" "$3" "${SWARM_WORKER_BASE_BIN}")")"; fi
+    printf '%-28s %13.2fs %11.2fs %11.2fs %8.2f%s\n' "$1" "${swarm}" "${aria}" "${hf}" "$(echo "${other} / ${swarm}" | bc -l)" "${base}"
 }
 for cap in ${caps}; do
     bench "$(echo "${cap} / 1000000" | bc) MB/s, defaults" "${cap}" ""

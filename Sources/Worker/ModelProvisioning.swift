@@ -38,7 +38,7 @@ public struct ModelProvisioner: Sendable {
 
         public init(
             concurrency: Int = 3, connections: Int = 32, totalConnections: Int = 64, minimumSegment: Int64 = 1 << 20,
-            maximumSegment: Int64 = 64 << 20, stateInterval: Duration = .seconds(2), maxAttempts: Int = 6,
+            maximumSegment: Int64 = 64 << 20, stateInterval: Duration = .seconds(1), maxAttempts: Int = 6,
             backoff: Backoff = Backoff(initial: .seconds(2), maximum: .seconds(60)),
             diskReserve: Int64 = 1 << 30, progressInterval: Duration = .seconds(1),
             freeSpace: @escaping @Sendable (String) throws -> Int64 = ModelProvisioner.freeSpace(at:)

@@ -52,7 +52,6 @@ extension ModelDownload {
             try? await saveProgress(board, fd: fd, offloaded: false)
             throw failure
         }
-        try await sync(fd)
         try await finish(hasher: digest ?? SHA256(), size: plan.total)
     }
 
@@ -68,10 +67,12 @@ extension ModelDownload {
     private enum Part: Sendable {
         case connections(ModelProvisioningError?)
         case digest(Result<SHA256, ModelProvisioningError>)
+        case flushed(ModelProvisioningError?)
         case saver
     }
 
-    /// The connections, the hasher and the periodic save, until every range is written and hashed or it failed.
+    /// The connections, the hasher and the periodic save, until every range is written, hashed and flushed to disk, or
+    /// it failed. The final fsync starts as soon as the last byte is written, alongside the hash of the last ranges.
     private func transfer(board: SegmentBoard, fd: Int32) async -> (ModelProvisioningError?, SHA256?) {
         await withTaskGroup(of: Part.self) { group in
             group.addTask { .connections(await connections(board: board, fd: fd)) }
@@ -83,17 +84,29 @@ extension ModelDownload {
             }
             var failure: ModelProvisioningError?
             var digest: SHA256?
-            var connectionsDone = false
+            var flushed = false
             for await part in group {
                 switch part {
                 case .connections(let error):
-                    connectionsDone = true
                     failure = failure ?? error
+                    if error == nil {
+                        group.addTask {
+                            do throws(ModelProvisioningError) {
+                                try await sync(fd)
+                                return .flushed(nil)
+                            } catch {
+                                return .flushed(error)
+                            }
+                        }
+                    }
                 case .digest(.success(let hasher)): digest = hasher
                 case .digest(.failure(let error)): failure = failure ?? error
+                case .flushed(let error):
+                    flushed = true
+                    failure = failure ?? error
                 case .saver: break
                 }
-                if failure != nil || (connectionsDone && (digest != nil || !hashes)) { group.cancelAll() }
+                if failure != nil || (flushed && (digest != nil || !hashes)) { group.cancelAll() }
             }
             return (failure, digest)
         }
