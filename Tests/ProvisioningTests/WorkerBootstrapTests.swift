@@ -37,6 +37,21 @@ import Foundation
         }
     }
 
+    @Test func downloadAndSpeedupSettingsAreReadAndCheckedInOnePlace() throws {
+        let defaults = try WorkerConfiguration(environment: [:])
+        #expect(defaults.modelDownloadConnections == 32 && defaults.modelDownloadConnectionsTotal == 64)
+        #expect(defaults.sageAttention == .auto && defaults.gpuCheckScript == "/opt/swarm/gpu-check.py")
+        let set = try WorkerConfiguration(environment: [
+            "SWARM_DOWNLOAD_CONNECTIONS": "4", "SWARM_DOWNLOAD_CONNECTIONS_TOTAL": "6", "SWARM_SAGE_ATTENTION": "OFF",
+        ])
+        #expect(set.modelDownloadConnections == 4 && set.modelDownloadConnectionsTotal == 6 && set.sageAttention == .off)
+        let error = #expect(throws: WorkerConfigurationError.self) {
+            try WorkerConfiguration(environment: ["SWARM_SAGE_ATTENTION": "maybe", "SWARM_DOWNLOAD_CONNECTIONS": "many"])
+        }
+        #expect(error?.description.contains("SWARM_SAGE_ATTENTION='maybe' is not one of auto, on, off") == true)
+        #expect(error?.description.contains("SWARM_DOWNLOAD_CONNECTIONS='many'") == true)
+    }
+
     @Test func theBootTimelineGivesEachStepItsShare() {
         let start = ContinuousClock.now
         var timeline = BootTimeline(started: start)
