@@ -20,9 +20,10 @@ import Foundation
 ///   hashes the prefix back from the file (page cache) in 1 MiB pieces while later ranges still download. Hashing
 ///   the received buffers directly is impossible out of order, and reading the whole file back after the last
 ///   byte would add its full read time to every boot; this way only the last few ranges are hashed at the end.
-/// - Memory: the client's body stream holds at most one read buffer per connection (backpressure watermark 1,
-///   NIO reads of up to 64 KiB), plus the 1 MiB hash buffer and the plan (a few bytes per range): about
-///   `totalConnections` × 64 KiB + 1 MiB, whatever the file size.
+/// - Memory: the client's body stream has a backpressure watermark of one buffer, and NIO reads at most 4 × 64 KiB
+///   from a socket before that stops it, so a connection holds at most 256 KiB; plus the 1 MiB hash buffer and the plan
+///   (a few bytes per range): at most `totalConnections` × 256 KiB + 1 MiB (17 MiB with the defaults), whatever the
+///   file size.
 extension ModelDownload {
     func segmented(_ plan: SegmentPlan) async throws(ModelProvisioningError) {
         tracker.update(index, state: .downloading, done: plan.done, total: plan.total)
