@@ -89,19 +89,20 @@ struct ModelDownload: Sendable {
         } catch {
             throw .cancelled
         }
-        let plan: SegmentPlan?
+        let handover: (plan: SegmentPlan, source: String?)?
         do {
-            plan = try await stream(hashed: &hashed)
+            handover = try await stream(hashed: &hashed)
         } catch {
             slots.release()
             throw error
         }
         slots.release()
-        if let plan { try await segmented(plan) }
+        if let handover { try await segmented(handover.plan, source: handover.source) }
     }
 
-    /// One stream from the end of the partial file, or the plan for ranges when the server allows them.
-    private func stream(hashed: inout HashedPrefix?) async throws(ModelProvisioningError) -> SegmentPlan? {
+    /// One stream from the end of the partial file, or the plan for ranges when the server allows them, with the URL
+    /// the answer finally came from (after redirects) for the ranges to ask directly.
+    private func stream(hashed: inout HashedPrefix?) async throws(ModelProvisioningError) -> (plan: SegmentPlan, source: String?)? {
         var offset = partialSize()
         var hasher = SHA256()
         if entry.sha256 != nil, offset > 0 {
@@ -137,9 +138,10 @@ struct ModelDownload: Sendable {
             total = range.total ?? length.map { offset + $0 }
             if options.connections > 1, let total, total - offset >= 2 * options.minimumSegment {
                 // The response is dropped unread, which closes its connection; the ranges open their own.
-                return SegmentPlan(
+                let plan = SegmentPlan(
                     url: entry.url, total: total, prefix: offset, connections: options.connections,
                     minimum: options.minimumSegment, maximum: options.maximumSegment)
+                return (plan, response.url?.absoluteString)
             }
         case 200:
             if offset > 0 {
@@ -190,19 +192,25 @@ struct ModelDownload: Sendable {
         return nil
     }
 
-    /// A GET of the manifest URL, for `range` when given. The client drops Authorization when a redirect leaves this
-    /// origin (Hugging Face and Civitai send the bytes from presigned CDN URLs), so the token reaches only the host it
-    /// belongs to.
-    func send(range: String?) async throws(ModelProvisioningError) -> HTTPClientResponse {
-        var request = HTTPClientRequest(url: entry.url)
+    /// A GET of the manifest URL (or where it redirected to), for `range` when given. The token goes only to the
+    /// manifest URL's origin: the client drops Authorization when a redirect leaves it (Hugging Face and Civitai send
+    /// the bytes from presigned CDN URLs), and a CDN URL asked directly never gets it.
+    func send(range: String?, to url: String? = nil) async throws(ModelProvisioningError) -> HTTPClientResponse {
+        let url = url ?? entry.url
+        var request = HTTPClientRequest(url: url)
         request.headers.add(name: "User-Agent", value: "swarm-worker")
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token.value)") }
+        if let token, Self.sameOrigin(url, entry.url) { request.headers.add(name: "Authorization", value: "Bearer \(token.value)") }
         if let range { request.headers.add(name: "Range", value: range) }
         do {
             return try await httpClient.execute(request, deadline: .distantFuture, logger: logger)
         } catch {
             throw Task.isCancelled ? .cancelled : .transfer(model: entry.name, detail: "request to \(host) failed: \(error)")
         }
+    }
+
+    static func sameOrigin(_ a: String, _ b: String) -> Bool {
+        guard let a = URLComponents(string: a), let b = URLComponents(string: b) else { return false }
+        return a.scheme?.lowercased() == b.scheme?.lowercased() && a.host?.lowercased() == b.host?.lowercased() && a.port == b.port
     }
 
     /// The error for an answer that carries no bytes of the file.

@@ -25,7 +25,9 @@ import Foundation
 ///   (a few bytes per range): at most `totalConnections` × 256 KiB + 1 MiB (17 MiB with the defaults), whatever the
 ///   file size.
 extension ModelDownload {
-    func segmented(_ plan: SegmentPlan) async throws(ModelProvisioningError) {
+    /// `source`: where the first answer came from after redirects (a CDN's presigned URL); ranges ask it directly,
+    /// sparing the origin a request per range, and go back to the manifest URL when it is refused (expired).
+    func segmented(_ plan: SegmentPlan, source: String? = nil) async throws(ModelProvisioningError) {
         tracker.update(index, state: .downloading, done: plan.done, total: plan.total)
         // The server's size is the real one (the manifest's is an estimate): checked before the file grows to it.
         let needed = plan.total - FileSystem.allocatedBytes(partialPath)
@@ -41,7 +43,7 @@ extension ModelDownload {
         defer { close(fd) }
         try preallocate(fd, size: plan.total)
 
-        let board = SegmentBoard(plan)
+        let board = SegmentBoard(plan, source: source == entry.url ? nil : source)
         let (failure, digest) = await transfer(board: board, fd: fd)
         if let reason = board.invalid {
             try removePartial()
@@ -121,7 +123,8 @@ extension ModelDownload {
             var last: ModelProvisioningError?
             for await failure in group {
                 guard let failure else { continue }
-                last = failure
+                // The others' cancellation, after a failure that stopped them, is not the news.
+                if last == nil || last?.isCancellation == true { last = failure }
                 if !failure.isRetryable { group.cancelAll() }
             }
             if board.plan.isComplete { return nil }
@@ -154,13 +157,25 @@ extension ModelDownload {
 
     /// Requests what is left of one range and writes it at its offset.
     private func fetch(_ range: Int, _ segment: SegmentPlan.Segment, board: SegmentBoard, fd: Int32) async -> ModelProvisioningError? {
+        let source = board.source
         let response: HTTPClientResponse
         do {
-            response = try await send(range: "bytes=\(segment.next)-\(segment.end - 1)")
+            response = try await send(range: "bytes=\(segment.next)-\(segment.end - 1)", to: source)
         } catch {
+            if let source {
+                board.forget(source)
+                return await fetch(range, segment, board: board, fd: fd)
+            }
             return error
         }
         let status = Int(response.status.code)
+        if let source, status >= 400 {
+            // A presigned URL expired or was refused: the manifest URL redirects to a fresh one.
+            logger.info("CDN URL refused (HTTP \(status)); asking \(host) again", metadata: ["model": "\(entry.name)"])
+            board.forget(source)
+            return await fetch(range, segment, board: board, fd: fd)
+        }
+        if source == nil, let final = response.url?.absoluteString, final != entry.url { board.remember(final) }
         switch status {
         case 206:
             let answered = response.headers.first(name: "content-range").flatMap(ContentRange.init)

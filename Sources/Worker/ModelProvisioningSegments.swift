@@ -73,11 +73,18 @@ final class SegmentBoard: Sendable {
         var claimed: Set<Int> = []
         /// Set when the server's answers show the partial file cannot be continued (another size, Range ignored).
         var invalid: String?
+        /// Where the manifest URL last redirected to, asked directly by the ranges until it is refused.
+        var source: String?
     }
 
     private let state: Mutex<State>
 
-    init(_ plan: SegmentPlan) { state = Mutex(State(plan: plan)) }
+    init(_ plan: SegmentPlan, source: String? = nil) { state = Mutex(State(plan: plan, source: source)) }
+
+    var source: String? { state.withLock { $0.source } }
+    func remember(_ source: String) { state.withLock { if $0.source == nil { $0.source = source } } }
+    /// Forgets `source` unless another connection already replaced it.
+    func forget(_ source: String) { state.withLock { if $0.source == source { $0.source = nil } } }
 
     var plan: SegmentPlan { state.withLock { $0.plan } }
     var done: Int64 { state.withLock { $0.plan.done } }

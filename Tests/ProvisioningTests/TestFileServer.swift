@@ -9,7 +9,8 @@ import Foundation
 /// Two local file servers standing in for Hugging Face / Civitai (server A) and their CDN (server B):
 /// `/files/<name>` honours Range; `/slow/<name>` too, pausing before the last byte; `/norange/<name>` ignores
 /// Range; `/private/<name>` wants `Bearer <token>`;
-/// `/redirect/<name>` sends a 302 to server B's `/files/<name>`. Every request is logged with its Range and
+/// `/redirect/<name>` sends a 302 to server B's `/files/<name>`; `/presign/<name>` a 302 to B's
+/// `/once/<name>?sig=<n>`, a new n each time, and B serves each sig once and refuses it after (an expiring URL). Every request is logged with its Range and
 /// Authorization headers, and a file can be set to cut the connection halfway through its next response (or its next
 /// response to a range starting at a given byte). `bytes=a-` and `bytes=a-b` ranges are served.
 struct TestFileServers: Sendable {
@@ -56,6 +57,15 @@ struct TestFileServers: Sendable {
         func cutRange(_ name: String, at start: Int) { cuts.insert("\(name)@\(start)") }
         func takeCut(_ name: String, start: Int) -> Bool { cuts.remove(name) != nil || cuts.remove("\(name)@\(start)") != nil }
 
+        private var signatures = 0
+        private var usedSignatures: Set<String> = []
+        func nextSignature() -> Int {
+            signatures += 1
+            return signatures
+        }
+        /// True the first time a signature is shown.
+        func use(_ signature: String) -> Bool { usedSignatures.insert(signature).inserted }
+
         private var unavailable: Set<String> = []
         /// The next request for `name` gets a 503.
         func failNext(_ name: String) { unavailable.insert(name) }
@@ -97,7 +107,9 @@ struct TestFileServers: Sendable {
         router.get("/:kind/:name") { request, context -> Response in
             let kind = context.parameters.get("kind") ?? "", name = context.parameters.get("name") ?? ""
             let range = request.headers[.range], authorization = request.headers[.authorization]
-            await log.record(Seen(server: server, path: "/\(kind)/\(name)", range: range, authorization: authorization))
+            let signature = request.uri.queryParameters.get("sig")
+            await log.record(
+                Seen(server: server, path: "/\(kind)/\(name)" + (signature.map { "?sig=" + $0 } ?? ""), range: range, authorization: authorization))
             guard let file = files[name] else { return Response(status: .notFound) }
             if await log.takeFailure(name) { return Response(status: .serviceUnavailable) }
             switch kind {
@@ -113,6 +125,13 @@ struct TestFileServers: Sendable {
             case "redirect":
                 guard let redirectPort else { return Response(status: .notFound) }
                 return Response(status: .found, headers: [.location: "http://127.0.0.1:\(redirectPort)/files/\(name)"])
+            case "presign":
+                guard let redirectPort else { return Response(status: .notFound) }
+                let location = "http://127.0.0.1:\(redirectPort)/once/\(name)?sig=\(await log.nextSignature())"
+                return Response(status: .found, headers: [.location: location])
+            case "once":
+                guard let signature, await log.use(signature) else { return Response(status: .forbidden) }
+                return await serve(file, name: name, range: range, log: log)
             default:
                 return Response(status: .notFound)
             }
