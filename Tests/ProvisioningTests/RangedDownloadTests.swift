@@ -155,6 +155,18 @@ import Testing
         }
     }
 
+    @Test func aServerThatGivesNoSizeGetsOneStream() async throws {
+        let folder = try ModelsFolder()
+        try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
+            let entries = [entry("model.gguf", url: servers.a + "/nolength/model.gguf", bytes: Self.model, sha256: sha256Hex(Self.model))]
+            _ = try await provision(entries, into: folder, connections: 4)
+            #expect(folder.contents("diffusion_models/model.gguf") == Self.model)
+            // No size, no ranges: the answer to the first request is the whole download.
+            #expect(await servers.log.requests.map(\.range) == ["bytes=0-"])
+            #expect(!folder.exists("diffusion_models/model.gguf.partial.segments"))
+        }
+    }
+
     @Test func aChecksumMismatchIsRejectedAndLeavesNothingBehind() async throws {
         let folder = try ModelsFolder()
         try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in

@@ -9,6 +9,7 @@ import Foundation
 /// Two local file servers standing in for Hugging Face / Civitai (server A) and their CDN (server B):
 /// `/files/<name>` honours Range; `/slow/<name>` too, pausing before the last byte; `/norange/<name>` ignores
 /// Range; `/private/<name>` wants `Bearer <token>`;
+/// `/nolength/<name>` honours Range but gives no size (chunked, `Content-Range: bytes a-b/*`);
 /// `/redirect/<name>` sends a 302 to server B's `/files/<name>`; `/presign/<name>` a 302 to B's
 /// `/once/<name>?sig=<n>`, a new n each time, and B serves each sig once and refuses it after (an expiring URL). Every request is logged with its Range and
 /// Authorization headers, and a file can be set to cut the connection halfway through its next response (or its next
@@ -119,6 +120,8 @@ struct TestFileServers: Sendable {
                 return await serve(file, name: name, range: range, log: log, pause: .milliseconds(300))
             case "norange":
                 return await serve(file, name: name, range: nil, log: log)
+            case "nolength":
+                return await serve(file, name: name, range: range, log: log, sendsLength: false)
             case "private":
                 guard authorization == "Bearer \(token)" else { return Response(status: .unauthorized) }
                 return await serve(file, name: name, range: range, log: log)
@@ -139,7 +142,9 @@ struct TestFileServers: Sendable {
         return router
     }
 
-    private static func serve(_ file: [UInt8], name: String, range: String?, log: RequestLog, pause: Duration = .zero) async -> Response {
+    private static func serve(
+        _ file: [UInt8], name: String, range: String?, log: RequestLog, pause: Duration = .zero, sendsLength: Bool = true
+    ) async -> Response {
         var start = 0
         var last = file.count - 1
         var closedRange = false
@@ -156,15 +161,15 @@ struct TestFileServers: Sendable {
                 closedRange = true
             }
             status = .partialContent
-            headers[.contentRange] = "bytes \(first)-\(last)/\(file.count)"
+            headers[.contentRange] = "bytes \(first)-\(last)/" + (sendsLength ? "\(file.count)" : "*")
         }
         let slice = Array(file[start...last])
-        headers[.contentLength] = "\(slice.count)"
+        if sendsLength { headers[.contentLength] = "\(slice.count)" }
         let cut = await log.takeCut(name, start: start)
         let closed = closedRange
         return Response(
             status: status, headers: headers,
-            body: ResponseBody(contentLength: slice.count) { writer in
+            body: ResponseBody(contentLength: sendsLength ? slice.count : nil) { writer in
                 await log.responseStarted(closedRange: closed)
                 let end = cut ? slice.count / 2 : slice.count
                 var offset = 0
