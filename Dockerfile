@@ -89,6 +89,7 @@ RUN /opt/builder/check-comfyui.sh /opt/swarmui-seed
 COPY builder/models.json /opt/swarm/models.json
 COPY builder/presets.json /opt/swarm/presets.json
 COPY scripts/onstart.sh /opt/swarm/onstart.sh
+COPY builder/gpu-check.py /opt/swarm/gpu-check.py
 COPY --from=build /out/swarm-worker /usr/local/bin/swarm-worker
 
 # Defaults only; tokens and queue keys come from the platform's environment at run time. VOLUME_PATH is left to

@@ -57,6 +57,10 @@ public struct JobLoop: Service {
                     logger.critical("\(error)")
                     throw error
                 }
+                if await !state.swarmUIEverReady {
+                    let timeline = await state.boot.summary
+                    logger.info("READY \(timeline)")
+                }
                 await state.swarmUIBecameReady()
             }
             let started = ContinuousClock.now

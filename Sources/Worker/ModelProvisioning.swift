@@ -18,6 +18,15 @@ public struct ModelProvisioner: Sendable {
     public struct Options: Sendable {
         /// Files downloading at once.
         public var concurrency: Int
+        /// Connections fetching ranges of one file at once; 1 downloads every file as one stream.
+        public var connections: Int
+        /// Connections open at once across all files.
+        public var totalConnections: Int
+        /// Range sizes (`SegmentPlan`); a file under two minimum ranges comes as one stream.
+        public var minimumSegment: Int64
+        public var maximumSegment: Int64
+        /// How often the ranges' progress is flushed and saved on the volume: what a kill -9 can cost to re-fetch.
+        public var stateInterval: Duration
         /// Consecutive attempts without progress before a file is given up.
         public var maxAttempts: Int
         public var backoff: Backoff
@@ -28,11 +37,18 @@ public struct ModelProvisioner: Sendable {
         public var freeSpace: @Sendable (String) throws -> Int64
 
         public init(
-            concurrency: Int = 3, maxAttempts: Int = 6, backoff: Backoff = Backoff(initial: .seconds(2), maximum: .seconds(60)),
+            concurrency: Int = 3, connections: Int = 32, totalConnections: Int = 64, minimumSegment: Int64 = 1 << 20,
+            maximumSegment: Int64 = 64 << 20, stateInterval: Duration = .seconds(1), maxAttempts: Int = 6,
+            backoff: Backoff = Backoff(initial: .seconds(2), maximum: .seconds(60)),
             diskReserve: Int64 = 1 << 30, progressInterval: Duration = .seconds(1),
             freeSpace: @escaping @Sendable (String) throws -> Int64 = ModelProvisioner.freeSpace(at:)
         ) {
             self.concurrency = max(1, concurrency)
+            self.connections = max(1, connections)
+            self.totalConnections = max(1, totalConnections)
+            self.minimumSegment = max(1, minimumSegment)
+            self.maximumSegment = max(self.minimumSegment, maximumSegment)
+            self.stateInterval = stateInterval
             self.maxAttempts = max(1, maxAttempts)
             self.backoff = backoff
             self.diskReserve = diskReserve
@@ -43,7 +59,8 @@ public struct ModelProvisioner: Sendable {
 
     public enum FileStatus: Sendable, Equatable {
         case present(bytes: Int64)
-        /// A `.partial` file from an interrupted download; the next download resumes it.
+        /// A `.partial` file from an interrupted download (bytes written, by its ranges' plan when it has one); the
+        /// next download resumes it.
         case partial(bytes: Int64)
         case missing
     }
@@ -90,9 +107,11 @@ public struct ModelProvisioner: Sendable {
     }
 
     /// An HTTP client suited to multi-GB downloads: redirects followed (Authorization is dropped when one leaves
-    /// the origin), and a read timeout so a stalled connection fails and resumes instead of hanging forever.
-    public static func makeHTTPClient() -> HTTPClient {
+    /// the origin), a read timeout so a stalled connection fails and resumes instead of hanging forever, and as many
+    /// connections to one host as the downloads may open (the client's default is 8).
+    public static func makeHTTPClient(connections: Int = Options().totalConnections) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, connections)
         configuration.timeout = .init(connect: .seconds(30), read: .seconds(120))
         configuration.redirectConfiguration = .follow(max: 10, allowCycles: false)
         configuration.decompression = .disabled
@@ -109,7 +128,7 @@ public struct ModelProvisioner: Sendable {
                 if let info = FileSystem.info(path) {
                     .present(bytes: Int64(info.st_size))
                 } else if let info = FileSystem.linkInfo(path + ".partial") {
-                    .partial(bytes: Int64(info.st_size))
+                    .partial(bytes: SegmentPlan.load(ModelDownload.planPath(partial: path + ".partial"))?.done ?? Int64(info.st_size))
                 } else {
                     .missing
                 }
@@ -174,14 +193,15 @@ public struct ModelProvisioner: Sendable {
 
     /// At most `concurrency` downloads at once; returns the failures.
     private func download(_ models: [ModelStatus], tracker: DownloadProgressTracker) async -> [ModelProvisioningError] {
-        await withTaskGroup(of: ModelProvisioningError?.self) { group in
+        let slots = ConnectionSlots(options.totalConnections)
+        return await withTaskGroup(of: ModelProvisioningError?.self) { group in
             var queue = Array(models.enumerated()).makeIterator()
             func startNext() {
                 guard let next = queue.next() else { return }
                 let (index, model) = (next.offset, next.element)
                 let download = ModelDownload(
                     entry: model.entry, destination: model.path, token: model.entry.tokenEnv.flatMap { tokens[$0] },
-                    httpClient: httpClient, options: options, tracker: tracker, index: index, logger: logger)
+                    httpClient: httpClient, options: options, slots: slots, tracker: tracker, index: index, logger: logger)
                 group.addTask {
                     do throws(ModelProvisioningError) {
                         try FileSystem.makeDirectories(URL(fileURLWithPath: model.path).deletingLastPathComponent().path, for: model.entry.name)
@@ -205,7 +225,8 @@ public struct ModelProvisioner: Sendable {
     }
 
     private func checkFreeSpace(for missing: [ModelStatus]) throws(ModelProvisioningError) {
-        let needed = missing.reduce(options.diskReserve) { $0 + $1.remainingBytes }
+        // A preallocated partial already holds its blocks.
+        let needed = missing.reduce(options.diskReserve) { $0 + max(0, $1.entry.sizeBytes - FileSystem.allocatedBytes($1.path + ".partial")) }
         try FileSystem.makeDirectories(modelsRoot, for: "Models/")
         let free: Int64
         do {

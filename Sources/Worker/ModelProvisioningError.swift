@@ -33,6 +33,10 @@ public indirect enum ModelProvisioningError: Error, Sendable, CustomStringConver
         }
     }
 
+    var isCancellation: Bool {
+        if case .cancelled = self { true } else { false }
+    }
+
     public var description: String {
         switch self {
         case .manifestInvalid(let source, let problems):

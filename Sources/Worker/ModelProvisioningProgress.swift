@@ -69,6 +69,16 @@ final class DownloadProgressTracker: Sendable {
         }
     }
 
+    /// Raises a file's bytes done, never lowering them: the connections of one file report out of order.
+    func raise(_ index: Int, done: Int64) {
+        state.withLock { state in
+            state.files[index].done = max(state.files[index].done, done)
+            state.files[index].total = max(state.files[index].total, state.files[index].done)
+        }
+    }
+
+    func done(_ index: Int) -> Int64 { state.withLock { $0.files[index].done } }
+
     /// The current state, with each file's rate since the previous snapshot.
     func snapshot() -> ModelDownloadProgress {
         state.withLock { state in

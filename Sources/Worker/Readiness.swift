@@ -23,12 +23,16 @@ public struct ReadinessWait: Sendable {
     public var processFailure: @Sendable () async -> String?
     /// Whether SwarmUI has been ready before (since the worker started).
     public var everReady: @Sendable () async -> Bool
+    /// Told "SwarmUI answers" at the first answer and "backend ready" at the end, for the boot's timeline.
+    public var mark: @Sendable (String) async -> Void
     public var logger: Logger
 
+    /// Polls every 250 ms: a poll is one local status request, and READY is seen at most that long after it is true.
     public init(
-        swarm: any SwarmUIBackend, requirements: BackendRequirements = .none, timeout: Duration, pollInterval: Duration = .seconds(1),
+        swarm: any SwarmUIBackend, requirements: BackendRequirements = .none, timeout: Duration, pollInterval: Duration = .milliseconds(250),
         reportInterval: Duration = .seconds(60), erroredGrace: Duration = .seconds(60), lackingSettle: Duration = .seconds(10),
         processFailure: @escaping @Sendable () async -> String? = { nil }, everReady: @escaping @Sendable () async -> Bool = { false },
+        mark: @escaping @Sendable (String) async -> Void = { _ in },
         logger: Logger
     ) {
         self.swarm = swarm
@@ -40,6 +44,7 @@ public struct ReadinessWait: Sendable {
         self.lackingSettle = lackingSettle
         self.processFailure = processFailure
         self.everReady = everReady
+        self.mark = mark
         self.logger = logger
     }
 
@@ -50,12 +55,18 @@ public struct ReadinessWait: Sendable {
         var detail = "no answer yet"
         // Since when the backend has been failed or lacking without a break.
         var troubleSince: ContinuousClock.Instant?
+        var answered = false
         while true {
             if let failure = await processFailure() { throw ReadinessError(reason: failure) }
             do {
                 let readiness = try await swarm.readiness(requiring: requirements)
+                if !answered {
+                    answered = true
+                    await mark("SwarmUI answers")
+                }
                 switch readiness {
                 case .ready:
+                    await mark("backend ready")
                     logger.info("SwarmUI is ready after \(Int((clock.now - start).seconds)) s")
                     return
                 case .starting(let now):

@@ -216,11 +216,13 @@ enum FileSystem {
         }
     }
 
-    /// Writes every byte, retrying short writes and EINTR.
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(Failure) {
+    /// Writes every byte, retrying short writes and EINTR; at `position` (pwrite) when given, else where the file is.
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at position: Int64? = nil, path: String) throws(Failure) {
         var offset = 0
         while offset < bytes.count {
-            let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let written =
+                if let position { pwrite(fd, bytes.baseAddress! + offset, bytes.count - offset, off_t(position + Int64(offset))) }
+                else { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw Failure(operation: "write", path: path, code: errno)

@@ -50,6 +50,8 @@ public struct SwarmUISupervisor: Service {
     public var redactor: SecretRedactor
     public var logger: Logger
     public var restartBackoff = Backoff(initial: .seconds(1), maximum: .seconds(60))
+    /// Added to `environment` at each launch (read then: the volume is prepared after this is made).
+    public var launchEnvironment: @Sendable () -> [String: String] = { [:] }
 
     public init(
         folder: String, host: String, port: Int, monitor: SwarmUIProcessMonitor, state: WorkerState, environment: [String: String],
@@ -107,15 +109,19 @@ public struct SwarmUISupervisor: Service {
         let monitor = monitor
         let logger = logger
         let redactor = redactor
-        let environment = Dictionary(uniqueKeysWithValues: environment.compactMap { name, value in
-            Environment.Key(rawValue: name).map { ($0, value) }
-        })
+        // The allow-listed environment, plus what the speed-ups set at this launch (read now: the volume is prepared
+        // after the supervisor is made).
+        let launchEnvironment = Dictionary(
+            environment.merging(self.launchEnvironment()) { _, launch in launch }.compactMap { name, value in
+                Environment.Key(rawValue: name).map { ($0, value) }
+            }, uniquingKeysWith: { _, last in last })
         let result = try await Subprocess.run(
             .name("bash"), arguments: [script, "--launch_mode", "none", "--host", host, "--port", String(port)],
-            environment: .custom(environment), workingDirectory: FilePath(folder), platformOptions: options,
+            environment: .custom(launchEnvironment), workingDirectory: FilePath(folder), platformOptions: options,
             input: .none, output: .sequence, error: .sequence
         ) { execution in
-            try await withGracefulShutdownHandler {
+            await state.markBoot("SwarmUI launched")
+            return try await withGracefulShutdownHandler {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     // Drain both pipes to the end so SwarmUI's last words are logged, even during shutdown.
                     group.addTask {

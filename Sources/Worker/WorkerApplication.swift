@@ -58,16 +58,17 @@ public struct WorkerApplication: Sendable {
         let readiness = ReadinessWait(
             swarm: swarm, requirements: BackendRequirements(presets: presets), timeout: configuration.startupTimeout,
             erroredGrace: configuration.erroredGrace, processFailure: { await monitor.failure },
-            everReady: { [state] in await state.swarmUIEverReady }, logger: logger)
+            everReady: { [state] in await state.swarmUIEverReady }, mark: { [state] in await state.markBoot($0) }, logger: logger)
         let loop = JobLoop(
             queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
             shutdownGrace: configuration.shutdownGrace, logger: logger)
         var services: [any Service] = []
         if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
-            services.append(
-                SwarmUISupervisor(
-                    folder: folder, host: host, port: port, monitor: monitor, state: state,
-                    environment: configuration.swarmUIEnvironment, redactor: redactor, logger: logger))
+            var supervisor = SwarmUISupervisor(
+                folder: folder, host: host, port: port, monitor: monitor, state: state,
+                environment: configuration.swarmUIEnvironment, redactor: redactor, logger: logger)
+            supervisor.launchEnvironment = { [volume = configuration.volumePath] in ComfyUISpeedups.launchEnvironment(volume: volume) }
+            services.append(supervisor)
         }
         services.append(loop)
         return services

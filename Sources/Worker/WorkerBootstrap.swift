@@ -17,6 +17,7 @@ public enum WorkerBootstrap {
         configuration: WorkerConfiguration, state: WorkerState, logger: Logger
     ) async throws(VolumePreparationError) {
         await state.setStage(.provisioning)
+        await state.markBoot("process start")
         do throws(VolumePreparationError) {
             let launches = configuration.swarmUIMode != .attach
             if launches {
@@ -28,7 +29,10 @@ public enum WorkerBootstrap {
                 } catch {
                     throw .seed(error)
                 }
+                await state.markBoot("seed check")
             }
+            // The GPU check (seconds, once per GPU and image) runs alongside the downloads, off the critical path.
+            async let speedups: Void = launches ? ComfyUISpeedups(configuration: configuration).apply(logger: logger) : ()
             if let manifestPath = configuration.modelsFile {
                 let throttle = Throttle(every: .seconds(10))
                 do {
@@ -44,7 +48,10 @@ public enum WorkerBootstrap {
                 } catch {
                     throw .models(error)
                 }
+                await state.markBoot("models")
             }
+            await speedups
+            if launches { await state.markBoot("GPU check") }
             if launches {
                 let presets: Presets
                 do {
@@ -54,6 +61,7 @@ public enum WorkerBootstrap {
                 }
                 let missing = missingPresetModels(presets, modelsRoot: configuration.modelsPath)
                 if !missing.isEmpty { throw .models(.presetModelsMissing(models: missing, modelsRoot: configuration.modelsPath)) }
+                await state.markBoot("preset models")
             }
         } catch {
             await state.setStage(.error(WorkerFailure(reason: error.description, kind: error.failureKind)))
@@ -69,10 +77,13 @@ public enum WorkerBootstrap {
         progress: @escaping @Sendable (ModelDownloadProgress) async -> Void
     ) async throws(ModelProvisioningError) -> ModelProvisioner.Summary {
         let manifest = try ModelManifest.load(path: manifestPath)
-        let httpClient = ModelProvisioner.makeHTTPClient()
+        let httpClient = ModelProvisioner.makeHTTPClient(connections: configuration.modelDownloadConnectionsTotal)
         let provisioner = ModelProvisioner(
             manifest: manifest, modelsRoot: configuration.modelsPath, tokens: configuration.modelTokens, httpClient: httpClient,
-            options: .init(concurrency: configuration.modelDownloadConcurrency), logger: logger)
+            options: .init(
+                concurrency: configuration.modelDownloadConcurrency, connections: configuration.modelDownloadConnections,
+                totalConnections: configuration.modelDownloadConnectionsTotal),
+            logger: logger)
         let outcome: Result<ModelProvisioner.Summary, ModelProvisioningError>
         do {
             outcome = .success(try await provisioner.provision(progress: progress))

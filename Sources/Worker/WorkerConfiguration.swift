@@ -45,6 +45,15 @@ public struct WorkerConfiguration: Sendable {
     public var modelTokens: [String: Secret]
     /// How many models download at once.
     public var modelDownloadConcurrency: Int
+    /// Connections fetching ranges of one model at once (1: one stream per model).
+    public var modelDownloadConnections: Int
+    /// Connections open at once across all models downloading.
+    public var modelDownloadConnectionsTotal: Int
+    /// ComfyUI's `--use-sage-attention`: where the GPU check passes (auto), always (on) or never (off).
+    public var sageAttention: ComfyUISpeedups.SageAttention
+    /// The GPU check (`builder/gpu-check.py`) and the python (the image's venv) that runs it.
+    public var gpuCheckScript: String
+    public var gpuCheckPython: String
     /// Keep SwarmUI's own files of a job after its outputs are delivered (by default they are deleted).
     public var keepsSwarmUIOutputs: Bool
     /// The environment SwarmUI is launched with: the allow-list of `SwarmUIEnvironment` plus `SWARMUI_PASS_ENV`.
@@ -112,10 +121,23 @@ public struct WorkerConfiguration: Sendable {
         ]
         modelTokens = tokens.compactMapValues { $0.flatMap { $0.isEmpty ? nil : Secret($0) } }
         modelDownloadConcurrency = max(1, int("SWARM_DOWNLOAD_CONCURRENCY", 3))
+        modelDownloadConnections = max(1, int("SWARM_DOWNLOAD_CONNECTIONS", 32))
+        modelDownloadConnectionsTotal = max(1, int("SWARM_DOWNLOAD_CONNECTIONS_TOTAL", 64))
         keepsSwarmUIOutputs = flag("SWARM_KEEP_SWARMUI_OUTPUTS")
         erroredGrace = .seconds(int("SWARMUI_ERRORED_GRACE", 60))
         let passed = (env["SWARMUI_PASS_ENV"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         swarmUIEnvironment = [:]
+        let sage = (env["SWARM_SAGE_ATTENTION"] ?? "").lowercased()
+        if sage.isEmpty {
+            sageAttention = .auto
+        } else if let mode = ComfyUISpeedups.SageAttention(rawValue: sage) {
+            sageAttention = mode
+        } else {
+            sageAttention = .auto
+            problems.append("SWARM_SAGE_ATTENTION='\(sage)' is not one of auto, on, off")
+        }
+        gpuCheckScript = env["SWARM_GPU_CHECK"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/swarm/gpu-check.py"
+        gpuCheckPython = env["SWARM_GPU_CHECK_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "/opt/venv/bin/python"
 
         // RunPod serverless injects its own templates; otherwise derive them from one queue URL.
         let pingMs = int("RUNPOD_PING_INTERVAL", 10_000)

@@ -23,8 +23,15 @@ public actor WorkerState {
     /// Whether SwarmUI has been ready since it last (re)started; a connection failure mid-job clears it.
     public private(set) var swarmUIReady = false
     public private(set) var swarmUIEverReady = false
+    /// The first boot's steps up to READY.
+    public private(set) var boot = BootTimeline()
 
     public init() {}
+
+    /// Marks the end of a boot step; once SwarmUI was ready (a restart later), steps are no longer the boot's.
+    public func markBoot(_ step: String) {
+        if !swarmUIEverReady { boot.mark(step) }
+    }
 
     /// Everything at one instant, for `/health` and `/metrics`.
     public struct Snapshot: Sendable {

@@ -67,6 +67,11 @@ struct WorkerProcessTests {
         #expect(health["stage"] == "STARTING_APP")
         #expect(try await rig.peer.state()["taken"]?.arrayValue?.isEmpty == true, "no job is taken before SwarmUI can generate")
         #expect(try await rig.peer.result("j1")["output"] != nil)
+        // At READY the worker logs where the boot's time went, SwarmUI's loading (4 s here) included.
+        let timings = try #require(rig.worker.output.first { $0.contains("READY") && $0.contains("after start") })
+        for step in ["process start", "seed check", "preset models", "SwarmUI launched", "SwarmUI answers", "backend ready"] {
+            #expect(timings.contains(step), "\(step) in: \(timings)")
+        }
     }
 
     /// A manifest of one model at `url` (a zero-filled file of `size` bytes), written to a new directory. A LoRA, since

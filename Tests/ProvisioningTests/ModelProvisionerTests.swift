@@ -52,13 +52,16 @@ func entry(
 func provision(
     _ entries: [ModelManifest.Entry], into folder: ModelsFolder, tokens: [String: Secret] = [:],
     freeSpace: @escaping @Sendable (String) throws -> Int64 = { _ in 1 << 50 }, maxAttempts: Int = 4,
+    connections: Int = 4, totalConnections: Int = 8,
     progress: @escaping @Sendable (ModelDownloadProgress) async -> Void = { _ in }
 ) async throws(ModelProvisioningError) -> ModelProvisioner.Summary {
     let client = ModelProvisioner.makeHTTPClient()
     let provisioner = ModelProvisioner(
         manifest: ModelManifest(models: entries), modelsRoot: folder.models, tokens: tokens, httpClient: client,
         options: .init(
-            concurrency: 2, maxAttempts: maxAttempts, backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)),
+            concurrency: 2, connections: connections, totalConnections: totalConnections, minimumSegment: 256 << 10,
+            stateInterval: .milliseconds(50), maxAttempts: maxAttempts,
+            backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)),
             diskReserve: 0, progressInterval: .milliseconds(20), freeSpace: freeSpace),
         logger: quiet)
     let result: Result<ModelProvisioner.Summary, ModelProvisioningError>
@@ -106,7 +109,7 @@ func provision(
             await servers.log.cutNext("model.gguf")
             let reports = ProgressLog()
             let entries = [entry("model.gguf", url: servers.a + "/files/model.gguf", bytes: Self.model, sha256: sha256Hex(Self.model))]
-            _ = try await provision(entries, into: folder, progress: { await reports.add($0) })
+            _ = try await provision(entries, into: folder, connections: 1, progress: { await reports.add($0) })
             #expect(folder.contents("diffusion_models/model.gguf") == Self.model)
 
             let requests = await servers.log.requests
@@ -131,7 +134,7 @@ func provision(
             let entries = [entry("model.gguf", url: servers.a + "/files/model.gguf", bytes: Self.model, sha256: sha256Hex(Self.model))]
             let statuses = ModelProvisioner.status(of: ModelManifest(models: entries), modelsRoot: folder.models)
             #expect(statuses.map(\.status) == [.partial(bytes: 1_000_000)])
-            _ = try await provision(entries, into: folder)
+            _ = try await provision(entries, into: folder, connections: 1)
             #expect(folder.contents("diffusion_models/model.gguf") == Self.model)
             #expect(await servers.log.requests.map(\.range) == ["bytes=1000000-"])
         }
@@ -145,7 +148,7 @@ func provision(
                 entry("model.gguf", url: servers.a + "/files/model.gguf", bytes: Self.model, sha256: sha256Hex(Self.model)),
                 entry("gone.gguf", url: servers.a + "/files/gone.gguf", bytes: Self.model),
             ]
-            let error = await #expect(throws: ModelProvisioningError.self) { try await provision(entries, into: folder) }
+            let error = await #expect(throws: ModelProvisioningError.self) { try await provision(entries, into: folder, connections: 1) }
             guard case .refused("gone.gguf", 404, _, let hint)? = error else {
                 Issue.record("expected a 404 for gone.gguf only, got \(String(describing: error))")
                 return
@@ -158,13 +161,16 @@ func provision(
         }
     }
 
-    @Test func restartsWhenTheServerIgnoresRange() async throws {
+    @Test(arguments: [1, 4]) func restartsWhenTheServerIgnoresRange(connections: Int) async throws {
         let folder = try ModelsFolder()
         try folder.write("diffusion_models/model.gguf.partial", testBytes(count: 5000, seed: 99))
         try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
             let entries = [entry("model.gguf", url: servers.a + "/norange/model.gguf", bytes: Self.model, sha256: sha256Hex(Self.model))]
-            _ = try await provision(entries, into: folder)
+            _ = try await provision(entries, into: folder, connections: connections)
             #expect(folder.contents("diffusion_models/model.gguf") == Self.model)
+            // One stream: the answer to the first request is the whole file.
+            #expect(await servers.log.requests.map(\.range) == ["bytes=5000-"])
+            #expect(!folder.exists("diffusion_models/model.gguf.partial.segments"))
         }
     }
 
@@ -184,7 +190,9 @@ func provision(
         try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
             let wrong = String(repeating: "ab", count: 32)
             let entries = [entry("model.gguf", url: servers.a + "/files/model.gguf", bytes: Self.model, sha256: wrong)]
-            let error = await #expect(throws: ModelProvisioningError.self) { try await provision(entries, into: folder, maxAttempts: 2) }
+            let error = await #expect(throws: ModelProvisioningError.self) {
+                try await provision(entries, into: folder, maxAttempts: 2, connections: 1)
+            }
             guard case .gaveUp(let model, let attempts, .checksumMismatch(_, let expected, let actual))? = error else {
                 Issue.record("expected a checksum mismatch, got \(String(describing: error))")
                 return
@@ -240,10 +248,29 @@ func provision(
             ]
             _ = try await provision(entries, into: folder, tokens: ["HUGGINGFACE_API_TOKEN": Secret(TestFileServers.token)])
             #expect(folder.contents("diffusion_models/model.gguf") == Self.model)
+            // The first request goes to the origin with the token and follows the redirect to B without it; the ranges
+            // then ask B directly, without it.
             let requests = await servers.log.requests
-            #expect(requests.map(\.server) == ["A", "B"])
-            #expect(requests[0].authorization == "Bearer \(TestFileServers.token)")
-            #expect(requests[1].authorization == nil)
+            #expect(requests.filter { $0.server == "A" }.map(\.range) == ["bytes=0-"])
+            #expect(requests.first?.authorization == "Bearer \(TestFileServers.token)")
+            #expect(requests.count > 2 && requests.dropFirst().allSatisfy { $0.server == "B" && $0.authorization == nil })
+        }
+    }
+
+    @Test func anExpiredCDNURLSendsTheRangesBackToTheOrigin() async throws {
+        let folder = try ModelsFolder()
+        try await TestFileServers.withServers(files: ["model.gguf": Self.model]) { servers in
+            let entries = [
+                entry("model.gguf", url: servers.a + "/presign/model.gguf", bytes: Self.model, sha256: sha256Hex(Self.model),
+                      tokenEnv: "CIVITAI_API_TOKEN")
+            ]
+            _ = try await provision(entries, into: folder, tokens: ["CIVITAI_API_TOKEN": Secret(TestFileServers.token)])
+            #expect(folder.contents("diffusion_models/model.gguf") == Self.model)
+            let requests = await servers.log.requests
+            // Each signed URL works once here: every range was refused at B, asked A again, and got a fresh one.
+            #expect(requests.filter { $0.server == "A" }.count > 1)
+            #expect(requests.filter { $0.server == "A" }.allSatisfy { $0.authorization == "Bearer \(TestFileServers.token)" })
+            #expect(requests.filter { $0.server == "B" }.allSatisfy { $0.authorization == nil })
         }
     }
 

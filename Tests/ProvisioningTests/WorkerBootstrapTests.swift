@@ -33,7 +33,35 @@ import Foundation
             #expect(FileManager.default.fileExists(atPath: configuration.swarmUIFolder + "/launch-linux.sh"))
             #expect(FileManager.default.contents(atPath: configuration.modelsPath + "/diffusion_models/model.gguf") == Data(Self.model))
             #expect(FileManager.default.fileExists(atPath: configuration.modelsPath + "/diffusion_models/model.swarm.json"))
+            // Each step on the critical path is marked, for the timings logged at READY.
+            #expect(await state.boot.steps.map(\.name) == ["process start", "seed check", "models", "GPU check", "preset models"])
         }
+    }
+
+    @Test func downloadAndSpeedupSettingsAreReadAndCheckedInOnePlace() throws {
+        let defaults = try WorkerConfiguration(environment: [:])
+        #expect(defaults.modelDownloadConnections == 32 && defaults.modelDownloadConnectionsTotal == 64)
+        #expect(defaults.sageAttention == .auto && defaults.gpuCheckScript == "/opt/swarm/gpu-check.py")
+        let set = try WorkerConfiguration(environment: [
+            "SWARM_DOWNLOAD_CONNECTIONS": "4", "SWARM_DOWNLOAD_CONNECTIONS_TOTAL": "6", "SWARM_SAGE_ATTENTION": "OFF",
+        ])
+        #expect(set.modelDownloadConnections == 4 && set.modelDownloadConnectionsTotal == 6 && set.sageAttention == .off)
+        let error = #expect(throws: WorkerConfigurationError.self) {
+            try WorkerConfiguration(environment: ["SWARM_SAGE_ATTENTION": "maybe", "SWARM_DOWNLOAD_CONNECTIONS": "many"])
+        }
+        #expect(error?.description.contains("SWARM_SAGE_ATTENTION='maybe' is not one of auto, on, off") == true)
+        #expect(error?.description.contains("SWARM_DOWNLOAD_CONNECTIONS='many'") == true)
+    }
+
+    @Test func theBootTimelineGivesEachStepItsShare() {
+        let start = ContinuousClock.now
+        var timeline = BootTimeline(started: start)
+        timeline.mark("seed check", at: start + .milliseconds(20))
+        timeline.mark("SwarmUI answers", at: start + .milliseconds(1520))
+        timeline.mark("backend ready", at: start + .milliseconds(4000))
+        #expect(timeline.summary == "4.00 s after start: seed check 0.02 s, SwarmUI answers 1.50 s, backend ready 2.48 s")
+        // The process started before this code ran, never after.
+        #expect(BootTimeline.processStart() <= .now)
     }
 
     @Test func aPresetModelNobodyProvidesIsAnError() async throws {

@@ -1,4 +1,5 @@
 import datetime
+import re
 
 import pytest
 
@@ -59,3 +60,17 @@ def test_backend_is_the_baked_comfyui(backends, repo):
     assert config["AutoUpdate"] == "false"
     assert config["UpdateManagedNodes"] == "false"
     assert config["AutoRestart"] == "true"
+
+
+def test_backend_carries_the_gpu_speedups(backends, repo, dockerfile):
+    # sageattention is installed in the image (requirements.txt) and enabled here; swarm-worker drops the flag where
+    # its GPU check (gpu-check.py, copied into the image) fails: docs/performance.md.
+    args = backends["0"]["settings"]["ExtraArgs"].split()
+    assert "--use-sage-attention" in args
+    assert re.search(r"^sageattention==", (repo / "builder" / "requirements.txt").read_text(), re.M)
+    copies = [rest.split() for keyword, rest in dockerfile if keyword == "COPY"]
+    assert ["builder/gpu-check.py", "/opt/swarm/gpu-check.py"] in copies
+    # SwarmUI adds these itself on RTX 30/40/50 unless told not to; nothing here may turn its internal args off.
+    assert backends["0"]["settings"].get("DisableInternalArgs", "false") == "false"
+    assert "--use-sage-attention" in (repo / "Sources" / "Worker" / "ComfyUISpeedups.swift").read_text()
+    assert "/opt/swarm/gpu-check.py" in (repo / "Sources" / "Worker" / "WorkerConfiguration.swift").read_text()
