@@ -160,7 +160,7 @@ struct OutputRoutes {
         guard let authority = request.head.authority, !authority.isEmpty else {
             throw APIError.badRequest(field: "Host", "the request names no host to build links with; set SWARM_PUBLIC_URL on the control plane")
         }
-        return "http://\(authority)"
+        return "\(core.configuration.scheme)://\(authority)"
     }
 
     // MARK: Local files
