@@ -5,6 +5,7 @@ import JobProtocol
 import JobStore
 import SwarmCore
 import Testing
+@testable import Worker
 
 /// fal.ai's queue protocol beside the RunPod API (falai.md), in process; `tests/python/test_fal_client.py` drives it
 /// with the real fal-client over TLS.
@@ -215,6 +216,28 @@ import Testing
         #expect(text["preset"] == "wan22-t2v-lightx2v")
         #expect(text["init_image"] == nil)
         #expect(throws: FalFieldError.self) { try FalApp.textToVideo.jobInput(["prompt": "p", "image_url": "https://x"]) }
+    }
+
+    /// What the fal mapping produces is an input the worker accepts, with the built-in presets.
+    @Test func wanInputsParseOnTheWorker() throws {
+        let parser = JobInputParser(presets: try Presets.load(path: nil))
+        let bodies: [(FalApp, JSONValue)] = [
+            (.imageToVideo, ["prompt": "p", "image_url": "https://x/y.png"]),
+            (.imageToVideo, ["prompt": "p", "image_url": "data:image/png;base64,AAAA", "aspect_ratio": "1:1", "resolution": "580p", "acceleration": "none", "shift": 5, "seed": 3]),
+            (.imageToVideoLoRA, ["prompt": "p", "image_url": "https://x/y.png", "loras": [["path": "style", "scale": 0.5, "transformer": "both"]]]),
+        ]
+        for (app, body) in bodies {
+            guard case .generate(let request) = try parser.parse(try app.jobInput(body)) else {
+                Issue.record("\(app): not a generate request")
+                continue
+            }
+            #expect(request.mode == .imageToVideo)
+            #expect(request.parameters["videomodel"] != nil)
+        }
+        // The built-in presets have no text-to-video preset: such a job fails on the worker, naming the ones it has.
+        #expect(throws: InputError.self) { try parser.parse(try FalApp.textToVideo.jobInput(["prompt": "p"])) }
+        // The RunPod API's provider field reaches the worker, which accepts it.
+        #expect(throws: Never.self) { try parser.parse(["preset": "wan22-i2v-lightx2v", "prompt": "p", "init_image": "https://x/y.png", "provider": "vastai"]) }
     }
 
     @Test func providerIsCheckedInTheRunPodAPI() async throws {
