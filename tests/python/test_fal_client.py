@@ -149,3 +149,12 @@ def test_wrong_key_is_a_401(server):
     with pytest.raises(fal_client.client.FalClientHTTPError) as raised:
         client.submit(APP, arguments=arguments())
     assert raised.value.status_code == 401
+
+
+def test_plain_http_beyond_loopback_warns(tmp_path):
+    serve = Serve(tmp_path, args=["--host", "0.0.0.0"], env={"SWARM_API_KEYS": CLIENT_KEY}, key=f"Bearer {CLIENT_KEY}")
+    try:
+        log = serve.log_path.read_text()
+    finally:
+        serve.stop()
+    assert "plain HTTP on 0.0.0.0" in log and "--tls-cert" in log, log
