@@ -4,13 +4,16 @@ private CA, the way the users' app would reach it after changing FAL_QUEUE_RUN_H
 fal_client reads its hosts once, at import, and always speaks https: the port and the environment are fixed before
 it is imported, and the server's certificate is signed by a CA made here and trusted through SSL_CERT_FILE."""
 
+import atexit
 import base64
 import http.server
 import json
 import os
+import shutil
 import ssl
 import struct
 import subprocess
+import tempfile
 import threading
 import urllib.request
 import zlib
@@ -23,7 +26,8 @@ from conftest import Serve, free_port, wait_until
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_KEY = "fal-test-client-key"
 PORT = free_port()
-CERTS = Path(os.environ.get("TMPDIR", "/tmp")) / f"swarm-fal-certs-{os.getpid()}"
+CERTS = Path(tempfile.mkdtemp(prefix="swarm-fal-certs-"))
+atexit.register(shutil.rmtree, CERTS, ignore_errors=True)
 subprocess.run([str(ROOT / "scripts/make-test-certs.sh"), str(CERTS)], check=True)
 os.environ["FAL_QUEUE_RUN_HOST"] = f"127.0.0.1:{PORT}"
 os.environ["FAL_RUN_HOST"] = f"127.0.0.1:{PORT}"
