@@ -46,7 +46,7 @@ public func buildApplication(
     ClientRoutes(core: core).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
-    FalRoutes(core: core).register(on: router)
+    FalRoutes(core: core, httpClient: httpClient).register(on: router)
     if let outputs = configuration.outputs {
         let routes = OutputRoutes(core: core, outputs: outputs, httpClient: httpClient)
         routes.registerUploads(on: workerGroup)

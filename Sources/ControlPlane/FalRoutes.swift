@@ -1,8 +1,10 @@
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import JobProtocol
 import JobStore
 import NIOCore
+import Storage
 import SwarmCore
 import Synchronization
 
@@ -11,6 +13,8 @@ import Synchronization
 /// the job id.
 struct FalRoutes {
     let core: ControlPlaneCore
+    /// Stores `data:` images as input files (S3 uploads go through it).
+    let httpClient: HTTPClient
     /// The in-queue count of the default endpoint, read at most once a second: status polls come every 0.1 s per
     /// request, and each must cost no more than one job read.
     private let queued = QueuedCount()
@@ -51,7 +55,8 @@ struct FalRoutes {
         } catch {
             throw FalError.validation(error)
         }
-        var job = NewJob(id: JobRequest.newID(), endpoint: ControlPlaneConfiguration.defaultEndpoint, input: input)
+        var job = NewJob(
+            id: JobRequest.newID(), endpoint: ControlPlaneConfiguration.defaultEndpoint, input: try await storeDataImage(input, request: request))
         if let webhook = request.uri.queryParameters.get("fal_webhook"), !webhook.isEmpty {
             guard webhook.utf8.count <= 2048, let url = URL(string: webhook), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
                 url.host?.isEmpty == false
@@ -73,16 +78,46 @@ struct FalRoutes {
     }
 
     private func requestURLs(_ id: String, _ request: Request) throws -> (status: String, response: String, cancel: String) {
-        let base: String
-        if let url = core.configuration.publicURL {
-            base = url
-        } else if let authority = request.head.authority, !authority.isEmpty {
-            base = "\(core.configuration.scheme)://\(authority)"
-        } else {
+        let response = "\(try baseURL(request))/\(FalApp.base)/requests/\(id)"
+        return (response + "/status", response, response + "/cancel")
+    }
+
+    /// This server as the client reached it, or `--public-url`.
+    private func baseURL(_ request: Request) throws -> String {
+        if let url = core.configuration.publicURL { return url }
+        guard let authority = request.head.authority, !authority.isEmpty else {
             throw FalError(.badRequest, "the request names no host to build its URLs with; set --public-url on the server", type: "missing_host")
         }
-        let response = "\(base)/\(FalApp.base)/requests/\(id)"
-        return (response + "/status", response, response + "/cancel")
+        return "\(core.configuration.scheme)://\(authority)"
+    }
+
+    /// A `data:` image becomes an input file in storage, so that the stored job, which every status poll reads and the
+    /// worker is handed, carries a link instead of the picture. Inline when the server stores no files.
+    private func storeDataImage(_ input: JSONValue, request: Request) async throws -> JSONValue {
+        guard let outputs = core.configuration.outputs, case .object(var fields) = input, let image = fields["init_image"]?.stringValue,
+            image.hasPrefix("data:"), let comma = image.firstIndex(of: ",")
+        else { return input }
+        let header = image[image.index(image.startIndex, offsetBy: 5)..<comma]
+        let type = header.split(separator: ";").first.map { $0.lowercased() } ?? ""
+        guard let ext = OutputRoutes.inputTypes[type] else {
+            throw FalError.validation(FalFieldError("image_url", "a data: image must be image/png, image/jpeg, image/webp or image/gif, got '\(type.prefix(40))'"))
+        }
+        guard let bytes = Data(base64Encoded: String(image[image.index(after: comma)...]), options: .ignoreUnknownCharacters), !bytes.isEmpty else {
+            throw FalError.validation(FalFieldError("image_url", "the data: URI holds no base64 image"))
+        }
+        guard bytes.count <= OutputRoutes.inputLimit else {
+            throw FalError.validation(FalFieldError("image_url", "the image is \(formatBytes(Int64(bytes.count))), above the \(formatBytes(OutputRoutes.inputLimit)) a worker fetches"))
+        }
+        let key = ObjectKey.input(endpoint: ControlPlaneConfiguration.defaultEndpoint, fileName: randomUUIDString() + "." + ext)
+        do {
+            let stored = try await OutputRoutes.storeInput(
+                RequestBody(buffer: ByteBuffer(bytes: bytes)), key: key, size: Int64(bytes.count), contentType: type,
+                storage: outputs.storage(httpClient: httpClient, baseURL: try baseURL(request)), httpClient: httpClient)
+            fields["init_image"] = .string(stored.url)
+        } catch let error as StorageError {
+            throw FalError(.serviceUnavailable, "storing the data: image failed: \(error.message)", type: "storage_error")
+        }
+        return .object(fields)
     }
 
     // MARK: Read

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import JobProtocol
 import JobStore
+import Storage
 import SwarmCore
 import Testing
 @testable import Worker
@@ -72,6 +73,27 @@ import Testing
                     "video": ["url": "https://swarm.test/files/out.mp4", "content_type": "video/mp4", "file_name": "out.mp4", "file_size": 1234],
                     "seed": 7, "prompt": "a cat",
                 ])
+        }
+    }
+
+    /// A data: image is stored as an input file: status polls and job-takes then read a link, not the picture.
+    @Test func dataImageIsStoredAsAnInputFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fal-inputs-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = Self.configuration
+        configuration.outputs = OutputStorageSettings(configuration: StorageConfiguration(backend: .local(directory: directory)), signingSecret: Secret("fal-test"))
+        try await withControlPlane(configuration) { api in
+            let picture = Data(String(repeating: "not really a png ", count: 200).utf8)
+            let submit = try await api.call(.post, Self.app, ["prompt": "a", "image_url": .string("data:image/png;base64,\(picture.base64EncodedString())")])
+            let id = try #require(submit["request_id"]?.stringValue, "\(submit.text)")
+            let link = try #require(try await api.store.job(id: id)?.input["init_image"]?.stringValue)
+            #expect(link.hasPrefix("https://swarm.test/files/"))
+            let file = try await api.call(.get, String(link.dropFirst("https://swarm.test".count)), auth: .none)
+            #expect(file.status == .ok)
+            #expect(Data(file.text.utf8) == picture)
+            let wrongType = try await api.call(.post, Self.app, ["prompt": "a", "image_url": "data:image/tiff;base64,AAAA"])
+            #expect(wrongType.status == .unprocessableContent)
+            #expect(wrongType["detail"]?.arrayValue?.first?["loc"] == ["body", "image_url"])
         }
     }
 
