@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import JobStore
 import Logging
 import ServiceLifecycle
@@ -15,6 +16,7 @@ import SwarmCore
 ///   - store: where jobs live; a store that needs a running service (a connection pool) passes it in
 ///     `additionalServices` ahead of anything that uses it.
 ///   - server: address and server settings (`.init(address: .hostname(host, port: 0))` for an ephemeral port).
+///   - serverBuilder: plain HTTP/1.1, or inside TLS (`ServeSettings.serverBuilder()`).
 ///   - httpClient: sends webhooks.
 ///   - additionalServices: run in the application's service group before the control plane's own services, e.g.
 ///     the store's connection pool or a local worker.
@@ -22,6 +24,7 @@ public func buildApplication(
     configuration: ControlPlaneConfiguration,
     store: any JobStore,
     server: ApplicationConfiguration = ApplicationConfiguration(address: .hostname("127.0.0.1", port: 8288)),
+    serverBuilder: HTTPServerBuilder = .http1(),
     httpClient: HTTPClient = .shared,
     logger: Logger = Logger(label: "swarmctl.serve"),
     additionalServices: [any Service] = [],
@@ -43,6 +46,7 @@ public func buildApplication(
     ClientRoutes(core: core).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
+    FalRoutes(core: core, httpClient: httpClient).register(on: router)
     if let outputs = configuration.outputs {
         let routes = OutputRoutes(core: core, outputs: outputs, httpClient: httpClient)
         routes.registerUploads(on: workerGroup)
@@ -51,7 +55,7 @@ public func buildApplication(
     }
 
     var app = Application(
-        router: router, configuration: server,
+        router: router, server: serverBuilder, configuration: server,
         services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
         logger: logger

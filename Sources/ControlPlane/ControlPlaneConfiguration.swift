@@ -30,6 +30,11 @@ public struct ControlPlaneConfiguration: Sendable {
     public var limits: Limits
     /// Where job outputs go; without it the job-upload routes answer 404 and workers inline their outputs.
     public var outputs: OutputStorageSettings?
+    /// `https` when `serve` runs TLS: links built from a request's Host header use it.
+    public var scheme = "http"
+    /// This server as clients reach it (`--public-url`, `SWARM_PUBLIC_URL`), for the absolute URLs of fal's queue API;
+    /// when nil, the request's Host header.
+    public var publicURL: String?
 
     public init(
         endpoints: Set<String> = [],

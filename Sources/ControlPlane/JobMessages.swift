@@ -8,6 +8,8 @@ import SwarmCore
 enum JobRequest {
     static let executionTimeoutRange: ClosedRange<Int> = 5_000...604_800_000
     static let ttlRange: ClosedRange<Int> = 10_000...604_800_000
+    /// Values of `input.provider`, which stays in the stored input as the job's record of where it was sent.
+    static let providers = ["auto", "vastai"]
 
     static func parse(_ body: JSONValue?, prefix: String = "", id: String, endpoint: String) throws(APIError) -> NewJob {
         let name = { (field: String) in prefix.isEmpty ? field : "\(prefix).\(field)" }
@@ -17,6 +19,13 @@ enum JobRequest {
         }
         guard let input = fields["input"], !input.isNull else {
             throw .badRequest(field: name("input"), "required; put the job's parameters in \"input\"")
+        }
+        if let provider = input["provider"] {
+            guard let chosen = provider.stringValue, providers.contains(chosen) else {
+                throw .badRequest(
+                    field: name("input.provider"),
+                    "\(provider.jsonString().prefix(60)) is not a provider of this server; it has: \(providers.joined(separator: ", ")) (\"auto\" and \"vastai\" run on this server's fleet)")
+            }
         }
         var job = NewJob(id: id, endpoint: endpoint, input: input)
         switch fields["webhook"] {

@@ -22,11 +22,13 @@ public enum APIKey {
         SHA256.hash(data: Data(key.utf8)).hexString
     }
 
-    /// The key an `Authorization` header carries: `Bearer <key>` (the SDK's clients) or the raw key (its workers and
-    /// RunPod's curl examples).
+    /// The key an `Authorization` header carries: `Bearer <key>` (the SDK's clients), `Key <key>` (fal's clients) or
+    /// the raw key (RunPod's workers and curl examples).
     static func fromAuthorization(_ header: String?) -> String? {
         guard var value = header?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         if value.lowercased().hasPrefix("bearer ") { value = value.dropFirst(7).trimmingCharacters(in: .whitespaces) }
+        // fal's clients send `Key <FAL_KEY>` (falai.md §1).
+        else if value.lowercased().hasPrefix("key ") { value = value.dropFirst(4).trimmingCharacters(in: .whitespaces) }
         return value.isEmpty ? nil : value
     }
 }

@@ -124,7 +124,7 @@ struct OutputRoutes {
 
     /// Local storage writes the body to disk itself; S3 gets it streamed to a presigned PUT, once (a request body
     /// cannot be read again, so there is no retry: the client sends it again).
-    private static func storeInput(
+    static func storeInput(
         _ body: RequestBody, key: String, size: Int64, contentType: String, storage: any OutputStorage, httpClient: HTTPClient
     ) async throws(StorageError) -> (bytes: Int64, sha256: String, url: String) {
         if let local = storage as? LocalStorage {
@@ -160,7 +160,7 @@ struct OutputRoutes {
         guard let authority = request.head.authority, !authority.isEmpty else {
             throw APIError.badRequest(field: "Host", "the request names no host to build links with; set SWARM_PUBLIC_URL on the control plane")
         }
-        return "http://\(authority)"
+        return "\(core.configuration.scheme)://\(authority)"
     }
 
     // MARK: Local files

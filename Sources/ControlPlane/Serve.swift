@@ -1,6 +1,9 @@
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import JobStore
 import Logging
 import ServiceLifecycle
@@ -25,6 +28,9 @@ public struct ServeOptions: Sendable {
     public var localWorker: Bool
     /// The vast.ai fleet, on when `VAST_API_KEY` is set.
     public var fleet = FleetOptions()
+    /// PEM files of the server's certificate chain and private key (`--tls-cert`/`--tls-key`): serve HTTPS.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8288, dataDirectory: String = "./.swarm", databaseURL: String? = nil,
@@ -124,6 +130,8 @@ public struct ServeSettings: Sendable {
     public var storage: StorageLocation
     public var configuration: ControlPlaneConfiguration
     public var fleet: FleetSettings?
+    /// HTTPS when set: from `--tls-cert`/`--tls-key`, else `SWARM_TLS_CERT`/`SWARM_TLS_KEY`.
+    public var tls: TLSFiles?
 
     public init(options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServeError) {
         guard (0...65_535).contains(options.port) else { throw ServeError("--port: \(options.port) is not a TCP port (0-65535)") }
@@ -151,6 +159,8 @@ public struct ServeSettings: Sendable {
         self.options = options
         self.storage = try StorageLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
         self.fleet = try FleetSettings(options: options.fleet, environment: environment)
+        self.tls = try TLSFiles(
+            certificate: options.tlsCertificate ?? variable("SWARM_TLS_CERT"), key: options.tlsKey ?? variable("SWARM_TLS_KEY"))
         self.configuration = ControlPlaneConfiguration(
             endpoints: Set(options.endpoints), leaseTimeout: options.leaseTimeout, maxAttempts: options.maxAttempts,
             clientKeys: keys("SWARM_API_KEYS"), workerKeys: keys("SWARM_WORKER_KEYS"),
@@ -159,10 +169,24 @@ public struct ServeSettings: Sendable {
                 configuration: outputs, signingSecret: signingSecret,
                 publicURL: variable("SWARM_PUBLIC_URL"))
         )
+        configuration.scheme = tls == nil ? "http" : "https"
+        configuration.publicURL = (options.fleet.publicURL ?? variable("SWARM_PUBLIC_URL")).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
     }
 
     static func isValidEndpointName(_ name: String) -> Bool {
         (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }
+    }
+
+    /// The HTTP server: HTTP/1.1, inside TLS when certificate files are set.
+    public func serverBuilder() throws(ServeError) -> HTTPServerBuilder {
+        guard let tls else { return .http1() }
+        do {
+            return try .tls(tlsConfiguration: tls.configuration())
+        } catch let error as ServeError {
+            throw error
+        } catch {
+            throw ServeError("TLS: cannot use \(tls.certificate) and \(tls.key): \(error)")
+        }
     }
 
     /// Whether `host` only accepts connections from this machine.
@@ -193,15 +217,22 @@ public func runControlPlane(
         guard let fleetStore = DatabaseFleetStore(store: store) else { throw ServeError("the fleet needs a database that keeps fleet records") }
         return FleetService(settings: fleetSettings, store: fleetStore, serverRunning: serverRunning, logger: logger)
     }
+    let scheme = settings.tls == nil ? "http" : "https"
+    if settings.tls == nil, !ServeSettings.isLoopback(options.host) {
+        // Keys and results would cross the network in clear text; fal and RunPod clients only speak https anyway.
+        logger.warning("serving plain HTTP on \(options.host), beyond this machine: API keys and results cross the network unencrypted. Give --tls-cert/--tls-key (or SWARM_TLS_CERT/SWARM_TLS_KEY), or put a TLS proxy in front")
+        FileHandle.standardError.write(Data("swarmctl serve: warning: plain HTTP on \(options.host) without TLS; pass --tls-cert and --tls-key (or SWARM_TLS_CERT/SWARM_TLS_KEY) or a TLS proxy\n".utf8))
+    }
     var app = buildApplication(
         configuration: settings.configuration, store: store,
         server: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "swarmctl"),
+        serverBuilder: try settings.serverBuilder(),
         logger: logger, additionalServices: storeServices,
         onServerRunning: { port in
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
             let keys = clientKeysExist.withLock { $0 } ? "API keys required" : "no client API keys exist, open to this machine only"
             // Unbuffered even into a pipe, so that a supervising process sees it at once.
-            let line = "swarmctl serve: listening on http://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); outputs: \(settings.configuration.outputs.map(String.init(describing:)) ?? "inline"); \(keys)\n"
+            let line = "swarmctl serve: listening on \(scheme)://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); outputs: \(settings.configuration.outputs.map(String.init(describing:)) ?? "inline"); \(keys)\n"
             FileHandle.standardOutput.write(Data(line.utf8))
             serverRunningContinuation.yield()
             serverRunningContinuation.finish()
@@ -228,4 +259,43 @@ public func runControlPlane(
         configuration: .init(services: [app] + additionalServices + (fleet.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     )
     try await group.run()
+}
+
+/// The server certificate chain and key files of `serve --tls-cert/--tls-key`, checked to be both given and readable.
+public struct TLSFiles: Sendable, Hashable {
+    public var certificate: String
+    public var key: String
+
+    /// Nil when neither is given; an error when only one is.
+    public init?(certificate: String?, key: String?) throws(ServeError) {
+        switch (certificate, key) {
+        case (nil, nil): return nil
+        case (nil, _?): throw ServeError("--tls-key needs --tls-cert (SWARM_TLS_CERT): the certificate chain, PEM")
+        case (_?, nil): throw ServeError("--tls-cert needs --tls-key (SWARM_TLS_KEY): the certificate's private key, PEM")
+        case (let certificate?, let key?):
+            for (flag, path) in [("--tls-cert", certificate), ("--tls-key", key)] where !FileManager.default.isReadableFile(atPath: path) {
+                throw ServeError("\(flag): cannot read \(path)")
+            }
+            self.certificate = certificate
+            self.key = key
+        }
+    }
+
+    /// A server configuration from the PEM files; a file that is not PEM of the right kind is named in the error.
+    public func configuration() throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(certificate)
+        } catch {
+            throw ServeError("--tls-cert: \(certificate) holds no PEM certificate (\(error))")
+        }
+        guard !chain.isEmpty else { throw ServeError("--tls-cert: \(certificate) holds no PEM certificate") }
+        let privateKey: NIOSSLPrivateKey
+        do {
+            privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+        } catch {
+            throw ServeError("--tls-key: \(key) holds no PEM private key (\(error))")
+        }
+        return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+    }
 }

@@ -70,8 +70,15 @@ struct WebhookService: Service {
     }
 
     private func deliver(_ job: JobRecord) async {
-        guard let url = job.webhook else { return }
-        let body = Data(JobView.webhook(job).jsonString().utf8)
+        guard var url = job.webhook else { return }
+        let payload: JSONValue
+        if url.hasPrefix(FalRoutes.webhookMarker) {
+            url.removeFirst(FalRoutes.webhookMarker.count)
+            payload = FalRoutes.webhook(job)
+        } else {
+            payload = JobView.webhook(job)
+        }
+        let body = Data(payload.jsonString().utf8)
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")

@@ -239,6 +239,8 @@ public struct JobInputParser: Sendable {
         try f.rejectUnknown([
             "action", "preset", "prompt", "negative_prompt", "model", "seed", "steps", "cfg_scale", "width", "height", "images",
             "init_image", "video", "loras", "params",
+            // Where the control plane sends the job (vastai, auto); decided before the job reaches a worker.
+            "provider",
         ])
         return GenerateRequest(mode: mode, images: images, seed: seed, parameters: p, initImageURL: initImageURL)
     }

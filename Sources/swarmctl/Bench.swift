@@ -24,6 +24,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Dispatch-latency samples.") var samples = 200
     @Option(help: "Jobs in the bulk submit.") var bulk = 10_000
     @Option(help: "Database URL (postgres://...); a temporary SQLite file when omitted.") var database: String?
+    @Flag(help: "Measure fal status polls (200 clients at 0.1 s) against /healthz instead (see BenchFal.swift).") var falStatus = false
 
     func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swarmctl-bench-\(UUID().uuidString)").path
@@ -44,8 +45,13 @@ struct Bench: AsyncParsableCommand {
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw ValidationError("the server did not start") }
             let load = Load(port: port)
-            print("control plane benchmark: \(storage), \(workers) concurrent HTTP workers")
-            try await measure(load, store: store)
+            if falStatus {
+                print("fal status benchmark: \(storage)")
+                try await measureFalStatus(load)
+            } else {
+                print("control plane benchmark: \(storage), \(workers) concurrent HTTP workers")
+                try await measure(load, store: store)
+            }
             group.cancelAll()
         }
     }
@@ -126,7 +132,7 @@ extension Bench {
 }
 
 /// The benchmark's HTTP traffic against one server: each concurrent worker on a keep-alive connection of its own.
-private struct Load: Sendable {
+struct Load: Sendable {
     let port: Int
 
     /// Runs `operation` `total` times on `concurrency` tasks, each with its own connection; returns the time that took.
@@ -187,7 +193,7 @@ extension BenchConnection {
 /// separate system calls (0.75 more writes a request in a pipeline run), and its pool, URL parsing and tracing cost
 /// the shared CPU more per request than the server's no-op route: a load that heavy, and dearer for POSTs than for
 /// GETs, skews the ratio. Used by one task at a time.
-private final class BenchConnection {
+final class BenchConnection {
     private var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
     private let requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
 
@@ -286,5 +292,5 @@ private actor Counter {
 }
 
 extension Duration {
-    fileprivate var ms: Double { seconds * 1000 }
+    var ms: Double { seconds * 1000 }
 }

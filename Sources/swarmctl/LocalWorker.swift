@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import JobProtocol
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import SwarmCore
 import SwarmUIEmulator
@@ -17,6 +18,8 @@ struct LocalWorkerService: Service {
     /// Registered with the server as an in-process worker key.
     let workerKey: Secret
     let dataDirectory: String
+    /// `https` when the server runs TLS.
+    var scheme = "http"
     let logger: Logger
 
     func run() async throws {
@@ -26,14 +29,22 @@ struct LocalWorkerService: Service {
         let swarmUIURL = (try? WorkerConfiguration(environment: environment, attach: true).swarmUIURL) ?? "http://127.0.0.1:7801"
         environment.merge([
             "SWARMUI_ATTACH": "1", "SWARMUI_API_URL": swarmUIURL,
-            "SWARM_QUEUE_URL": "http://127.0.0.1:\(port)/v2/swarmui",
+            "SWARM_QUEUE_URL": "\(scheme)://127.0.0.1:\(port)/v2/swarmui",
             "SWARM_WORKER_KEY": workerKey.value,
             "SWARM_WORKER_ID": environment["SWARM_WORKER_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? "local-worker",
             "VOLUME_PATH": environment["VOLUME_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? (dataDirectory as NSString).appendingPathComponent("local-worker"),
         ]) { _, override in override }
         let configuration = try WorkerConfiguration(environment: environment)
 
-        let queueHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPQueueClient.httpClientConfiguration())
+        var queueConfiguration = HTTPQueueClient.httpClientConfiguration()
+        if scheme == "https" {
+            // The server is this process, over loopback: its certificate names the public host, not 127.0.0.1, and
+            // may come from a CA this machine does not trust.
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .none
+            queueConfiguration.tlsConfiguration = tls
+        }
+        let queueHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: queueConfiguration)
         let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
         let outcome: Result<Void, any Error>
         do {
@@ -78,7 +89,7 @@ struct LocalWorkerService: Service {
             queue: HTTPQueueClient(endpoints: configuration.queue!, httpClient: queueHTTP, logger: logger),
             httpClient: queueHTTP, logger: logger)
         services += try worker.services()
-        logger.info("local worker \(configuration.queue!.workerID) pulling from http://127.0.0.1:\(port)/v2/swarmui")
+        logger.info("local worker \(configuration.queue!.workerID) pulling from \(scheme)://127.0.0.1:\(port)/v2/swarmui")
         // A nested group: the parent's graceful shutdown reaches it, and it stops the worker before the emulator.
         try await ServiceGroup(services: services, logger: logger).run()
     }

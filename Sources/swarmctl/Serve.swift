@@ -23,6 +23,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a taken job stays leased without a ping naming it.") var leaseTimeout = 60
     @Option(help: "Takes after which a job whose lease keeps expiring fails.") var maxAttempts = 3
     @Flag(help: "Also run a worker in this process.") var localWorker = false
+    @Option(help: "Serve HTTPS with this PEM certificate chain (or SWARM_TLS_CERT); needs --tls-key.") var tlsCert: String?
+    @Option(help: "The PEM private key of --tls-cert (or SWARM_TLS_KEY).") var tlsKey: String?
     @OptionGroup(title: "vast.ai fleet (on when VAST_API_KEY is set)") var fleet: FleetFlags
 
     var options: ServeOptions {
@@ -31,6 +33,8 @@ struct Serve: AsyncParsableCommand {
             leaseTimeout: .seconds(leaseTimeout), maxAttempts: maxAttempts, localWorker: localWorker
         )
         options.fleet = fleet.options
+        options.tlsCertificate = tlsCert
+        options.tlsKey = tlsKey
         return options
     }
 
@@ -49,7 +53,8 @@ struct Serve: AsyncParsableCommand {
             // A key of its own, accepted as a worker key without closing a server that has no keys otherwise.
             let workerKey = APIKey.generate(scope: .worker)
             settings.configuration.inProcessWorkerKeys.append(workerKey)
-            additionalServices.append(LocalWorkerService(serverPort: serverPort, workerKey: workerKey, dataDirectory: dataDir, logger: logger))
+            additionalServices.append(
+                LocalWorkerService(serverPort: serverPort, workerKey: workerKey, dataDirectory: dataDir, scheme: settings.tls == nil ? "http" : "https", logger: logger))
         }
         do {
             try await runControlPlane(settings: settings, logger: logger, additionalServices: additionalServices) { port in

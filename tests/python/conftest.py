@@ -3,6 +3,7 @@
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -38,9 +39,11 @@ def wait_until(predicate, timeout, what):
 class Serve:
     """`swarmctl serve` on a free loopback port, its output in <data_dir>/serve.log."""
 
-    def __init__(self, data_dir, args=(), env=None, key=None):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+    def __init__(self, data_dir, args=(), env=None, key=None, port=None, ca=None):
+        """`ca`: the serve runs TLS (its args carry --tls-cert/--tls-key) with a certificate this CA file signed."""
+        self.port = port or free_port()
+        self.base = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
+        self._ssl = ssl.create_default_context(cafile=str(ca)) if ca else None
         self.log_path = data_dir / "serve.log"
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(
@@ -52,7 +55,7 @@ class Serve:
     def _answers(self, key):
         headers = {"Authorization": key} if key else {}
         try:
-            with urllib.request.urlopen(urllib.request.Request(f"{self.base}/v2/swarmui/health", headers=headers), timeout=1):
+            with urllib.request.urlopen(urllib.request.Request(f"{self.base}/v2/swarmui/health", headers=headers), timeout=1, context=self._ssl):
                 return True
         except (urllib.error.URLError, ConnectionError):
             assert self.process.poll() is None, self.log_path.read_text()
