@@ -62,13 +62,20 @@ class Serve:
             return False
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process, timeout=20)
         self._log.close()
+
+
+def terminate(process, timeout, kill=None):
+    """SIGTERM, then `kill` (default: SIGKILL to the process) if it has not ended within `timeout` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        (kill or process.kill)()
+        process.wait(timeout=10)
 
 
 def worker_env(server_base, endpoint, worker_id, worker_key, workdir, **extra):

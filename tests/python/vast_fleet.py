@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from conftest import free_port, swarmctl_binary, wait_until
+from conftest import free_port, swarmctl_binary, terminate, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 VAST_KEY = "emulated-vast-key"
@@ -152,12 +152,8 @@ class VastEmulator:
         return self.control("state").get("creates", 0)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        # Its instances' processes end with it; a hung emulator is killed with its whole group.
+        terminate(self.process, timeout=20, kill=lambda: os.killpg(self.process.pid, signal.SIGKILL))
         self._log.close()
 
 
@@ -223,12 +219,7 @@ class FleetServe:
         self._log.close()
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        terminate(self.process, timeout=30)
         self._log.close()
 
 
