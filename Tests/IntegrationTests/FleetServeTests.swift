@@ -106,7 +106,11 @@ struct FleetServeTests {
             }
             #expect(await vast.emulator.instanceState(id: first.id)?.destroyed == true)
 
-            // Restarted, the server adopts the instance it has rather than renting another.
+            // Restarted, the server adopts the instance it has rather than renting another. (Wait until the database
+            // has it: an instance rented in the instant of the SIGTERM is not yet recorded, and so an orphan.)
+            _ = try await eventually("the replacement recorded") {
+                try await Self.status(directory, vast)["instances"]?.arrayValue?.contains { $0["id"]?.intValue == second.id } == true ? true : nil
+            }
             server.signal(SIGTERM)
             #expect(try await server.waitForExit(timeout: .seconds(30)) == 0)
             let createsBefore = await Self.creates(vast)
@@ -224,6 +228,45 @@ struct FleetServeTests {
             let logs = try await Self.swarmctl(["instance", "logs", String(instance.id), "--data-dir", directory.path], vast)
             #expect(logs.output.contains("swarm-worker: stage INITIALIZING"))
             #expect(await Self.fleet(vast).map(\.id) == [instance.id])
+        }
+    }
+
+    /// A template under which nothing would start the worker is refused when serve starts, before anything is rented.
+    @Test func aTemplateThatWouldNotStartTheWorkerIsRefusedAtStart() async throws {
+        let directory = try Paths.temporaryDirectory("swarmctl-template")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var configuration = Self.fastVast
+        configuration.templates = [
+            ["hash_id": "no-onstart", "image": "ghcr.io/o/swarm-worker", "tag": "test", "runtype": "ssh"],
+            ["hash_id": "starts-it", "image": "ghcr.io/o/swarm-worker", "tag": "test", "runtype": "ssh", "onstart": "bash /opt/swarm/onstart.sh"],
+        ]
+        try await VastAIEmulator.withRunning(configuration: configuration) { vast in
+            func serve(template: String) throws -> ChildProcess {
+                try ChildProcess(
+                    "swarmctl", executable: Paths.binary("swarmctl"),
+                    arguments: [
+                        "serve", "--port", "0", "--data-dir", directory.path, "--template", template,
+                        "--public-url", "http://203.0.113.9:8288", "--fleet-interval", "0.2",
+                    ],
+                    environment: [
+                        "VAST_API_KEY": vast.emulator.configuration.apiKey, "VAST_API_URL": vast.baseURL,
+                        "SWARM_API_KEYS": "", "SWARM_WORKER_KEYS": "", "SWARM_FLEET_SIZE": "1",
+                    ])
+            }
+            let refused = try serve(template: "no-onstart")
+            defer { refused.stop() }
+            #expect(try await refused.waitForExit() != 0)
+            #expect(refused.output.contains { $0.contains("template no-onstart has run type 'ssh' and no on-start script") })
+            let unknown = try serve(template: "gone")
+            defer { unknown.stop() }
+            #expect(try await unknown.waitForExit() != 0)
+            #expect(unknown.output.contains { $0.contains("vast.ai has no template with that hash") })
+            #expect(await Self.creates(vast) == 0)
+
+            let accepted = try serve(template: "starts-it")
+            defer { accepted.stop() }
+            let instance = try await eventually("one instance rented from the template") { await Self.fleet(vast).first }
+            #expect(instance.templateHashID == "starts-it" && instance.onstart == "bash /opt/swarm/onstart.sh")
         }
     }
 
