@@ -6,6 +6,7 @@ import JobStore
 import Logging
 import ServiceLifecycle
 import SwarmCore
+import VastAI
 
 /// The control plane as a Hummingbird application: the RunPod-compatible client and worker API under
 /// `/v2/{endpoint}`, `/metrics`, `/openapi.json`, and the background services (lease expiry, webhooks, the
@@ -20,6 +21,8 @@ import SwarmCore
 ///   - httpClient: sends webhooks.
 ///   - additionalServices: run in the application's service group before the control plane's own services, e.g.
 ///     the store's connection pool or a local worker.
+///   - costReporting: the web page's cost figures; nil: the page says "costs not available".
+///   - webFleetClient: lets the web page's Fleet view replace an instance; nil when serve runs no vast.ai fleet.
 public func buildApplication(
     configuration: ControlPlaneConfiguration,
     store: any JobStore,
@@ -28,6 +31,8 @@ public func buildApplication(
     httpClient: HTTPClient = .shared,
     logger: Logger = Logger(label: "swarmctl.serve"),
     additionalServices: [any Service] = [],
+    costReporting: (any CostReporting)? = nil,
+    webFleetClient: VastAIClient? = nil,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> Application<RouterResponder<ControlPlaneRequestContext>> {
     let core = ControlPlaneCore(configuration: configuration, store: store, logger: logger)
@@ -42,7 +47,10 @@ public func buildApplication(
         let text = try await core.metrics.render(store: store, endpoints: configuration.endpoints)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
-    let clientGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys))
+    // The web page's sessions also let a signed-in browser GET client routes (its costs CSV export link).
+    let sessions = WebSessions(secret: configuration.outputs?.signingSecret, secure: configuration.scheme == "https")
+    WebRoutes(core: core, sessions: sessions, costs: costReporting, vast: webFleetClient).register(on: router)
+    let clientGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys, sessions: sessions))
     ClientRoutes(core: core).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)

@@ -69,14 +69,20 @@ final class KeyRing: Sendable {
         guard let key = APIKey.fromAuthorization(header) else {
             return try await isClosed(required) ? .missing : .open
         }
-        let digest = Self.digest(key)
+        if let scope = try await scope(ofKeyDigest: Self.digest(key)) { return .authenticated(scope) }
+        return try await isClosed(required) ? .unknown : .open
+    }
+
+    /// The scope of the key whose SHA-256 is `digest`, when it is an environment key or a stored key not revoked
+    /// (the web page's session keeps only the digest of the key it was signed in with).
+    func scope(ofKeyDigest digest: [UInt8]) async throws -> KeyScope? {
         // Compare against every environment key without stopping early, byte by byte in constant time, so the time
         // taken says nothing about which key or how much of it matched.
         var matched: KeyScope?
         for candidate in environmentKeys where Self.constantTimeEqual(candidate.digest, digest) {
             matched = candidate.scope
         }
-        if let matched { return .authenticated(matched) }
+        if let matched { return matched }
         let hash = digest.hexString
         let now = ContinuousClock.now
         let scope: KeyScope?
@@ -89,8 +95,7 @@ final class KeyRing: Sendable {
                 entries[hash] = (scope, now + cacheLifetime)
             }
         }
-        if let scope { return .authenticated(scope) }
-        return try await isClosed(required) ? .unknown : .open
+        return scope
     }
 
     /// Whether a route that needs a `required` key asks for one.
@@ -121,9 +126,9 @@ final class KeyRing: Sendable {
         Set(try await store.keys().filter { $0.revokedAt == nil }.map(\.scope))
     }
 
-    private static func digest(_ key: String) -> [UInt8] { Array(SHA256.hash(data: Data(key.utf8))) }
+    static func digest(_ key: String) -> [UInt8] { Array(SHA256.hash(data: Data(key.utf8))) }
 
-    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
         var difference: UInt8 = 0
         for index in a.indices { difference |= a[index] ^ b[index] }
@@ -136,10 +141,14 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = ControlPlaneRequestContext
     let required: KeyScope
     let keys: KeyRing
+    /// The web page's sessions: a signed-in browser may read (GET) client routes, such as the costs CSV export link.
+    var sessions: WebSessions?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         switch try await keys.authenticate(request.headers[.authorization], for: required) {
         case .open, .authenticated(required):
+            break
+        case .missing where try await sessions?.signedInScope(request, keys: keys) == required && request.method == .get:
             break
         case .authenticated(let scope):
             throw APIError.unauthorized(

@@ -11,6 +11,7 @@ import Storage
 import SwarmCore
 import Synchronization
 import UnixSignals
+import VastAI
 
 /// `swarmctl serve`'s flags, as parsed; `ServeSettings` combines them with the environment.
 public struct ServeOptions: Sendable {
@@ -228,6 +229,7 @@ public func runControlPlane(
         server: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "swarmctl"),
         serverBuilder: try settings.serverBuilder(),
         logger: logger, additionalServices: storeServices,
+        webFleetClient: settings.fleet.map { VastAIClient(configuration: $0.vast, logger: logger) },
         onServerRunning: { port in
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
             let keys = clientKeysExist.withLock { $0 } ? "API keys required" : "no client API keys exist, open to this machine only"
