@@ -126,6 +126,9 @@ enum WebAssets {
               .catch(function () { refreshed = false; });
           };
           const source = new EventSource('/events?' + params.toString());
+          // HTTP/1.1 gives a browser six connections to a server: a page left behind must give its stream back.
+          window.addEventListener('pagehide', function () { source.close(); });
+          window.addEventListener('pageshow', function (event) { if (event.persisted) window.location.reload(); });
           source.addEventListener('open', function () { live.textContent = 'Live updates on.'; });
           source.addEventListener('error', function () { live.textContent = 'Live updates paused; reconnecting…'; });
           source.addEventListener('job', function (event) {
