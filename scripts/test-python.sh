@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Drives a built swarmctl with the real runpod SDK (client and serverless worker).
+# Drives a built swarmctl with the real runpod SDK (client and serverless worker), and its web page in Debian's
+# headless Chromium (scripts/chromium.sh installs it when missing).
 # Usage: SWARMCTL_BIN=.build/debug/swarmctl scripts/test-python.sh [pytest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,5 @@ SWARMCTL_BIN="$(cd "$(dirname "$SWARMCTL_BIN")" && pwd)/$(basename "$SWARMCTL_BI
 export SWARMCTL_BIN
 
 scripts/python-env.sh
+scripts/chromium.sh
 exec .venv/bin/python -m pytest tests/python -q "$@"
