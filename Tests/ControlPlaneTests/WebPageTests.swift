@@ -170,6 +170,22 @@ func withWebPage(
         }
     }
 
+    @Test func revokingTheKeyEndsItsSessions() async throws {
+        // Another client key stays, so the server stays closed (without any, it would be open, as the API is).
+        try await withWebPage(Self.keyed) { browser, store in
+            var browser = browser
+            let key = APIKey.generate(scope: .client)
+            try await store.insertKey(StoredKey(id: "operator", scope: .client, hash: APIKey.hash(key.value), label: "operator", createdAt: Date()))
+            let token = try #require(try await browser.get("/signin").csrf)
+            #expect(try await browser.post("/signin", form: [("csrf", token), ("key", key.value)]).status == .seeOther)
+            #expect(try await browser.get("/").status == .ok)
+            #expect(try await store.revokeKey(id: "operator", now: Date()))
+            // Stored keys are cached for 5 s; after that the session's key no longer counts.
+            try await Task.sleep(for: .milliseconds(5_300))
+            #expect(try await browser.get("/").status == .seeOther)
+        }
+    }
+
     @Test func aPromptWithAScriptIsShownAsText() async throws {
         try await withWebPage { browser, store in
             var browser = browser
