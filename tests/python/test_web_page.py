@@ -326,3 +326,45 @@ def test_sign_out_ends_the_session(server, browser):
     wait_until(lambda: browser.current_url.endswith("/signin"), 10, "the sign-in page")
     browser.get(f"{server.base}/jobs")
     assert browser.current_url.endswith("/signin")
+
+
+def test_the_fleet_view_follows_emulated_instances_booting_and_replaces_one(tmp_path, browser):
+    """A real emulated fleet (vast_fleet.py): serve rents an instance whose worker downloads its models slowly; the Fleet
+    view shows vast's GPU, the download bar moving without a reload, then READY; Replace, confirmed, destroys it and serve
+    rents another. The server has no client keys: on loopback the page is open."""
+    from vast_fleet import Fleet
+
+    with Fleet(tmp_path, seconds_per_file=1.5, serve_args=["--fleet-size", "1"]) as fleet:
+        base = fleet.serve.base
+
+        def instance_rows(driver):
+            driver.get(f"{base}/fleet")
+            return driver.find_elements(By.CSS_SELECTOR, "progress[data-progress^='swarm-']")
+
+        WebDriverWait(browser, 90, poll_frequency=1).until(instance_rows, "serve to rent an instance")
+        label = browser.find_element(By.CSS_SELECTOR, "progress[data-progress^='swarm-']").get_attribute("data-progress")
+        WebDriverWait(browser, 10).until(lambda d: "on" in d.find_element(By.ID, "live").text)
+        browser.execute_script("window.__notReloaded = true")
+        readings = []
+
+        def progressed(driver):
+            stage = driver.find_element(By.CSS_SELECTOR, f"[data-stage='{label}']").text
+            value = float(driver.find_element(By.CSS_SELECTOR, f"progress[data-progress='{label}']").get_attribute("value"))
+            if stage == "DOWNLOADING" and (not readings or readings[-1] != value):
+                readings.append(value)
+            return stage == "READY"
+
+        WebDriverWait(browser, 120, poll_frequency=0.2).until(progressed, "the instance to download its models and be READY")
+        assert browser.execute_script("return window.__notReloaded") is True
+        assert len(readings) >= 2 and readings == sorted(readings) and readings[-1] > readings[0], readings
+        screenshot(browser, "fleet-emulated")
+
+        browser.get(f"{base}/fleet")
+        row = browser.find_element(By.XPATH, f"//tr[th[contains(., '{label}')]]")
+        assert "vast running" in row.text, row.text
+        old = [instance["id"] for instance in fleet.vast.live()]
+        row.find_element(By.XPATH, ".//button[starts-with(normalize-space(), 'Replace')]").click()
+        browser.find_element(By.XPATH, "//button[normalize-space()='Confirm replace']").click()
+        assert "Destroy of instance" in browser.find_element(By.CSS_SELECTOR, ".notice").text
+        wait_until(lambda: fleet.vast.live() and all(instance["id"] not in old for instance in fleet.vast.live()), 90,
+                   "the instance destroyed and another rented")

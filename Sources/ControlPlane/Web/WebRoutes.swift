@@ -265,7 +265,8 @@ struct WebRoutes {
             instances: [], workers: [], desiredSize: nil, creationHold: nil, spentToday: nil, fleetRunning: vast != nil,
             notice: request.uri.queryParameters.get("done"))
         if let fleet = DatabaseFleetStore(store: store) {
-            data.instances = try await fleet.records().map { FleetInstanceStatus(record: $0, vast: nil, vastAsked: false) }
+            let listed = await vastListing()
+            data.instances = try await fleet.records().map { FleetInstanceStatus(record: $0, vast: listed?[$0.id], vastAsked: listed != nil) }
             data.desiredSize = try await fleet.desiredSize()
             data.creationHold = try await fleet.creationHold()
             data.spentToday = try await fleet.spentToday(now: now)
@@ -273,6 +274,22 @@ struct WebRoutes {
         let horizon = now.addingTimeInterval(-core.configuration.leaseTimeout.seconds)
         data.workers = try await store.workers(endpoint: nil).filter { $0.lastSeen >= horizon }.sorted { $0.id < $1.id }
         return (WebViews.fleet(data, now: now, context: pageContext(request, visitor)), .ok)
+    }
+
+    /// vast.ai's view of the instances (GPU, status), when this serve runs the fleet; nil when vast does not answer
+    /// within 3 s, so that a slow vast.ai never holds the page.
+    private func vastListing() async -> [Int: Instance]? {
+        guard let vast else { return nil }
+        return await withTaskGroup(of: [Int: Instance]?.self) { group in
+            group.addTask { try? Dictionary(await vast.instances().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }) }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(3))
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
     }
 
     private func confirm(_ request: Request, _ visitor: Visitor) throws -> (HTML, HTTPResponse.Status) {

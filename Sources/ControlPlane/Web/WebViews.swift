@@ -324,7 +324,8 @@ enum WebViews {
                 ? "—" : "<details><summary>\(record.logTail.count) line(s)</summary><pre class=\"log\">\(record.logTail.suffix(20).joined(separator: "\n"))</pre></details>"
             return """
                 <tr><th scope="row">\(record.label) <span class="muted">(\(record.id))</span></th>\
-                <td><span data-stage="\(record.label)">\(record.report?.stageName ?? "not heard from")</span>\(record.state == .active ? "" : " [\(record.state.rawValue)]")</td>\
+                <td><span data-stage="\(record.label)">\(record.report?.stageName ?? "not heard from")</span>\(record.state == .active ? "" : " [\(record.state.rawValue)]")\
+                \(instance.vastAsked ? "<br><span class=\"muted\">\(instance.vastText)</span>" as HTML : "")</td>\
                 <td>\(progress(id: record.label, instance.download))</td><td>\(gpu)</td>\
                 <td>\(record.dphTotal.map { String(format: "$%.3f", $0) } ?? "—")</td><td>\(FleetInstanceStatus.span(instance.uptime(now: now)))</td>\
                 <td>\(log)</td><td><form method="get" action="/fleet/confirm"><input type="hidden" name="action" value="replace">\
@@ -346,7 +347,7 @@ enum WebViews {
             \(data.fleetRunning ? "" : " This serve does not run the vast.ai fleet (VAST_API_KEY unset): the records below are what the database keeps.")</p>\(hold)
             <div class="actions">
             <form method="get" action="/fleet/confirm"><input type="hidden" name="action" value="up">
-            <label for="up-count">Instances</label> <input id="up-count" name="count" type="number" min="0" max="100" inputmode="numeric" placeholder="serve's size">
+            <label for="up-count">Instances</label> <input id="up-count" name="count" type="number" min="0" max="100" inputmode="numeric" placeholder="default">
             <button type="submit">Up…</button></form>
             <form method="get" action="/fleet/confirm"><input type="hidden" name="action" value="down"><button type="submit">Down…</button></form>
             </div>
