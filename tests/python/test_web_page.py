@@ -64,8 +64,7 @@ def server(tmp_path_factory):
     serve.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium(scripts=True):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in [
@@ -74,9 +73,17 @@ def browser():
         "--disable-features=Translate,OptimizationHints,MediaRouter", "--window-size=1280,900",
     ]:
         options.add_argument(argument)
+    if not scripts:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
 
@@ -262,6 +269,7 @@ def test_the_fleets_download_progress_moves_live(server, browser, requests_seen)
     screenshot(browser, "fleet")
     # Actions are confirmed on a page of their own before anything changes.
     browser.find_element(By.XPATH, "//button[normalize-space()='Down…']").click()
+    WebDriverWait(browser, 10).until(lambda d: "/fleet/confirm" in d.current_url)
     assert "Set the fleet to 0 instances?" in browser.find_element(By.TAG_NAME, "main").text
     screenshot(browser, "fleet-confirm")
     requests_seen.collect(browser)
@@ -290,6 +298,20 @@ def test_the_costs_csv_export_sums_to_the_api(server, browser, requests_seen):
     for column, total in (("spend_usd", "spend_usd"), ("fal_equivalent_usd", "fal_equivalent_usd")):
         assert sum(float(row[column]) for row in days) == pytest.approx(report["totals"][total], abs=0.01)
     assert browser.find_element(By.CSS_SELECTOR, "svg.cost-chart")
+
+
+def test_sign_in_and_the_tables_work_with_scripts_off(server):
+    driver = chromium(scripts=False)
+    try:
+        sign_in(driver, server)
+        driver.get(f"{server.base}/jobs?since=")
+        statuses = [element.text for element in driver.find_elements(By.CSS_SELECTOR, "[data-job-status]")]
+        assert "COMPLETED" in statuses and "IN_QUEUE" in statuses, statuses
+        assert driver.find_element(By.ID, "live").text == "", "no script ran"
+        driver.get(f"{server.base}/fleet")
+        assert driver.find_element(By.CSS_SELECTOR, "progress[data-progress='swarm-web-1']").get_attribute("value") == "65"
+    finally:
+        driver.quit()
 
 
 def test_keyboard_reaches_every_control_with_a_visible_focus(server, browser):
@@ -364,7 +386,9 @@ def test_the_fleet_view_follows_emulated_instances_booting_and_replaces_one(tmp_
         assert "vast running" in row.text, row.text
         old = [instance["id"] for instance in fleet.vast.live()]
         row.find_element(By.XPATH, ".//button[starts-with(normalize-space(), 'Replace')]").click()
+        WebDriverWait(browser, 10).until(lambda d: "/fleet/confirm" in d.current_url)
         browser.find_element(By.XPATH, "//button[normalize-space()='Confirm replace']").click()
+        WebDriverWait(browser, 30).until(lambda d: "done=" in d.current_url)
         assert "Destroy of instance" in browser.find_element(By.CSS_SELECTOR, ".notice").text
         wait_until(lambda: fleet.vast.live() and all(instance["id"] not in old for instance in fleet.vast.live()), 90,
                    "the instance destroyed and another rented")
