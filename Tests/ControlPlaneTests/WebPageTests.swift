@@ -109,10 +109,12 @@ func withWebPage(
             #expect(page.body.contains("<script src=\"/assets/app.js\" defer></script>"))
             // No inline script anywhere: the only <script> is the served file.
             #expect(page.body.components(separatedBy: "<script").count == 2)
-            for path in ["/jobs", "/fleet", "/costs"] {
+            for path in ["/", "/jobs", "/fleet", "/costs", "/fleet/confirm?action=up&count=1"] {
                 let view = try await browser.get(path)
                 #expect(view.status == .ok, "\(path)")
                 #expect(view.body.contains("aria-current=\"page\""), "\(path)")
+                // With no user data in the store, nothing is escaped: markup meant as markup is never shown as text.
+                #expect(!view.body.contains("&lt;"), "\(path)")
             }
             #expect(try await browser.get("/costs").body.contains("costs not available"))
             let script = try await browser.get("/assets/app.js")

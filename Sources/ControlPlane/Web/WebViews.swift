@@ -193,7 +193,7 @@ enum WebViews {
             <label for="f-status">Status</label> <select id="f-status" name="status">\(statusOptions)</select>
             <label for="f-provider">Provider</label> <select id="f-provider" name="provider"\(costsWired ? "" : " disabled")>\(providerOptions)</select>
             <label for="f-since">Time</label> <select id="f-since" name="since">\(sinceOptions)</select>
-            <button type="submit">Filter</button></form>\(costsWired ? "" : "<p class=\"note\">Provider filter: costs not available.</p>")
+            <button type="submit">Filter</button></form>\(costsWired ? "" : "<p class=\"note\">Provider filter: costs not available.</p>" as HTML)
             \(noteHTML)
             <div class="table-wrap" role="region" aria-label="Jobs" tabindex="0"><table><caption>\(jobs.count) job(s), newest first</caption>
             <thead><tr><th scope="col">Job</th><th scope="col">Status</th><th scope="col">Provider</th><th scope="col">Created</th>\
