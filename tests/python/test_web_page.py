@@ -356,7 +356,7 @@ def test_the_fleet_view_follows_emulated_instances_booting_and_replaces_one(tmp_
     rents another. The server has no client keys: on loopback the page is open."""
     from vast_fleet import Fleet
 
-    with Fleet(tmp_path, seconds_per_file=1.5, serve_args=["--fleet-size", "1"]) as fleet:
+    with Fleet(tmp_path, seconds_per_file=6, serve_args=["--fleet-size", "1"]) as fleet:
         base = fleet.serve.base
 
         def instance_rows(driver):
