@@ -293,7 +293,9 @@ def test_the_costs_csv_export_sums_to_the_api(server, browser, requests_seen):
         "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text().then(t => done([r.status, t])))", href)
     assert text[0] == 200, text
     rows = list(csv.DictReader(io.StringIO(text[1])))
-    days = [row for row in rows if row.get("day", "").count("-") == 2]
+    header = list(rows[0]) if rows else []
+    assert {"day", "spend_usd", "fal_equivalent_usd"} <= set(header), f"the CSV's columns: {header}"
+    days = [row for row in rows if row["day"].count("-") == 2]
     assert len(days) == len(report["days"])
     for column, total in (("spend_usd", "spend_usd"), ("fal_equivalent_usd", "fal_equivalent_usd")):
         assert sum(float(row[column]) for row in days) == pytest.approx(report["totals"][total], abs=0.01)
