@@ -40,6 +40,7 @@ struct WorkerRoutes {
             )
             if !jobs.isEmpty {
                 core.metrics.dispatched(jobs, now: now)
+                await CostRecording.taken(jobs, worker: worker, store: store, logger: context.logger)
                 context.logger.debug("jobs taken", metadata: ["worker": "\(worker)", "jobs": "\(jobs.map(\.id))"])
                 let queued = jobs.map { JobView.queued($0).jsonValue }
                 return .json(batch ? .array(queued) : queued[0])
@@ -79,8 +80,10 @@ struct WorkerRoutes {
         switch try await store.finish(id: id, workerID: worker, result: result, maxAttempts: configuration.maxAttempts, now: now) {
         case .accepted(let job):
             core.jobEnded(job)
+            await CostRecording.finished(job, store: store, logger: context.logger)
             return .json(["status": .string(job.status.rawValue)])
         case .requeued(let job):
+            await CostRecording.requeued(job, store: store, now: now, logger: context.logger)
             return .json(["status": .string(job.status.rawValue)])
         case .duplicate(let job):
             return .json(["status": .string(job.status.rawValue), "duplicate": true])
@@ -125,6 +128,7 @@ struct WorkerRoutes {
             workerID: worker, endpoint: endpoint, jobIDs: jobIDs,
             leaseUntil: now.addingTimeInterval(configuration.leaseTimeout.seconds), report: report, now: now
         )
+        await CostRecording.pinged(worker: worker, report: report, store: store, now: now, logger: context.logger)
         return .json(["status": "pong"])
     }
 
