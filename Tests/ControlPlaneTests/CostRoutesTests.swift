@@ -93,6 +93,8 @@ import Testing
             #expect(anonymous.status == .unauthorized)
             #expect(try await api.call(.get, "/v2/swarmui/costs", auth: .worker).status == .unauthorized)
             #expect(try await api.call(.get, "/v2/swarmui/costs").status == .ok)
+            let document = try await api.call(.get, "/openapi.json", auth: .none)
+            #expect(document["paths"]?["/v2/{endpoint}/costs"]?["get"] != nil)
         }
     }
 }
