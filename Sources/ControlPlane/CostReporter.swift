@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import JobProtocol
 import JobStore
 import Logging
@@ -52,7 +53,10 @@ public struct StoreCostReporter: CostReporting {
 
 /// What the control plane writes for the cost report as workers take, finish and become ready. A failed write is
 /// logged and the request goes on: a job must not wait for its accounting.
-enum CostRecording {
+final class CostRecording: Sendable {
+    /// Workers whose READY was recorded by this process: later pings (every few seconds) skip the write.
+    private let readyRecorded = Mutex<Set<String>>([])
+
     static func taken(_ jobs: [JobRecord], worker: String, store: any JobStore, logger: Logger) async {
         guard let records = store as? any CostRecordStore, !jobs.isEmpty else { return }
         let attempts = jobs.map { job in
@@ -87,8 +91,9 @@ enum CostRecording {
         }
     }
 
-    static func pinged(worker: String, report: WorkerReport?, store: any JobStore, now: Date, logger: Logger) async {
+    func pinged(worker: String, report: WorkerReport?, store: any JobStore, now: Date, logger: Logger) async {
         guard report?.stage == .ready, let records = store as? any CostRecordStore else { return }
+        guard readyRecorded.withLock({ $0.insert(worker).inserted }) else { return }
         do {
             try await records.recordWorkerReady(label: worker, at: now)
         } catch {

@@ -11,6 +11,7 @@ struct WorkerRoutes {
     let core: ControlPlaneCore
     private var configuration: ControlPlaneConfiguration { core.configuration }
     private var store: any JobStore { core.store }
+    let costs = CostRecording()
 
     func register(on group: RouterGroup<ControlPlaneRequestContext>) {
         group.get("job-take/:worker") { request, context in try await take(request, context, batch: false) }
@@ -128,7 +129,7 @@ struct WorkerRoutes {
             workerID: worker, endpoint: endpoint, jobIDs: jobIDs,
             leaseUntil: now.addingTimeInterval(configuration.leaseTimeout.seconds), report: report, now: now
         )
-        await CostRecording.pinged(worker: worker, report: report, store: store, now: now, logger: context.logger)
+        await costs.pinged(worker: worker, report: report, store: store, now: now, logger: context.logger)
         return .json(["status": "pong"])
     }
 

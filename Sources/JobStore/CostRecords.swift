@@ -97,20 +97,29 @@ let costTableStatements = [
 
 extension FleetTables {
     public func recordAttemptsStarted(_ attempts: [JobAttemptRecord]) async throws(JobStoreError) {
-        for attempt in attempts {
-            // The instance's id, price and GPU are copied now: the price is the one paid while this job ran.
-            try await fleetExecute(
-                "record attempt \(attempt.attempt) of job \(attempt.jobID)",
-                "INSERT INTO job_attempts (job_id, attempt, endpoint, worker_id, instance_id, dollars_per_hour, gpu, started_at, "
-                    + "video_frames, video_resolution) SELECT CAST($1 AS TEXT), CAST($2 AS BIGINT), CAST($3 AS TEXT), "
-                    + "CAST($4 AS TEXT), f.id, f.dph_total, f.gpu_name, CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($7 AS TEXT) "
-                    // SQLite needs a WHERE before ON CONFLICT in INSERT … SELECT to parse it.
-                    + "FROM (SELECT 1 AS one) AS x LEFT JOIN fleet_instances f ON f.label = CAST($4 AS TEXT) WHERE 1 = 1 "
-                    + "ON CONFLICT (job_id, attempt) DO NOTHING",
-                [
+        // One statement per chunk (a batch take is one write, not one per job); SQLite allows 500 compound SELECTs.
+        for start in stride(from: 0, to: attempts.count, by: 200) {
+            let chunk = attempts[start..<min(start + 200, attempts.count)]
+            var values: [FleetValue] = []
+            let rows = chunk.map { attempt in
+                let base = values.count
+                values += [
                     FleetValue(attempt.jobID), FleetValue(attempt.attempt), FleetValue(attempt.endpoint), FleetValue(attempt.workerID),
                     FleetValue(attempt.startedAt), FleetValue(attempt.videoFrames), FleetValue(attempt.videoResolution),
-                ])
+                ]
+                return "SELECT CAST($\(base + 1) AS TEXT) AS job_id, CAST($\(base + 2) AS BIGINT) AS attempt, CAST($\(base + 3) AS TEXT) AS endpoint, "
+                    + "CAST($\(base + 4) AS TEXT) AS worker_id, CAST($\(base + 5) AS BIGINT) AS started_at, "
+                    + "CAST($\(base + 6) AS BIGINT) AS video_frames, CAST($\(base + 7) AS TEXT) AS video_resolution"
+            }
+            // The instance's id, price and GPU are copied now: the price is the one paid while this job ran. SQLite
+            // needs a WHERE before ON CONFLICT in INSERT … SELECT to parse it.
+            try await fleetExecute(
+                "record \(chunk.count) job attempts",
+                "INSERT INTO job_attempts (job_id, attempt, endpoint, worker_id, instance_id, dollars_per_hour, gpu, started_at, "
+                    + "video_frames, video_resolution) SELECT v.job_id, v.attempt, v.endpoint, v.worker_id, f.id, f.dph_total, f.gpu_name, "
+                    + "v.started_at, v.video_frames, v.video_resolution FROM (\(rows.joined(separator: " UNION ALL "))) AS v "
+                    + "LEFT JOIN fleet_instances f ON f.label = v.worker_id WHERE 1 = 1 ON CONFLICT (job_id, attempt) DO NOTHING",
+                values)
         }
     }
 

@@ -44,6 +44,19 @@ import Testing
     }
 
     @Test(arguments: Backend.enabled)
+    func aBatchTakesAttemptsAreRecordedInChunks(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let (costs, fleet) = try records(store)
+            try await fleet.insertFleetInstance(FleetInstanceRecord(id: 5, label: "swarm-b", dphTotal: 0.25, createdAt: t0))
+            let attempts = (0..<450).map { JobAttemptRecord(jobID: "b\($0)", attempt: 1, endpoint: "ep", workerID: "swarm-b", startedAt: at(Double($0))) }
+            try await costs.recordAttemptsStarted(attempts)
+            let read = try await costs.jobAttempts(endpoint: "ep", overlapping: t0, at(3600))
+            #expect(read.count == 450 && Set(read.map(\.jobID)).count == 450)
+            #expect(read.allSatisfy { $0.instanceID == 5 && $0.dollarsPerHour == 0.25 && $0.videoFrames == nil })
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
     func instancesCarryReadinessAndTheEndOfBilling(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             let (costs, fleet) = try records(store)
