@@ -17,6 +17,8 @@ extension FleetServeTests {
         let dph = try #require(row["dollars_per_hour"]?.doubleValue)
         let direct = try #require(row["direct_cost_usd"]?.doubleValue)
         let loaded = try #require(row["loaded_cost_usd"]?.doubleValue)
+        // The GPU vast named for the instance (recorded by the fleet's reconcile rounds).
+        #expect(row["gpu"]?.stringValue?.isEmpty == false, "\(row)")
         #expect(dph > 0 && direct > 0 && loaded > direct && (row["execution_seconds"]?.doubleValue ?? 0) > 0)
 
         let days = try await Self.call(.GET, "\(queue)/costs")
