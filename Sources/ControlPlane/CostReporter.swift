@@ -21,7 +21,8 @@ public struct StoreCostReporter: CostReporting {
         guard let records = store as? any CostRecordStore else {
             return CostArithmetic.report(from: start, to: last, group: group, now: now, instances: [], attempts: [], external: [])
         }
-        var attempts = try await records.jobAttempts(endpoint: endpoint, overlapping: start, end)
+        // A day earlier too: the first attempts of a job retried across midnight are part of its cost.
+        var attempts = try await records.jobAttempts(endpoint: endpoint, overlapping: start.addingTimeInterval(-CostArithmetic.day), end)
         // An attempt still open may belong to a job that ended without this worker's report (cancelled, timed out,
         // failed by lease expiry): the job's record says when and how.
         let lastAttempt = Dictionary(attempts.map { ($0.jobID, $0.attempt) }, uniquingKeysWith: max)

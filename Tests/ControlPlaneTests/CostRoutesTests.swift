@@ -74,6 +74,26 @@ import Testing
         }
     }
 
+    /// The reporter on the real store: a job whose first attempt ended before midnight and whose retry completed
+    /// after it is reported on the second day with both attempts' time.
+    @Test func aRetryAcrossMidnightCountsBothAttempts() async throws {
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        let midnight = CostArithmeticTests.day.addingTimeInterval(86_400)  // 2026-12-02T00:00:00Z
+        try await store.insertFleetInstance(FleetInstanceRecord(id: 3, label: "swarm-n", dphTotal: 0.36, createdAt: midnight.addingTimeInterval(-3600)))
+        try await store.recordAttemptsStarted([
+            JobAttemptRecord(jobID: "J", attempt: 1, endpoint: "ep", workerID: "swarm-n", startedAt: midnight.addingTimeInterval(-600)),
+            JobAttemptRecord(jobID: "J", attempt: 2, endpoint: "ep", workerID: "swarm-n", startedAt: midnight.addingTimeInterval(600)),
+        ])
+        try await store.recordAttemptEnded(jobID: "J", attempt: 1, at: midnight.addingTimeInterval(-300), outcome: "IN_QUEUE")
+        try await store.recordAttemptEnded(jobID: "J", attempt: 2, at: midnight.addingTimeInterval(1200), outcome: "COMPLETED")
+        let report = try await StoreCostReporter(store: store).costReport(
+            endpoint: "ep", from: midnight, to: midnight, group: .job, now: midnight.addingTimeInterval(7200))
+        let job = try #require(report.jobs.first)
+        #expect(report.jobs.count == 1 && job.day == "2026-12-02" && job.instanceID == "3")
+        #expect(abs(job.executionSeconds - 900) < 1e-9 && abs(job.directCostUSD - 0.09) < 1e-9)
+    }
+
     @Test func badParametersAre400NamingTheField() async throws {
         try await withControlPlane { api in
             for (query, field) in [
