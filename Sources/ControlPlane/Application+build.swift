@@ -54,6 +54,9 @@ public func buildApplication(
     ClientRoutes(core: core).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
+    // The cost report behind the costs API and the web page's Overview and Costs views.
+    let costs: any CostReporting = StoreCostReporter(store: store)
+    CostRoutes(core: core, costs: costs).register(on: clientGroup)
     FalRoutes(core: core, httpClient: httpClient).register(on: router)
     if let outputs = configuration.outputs {
         let routes = OutputRoutes(core: core, outputs: outputs, httpClient: httpClient)

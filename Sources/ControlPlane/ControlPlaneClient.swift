@@ -49,6 +49,11 @@ public struct ControlPlaneClient: Sendable {
         return try await send(.GET, "jobs?" + query.joined(separator: "&"))
     }
 
+    /// `GET /costs`: the `CostReport` JSON for the UTC days `from`…`to` (`YYYY-MM-DD`), grouped by `group`.
+    public func costs(from: String, to: String, group: String) async throws(ControlPlaneClientError) -> JSONValue {
+        try await send(.GET, "costs?from=\(Self.encode(from))&to=\(Self.encode(to))&group=\(Self.encode(group))")
+    }
+
     public func cancel(id: String) async throws(ControlPlaneClientError) -> JSONValue {
         try await send(.POST, "cancel/\(Self.encode(id))")
     }

@@ -30,6 +30,7 @@ public struct DatabaseFleetStore: FleetStore {
 
     public func update(_ member: FleetMember) async throws {
         try await database.updateFleetInstance(Self.record(member))
+        if let gpu = member.vast?.gpuName, let costs = database as? any CostRecordStore { try await costs.recordFleetInstanceGPU(id: member.id, gpu: gpu) }
     }
 
     public func remove(id: Int) async throws {

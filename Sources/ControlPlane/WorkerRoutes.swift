@@ -11,6 +11,7 @@ struct WorkerRoutes {
     let core: ControlPlaneCore
     private var configuration: ControlPlaneConfiguration { core.configuration }
     private var store: any JobStore { core.store }
+    let costs = CostRecording()
 
     func register(on group: RouterGroup<ControlPlaneRequestContext>) {
         group.get("job-take/:worker") { request, context in try await take(request, context, batch: false) }
@@ -40,6 +41,7 @@ struct WorkerRoutes {
             )
             if !jobs.isEmpty {
                 core.metrics.dispatched(jobs, now: now)
+                await CostRecording.taken(jobs, worker: worker, store: store, logger: context.logger)
                 context.logger.debug("jobs taken", metadata: ["worker": "\(worker)", "jobs": "\(jobs.map(\.id))"])
                 let queued = jobs.map { JobView.queued($0).jsonValue }
                 return .json(batch ? .array(queued) : queued[0])
@@ -79,8 +81,10 @@ struct WorkerRoutes {
         switch try await store.finish(id: id, workerID: worker, result: result, maxAttempts: configuration.maxAttempts, now: now) {
         case .accepted(let job):
             core.jobEnded(job)
+            await CostRecording.finished(job, store: store, logger: context.logger)
             return .json(["status": .string(job.status.rawValue)])
         case .requeued(let job):
+            await CostRecording.requeued(job, store: store, now: now, logger: context.logger)
             return .json(["status": .string(job.status.rawValue)])
         case .duplicate(let job):
             return .json(["status": .string(job.status.rawValue), "duplicate": true])
@@ -125,6 +129,7 @@ struct WorkerRoutes {
             workerID: worker, endpoint: endpoint, jobIDs: jobIDs,
             leaseUntil: now.addingTimeInterval(configuration.leaseTimeout.seconds), report: report, now: now
         )
+        await costs.pinged(worker: worker, report: report, store: store, now: now, logger: context.logger)
         return .json(["status": "pong"])
     }
 

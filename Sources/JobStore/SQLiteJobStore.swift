@@ -137,6 +137,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("5 one index of running jobs") { db in
             for statement in runningIndexStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("7 job attempts and instance readiness for costs") { db in
+            for statement in costTableStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 

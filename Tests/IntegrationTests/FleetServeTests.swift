@@ -307,6 +307,7 @@ struct FleetServeTests {
                 try await Self.status(directory, vast)["instances"]?.arrayValue?.first { $0["stage"] == "READY" }
             }
             #expect(shown["id"]?.intValue == instance.id && shown["vast_status"] == "running")
+            try await Self.expectCosts(queue: queue, job: job, instance: instance.id)
         }
     }
 }
