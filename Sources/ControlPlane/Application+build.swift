@@ -21,7 +21,7 @@ import VastAI
 ///   - httpClient: sends webhooks.
 ///   - additionalServices: run in the application's service group before the control plane's own services, e.g.
 ///     the store's connection pool or a local worker.
-///   - costReporting: the web page's cost figures; nil: the page says "costs not available".
+///   - costReporting: the cost figures of the costs API and the web page; nil: computed from `store`'s records.
 ///   - webFleetClient: lets the web page's Fleet view replace an instance; nil when serve runs no vast.ai fleet.
 public func buildApplication(
     configuration: ControlPlaneConfiguration,
@@ -47,15 +47,15 @@ public func buildApplication(
         let text = try await core.metrics.render(store: store, endpoints: configuration.endpoints)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
+    // The cost report behind the costs API and the web page's Overview and Costs views.
+    let costs: any CostReporting = costReporting ?? StoreCostReporter(store: store)
     // The web page's sessions also let a signed-in browser GET client routes (its costs CSV export link).
     let sessions = WebSessions(secret: configuration.outputs?.signingSecret, secure: configuration.scheme == "https")
-    WebRoutes(core: core, sessions: sessions, costs: costReporting, vast: webFleetClient).register(on: router)
+    WebRoutes(core: core, sessions: sessions, costs: costs, vast: webFleetClient).register(on: router)
     let clientGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys, sessions: sessions))
     ClientRoutes(core: core).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
-    // The cost report behind the costs API and the web page's Overview and Costs views.
-    let costs: any CostReporting = StoreCostReporter(store: store)
     CostRoutes(core: core, costs: costs).register(on: clientGroup)
     FalRoutes(core: core, httpClient: httpClient).register(on: router)
     if let outputs = configuration.outputs {
