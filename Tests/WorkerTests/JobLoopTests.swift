@@ -46,7 +46,10 @@ struct JobLoopTests {
         }
     }
 
-    static func withRig(step: Duration, environment: [String: String] = [:], _ body: (Rig) async throws -> Void) async throws {
+    /// `backend` replaces the emulator as the worker's SwarmUI (the emulator still runs, unused).
+    static func withRig(
+        step: Duration, environment: [String: String] = [:], backend: (any SwarmUIBackend)? = nil, _ body: (Rig) async throws -> Void
+    ) async throws {
         let volume = FileManager.default.temporaryDirectory.appendingPathComponent("job-loop-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: volume) }
         try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: step, defaultSteps: 2)) { swarm in
@@ -57,7 +60,8 @@ struct JobLoopTests {
             let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
             let queue = ScriptedQueue()
             let app = WorkerApplication(
-                configuration: configuration, swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
+                configuration: configuration,
+                swarm: backend ?? SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
                 queue: queue, httpClient: http, logger: quiet)
             let outcome: Result<Void, any Error>
             do { outcome = .success(try await body(Rig(queue: queue, swarm: swarm, app: app, volume: volume))) } catch { outcome = .failure(error) }
@@ -81,6 +85,7 @@ struct JobLoopTests {
         }
     }
 
+    @discardableResult
     static func eventually<T>(_ what: String, timeout: Duration = .seconds(20), _ probe: () async throws -> T?) async throws -> T {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
@@ -199,6 +204,30 @@ struct JobLoopTests {
                 #expect(try await Self.eventually("j2's result") { rig.queue.results(of: "j2").first }.error == nil)
             }
             #expect(rig.queue.results(of: "j1").count == 1, "the result arrives exactly once")
+        }
+    }
+
+    /// SwarmUI drops the connection mid-job (a crash, a restart): the job is reported retryable, and the loop checks
+    /// that SwarmUI is ready again before it takes the next job, which then runs.
+    @Test func swarmUIFailingMidJobIsRetryableAndReadinessIsCheckedAgain() async throws {
+        let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]
+        let swarm = ScriptedSwarmUI([.fail(SwarmUIBackendError(.unavailable, "connection reset by peer")), .output(bytes: png)])
+        try await Self.withRig(step: .zero, backend: swarm) { rig in
+            try await Self.withServices(rig) {
+                rig.queue.enqueue(QueueJob(id: "j1", input: Self.textToImage()))
+                let failed = try await Self.eventually("j1's result") { rig.queue.results(of: "j1").first }
+                #expect(failed.retryable == true, "\(failed)")
+                #expect(failed.error?.contains("connection reset by peer") == true, "\(failed)")
+                let checksAfterFailure = swarm.snapshot.readinessChecks
+                #expect(checksAfterFailure >= 2, "readiness checked at start and again after the failure")
+
+                rig.queue.enqueue(QueueJob(id: "j2", input: Self.textToImage()))
+                let body = try await Self.eventually("j2's result") { rig.queue.results(of: "j2").first }
+                let file = try #require(body.output?["files"]?.arrayValue?.first)
+                #expect(file["bytes"]?.intValue == png.count)
+                #expect(file["url"]?.stringValue == "data:image/png;base64,\(Data(png).base64EncodedString())")
+            }
+            #expect(swarm.snapshot.generations == 2)
         }
     }
 }
