@@ -131,7 +131,7 @@ public actor JobRunner {
 
     private func execute(_ job: QueueJob) async -> JobOutcome {
         let logger = logger.with(jobID: job.id)
-        let request: JobRequest
+        let request: JobAction
         do {
             request = try parser.parse(job.input)
         } catch {
@@ -192,7 +192,7 @@ public actor JobRunner {
         }
     }
 
-    private func perform(_ request: JobRequest, job: QueueJob, logger: Logger) async throws -> JSONValue {
+    private func perform(_ request: JobAction, job: QueueJob, logger: Logger) async throws -> JSONValue {
         switch request {
         case .generate(let generate):
             return try await self.generate(generate, job: job, logger: logger)

@@ -29,7 +29,7 @@ struct Bench: AsyncParsableCommand {
     func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swarmctl-bench-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let storage = try StorageLocation(dataDirectory: directory, databaseURL: database)
+        let storage = try DatabaseLocation(dataDirectory: directory, databaseURL: database)
         var logger = Logger(label: "swarmctl.bench")
         // Stopping the server by cancellation logs an error that says nothing about the measurement.
         logger.logLevel = .critical
