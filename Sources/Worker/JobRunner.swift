@@ -297,7 +297,8 @@ struct JobFailure: Error, Sendable {
 actor ProgressThrottle {
     private let queue: any QueueClient
     private let jobID: String
-    private var lastSent: ContinuousClock.Instant?
+    /// At most one update a second, the first at once.
+    private let throttle = Throttle(every: .seconds(1))
     private var lastValue = -1.0
 
     init(queue: any QueueClient, jobID: String) {
@@ -306,9 +307,7 @@ actor ProgressThrottle {
     }
 
     func report(_ fraction: Double, stage: String) async {
-        let now = ContinuousClock.now
-        guard fraction != lastValue, lastSent.map({ now - $0 >= .seconds(1) }) ?? true else { return }
-        lastSent = now
+        guard fraction != lastValue, throttle.ready() else { return }
         lastValue = fraction
         let percent = (fraction * 1000).rounded() / 10
         // Progress is best effort: a lost update is replaced by the next one.

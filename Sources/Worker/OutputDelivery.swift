@@ -6,7 +6,6 @@ import NIOCore
 import Storage
 import SwarmCore
 import SwarmUI
-import Synchronization
 
 import Foundation
 
@@ -158,19 +157,5 @@ public struct OutputDelivery: Sendable {
         }
         let ext = contentType.split(separator: "/").last.map(String.init) ?? "bin"
         return "output-\(index).\(ext)"
-    }
-}
-
-/// A value handed out once: the SwarmUI response already open, for the first upload attempt only.
-private final class TakeOnce<Value: Sendable>: Sendable {
-    private let value: Mutex<Value?>
-
-    init(_ value: Value?) { self.value = Mutex(value) }
-
-    func take() -> Value? {
-        value.withLock { value in
-            defer { value = nil }
-            return value
-        }
     }
 }

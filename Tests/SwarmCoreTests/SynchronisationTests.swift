@@ -113,3 +113,18 @@ final class Counter: Sendable {
         #expect(throttle.ready(now: start + .seconds(25)))
     }
 }
+
+@Suite struct TakeOnceTests {
+    @Test func exactlyOneOfManyTakersGetsTheValue() async {
+        let once = TakeOnce("chunk")
+        let got = Counter()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask { if once.take() != nil { got.add() } }
+            }
+        }
+        #expect(got.value == 1)
+        #expect(once.take() == nil)
+        #expect(TakeOnce<Int>(nil).take() == nil)
+    }
+}
