@@ -235,6 +235,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "control-plane-bench",
+            dependencies: [
+                "ControlPlane", "JobStore", "SwarmCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "benchmarks/control-plane",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "output-upload",
             dependencies: [
                 "Storage", "SwarmUIEmulator", "SwarmCore", "ControlPlane", "JobStore", "LoopbackServer",
