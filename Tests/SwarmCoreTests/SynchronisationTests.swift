@@ -128,3 +128,38 @@ final class Counter: Sendable {
         #expect(TakeOnce<Int>(nil).take() == nil)
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct KeyedSignalCoreTests {
+    @Test func cancellingOneWaiterLeavesTheOthersWaitingUntilTheirSignal() async throws {
+        let signal = KeyedSignal()
+        let seen = signal.generation
+        let cancelled = Task { await signal.awaitSignal(for: "a", after: seen, timeout: .seconds(30)) }
+        let other = Task { await signal.awaitSignal(for: "a", after: seen, timeout: .seconds(30)) }
+        try await eventually { signal.waiterCount == 2 }
+        cancelled.cancel()
+        #expect(await cancelled.value, "a cancelled wait returns (not closed)")
+        try await eventually { signal.waiterCount == 1 }
+        signal.signal("a")
+        #expect(await other.value)
+        #expect(signal.waiterCount == 0)
+    }
+
+    @Test func closingWakesEveryWaiterWithFalse() async throws {
+        let signal = KeyedSignal()
+        let seen = signal.generation
+        let waiters = (0..<3).map { key in Task { await signal.awaitSignal(for: "\(key)", after: seen, timeout: .seconds(30)) } }
+        try await eventually { signal.waiterCount == 3 }
+        signal.close()
+        for waiter in waiters { #expect(await waiter.value == false) }
+        #expect(await signal.awaitSignal(for: "later", after: signal.generation, timeout: .seconds(30)) == false)
+    }
+
+    private func eventually(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { Issue.record("condition not met in 10 s"); return }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+}
