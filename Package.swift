@@ -56,15 +56,11 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // RunPod's worker protocol: wire types, URL templates and the HTTP queue client.
+        // RunPod's worker protocol: the wire vocabulary (jobs, results, uploads, reports, stages, output files), URL
+        // templates and the `QueueClient` protocol. The leaf of the wire types: plain Codable, no networking.
         .target(
             name: "JobProtocol",
-            dependencies: [
-                "SwarmCore", "Storage",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ],
+            dependencies: ["SwarmCore"],
             swiftSettings: strictSettings
         ),
         // The worker: supervision of SwarmUI, readiness, the job loop, health endpoint.
@@ -122,6 +118,7 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
+                "JobProtocol",
                 "SwarmCore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -238,6 +235,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .executableTarget(
+            name: "control-plane-bench",
+            dependencies: [
+                "ControlPlane", "JobStore", "SwarmCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "benchmarks/control-plane",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
             name: "output-upload",
             dependencies: [
                 "Storage", "SwarmUIEmulator", "SwarmCore", "ControlPlane", "JobStore", "LoopbackServer",
@@ -322,7 +333,7 @@ let package = Package(
         .testTarget(
             name: "StorageTests",
             dependencies: [
-                "Storage", "SwarmCore",
+                "Storage", "SwarmCore", "JobProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

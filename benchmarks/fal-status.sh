@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-swift build -c release --product swarmctl
-exec .build/release/swarmctl bench --fal-status "$@"
+swift build -c release --product control-plane-bench
+exec .build/release/control-plane-bench --fal-status "$@"

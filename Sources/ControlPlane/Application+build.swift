@@ -73,7 +73,7 @@ public func buildApplication(
     )
     app.beforeServerStarts {
         try await store.migrate()
-        await core.migrated.open()
+        core.migrated.set()
     }
     return app
 }

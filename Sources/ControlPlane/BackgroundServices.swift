@@ -1,6 +1,7 @@
 import Foundation
 import JobStore
 import Logging
+import SwarmCore
 import ServiceLifecycle
 
 /// Feeds the store's `workAvailable()` notifications to the long-polling takers.

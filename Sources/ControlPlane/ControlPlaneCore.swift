@@ -2,6 +2,7 @@ import Foundation
 import JobProtocol
 import JobStore
 import Logging
+import SwarmCore
 
 /// What the routes and background services share: the store, the settings, and the signals that wake long polls.
 final class ControlPlaneCore: Sendable {
@@ -20,7 +21,7 @@ final class ControlPlaneCore: Sendable {
     let webhooksDue = KeyedSignal()
     /// Opened once the store is migrated; background services wait for it (they start before the migration, which
     /// needs a PostgreSQL store's pool running).
-    let migrated = Gate()
+    let migrated = Latch()
 
     init(configuration: ControlPlaneConfiguration, store: any JobStore, logger: Logger) {
         self.configuration = configuration
@@ -49,28 +50,6 @@ final class ControlPlaneCore: Sendable {
             let remaining = deadline - .now
             if job.status.isFinal || remaining <= .zero || Task.isCancelled { return job }
             guard await jobChanges.wait(for: id, after: seen, timeout: min(remaining, .seconds(1))) else { return job }
-        }
-    }
-}
-
-/// A one-way door: `wait()` returns once `open()` has been called.
-actor Gate {
-    private var isOpen = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    func open() {
-        isOpen = true
-        for waiter in waiters { waiter.resume() }
-        waiters.removeAll()
-    }
-
-    /// Also returns when the task is cancelled (the service group is stopping, e.g. because the migration failed).
-    func wait() async {
-        await withTaskCancellationHandler {
-            guard !isOpen, !Task.isCancelled else { return }
-            await withCheckedContinuation { waiters.append($0) }
-        } onCancel: {
-            Task { await self.open() }
         }
     }
 }

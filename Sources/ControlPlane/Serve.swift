@@ -48,8 +48,8 @@ public struct ServeOptions: Sendable {
     }
 }
 
-/// Where jobs are kept.
-public enum StorageLocation: Sendable, Hashable, CustomStringConvertible {
+/// The database that keeps jobs, keys and the fleet: a SQLite file or a PostgreSQL server.
+public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
     case sqlite(path: String)
     case postgres(url: Secret)
 
@@ -128,7 +128,7 @@ public struct ServeError: Error, Sendable, CustomStringConvertible {
 /// control plane as workers and clients reach it, for those links).
 public struct ServeSettings: Sendable {
     public var options: ServeOptions
-    public var storage: StorageLocation
+    public var storage: DatabaseLocation
     public var configuration: ControlPlaneConfiguration
     public var fleet: FleetSettings?
     /// HTTPS when set: from `--tls-cert`/`--tls-key`, else `SWARM_TLS_CERT`/`SWARM_TLS_KEY`.
@@ -158,7 +158,7 @@ public struct ServeSettings: Sendable {
             signingSecret = try OutputStorageSettings.persistentSecret(in: options.dataDirectory)
         }
         self.options = options
-        self.storage = try StorageLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
+        self.storage = try DatabaseLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
         self.fleet = try FleetSettings(options: options.fleet, environment: environment)
         self.tls = try TLSFiles(
             certificate: options.tlsCertificate ?? variable("SWARM_TLS_CERT"), key: options.tlsKey ?? variable("SWARM_TLS_KEY"))

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import JobProtocol
 import NIOCore
 import NIOPosix
 import SwarmCore

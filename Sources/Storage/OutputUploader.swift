@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import JobProtocol
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import JobProtocol
 import SwarmCore
 
 /// How the control plane stores outputs, read from `SWARM_STORAGE` and friends.

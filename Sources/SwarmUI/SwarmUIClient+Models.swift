@@ -61,7 +61,7 @@ extension SwarmUIClient {
             "url": .string(download.url), "type": .string(download.type), "name": .string(download.name),
             "metadata": download.metadata ?? .null,
         ]
-        let succeeded = Flag()
+        let succeeded = AtomicFlag()
         let ending = try await withSession { session throws(SwarmUIError) in
             try await webSocketCall(route, frame: frame, session: session, cancelFrame: ["signal": "cancel"]) {
                 json throws(SwarmUIError) in

@@ -78,7 +78,7 @@ extension SwarmUIClient {
         var headers = HTTPFields()
         if let token = configuration.bearerToken { headers[.authorization] = "Bearer \(token.value)" }
         let wsConfiguration = WebSocketClientConfiguration(maxFrameSize: 1 << 24, additionalHeaders: headers)
-        let finished = Flag()
+        let finished = AtomicFlag()
         do {
             let close = try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) {
                 inbound, outbound, _ in

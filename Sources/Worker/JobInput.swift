@@ -1,7 +1,7 @@
 import SwarmCore
 
 /// A job's `input`, validated: what the worker will do, or why it will not.
-public enum JobRequest: Sendable, Hashable {
+public enum JobAction: Sendable, Hashable {
     case generate(GenerateRequest)
     case listModels(path: String, depth: Int, subtype: String)
     case describeModel(name: String, subtype: String)
@@ -40,7 +40,7 @@ public struct InputError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { "input.\(field): \(problem)" }
 }
 
-/// Turns a job's `input` into a `JobRequest`, checking every field before anything runs.
+/// Turns a job's `input` into a `JobAction`, checking every field before anything runs.
 public struct JobInputParser: Sendable {
     public var presets: Presets
 
@@ -55,7 +55,7 @@ public struct JobInputParser: Sendable {
         self.presets = presets
     }
 
-    public func parse(_ input: JSONValue) throws(InputError) -> JobRequest {
+    public func parse(_ input: JSONValue) throws(InputError) -> JobAction {
         guard var fields = input.objectValue else {
             throw InputError(field: "", problem: "the input must be a JSON object, got \(input.typeName)")
         }

@@ -94,20 +94,3 @@ final class DownloadProgressTracker: Sendable {
         }
     }
 }
-
-/// Says yes at most once per interval (the first time at once): turns once-a-second progress into sparser lines.
-public final class Throttle: Sendable {
-    private let last = Mutex<ContinuousClock.Instant?>(nil)
-    public let interval: Duration
-
-    public init(every interval: Duration) { self.interval = interval }
-
-    public func ready() -> Bool {
-        last.withLock { last in
-            let now = ContinuousClock.now
-            if let previous = last, now - previous < interval { return false }
-            last = now
-            return true
-        }
-    }
-}

@@ -17,7 +17,7 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Database URL: postgres://... or a SQLite file.") var database: String?
 
         func withStore<T: Sendable>(_ body: @Sendable (any JobStore) async throws -> T) async throws -> T {
-            let location = try StorageLocation(dataDirectory: dataDir, databaseURL: database)
+            let location = try DatabaseLocation(dataDirectory: dataDir, databaseURL: database)
             return try await location.withStore(logger: Logger(label: "swarmctl.keys"), body)
         }
     }

@@ -1,5 +1,7 @@
-@testable import ControlPlane
+import SwarmCore
 import Testing
+
+@testable import ControlPlane
 
 /// The wake-ups behind every long poll: a lost one holds a take, a runsync or a job-stop for its whole timeout.
 @Suite(.timeLimit(.minutes(1))) struct KeyedSignalTests {

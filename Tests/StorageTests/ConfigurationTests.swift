@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import JobProtocol
 import NIOHTTP1
 import SwarmCore
 import Testing

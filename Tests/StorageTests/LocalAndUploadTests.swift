@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import JobProtocol
 import NIOCore
 import SwarmCore
 import Testing

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import JobProtocol
 import SwarmCore
 import Testing
 

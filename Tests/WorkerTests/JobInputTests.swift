@@ -9,7 +9,7 @@ import Foundation
 struct JobInputTests {
     let parser = JobInputParser(presets: try! Presets.load(path: nil))
 
-    func parse(_ input: JSONValue) throws(InputError) -> JobRequest { try parser.parse(input) }
+    func parse(_ input: JSONValue) throws(InputError) -> JobAction { try parser.parse(input) }
 
     func generate(_ input: JSONValue) throws -> GenerateRequest {
         guard case .generate(let request) = try parse(input) else {

@@ -9,13 +9,15 @@ import NIOHTTP1
 import NIOPosix
 import SwarmCore
 
-/// `swarmctl bench`: measures a control plane started in this process on loopback (SQLite in a temporary directory
+/// `control-plane-bench` (benchmarks/control-plane.sh): measures a control plane started in this process on loopback (SQLite in a temporary directory
 /// unless `--database` is given), and prints figures and ratios from one run:
 /// - submit+take+done throughput with N concurrent HTTP workers, as a ratio to the same server's rate on `/healthz`;
 /// - dispatch latency from submit to a long-polling worker receiving the job;
 /// - bulk submit of 10,000 jobs through run-batch.
+@main
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmark the control plane on loopback and print figures.")
+    static let configuration = CommandConfiguration(
+        commandName: "control-plane-bench", abstract: "Benchmark the control plane on loopback and print figures.")
 
     @Option(help: "Concurrent HTTP workers.") var workers = 32
     @Option(help: "Jobs for the throughput run.") var jobs = 12_000
@@ -29,7 +31,7 @@ struct Bench: AsyncParsableCommand {
     func run() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swarmctl-bench-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let storage = try StorageLocation(dataDirectory: directory, databaseURL: database)
+        let storage = try DatabaseLocation(dataDirectory: directory, databaseURL: database)
         var logger = Logger(label: "swarmctl.bench")
         // Stopping the server by cancellation logs an error that says nothing about the measurement.
         logger.logLevel = .critical

@@ -1,6 +1,11 @@
 import Synchronization
 
-/// A one-way signal that any number of tasks can wait for, set from synchronous code (a shutdown handler).
+/// A one-way signal that any number of tasks can wait for, set from synchronous code (a shutdown handler, a
+/// migration that finished). Once set it stays set: later waiters return at once.
+///
+/// Cancellation: a waiting task that is cancelled returns from `wait()` at once, and only that task; the latch stays
+/// unset and every other waiter keeps waiting. A task cancelled before it calls `wait()` returns at once too. Callers
+/// that must tell the two apart check `isSet` (or `Task.isCancelled`) after `wait()`.
 public final class Latch: Sendable {
     private struct State {
         var isSet = false
@@ -14,6 +19,7 @@ public final class Latch: Sendable {
 
     public var isSet: Bool { state.withLock { $0.isSet } }
 
+    /// Sets the latch and resumes every waiter. Setting it again does nothing.
     public func set() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.isSet = true
@@ -23,7 +29,7 @@ public final class Latch: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Returns once the latch is set, or when the waiting task is cancelled.
+    /// Returns once the latch is set, or when the waiting task is cancelled (see the type's note on cancellation).
     public func wait() async {
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1
@@ -31,6 +37,8 @@ public final class Latch: Sendable {
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
+                // Checked under the lock that `set` and the cancellation handler take: either this waiter is
+                // registered before them (and they resume it) or it sees their effect here and returns at once.
                 let resumeNow = state.withLock { state -> Bool in
                     if state.isSet || Task.isCancelled { return true }
                     state.waiters[id] = continuation
@@ -44,7 +52,8 @@ public final class Latch: Sendable {
         }
     }
 
-    /// Sleeps for `duration`; returns early (false) when the latch is set first.
+    /// Sleeps for `duration`; returns early (false) when the latch is set first, or when the task is cancelled.
+    /// Returns true when the whole duration passed with the latch unset.
     @discardableResult
     public func sleep(for duration: Duration) async -> Bool {
         await withTaskGroup(of: Bool.self) { group in

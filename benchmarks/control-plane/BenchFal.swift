@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import SwarmCore
 
-/// `swarmctl bench --fal-status`: fal clients poll a request's status every 0.1 s (fal-client's default), so a
+/// `control-plane-bench --fal-status` (benchmarks/fal-status.sh): fal clients poll a request's status every 0.1 s (fal-client's default), so a
 /// server with 200 requests waiting answers 2,000 status calls a second while doing nothing else. Measured side by side
 /// with the same server's no-op `/healthz`, in the same run:
 /// - paced: 200 clients, one poll each per 0.1 s, for `--fal-seconds`; polls answered per second and latency;
