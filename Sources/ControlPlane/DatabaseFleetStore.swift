@@ -45,6 +45,16 @@ public struct DatabaseFleetStore: FleetStore {
     public func desiredSize() async throws -> Int? { try await database.fleetDesiredSize() }
     /// `swarmctl instance up|down`; nil hands the count back to `serve`'s `--fleet-size`.
     public func setDesiredSize(_ size: Int?) async throws { try await database.setFleetDesiredSize(size) }
+    /// The scaler settings `swarmctl instance scale` stored for `endpoint`; nil: serve's flags alone.
+    public func scalerOverride(endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws -> ScalerOverride? {
+        try await database.fleetScaler(endpoint: endpoint).flatMap(ScalerOverride.init(jsonText:))
+    }
+
+    /// nil (or an empty override) hands every setting back to serve's flags.
+    public func setScalerOverride(_ override: ScalerOverride?, endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws {
+        try await database.setFleetScaler(override.flatMap { $0.isEmpty ? nil : $0.jsonText }, endpoint: endpoint)
+    }
+
     /// The records as `swarmctl instance status` shows them, pings included.
     public func records() async throws -> [FleetInstanceRecord] { try await database.fleetInstances() }
 

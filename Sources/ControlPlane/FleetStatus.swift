@@ -140,6 +140,8 @@ public struct FleetSummary: Sendable {
     public var vastProblem: String?
     /// Instances vast lists with the fleet's label that the database does not know: paid for, unaccounted.
     public var orphans: [Instance]
+    /// Set with `swarmctl instance scale`; nil: serve's scaler flags.
+    public var scalerOverride: ScalerOverride?
 
     public init(desiredSize: Int?, creationHold: String?, spentToday: Double, vastProblem: String? = nil, orphans: [Instance] = []) {
         self.desiredSize = desiredSize
@@ -154,6 +156,9 @@ public struct FleetSummary: Sendable {
             (desiredSize.map { "wanted: \($0) instance(s), set with 'swarmctl instance up|down'" }
                 ?? "wanted: serve's --fleet-size (SWARM_FLEET_SIZE)") + String(format: "; spent today: $%.2f", spentToday)
         ]
+        if let scalerOverride, !scalerOverride.isEmpty {
+            lines.append("scaler: \(scalerOverride.flags) over serve's flags, set with 'swarmctl instance scale' ('--reset' hands them back)")
+        }
         if let creationHold { lines.append("creation on hold: \(creationHold) ('swarmctl instance up' clears it)") }
         if let vastProblem { lines.append("vast.ai not reachable: \(vastProblem)") }
         for orphan in orphans {
@@ -168,6 +173,7 @@ public struct FleetSummary: Sendable {
     public var json: [String: JSONValue] {
         var fields: [String: JSONValue] = ["desired_size": desiredSize.map(JSONValue.int) ?? .null, "spent_today_usd": .double(spentToday)]
         if let creationHold { fields["creation_hold"] = .string(creationHold) }
+        if let scalerOverride, !scalerOverride.isEmpty, let stored = JSONValue.parse(Data(scalerOverride.jsonText.utf8)) { fields["scaler_override"] = stored }
         if let vastProblem { fields["vast_problem"] = .string(vastProblem) }
         fields["orphans"] = .array(orphans.map { ["id": .int($0.id), "label": $0.label.map(JSONValue.string) ?? .null] })
         return fields

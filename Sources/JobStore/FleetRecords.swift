@@ -76,6 +76,9 @@ public protocol FleetRecordStore: Sendable {
     func setFleetDesiredSize(_ size: Int?) async throws(JobStoreError)
     /// Dollars spent between `start` and `now` on every instance, present and removed.
     func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double
+    /// The endpoint's scaler settings set with `swarmctl instance scale` (JSON); nil: `serve`'s flags.
+    func fleetScaler(endpoint: String) async throws(JobStoreError) -> String?
+    func setFleetScaler(_ json: String?, endpoint: String) async throws(JobStoreError)
 }
 
 /// A value of the fleet tables: the types both databases store alike.
@@ -211,6 +214,14 @@ extension FleetTables {
 
     public func setFleetDesiredSize(_ size: Int?) async throws(JobStoreError) {
         try await setFleetSetting(Self.desiredSizeName, size.map { String(max(0, $0)) })
+    }
+
+    public func fleetScaler(endpoint: String) async throws(JobStoreError) -> String? {
+        try await fleetSetting("scaler:" + endpoint)
+    }
+
+    public func setFleetScaler(_ json: String?, endpoint: String) async throws(JobStoreError) {
+        try await setFleetSetting("scaler:" + endpoint, json)
     }
 
     /// A row of `fleet_settings`; a NULL value reads as unset.

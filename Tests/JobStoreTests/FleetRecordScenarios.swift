@@ -48,6 +48,23 @@ import Testing
     }
 
     @Test(arguments: Backend.enabled)
+    func scalerSettingsAreKeptPerEndpoint(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let fleet = try fleet(store)
+            #expect(try await fleet.fleetScaler(endpoint: "swarmui") == nil)
+            try await fleet.setFleetScaler(#"{"workersMax":3}"#, endpoint: "swarmui")
+            try await fleet.setFleetScaler(#"{"workersMax":1}"#, endpoint: "other")
+            try await fleet.setFleetScaler(#"{"workersMax":5}"#, endpoint: "swarmui")
+            #expect(try await fleet.fleetScaler(endpoint: "swarmui") == #"{"workersMax":5}"#)
+            #expect(try await fleet.fleetScaler(endpoint: "other") == #"{"workersMax":1}"#)
+            try await fleet.setFleetScaler(nil, endpoint: "swarmui")
+            #expect(try await fleet.fleetScaler(endpoint: "swarmui") == nil)
+            // The wanted size lives beside it, untouched.
+            #expect(try await fleet.fleetDesiredSize() == nil)
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
     func removedInstancesStillCountTowardsTheDaysSpending(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             let fleet = try fleet(store)
