@@ -80,7 +80,7 @@ public struct DatabaseFleetStore: FleetStore {
             id: member.id, label: member.label, offerID: member.offerID, machineID: member.machineID,
             state: member.destroyRequestedAt == nil ? .active : .destroying, dphTotal: member.dphTotal, createdAt: member.createdAt,
             reboots: member.reboots, lastRebootAt: member.lastRebootAt, destroyRequestedAt: member.destroyRequestedAt,
-            lastStatusAt: member.lastStatusAt, warnedSlowStart: member.warnedSlowStart)
+            lastStatusAt: member.lastStatusAt, warnedSlowStart: member.warnedSlowStart, stoppedAt: member.stoppedAt, resumedAt: member.resumedAt)
     }
 
     static func member(_ record: FleetInstanceRecord) -> FleetMember {
@@ -89,6 +89,6 @@ public struct DatabaseFleetStore: FleetStore {
             createdAt: record.createdAt, stage: record.report?.stage, lastPing: record.lastPing,
             logTail: record.logTail, reboots: record.reboots,
             lastRebootAt: record.lastRebootAt, destroyRequestedAt: record.destroyRequestedAt, lastStatusAt: record.lastStatusAt,
-            warnedSlowStart: record.warnedSlowStart)
+            warnedSlowStart: record.warnedSlowStart, stoppedAt: record.stoppedAt, resumedAt: record.resumedAt)
     }
 }

@@ -142,6 +142,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         (3, "fleet instances", fleetTableStatements),
         (4, "partial lease and finish indexes", partialStatusIndexStatements),
         (5, "one index of running jobs", runningIndexStatements),
+        (8, "fleet warm stop", fleetStopStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).

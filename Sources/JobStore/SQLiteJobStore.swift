@@ -137,6 +137,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("5 one index of running jobs") { db in
             for statement in runningIndexStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("8 fleet warm stop") { db in
+            for statement in fleetStopStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 

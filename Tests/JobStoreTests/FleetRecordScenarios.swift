@@ -48,6 +48,24 @@ import Testing
     }
 
     @Test(arguments: Backend.enabled)
+    func aStopAndAResumeAreRemembered(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let fleet = try fleet(store)
+            try await fleet.insertFleetInstance(FleetInstanceRecord(id: 5, label: "swarm-s", dphTotal: 0.4, createdAt: t0))
+            var record = try #require(try await fleet.fleetInstances().first)
+            #expect(record.stoppedAt == nil && record.resumedAt == nil)
+            record.stoppedAt = at(600)
+            try await fleet.updateFleetInstance(record)
+            #expect(try await fleet.fleetInstances().first?.stoppedAt == at(600))
+            record.stoppedAt = nil
+            record.resumedAt = at(900)
+            try await fleet.updateFleetInstance(record)
+            let resumed = try #require(try await fleet.fleetInstances().first)
+            #expect(resumed.stoppedAt == nil && resumed.resumedAt == at(900) && resumed.dphTotal == 0.4)
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
     func scalerSettingsAreKeptPerEndpoint(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             let fleet = try fleet(store)
