@@ -55,6 +55,21 @@ public struct DatabaseFleetStore: FleetStore {
         try await database.setFleetScaler(override.flatMap { $0.isEmpty ? nil : $0.jsonText }, endpoint: endpoint)
     }
 
+    /// The endpoint's queue for the scaler: counts, the oldest queued job's age (among the newest 500 queued: past
+    /// that the age is a lower bound), and the workers holding a job.
+    public func fleetLoad(endpoint: String = ControlPlaneConfiguration.defaultEndpoint, now: Date = Date()) async throws -> FleetLoad {
+        let counts = try await database.counts(endpoint: endpoint)
+        let queued = counts[.inQueue] ?? 0
+        var oldest: Date?
+        if queued > 0 {
+            oldest = try await database.listJobs(endpoint: endpoint, status: .inQueue, limit: min(queued, 500), cursor: nil).jobs.map(\.createdAt).min()
+        }
+        let busy = try await database.workers(endpoint: endpoint).filter { !$0.jobIDs.isEmpty }.map(\.id)
+        return FleetLoad(
+            queue: QueueLoad(inQueue: queued, inProgress: counts[.inProgress] ?? 0, oldestQueuedAge: oldest.map { max(0, now.timeIntervalSince($0)) }),
+            busyWorkers: Set(busy))
+    }
+
     /// The records as `swarmctl instance status` shows them, pings included.
     public func records() async throws -> [FleetInstanceRecord] { try await database.fleetInstances() }
 

@@ -178,6 +178,7 @@ public struct FleetService: Service {
             // The worker reports as `label`, which is how its pings are matched to the instance.
             settings.createRequest(label: label, workerKey: try await store.mintWorkerKey(label: label))
         }
+        await reconciler.enableScaling(settings.scaling(store: store, logger: logger))
         // `swarmctl instance up N|down` outranks --fleet-size until `instance up` hands the count back.
         let stored = try? await store.desiredSize()
         let wanted = stored.flatMap { $0 }.map { "\($0) (set with 'swarmctl instance up|down'; --fleet-size \(settings.policy.desiredSize) applies after 'swarmctl instance up')" }

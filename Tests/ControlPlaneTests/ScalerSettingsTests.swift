@@ -1,6 +1,7 @@
 import ControlPlane
 import Foundation
 import JobStore
+import SwarmCore
 import Testing
 import VastAI
 
@@ -40,6 +41,25 @@ import VastAI
         #expect(problem(ScalerOverride(scalerValue: 0))?.contains("--scaler-value") == true)
         #expect(problem(ScalerOverride(idleTimeout: 0))?.contains("--idle-timeout") == true)
         #expect(problem(ScalerOverride(keepWarm: -1))?.contains("--keep-warm") == true)
+    }
+
+    @Test func theLoadIsReadFromTheQueue() async throws {
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        let fleet = try #require(DatabaseFleetStore(store: store))
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(try await fleet.fleetLoad(now: t0) == FleetLoad(queue: QueueLoad()))
+        _ = try await store.enqueue([NewJob(id: "a", endpoint: "swarmui", input: [:])], now: t0)
+        _ = try await store.enqueue([NewJob(id: "b", endpoint: "swarmui", input: [:]), NewJob(id: "c", endpoint: "swarmui", input: [:])], now: t0 + 30)
+        _ = try await store.enqueue([NewJob(id: "x", endpoint: "other", input: [:])], now: t0 - 600)
+        let taken = try await store.take(endpoint: "swarmui", workerID: "swarm-a", limit: 1, leaseUntil: t0 + 300, now: t0 + 40)
+        try await store.heartbeat(workerID: "swarm-a", endpoint: "swarmui", jobIDs: taken.map(\.id), leaseUntil: t0 + 300, report: nil, now: t0 + 40)
+        try await store.heartbeat(workerID: "swarm-b", endpoint: "swarmui", jobIDs: [], leaseUntil: t0 + 300, report: nil, now: t0 + 40)
+        let load = try await fleet.fleetLoad(now: t0 + 50)
+        #expect(load.queue.inQueue == 2 && load.queue.inProgress == 1)
+        // The first job was taken: the oldest queued is one of the two enqueued at +30 s.
+        #expect(load.queue.oldestQueuedAge == 20)
+        #expect(load.busyWorkers == ["swarm-a"])
     }
 
     @Test func whatInstanceScaleStoresOutranksServesFlagsUntilReset() async throws {
