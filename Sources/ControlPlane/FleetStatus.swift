@@ -79,6 +79,7 @@ public struct FleetInstanceStatus: Sendable {
         headline += "  up " + Self.span(uptime(now: now))
         if let cost = cost(now: now) { headline += String(format: "  $%.2f so far", cost) }
         if record.state != .active { headline += "  [\(record.state.rawValue)]" }
+        if let stopped = record.stoppedAt { headline += "  [stopped \(Self.span(now.timeIntervalSince(stopped))) ago: disk kept, storage billed]" }
         var lines = [headline]
         let ping = record.lastPing.map { "last ping \(Self.span(now.timeIntervalSince($0))) ago" } ?? "no ping yet"
         lines.append("  \(vastText); \(workerText); \(ping)")
@@ -93,8 +94,9 @@ public struct FleetInstanceStatus: Sendable {
         var fields: [String: JSONValue] = [
             "id": .int(record.id), "label": .string(record.label), "state": .string(record.state.rawValue),
             "created_at": .string(record.createdAt.formatted(.iso8601)), "uptime_s": .int(Int(uptime(now: now))),
-            "reboots": .int(record.reboots),
+            "reboots": .int(record.reboots), "stopped": .bool(record.stoppedAt != nil),
         ]
+        if let resumed = record.resumedAt { fields["resumed_at"] = .string(resumed.formatted(.iso8601)) }
         if let stage = record.report?.stage {
             fields["stage"] = .string(stage.name.rawValue)
             if let failure = stage.failure {
