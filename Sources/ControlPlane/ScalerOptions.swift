@@ -9,10 +9,11 @@ extension FleetSettings {
         if sizeGiven, flags.workersMin != nil || flags.workersMax != nil {
             throw ServeError("--fleet-size (SWARM_FLEET_SIZE) and --workers-min/--workers-max: give one; --fleet-size N means --workers-min N --workers-max N")
         }
-        var base = ScalerSettings(workersMin: fleetSize, workersMax: max(1, fleetSize))
+        // `--fleet-size 0` keeps no instance at all, as before the scaler.
+        var base = ScalerSettings(workersMin: fleetSize, workersMax: fleetSize)
         // A lone --workers-max N scales between 0 and N, RunPod's default minimum; a lone --workers-min raises the max.
         if flags.workersMax != nil, flags.workersMin == nil { base.workersMin = 0 }
-        if let min = flags.workersMin, flags.workersMax == nil { base.workersMax = max(min, 1) }
+        if let min = flags.workersMin, flags.workersMax == nil { base.workersMax = max(min, base.workersMax) }
         let settings = flags.applied(to: base)
         if let problem = settings.problem { throw ServeError(problem) }
         return settings

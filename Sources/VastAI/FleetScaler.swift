@@ -32,7 +32,7 @@ public struct ScalerSettings: Sendable, Hashable, Codable {
     /// What is wrong with the settings, naming the flag; nil when they are usable.
     public var problem: String? {
         if workersMin < 0 { return "--workers-min: must be 0 or more" }
-        if workersMax < 1 { return "--workers-max: must be 1 or more" }
+        if workersMax < 0 { return "--workers-max: must be 0 or more (0: no workers)" }
         if workersMin > workersMax { return "--workers-min \(workersMin) is more than --workers-max \(workersMax)" }
         if !(idleTimeout >= 1 && idleTimeout <= 86_400) { return "--idle-timeout: seconds from 1 to 86400" }
         if !(scalerValue >= 1) { return "--scaler-value: must be 1 or more (seconds for queue-delay, jobs per worker for request-count)" }

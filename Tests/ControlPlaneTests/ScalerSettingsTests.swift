@@ -18,6 +18,7 @@ import VastAI
         #expect(try Self.settings(ScalerOverride()).scaler == ScalerSettings(workersMin: 1, workersMax: 1))
         #expect(try Self.settings(ScalerOverride(), size: 3).scaler == ScalerSettings(workersMin: 3, workersMax: 3))
         #expect(try Self.settings(ScalerOverride(), environment: ["SWARM_FLEET_SIZE": "2"]).scaler.workersMax == 2)
+        #expect(try Self.settings(ScalerOverride(), size: 0).scaler == ScalerSettings(workersMin: 0, workersMax: 0))
     }
 
     @Test func flagsSetTheScaler() throws {

@@ -47,6 +47,8 @@ import VastAI
         // The defaults keep today's one persistent instance, busy or not.
         Row(name: "default: one instance, rent it", settings: ScalerSettings(), queue: QueueLoad(), instances: [], wanted: 1, actions: ["rent"]),
         Row(name: "default: an idle instance stays forever", settings: ScalerSettings(), queue: QueueLoad(), instances: [idle(1, for: 86_000)], wanted: 1, actions: ["keep 1"]),
+        Row(name: "--fleet-size 0: nothing, whatever the queue", settings: ScalerSettings(workersMin: 0, workersMax: 0), queue: QueueLoad(inQueue: 9, oldestQueuedAge: 600),
+            instances: [], wanted: 0, actions: []),
         // request-count: ceil((inQueue + inProgress) / scalerValue).
         Row(name: "request-count: 25 jobs / 10 wants 3", settings: requestCount, queue: QueueLoad(inQueue: 25), instances: [], wanted: 3, actions: ["rent", "rent", "rent"]),
         Row(name: "request-count: 21 queued + 10 running / 10 wants 4, busy and booting count", settings: requestCount,
@@ -138,7 +140,8 @@ import VastAI
     @Test func settingsAreCheckedWithTheFlagNamed() {
         #expect(ScalerSettings().problem == nil)
         #expect(ScalerSettings(workersMin: 2, workersMax: 1).problem?.contains("--workers-min") == true)
-        #expect(ScalerSettings(workersMax: 0).problem?.contains("--workers-max") == true)
+        #expect(ScalerSettings(workersMin: 0, workersMax: -1).problem?.contains("--workers-max") == true)
+        #expect(ScalerSettings(workersMin: 0, workersMax: 0).problem == nil)
         #expect(ScalerSettings(idleTimeout: 0).problem?.contains("--idle-timeout") == true)
         #expect(ScalerSettings(scalerValue: 0.5).problem?.contains("--scaler-value") == true)
         #expect(ScalerSettings(keepWarm: -1).problem?.contains("--keep-warm") == true)
