@@ -23,6 +23,19 @@ import VastAIEmulator
         return fleet
     }
 
+    /// One job rents one instance; once READY and idle past the 5 s timeout, it is stopped (keep-warm 1).
+    static func rentOneAndStopIt(_ fleet: FleetReconciler, _ store: InMemoryFleetStore, _ load: Load, at t0: Date) async throws -> FleetMember {
+        await load.set(QueueLoad(inQueue: 1, oldestQueuedAge: 1))
+        try await fleet.reconcile(now: t0)
+        let member = try #require(await store.members().first)
+        await store.recordPing(id: member.id, stage: .ready, at: t0 + 1)
+        await load.set(QueueLoad())
+        try await fleet.reconcile(now: t0 + 2)
+        try await fleet.reconcile(now: t0 + 10)
+        #expect(await store.members().first?.stoppedAt != nil)
+        return member
+    }
+
     static func creates(_ actions: [FleetAction]) -> Int { actions.count { if case .create = $0 { true } else { false } } }
 
     @Test func scalesFromZeroStopsWhenIdleAndResumesTheStoppedOne() async throws {
@@ -85,14 +98,7 @@ import VastAIEmulator
             let load = Load()
             let fleet = await Self.scaled(client, store, load)
             let t0 = Date()
-            await load.set(QueueLoad(inQueue: 1, oldestQueuedAge: 1))
-            try await fleet.reconcile(now: t0)
-            let first = try #require(await store.members().first)
-            await store.recordPing(id: first.id, stage: .ready, at: t0 + 1)
-            await load.set(QueueLoad())
-            try await fleet.reconcile(now: t0 + 2)
-            try await fleet.reconcile(now: t0 + 10)
-            #expect(await store.members().first?.stoppedAt != nil)
+            let first = try await Self.rentOneAndStopIt(fleet, store, load, at: t0)
 
             // While it was stopped, someone rented its GPU.
             await running.emulator.takeGPU(instance: first.id, loss)
@@ -122,13 +128,7 @@ import VastAIEmulator
             let load = Load()
             let fleet = await Self.scaled(client, store, load)
             let t0 = Date()
-            await load.set(QueueLoad(inQueue: 1, oldestQueuedAge: 1))
-            try await fleet.reconcile(now: t0)
-            let id = try #require(await store.members().first?.id)
-            await store.recordPing(id: id, stage: .ready, at: t0 + 1)
-            await load.set(QueueLoad())
-            try await fleet.reconcile(now: t0 + 2)
-            try await fleet.reconcile(now: t0 + 10)
+            let id = try await Self.rentOneAndStopIt(fleet, store, load, at: t0).id
             #expect(await running.emulator.liveInstances.first { $0.id == id }?.stopped == true)
             let record = try #require(try await client.instance(id: id))
             #expect(record.raw["storage_total_cost"]?.doubleValue.map { abs($0 - 100 * 0.15 / 720) < 1e-9 } == true)
