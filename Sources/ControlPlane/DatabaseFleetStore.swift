@@ -70,6 +70,15 @@ public struct DatabaseFleetStore: FleetStore {
             busyWorkers: Set(busy))
     }
 
+    public func recordScalerDecision(_ text: String) async throws {
+        try await database.setFleetScalerDecision(text, endpoint: ControlPlaneConfiguration.defaultEndpoint)
+    }
+
+    /// The scaler's latest decision as serve logged it; nil before serve decided anything.
+    public func scalerDecision(endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws -> String? {
+        try await database.fleetScalerDecision(endpoint: endpoint)
+    }
+
     /// The records as `swarmctl instance status` shows them, pings included.
     public func records() async throws -> [FleetInstanceRecord] { try await database.fleetInstances() }
 

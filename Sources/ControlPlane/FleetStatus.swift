@@ -144,6 +144,8 @@ public struct FleetSummary: Sendable {
     public var orphans: [Instance]
     /// Set with `swarmctl instance scale`; nil: serve's scaler flags.
     public var scalerOverride: ScalerOverride?
+    /// The scaler's latest decision as serve explained it.
+    public var scalerDecision: String?
 
     public init(desiredSize: Int?, creationHold: String?, spentToday: Double, vastProblem: String? = nil, orphans: [Instance] = []) {
         self.desiredSize = desiredSize
@@ -161,6 +163,7 @@ public struct FleetSummary: Sendable {
         if let scalerOverride, !scalerOverride.isEmpty {
             lines.append("scaler: \(scalerOverride.flags) over serve's flags, set with 'swarmctl instance scale' ('--reset' hands them back)")
         }
+        if let scalerDecision { lines.append("scaler: \(scalerDecision)") }
         if let creationHold { lines.append("creation on hold: \(creationHold) ('swarmctl instance up' clears it)") }
         if let vastProblem { lines.append("vast.ai not reachable: \(vastProblem)") }
         for orphan in orphans {
@@ -175,6 +178,7 @@ public struct FleetSummary: Sendable {
     public var json: [String: JSONValue] {
         var fields: [String: JSONValue] = ["desired_size": desiredSize.map(JSONValue.int) ?? .null, "spent_today_usd": .double(spentToday)]
         if let creationHold { fields["creation_hold"] = .string(creationHold) }
+        if let scalerDecision { fields["scaler_decision"] = .string(scalerDecision) }
         if let scalerOverride, !scalerOverride.isEmpty, let stored = JSONValue.parse(Data(scalerOverride.jsonText.utf8)) { fields["scaler_override"] = stored }
         if let vastProblem { fields["vast_problem"] = .string(vastProblem) }
         fields["orphans"] = .array(orphans.map { ["id": .int($0.id), "label": $0.label.map(JSONValue.string) ?? .null] })

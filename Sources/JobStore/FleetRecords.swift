@@ -86,6 +86,9 @@ public protocol FleetRecordStore: Sendable {
     /// The endpoint's scaler settings set with `swarmctl instance scale` (JSON); nil: `serve`'s flags.
     func fleetScaler(endpoint: String) async throws(JobStoreError) -> String?
     func setFleetScaler(_ json: String?, endpoint: String) async throws(JobStoreError)
+    /// The scaler's latest decision as serve explained it, for `swarmctl instance status`.
+    func fleetScalerDecision(endpoint: String) async throws(JobStoreError) -> String?
+    func setFleetScalerDecision(_ text: String?, endpoint: String) async throws(JobStoreError)
 }
 
 /// A value of the fleet tables: the types both databases store alike.
@@ -235,6 +238,14 @@ extension FleetTables {
 
     public func setFleetScaler(_ json: String?, endpoint: String) async throws(JobStoreError) {
         try await setFleetSetting("scaler:" + endpoint, json)
+    }
+
+    public func fleetScalerDecision(endpoint: String) async throws(JobStoreError) -> String? {
+        try await fleetSetting("scaler-decision:" + endpoint)
+    }
+
+    public func setFleetScalerDecision(_ text: String?, endpoint: String) async throws(JobStoreError) {
+        try await setFleetSetting("scaler-decision:" + endpoint, text)
     }
 
     /// A row of `fleet_settings`; a NULL value reads as unset.

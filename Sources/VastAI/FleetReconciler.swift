@@ -21,6 +21,13 @@ public protocol FleetStore: Sendable {
     func desiredSize() async throws -> Int?
     /// Dollars spent since 00:00 UTC of `now`, on instances present and past.
     func spentToday(now: Date) async throws -> Double
+    /// The scaler's decision in words, kept for `swarmctl instance status` when it changes.
+    func recordScalerDecision(_ text: String) async throws
+}
+
+extension FleetStore {
+    /// Stores that show no status keep nothing.
+    public func recordScalerDecision(_ text: String) async throws {}
 }
 
 /// Carries out `FleetPlanner`'s decisions against vast.ai, one round at a time: observe every member by id, list the
@@ -207,6 +214,13 @@ public actor FleetReconciler {
             budgetPerDay: planner.policy.budgetPerDay))
         if lastDecision?.wanted != decision.wanted || lastDecision?.reason != decision.reason {
             logger.notice("scaler: \(decision.wanted) worker(s) wanted: \(decision.reason)", metadata: ["settings": "\(settings.summary)"])
+        }
+        // Kept when something is done or the wanted count's reason changes, not every round an idle time grows.
+        let acted = decision.choices.filter { $0.action != .keep }.map(\.description)
+        if !acted.isEmpty || lastDecision?.wanted != decision.wanted || lastDecision?.reason != decision.reason {
+            let text = "\(decision.wanted) worker(s) wanted (\(settings.summary)): \(decision.reason)"
+                + (acted.isEmpty ? "" : "; " + acted.joined(separator: "; ")) + " [\(now.formatted(.iso8601))]"
+            try await store.recordScalerDecision(text)
         }
         lastDecision = decision
 

@@ -104,6 +104,7 @@ struct InstanceCommand: AsyncParsableCommand {
                 desiredSize: try await fleet.desiredSize(), creationHold: try await fleet.creationHold(),
                 spentToday: try await fleet.spentToday(now: Date()))
             summary.scalerOverride = try await fleet.scalerOverride()
+            summary.scalerDecision = try await fleet.scalerDecision()
             // One listing per draw, whatever the fleet's size: it also carries the ports the by-id call may leave out.
             var listed: [Int: Instance]?
             if let client {

@@ -46,6 +46,10 @@ struct FleetScalerServeTests {
             #expect(health.json?["workers"]?["stopped"] == 1)
             let status = try await FleetServeTests.status(directory, vast)
             #expect(status["instances"]?.arrayValue?.contains { $0["id"]?.intValue == stopped.id && $0["stopped"] == true } == true)
+            // The decision, explained: why one is kept and the other stopped.
+            let decision = try #require(status["scaler_decision"]?.stringValue)
+            #expect(decision.hasPrefix("1 worker(s) wanted (workers 1–2, request-count 1 jobs/worker"), "\(decision)")
+            #expect(decision.contains("stop instance \(stopped.id): idle"), "\(decision)")
 
             let down = try await FleetServeTests.swarmctl(
                 ["instance", "down", "--yes", "--data-dir", directory.path, "--settle", "0.5", "--confirm-timeout", "30"], vast)
