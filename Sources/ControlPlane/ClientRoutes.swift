@@ -39,7 +39,9 @@ struct ClientRoutes {
         core.metrics.submitted(endpoint: endpoint, count: 1)
         guard sync else { return .json(JobView.brief(stored)) }
         let latest = try await core.awaitFinal(id: stored.id, timeout: .milliseconds(wait)) ?? stored
-        return .json(latest.status.isFinal ? JobView.status(latest) : JobView.brief(latest))
+        if latest.status.isFinal { return .json(JobView.status(latest)) }
+        // Still queued at the end of the wait: say whether a worker is starting, and when it should be ready.
+        return .json(try await availability(endpoint).annotate(JobView.brief(latest), job: latest))
     }
 
     private func runBatch(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
@@ -74,7 +76,8 @@ struct ClientRoutes {
         if let wait, wait > 0, !job.status.isFinal {
             job = try await core.awaitFinal(id: job.id, timeout: .milliseconds(wait)) ?? job
         }
-        return .json(JobView.status(job))
+        guard job.status == .inQueue else { return .json(JobView.status(job)) }
+        return .json(try await availability(job.endpoint).annotate(JobView.status(job), job: job))
     }
 
     /// Each chunk is handed out once: the SDK's `stream()` yields everything it receives on every poll.
@@ -115,21 +118,19 @@ struct ClientRoutes {
     private func health(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
         let endpoint = try context.endpoint(in: configuration)
         let counts = try await store.counts(endpoint: endpoint)
-        // A worker that has not pinged within a lease is gone; the store keeps it only for the record.
-        let horizon = Date().addingTimeInterval(-configuration.leaseTimeout.seconds)
-        let workers = try await store.workers(endpoint: endpoint).filter { $0.lastSeen >= horizon }
-        // A worker in ERROR, or whose startup checks failed (runpod.md §1.9), says so on its ping.
-        let isUnhealthy = { (worker: WorkerRecord) in worker.report?.stage?.name == .error }
-        let unhealthy = workers.filter(isUnhealthy).count
-        let running = workers.filter { !$0.jobIDs.isEmpty && !isUnhealthy($0) }.count
         let count = { (status: JobStatus) in JSONValue.int(counts[status] ?? 0) }
         return .json([
             "jobs": [
                 "completed": count(.completed), "failed": count(.failed), "inProgress": count(.inProgress),
                 "inQueue": count(.inQueue), "cancelled": count(.cancelled), "timedOut": count(.timedOut), "retried": 0,
             ],
-            "workers": ["idle": .int(workers.count - running - unhealthy), "running": .int(running), "unhealthy": .int(unhealthy)],
+            // A worker in ERROR, or whose startup checks failed (runpod.md §1.9), says so on its ping: unhealthy.
+            "workers": try await availability(endpoint).healthJSON,
         ])
+    }
+
+    private func availability(_ endpoint: String) async throws -> WorkerAvailability {
+        try await WorkerAvailability.read(store: store, endpoint: endpoint, leaseTimeout: configuration.leaseTimeout, now: Date())
     }
 
     // MARK: Changing

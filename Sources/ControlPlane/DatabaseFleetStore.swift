@@ -46,6 +46,40 @@ public struct DatabaseFleetStore: FleetStore {
     public func desiredSize() async throws -> Int? { try await database.fleetDesiredSize() }
     /// `swarmctl instance up|down`; nil hands the count back to `serve`'s `--fleet-size`.
     public func setDesiredSize(_ size: Int?) async throws { try await database.setFleetDesiredSize(size) }
+    /// The scaler settings `swarmctl instance scale` stored for `endpoint`; nil: serve's flags alone.
+    public func scalerOverride(endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws -> ScalerOverride? {
+        try await database.fleetScaler(endpoint: endpoint).flatMap(ScalerOverride.init(jsonText:))
+    }
+
+    /// nil (or an empty override) hands every setting back to serve's flags.
+    public func setScalerOverride(_ override: ScalerOverride?, endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws {
+        try await database.setFleetScaler(override.flatMap { $0.isEmpty ? nil : $0.jsonText }, endpoint: endpoint)
+    }
+
+    /// The endpoint's queue for the scaler: counts, the oldest queued job's age (among the newest 500 queued: past
+    /// that the age is a lower bound), and the workers holding a job.
+    public func fleetLoad(endpoint: String = ControlPlaneConfiguration.defaultEndpoint, now: Date = Date()) async throws -> FleetLoad {
+        let counts = try await database.counts(endpoint: endpoint)
+        let queued = counts[.inQueue] ?? 0
+        var oldest: Date?
+        if queued > 0 {
+            oldest = try await database.listJobs(endpoint: endpoint, status: .inQueue, limit: min(queued, 500), cursor: nil).jobs.map(\.createdAt).min()
+        }
+        let busy = try await database.workers(endpoint: endpoint).filter { !$0.jobIDs.isEmpty }.map(\.id)
+        return FleetLoad(
+            queue: QueueLoad(inQueue: queued, inProgress: counts[.inProgress] ?? 0, oldestQueuedAge: oldest.map { max(0, now.timeIntervalSince($0)) }),
+            busyWorkers: Set(busy))
+    }
+
+    public func recordScalerDecision(_ text: String) async throws {
+        try await database.setFleetScalerDecision(text, endpoint: ControlPlaneConfiguration.defaultEndpoint)
+    }
+
+    /// The scaler's latest decision as serve logged it; nil before serve decided anything.
+    public func scalerDecision(endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws -> String? {
+        try await database.fleetScalerDecision(endpoint: endpoint)
+    }
+
     /// The records as `swarmctl instance status` shows them, pings included.
     public func records() async throws -> [FleetInstanceRecord] { try await database.fleetInstances() }
 
@@ -71,7 +105,7 @@ public struct DatabaseFleetStore: FleetStore {
             id: member.id, label: member.label, offerID: member.offerID, machineID: member.machineID,
             state: member.destroyRequestedAt == nil ? .active : .destroying, dphTotal: member.dphTotal, createdAt: member.createdAt,
             reboots: member.reboots, lastRebootAt: member.lastRebootAt, destroyRequestedAt: member.destroyRequestedAt,
-            lastStatusAt: member.lastStatusAt, warnedSlowStart: member.warnedSlowStart)
+            lastStatusAt: member.lastStatusAt, warnedSlowStart: member.warnedSlowStart, stoppedAt: member.stoppedAt, resumedAt: member.resumedAt)
     }
 
     static func member(_ record: FleetInstanceRecord) -> FleetMember {
@@ -80,6 +114,6 @@ public struct DatabaseFleetStore: FleetStore {
             createdAt: record.createdAt, stage: record.report?.stage, lastPing: record.lastPing,
             logTail: record.logTail, reboots: record.reboots,
             lastRebootAt: record.lastRebootAt, destroyRequestedAt: record.destroyRequestedAt, lastStatusAt: record.lastStatusAt,
-            warnedSlowStart: record.warnedSlowStart)
+            warnedSlowStart: record.warnedSlowStart, stoppedAt: record.stoppedAt, resumedAt: record.resumedAt)
     }
 }

@@ -27,6 +27,8 @@ public struct FleetOptions: Sendable {
     public var rebootGrace: Duration = .seconds(300)
     /// Names of serve's environment variables passed on to every instance, as secrets (`--instance-env`).
     public var instanceEnv: [String] = []
+    /// `--workers-min`, `--workers-max`, `--idle-timeout`, `--scaler`, `--scaler-value`, `--keep-warm` as given.
+    public var scaler = ScalerOverride()
 
     public init() {}
 }
@@ -48,6 +50,8 @@ public struct FleetSettings: Sendable {
     /// What every instance gets besides its label, queue URL and worker key: the model tokens serve holds and the
     /// `--instance-env` variables. Sent as secret env, never logged.
     public var instanceSecrets: [String: Secret]
+    /// RunPod's scaler over the fleet (`--workers-min` …); the defaults keep `--fleet-size` instances.
+    public var scaler: ScalerSettings
 
     /// Tokens the worker's model downloads need (the Civitai model cannot be fetched without its token); passed on
     /// whenever serve has them.
@@ -95,6 +99,7 @@ public struct FleetSettings: Sendable {
         policy = FleetPolicy(
             desiredSize: size, labelPrefix: options.labelPrefix, heartbeatTimeout: options.heartbeatTimeout, startWarning: options.startWarning,
             startReplaceAfter: options.startReplaceAfter, rebootGrace: options.rebootGrace, budgetPerDay: options.budgetPerDay)
+        scaler = try Self.scalerSettings(options.scaler, fleetSize: size, sizeGiven: options.size != nil || env("SWARM_FLEET_SIZE") != nil)
         download = DownloadEstimate(totalGB: options.downloadGB)
         roundInterval = options.roundInterval
         var secrets: [String: Secret] = [:]
@@ -173,6 +178,7 @@ public struct FleetService: Service {
             // The worker reports as `label`, which is how its pings are matched to the instance.
             settings.createRequest(label: label, workerKey: try await store.mintWorkerKey(label: label))
         }
+        await reconciler.enableScaling(settings.scaling(store: store, logger: logger))
         // `swarmctl instance up N|down` outranks --fleet-size until `instance up` hands the count back.
         let stored = try? await store.desiredSize()
         let wanted = stored.flatMap { $0 }.map { "\($0) (set with 'swarmctl instance up|down'; --fleet-size \(settings.policy.desiredSize) applies after 'swarmctl instance up')" }

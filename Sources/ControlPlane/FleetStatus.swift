@@ -79,6 +79,7 @@ public struct FleetInstanceStatus: Sendable {
         headline += "  up " + Self.span(uptime(now: now))
         if let cost = cost(now: now) { headline += String(format: "  $%.2f so far", cost) }
         if record.state != .active { headline += "  [\(record.state.rawValue)]" }
+        if let stopped = record.stoppedAt { headline += "  [stopped \(Self.span(now.timeIntervalSince(stopped))) ago: disk kept, storage billed]" }
         var lines = [headline]
         let ping = record.lastPing.map { "last ping \(Self.span(now.timeIntervalSince($0))) ago" } ?? "no ping yet"
         lines.append("  \(vastText); \(workerText); \(ping)")
@@ -93,8 +94,9 @@ public struct FleetInstanceStatus: Sendable {
         var fields: [String: JSONValue] = [
             "id": .int(record.id), "label": .string(record.label), "state": .string(record.state.rawValue),
             "created_at": .string(record.createdAt.formatted(.iso8601)), "uptime_s": .int(Int(uptime(now: now))),
-            "reboots": .int(record.reboots),
+            "reboots": .int(record.reboots), "stopped": .bool(record.stoppedAt != nil),
         ]
+        if let resumed = record.resumedAt { fields["resumed_at"] = .string(resumed.formatted(.iso8601)) }
         if let stage = record.report?.stage {
             fields["stage"] = .string(stage.name.rawValue)
             if let failure = stage.failure {
@@ -140,6 +142,10 @@ public struct FleetSummary: Sendable {
     public var vastProblem: String?
     /// Instances vast lists with the fleet's label that the database does not know: paid for, unaccounted.
     public var orphans: [Instance]
+    /// Set with `swarmctl instance scale`; nil: serve's scaler flags.
+    public var scalerOverride: ScalerOverride?
+    /// The scaler's latest decision as serve explained it.
+    public var scalerDecision: String?
 
     public init(desiredSize: Int?, creationHold: String?, spentToday: Double, vastProblem: String? = nil, orphans: [Instance] = []) {
         self.desiredSize = desiredSize
@@ -154,6 +160,10 @@ public struct FleetSummary: Sendable {
             (desiredSize.map { "wanted: \($0) instance(s), set with 'swarmctl instance up|down'" }
                 ?? "wanted: serve's --fleet-size (SWARM_FLEET_SIZE)") + String(format: "; spent today: $%.2f", spentToday)
         ]
+        if let scalerOverride, !scalerOverride.isEmpty {
+            lines.append("scaler: \(scalerOverride.flags) over serve's flags, set with 'swarmctl instance scale' ('--reset' hands them back)")
+        }
+        if let scalerDecision { lines.append("scaler: \(scalerDecision)") }
         if let creationHold { lines.append("creation on hold: \(creationHold) ('swarmctl instance up' clears it)") }
         if let vastProblem { lines.append("vast.ai not reachable: \(vastProblem)") }
         for orphan in orphans {
@@ -168,6 +178,8 @@ public struct FleetSummary: Sendable {
     public var json: [String: JSONValue] {
         var fields: [String: JSONValue] = ["desired_size": desiredSize.map(JSONValue.int) ?? .null, "spent_today_usd": .double(spentToday)]
         if let creationHold { fields["creation_hold"] = .string(creationHold) }
+        if let scalerDecision { fields["scaler_decision"] = .string(scalerDecision) }
+        if let scalerOverride, !scalerOverride.isEmpty, let stored = JSONValue.parse(Data(scalerOverride.jsonText.utf8)) { fields["scaler_override"] = stored }
         if let vastProblem { fields["vast_problem"] = .string(vastProblem) }
         fields["orphans"] = .array(orphans.map { ["id": .int($0.id), "label": $0.label.map(JSONValue.string) ?? .null] })
         return fields

@@ -29,6 +29,10 @@ public struct FleetInstanceRecord: Sendable, Hashable {
     public var lastStatusAt: Date?
     public var warnedSlowStart: Bool
     public var removedAt: Date?
+    /// Stopped by the scaler (disk kept, GPU released, storage billed); nil while running.
+    public var stoppedAt: Date?
+    /// When the scaler last asked vast to start it again after a stop.
+    public var resumedAt: Date?
     /// The worker's last ping (read from `workers`, never written through this record).
     public var lastPing: Date?
     public var report: WorkerReport?
@@ -36,7 +40,8 @@ public struct FleetInstanceRecord: Sendable, Hashable {
     public init(
         id: Int, label: String, offerID: Int? = nil, machineID: Int? = nil, state: State = .active, dphTotal: Double? = nil,
         createdAt: Date, reboots: Int = 0, lastRebootAt: Date? = nil, destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil,
-        warnedSlowStart: Bool = false, removedAt: Date? = nil, lastPing: Date? = nil, report: WorkerReport? = nil
+        warnedSlowStart: Bool = false, removedAt: Date? = nil, lastPing: Date? = nil, report: WorkerReport? = nil,
+        stoppedAt: Date? = nil, resumedAt: Date? = nil
     ) {
         self.id = id
         self.label = label
@@ -53,6 +58,8 @@ public struct FleetInstanceRecord: Sendable, Hashable {
         self.removedAt = removedAt
         self.lastPing = lastPing
         self.report = report
+        self.stoppedAt = stoppedAt
+        self.resumedAt = resumedAt
     }
 }
 
@@ -76,6 +83,12 @@ public protocol FleetRecordStore: Sendable {
     func setFleetDesiredSize(_ size: Int?) async throws(JobStoreError)
     /// Dollars spent between `start` and `now` on every instance, present and removed.
     func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double
+    /// The endpoint's scaler settings set with `swarmctl instance scale` (JSON); nil: `serve`'s flags.
+    func fleetScaler(endpoint: String) async throws(JobStoreError) -> String?
+    func setFleetScaler(_ json: String?, endpoint: String) async throws(JobStoreError)
+    /// The scaler's latest decision as serve explained it, for `swarmctl instance status`.
+    func fleetScalerDecision(endpoint: String) async throws(JobStoreError) -> String?
+    func setFleetScalerDecision(_ text: String?, endpoint: String) async throws(JobStoreError)
 }
 
 /// A value of the fleet tables: the types both databases store alike.
@@ -119,13 +132,19 @@ let fleetTableStatements = [
     "CREATE TABLE fleet_settings (name TEXT PRIMARY KEY NOT NULL, value TEXT)",
 ]
 
+/// Migration 8 in both databases: the scaler's warm stop (issue 23).
+let fleetStopStatements = [
+    "ALTER TABLE fleet_instances ADD COLUMN stopped_at BIGINT",
+    "ALTER TABLE fleet_instances ADD COLUMN resumed_at BIGINT",
+]
+
 extension FleetTables {
     private static var ownColumns: String {
         "id, label, offer_id, machine_id, state, dph_total, created_at, reboots, last_reboot_at, destroy_requested_at, "
-            + "last_status_at, warned_slow_start, removed_at"
+            + "last_status_at, warned_slow_start, removed_at, stopped_at, resumed_at"
     }
     private static var ownKinds: [FleetValue.Kind] {
-        [.integer, .text, .integer, .integer, .text, .real, .integer, .integer, .integer, .integer, .integer, .integer, .integer]
+        [.integer, .text, .integer, .integer, .text, .real, .integer, .integer, .integer, .integer, .integer, .integer, .integer, .integer, .integer]
     }
     private static var creationHoldName: String { "creation_hold" }
     private static var desiredSizeName: String { "desired_size" }
@@ -135,7 +154,7 @@ extension FleetTables {
             FleetValue(record.id), FleetValue(record.label), FleetValue(record.offerID), FleetValue(record.machineID),
             FleetValue(record.state.rawValue), FleetValue(record.dphTotal), FleetValue(record.createdAt), FleetValue(record.reboots),
             FleetValue(record.lastRebootAt), FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt),
-            FleetValue(record.warnedSlowStart ? 1 : 0), FleetValue(record.removedAt),
+            FleetValue(record.warnedSlowStart ? 1 : 0), FleetValue(record.removedAt), FleetValue(record.stoppedAt), FleetValue(record.resumedAt),
         ]
     }
 
@@ -153,8 +172,8 @@ extension FleetTables {
                 id: id, label: label, offerID: row[2].int, machineID: row[3].int,
                 state: row[4].string.flatMap(FleetInstanceRecord.State.init(rawValue:)) ?? .active, dphTotal: row[5].double,
                 createdAt: created, reboots: row[7].int ?? 0, lastRebootAt: row[8].date, destroyRequestedAt: row[9].date,
-                lastStatusAt: row[10].date, warnedSlowStart: row[11].int == 1, removedAt: row[12].date, lastPing: row[13].date,
-                report: row[14].string.flatMap { JobRow.decode(WorkerReport.self, $0) })
+                lastStatusAt: row[10].date, warnedSlowStart: row[11].int == 1, removedAt: row[12].date, lastPing: row[15].date,
+                report: row[16].string.flatMap { JobRow.decode(WorkerReport.self, $0) }, stoppedAt: row[13].date, resumedAt: row[14].date)
         }
     }
 
@@ -171,11 +190,11 @@ extension FleetTables {
         try await fleetExecute(
             "update fleet instance \(record.id)",
             "UPDATE fleet_instances SET state = $1, reboots = $2, last_reboot_at = $3, destroy_requested_at = $4, "
-                + "last_status_at = $5, warned_slow_start = $6 WHERE id = $7 AND removed_at IS NULL",
+                + "last_status_at = $5, warned_slow_start = $6, stopped_at = $8, resumed_at = $9 WHERE id = $7 AND removed_at IS NULL",
             [
                 FleetValue(record.state.rawValue), FleetValue(record.reboots), FleetValue(record.lastRebootAt),
                 FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt), FleetValue(record.warnedSlowStart ? 1 : 0),
-                FleetValue(record.id),
+                FleetValue(record.id), FleetValue(record.stoppedAt), FleetValue(record.resumedAt),
             ])
     }
 
@@ -211,6 +230,22 @@ extension FleetTables {
 
     public func setFleetDesiredSize(_ size: Int?) async throws(JobStoreError) {
         try await setFleetSetting(Self.desiredSizeName, size.map { String(max(0, $0)) })
+    }
+
+    public func fleetScaler(endpoint: String) async throws(JobStoreError) -> String? {
+        try await fleetSetting("scaler:" + endpoint)
+    }
+
+    public func setFleetScaler(_ json: String?, endpoint: String) async throws(JobStoreError) {
+        try await setFleetSetting("scaler:" + endpoint, json)
+    }
+
+    public func fleetScalerDecision(endpoint: String) async throws(JobStoreError) -> String? {
+        try await fleetSetting("scaler-decision:" + endpoint)
+    }
+
+    public func setFleetScalerDecision(_ text: String?, endpoint: String) async throws(JobStoreError) {
+        try await setFleetSetting("scaler-decision:" + endpoint, text)
     }
 
     /// A row of `fleet_settings`; a NULL value reads as unset.

@@ -143,6 +143,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         (4, "partial lease and finish indexes", partialStatusIndexStatements),
         (5, "one index of running jobs", runningIndexStatements),
         (7, "job attempts and instance readiness for costs", costTableStatements),
+        (8, "fleet warm stop", fleetStopStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).

@@ -140,6 +140,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("7 job attempts and instance readiness for costs") { db in
             for statement in costTableStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("8 fleet warm stop") { db in
+            for statement in fleetStopStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 

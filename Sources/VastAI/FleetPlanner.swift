@@ -25,6 +25,9 @@ public struct FleetPolicy: Sendable, Hashable {
     public var statusInterval: Duration
     /// Dollars per UTC day; nil: no cap.
     public var budgetPerDay: Double?
+    /// Stopped instances are the scaler's to resume or destroy; false (no scaler, or `instance up|down` outranks it):
+    /// they are destroyed, since a stopped disk still bills.
+    public var keepStopped = false
 
     public init(
         desiredSize: Int = 1, labelPrefix: String = "swarm", heartbeatTimeout: Duration = .seconds(300),
@@ -71,11 +74,15 @@ public struct FleetMember: Sendable, Hashable {
     public var destroyRequestedAt: Date?
     public var lastStatusAt: Date?
     public var warnedSlowStart: Bool
+    /// Stopped by the scaler: disk kept, GPU released; the planner leaves it to the scaler.
+    public var stoppedAt: Date?
+    /// When the scaler last started it again after a stop.
+    public var resumedAt: Date?
 
     public init(
         id: Int, label: String, offerID: Int? = nil, machineID: Int? = nil, dphTotal: Double? = nil, createdAt: Date, vast: Instance? = nil, stage: WorkerStage? = nil,
         lastPing: Date? = nil, logTail: [String] = [], reboots: Int = 0, lastRebootAt: Date? = nil,
-        destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil, warnedSlowStart: Bool = false
+        destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil, warnedSlowStart: Bool = false, stoppedAt: Date? = nil, resumedAt: Date? = nil
     ) {
         self.id = id
         self.label = label
@@ -92,6 +99,8 @@ public struct FleetMember: Sendable, Hashable {
         self.destroyRequestedAt = destroyRequestedAt
         self.lastStatusAt = lastStatusAt
         self.warnedSlowStart = warnedSlowStart
+        self.stoppedAt = stoppedAt
+        self.resumedAt = resumedAt
     }
 }
 
@@ -187,6 +196,13 @@ public struct FleetPlanner: Sendable {
         var staying: [(member: FleetMember, healthy: Bool)] = []
         var hold = observation.creationHold
         for member in observation.members {
+            // A stopped instance holds no GPU and no slot: the scaler resumes or destroys it.
+            if member.stoppedAt != nil, member.destroyRequestedAt == nil {
+                if !policy.keepStopped {
+                    actions.append(.destroy(id: member.id, reason: "stopped, and the scaler is off or outranked by 'instance up|down'; its disk still bills"))
+                }
+                continue
+            }
             let verdict = assess(member, now: observation.now)
             actions += verdict.actions
             if verdict.occupiesSlot {
@@ -279,7 +295,12 @@ public struct FleetPlanner: Sendable {
             return verdict
         }
 
-        let started = max(member.createdAt, member.lastRebootAt ?? member.createdAt)
+        // A resume waiting for its GPU shows `stopped`: not dead, the scaler bounds the wait.
+        if let resumed = member.resumedAt, vast.actualStatus == .stopped {
+            verdict.actions += reportIfDue(member, now: now, line: "resuming for \(Self.span(now.timeIntervalSince(resumed))): vast is scheduling it (waiting for its GPU)")
+            return verdict
+        }
+        let started = max(member.createdAt, member.lastRebootAt ?? member.createdAt, member.resumedAt ?? member.createdAt)
         let sinceStart = now.timeIntervalSince(started)
         // Silence counts from the last ping or the last (re)start, whichever is later: a rebooted worker needs
         // time to ping again. A worker never heard from is judged by the start thresholds instead.

@@ -21,6 +21,13 @@ public protocol FleetStore: Sendable {
     func desiredSize() async throws -> Int?
     /// Dollars spent since 00:00 UTC of `now`, on instances present and past.
     func spentToday(now: Date) async throws -> Double
+    /// The scaler's decision in words, kept for `swarmctl instance status` when it changes.
+    func recordScalerDecision(_ text: String) async throws
+}
+
+extension FleetStore {
+    /// Stores that show no status keep nothing.
+    public func recordScalerDecision(_ text: String) async throws {}
 }
 
 /// Carries out `FleetPlanner`'s decisions against vast.ai, one round at a time: observe every member by id, list the
@@ -49,6 +56,14 @@ public actor FleetReconciler {
     private let takenOfferPause: TimeInterval
     /// Creates tried in one round when offers turn out taken, the first included.
     private let createAttempts = 3
+    /// The scaler (issue 23); nil: the fleet keeps its size.
+    private var scaling: FleetScaling?
+    /// Since when each ready worker has held no job (in memory: a restart gives idle workers a fresh timeout).
+    private var idleSince: [Int: Date] = [:]
+    /// Instances whose resume vast refused.
+    private var refusedResumes: Set<Int> = []
+    /// The scaler's latest decision, for status.
+    public private(set) var lastDecision: ScalerDecision?
 
     /// - Parameter makeRequest: the create body for a label; the control plane mints the instance's worker key here.
     public init(
@@ -89,8 +104,9 @@ public actor FleetReconciler {
     @discardableResult
     public func reconcile(now: Date = Date()) async throws -> [FleetAction] {
         // Read every round, so that `swarmctl instance down` holds in a server that is already running.
-        let wanted = max(0, try await store.desiredSize() ?? configuredSize)
-        if wanted != planner.policy.desiredSize {
+        let override = try await store.desiredSize()
+        let wanted = max(0, override ?? configuredSize)
+        if scaling == nil || override != nil, wanted != planner.policy.desiredSize {
             logger.notice("fleet size now \(wanted)", metadata: ["was": "\(planner.policy.desiredSize)", "configured": "\(configuredSize)"])
             planner.policy.desiredSize = wanted
         }
@@ -110,8 +126,13 @@ public actor FleetReconciler {
         } else {
             roundsUntilList -= 1
         }
+        // `swarmctl instance up N|down` outranks the scaler, as it outranks --fleet-size.
+        planner.policy.keepStopped = scaling != nil && override == nil
+        if let scaling, override == nil {
+            members = try await scale(members, scaling, now: now)
+        }
         let failed = try await store.failedMachineIDs()
-        let staying = members.filter { $0.destroyRequestedAt == nil }.count
+        let staying = members.filter { $0.destroyRequestedAt == nil && $0.stoppedAt == nil }.count
         var offers: [RankedOffer] = []
         var searchProblem: String?
         if staying < planner.policy.desiredSize {
@@ -154,6 +175,94 @@ public actor FleetReconciler {
             actions = planner.plan(observation).filter { if case .create = $0 { true } else { false } }
         }
         return decided
+    }
+
+    /// Turns on the scaler: from the next round the wanted count follows the queue, idle workers are stopped or
+    /// destroyed, stopped ones resumed.
+    public func enableScaling(_ scaling: FleetScaling) {
+        self.scaling = scaling
+    }
+
+    /// One scaler round: decide, stop/resume/destroy as decided, and set the planner's size to the instances that
+    /// stay plus the rentals, which the planner then makes.
+    /// - Returns: the members as they are after the scaler's actions.
+    private func scale(_ members: [FleetMember], _ scaling: FleetScaling, now: Date) async throws -> [FleetMember] {
+        let settings = try await scaling.settings()
+        let load = try await scaling.load()
+        var instances: [ScalerInstance] = []
+        for member in members where member.destroyRequestedAt == nil {
+            let state: ScalerInstance.State
+            let pingedSinceResume = member.resumedAt.map { resumed in (member.lastPing ?? .distantPast) > resumed } ?? true
+            if member.stoppedAt != nil {
+                state = .stopped
+            } else if member.resumedAt != nil, !(member.stage == .ready && pingedSinceResume) {
+                state = .resuming
+            } else if member.stage == .ready {
+                state = load.busyWorkers.contains(member.label) ? .busy : .idle
+            } else {
+                state = .booting
+            }
+            if state == .idle { idleSince[member.id] = idleSince[member.id] ?? now } else { idleSince[member.id] = nil }
+            instances.append(ScalerInstance(
+                id: member.id, state: state, dph: member.dphTotal ?? member.vast?.dphTotal ?? 0, diskGB: scaling.diskGB,
+                storagePerGBMonth: scaling.storagePerGBMonth, idleSince: idleSince[member.id], resumeAskedAt: member.resumedAt,
+                resumeFailed: refusedResumes.contains(member.id)))
+        }
+        let decision = FleetScaler.decide(ScalerInput(
+            now: now, settings: settings, queue: load.queue, instances: instances, coldStart: scaling.coldStart,
+            expectedIdleGap: scaling.expectedIdleGap, resumeTimeout: scaling.resumeTimeout, spentToday: try await store.spentToday(now: now),
+            budgetPerDay: planner.policy.budgetPerDay))
+        if lastDecision?.wanted != decision.wanted || lastDecision?.reason != decision.reason {
+            logger.notice("scaler: \(decision.wanted) worker(s) wanted: \(decision.reason)", metadata: ["settings": "\(settings.summary)"])
+        }
+        // Kept when something is done or the wanted count's reason changes, not every round an idle time grows.
+        let acted = decision.choices.filter { $0.action != .keep }.map(\.description)
+        if !acted.isEmpty || lastDecision?.wanted != decision.wanted || lastDecision?.reason != decision.reason {
+            let text = "\(decision.wanted) worker(s) wanted (\(settings.summary)): \(decision.reason)"
+                + (acted.isEmpty ? "" : "; " + acted.joined(separator: "; ")) + " [\(now.formatted(.iso8601))]"
+            try await store.recordScalerDecision(text)
+        }
+        lastDecision = decision
+
+        var byID = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        for choice in decision.choices {
+            guard let id = choice.id, var member = byID[id] else { continue }
+            do {
+                switch choice.action {
+                case .keep, .rent:
+                    continue
+                case .stop:
+                    try await client.stopInstance(id: id)
+                    member.stoppedAt = now
+                    member.resumedAt = nil
+                    idleSince[id] = nil
+                case .resume:
+                    do {
+                        try await client.startInstance(id: id)
+                    } catch let error as VastAIError {
+                        // Its GPU went to someone else: the next round destroys it and rents anew.
+                        refusedResumes.insert(id)
+                        logger.warning("resume refused; a new rental replaces it next round", metadata: ["instance": "\(id)", "error": "\(error)"])
+                    }
+                    member.stoppedAt = nil
+                    member.resumedAt = now
+                case .destroy:
+                    try await client.destroyInstance(id: id)
+                    member.destroyRequestedAt = now
+                    refusedResumes.remove(id)
+                    idleSince[id] = nil
+                }
+                try await store.update(member)
+                byID[id] = member
+                logger.notice("scaler: \(choice)", metadata: ["instance": "\(id)"])
+            } catch let error as VastAIError {
+                logger.error("scaler action failed; the next round decides again", metadata: ["action": "\(choice)", "error": "\(error)"])
+            }
+        }
+        let updated = members.map { byID[$0.id] ?? $0 }
+        let staying = updated.count { $0.destroyRequestedAt == nil && $0.stoppedAt == nil }
+        planner.policy.desiredSize = staying + decision.rentals
+        return updated
     }
 
     private func rankedOffers(excluding failed: Set<Int>) async throws -> [RankedOffer] {

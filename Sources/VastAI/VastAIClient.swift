@@ -164,6 +164,18 @@ public struct VastAIClient: Sendable {
         try await expectSuccess(.PUT, "/api/v0/instances/reboot/\(id)/", body: [:], operation: "reboot instance \(id)")
     }
 
+    /// `PUT /api/v0/instances/{id}/` with `{"state": "stopped"}`: the container ends and the GPU is released; the disk
+    /// stays and bills storage until the instance is destroyed.
+    public func stopInstance(id: Int) async throws {
+        try await expectSuccess(.PUT, "/api/v0/instances/\(id)/", body: ["state": "stopped"], operation: "stop instance \(id)")
+    }
+
+    /// `PUT /api/v0/instances/{id}/` with `{"state": "running"}`: resumes a stopped instance when its GPU is free.
+    /// `success: false` throws (the GPU was rented away); vast may also accept and leave it `scheduling`.
+    public func startInstance(id: Int) async throws {
+        try await expectSuccess(.PUT, "/api/v0/instances/\(id)/", body: ["state": "running"], operation: "resume instance \(id)")
+    }
+
     /// `PUT /api/v0/instances/{id}/` with `{"label": …}`.
     public func setLabel(id: Int, label: String) async throws {
         try await expectSuccess(.PUT, "/api/v0/instances/\(id)/", body: ["label": .string(label)], operation: "label instance \(id)")

@@ -34,6 +34,20 @@ extension VastAIEmulator {
             await self.takeOffer(id: id)
             return Self.response(.ok(["success": true]))
         }
+        router.post("/emulator/take-gpu") { request, _ -> Response in
+            let body = try await Self.controlBody(request)
+            guard let id = body["instance"]?.intValue else { return Self.response(.failure(400, "emulator", "instance must be an id")) }
+            let mode = body["mode"]?.stringValue
+            guard mode == nil || GPULoss(rawValue: mode ?? "") != nil else {
+                return Self.response(.failure(400, "emulator", "mode must be null, refuse or schedule"))
+            }
+            await self.takeGPU(instance: id, mode.flatMap(GPULoss.init(rawValue:)))
+            return Self.response(.ok(["success": true]))
+        }
+        router.get("/emulator/charges") { _, _ -> Response in
+            let total = await self.totalCharges()
+            return Self.response(.ok(["gpu_usd": .double(total.gpu), "storage_usd": .double(total.storage), "total_usd": .double(total.gpu + total.storage)]))
+        }
         router.post("/emulator/finish-loading") { request, _ -> Response in
             guard let id = try await Self.controlBody(request)["instance"]?.intValue else {
                 return Self.response(.failure(400, "emulator", "instance must be an id"))

@@ -117,6 +117,24 @@ public actor VastAIEmulator {
         var phaseStart: ContinuousClock.Instant
         var rebooting: Bool
         let createdAtEpoch: Double
+        /// Someone else rented the GPU while the instance was stopped: how a resume fails.
+        public var gpuLoss: GPULoss? = nil
+        /// A resume accepted but waiting for the GPU: vast's console shows "Scheduling", the record `stopped`.
+        public var scheduling = false
+        /// GPU billing: seconds billed so far, and since when it bills (nil while stopped or destroyed).
+        var gpuSeconds: Double = 0
+        var gpuSince: ContinuousClock.Instant? = .now
+        /// Storage bills from the create until the destroy, stopped or not (vastai.md §2.3).
+        let createdAt: ContinuousClock.Instant = .now
+        var destroyedAt: ContinuousClock.Instant?
+    }
+
+    /// How a stopped instance's resume fails once its GPU is gone.
+    public enum GPULoss: String, Sendable, CaseIterable {
+        /// `PUT state running` answers `success: false`.
+        case refuse
+        /// Accepted, but the instance stays `stopped` (scheduling) for ever.
+        case schedule
     }
 
     public nonisolated let configuration: Configuration
@@ -155,6 +173,28 @@ public actor VastAIEmulator {
         instances[id]?.fault = fault
         // The container died or its host went away: its processes with it.
         if fault == .exited || fault == .offline { endContainer(id) }
+    }
+
+    /// Someone else rents the stopped instance's GPU: its resume fails as `loss` says.
+    public func takeGPU(instance id: Int, _ loss: GPULoss?) {
+        instances[id]?.gpuLoss = loss
+    }
+
+    /// What vast would bill for the instance so far: GPU time at `dph_total` while not stopped, storage at
+    /// `storage_cost` ($/GB/month) for the disk from create to destroy.
+    public func charges(instance id: Int, at now: ContinuousClock.Instant = .now) -> (gpu: Double, storage: Double)? {
+        guard let instance = instances[id] else { return nil }
+        let offer = offers[instance.offerID] ?? [:]
+        let gpuSeconds = instance.gpuSeconds + (instance.gpuSince.map { (now - $0).seconds } ?? 0)
+        let storageSeconds = ((instance.destroyedAt ?? now) - instance.createdAt).seconds
+        let dph = offer["dph_total"]?.doubleValue ?? 0
+        let storagePrice = offer["storage_cost"]?.doubleValue ?? 0.15
+        return (gpuSeconds / 3600 * dph, storageSeconds / 3600 * instance.diskGB * storagePrice / (30 * 24))
+    }
+
+    /// Every instance's `charges`, summed.
+    public func totalCharges(at now: ContinuousClock.Instant = .now) -> (gpu: Double, storage: Double) {
+        instances.keys.compactMap { charges(instance: $0, at: now) }.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
     }
 
     /// Someone else rents the offer: it leaves the search, and creating on it fails with `no_such_ask`.
@@ -394,10 +434,19 @@ public actor VastAIEmulator {
         switch body["state"]?.stringValue {
         case "stopped"?:
             instance.stopped = true
+            instance.scheduling = false
+            if let since = instance.gpuSince { instance.gpuSeconds += (ContinuousClock.now - since).seconds }
+            instance.gpuSince = nil
             instances[id] = instance
             endContainer(id)
+        case "running"? where instance.stopped && instance.gpuLoss == .refuse:
+            return .ok(["success": false, "error": "resume_failed", "msg": "Required resources are no longer available on this machine; the GPU is rented."])
+        case "running"? where instance.stopped && instance.gpuLoss == .schedule:
+            instance.scheduling = true
+            instances[id] = instance
         case "running"? where instance.stopped:
             instance.stopped = false
+            instance.gpuSince = .now
             instance.rebooting = true
             instance.phaseStart = .now
             instances[id] = instance
@@ -414,6 +463,9 @@ public actor VastAIEmulator {
     func destroy(id: Int) -> Reply {
         guard let instance = instances[id], !instance.destroyed else { return noSuchInstance(id) }
         instances[id]?.destroyed = true
+        instances[id]?.destroyedAt = .now
+        if let since = instance.gpuSince { instances[id]?.gpuSeconds += (ContinuousClock.now - since).seconds }
+        instances[id]?.gpuSince = nil
         rentedOffers[instance.offerID] = nil
         endContainer(id)
         return .ok(["success": true])
@@ -560,7 +612,7 @@ public actor VastAIEmulator {
             "bundle_id": offer["bundle_id"] ?? nil,
             "label": instance.label.map(JSONValue.string) ?? nil,
             "actual_status": actual,
-            "intended_status": instance.stopped ? "stopped" : "running",
+            "intended_status": instance.stopped && !instance.scheduling ? "stopped" : "running",
             "cur_state": instance.stopped ? "stopped" : "running",
             "next_state": instance.stopped ? "stopped" : "running",
             "status_msg": statusMessage(instance, phase, elapsed: now - instance.phaseStart),
@@ -584,6 +636,8 @@ public actor VastAIEmulator {
             "disk_usage": phase == .running ? 21.4 : -1,
             "disk_util": phase == .running ? 0.2 : -1,
             "dph_total": offer["dph_total"] ?? nil,
+            "storage_cost": offer["storage_cost"] ?? 0.15,
+            "storage_total_cost": .double(instance.diskGB * (offer["storage_cost"]?.doubleValue ?? 0.15) / (30 * 24)),
             "inet_down": offer["inet_down"] ?? nil,
             "reliability2": offer["reliability2"] ?? nil,
             "geolocation": offer["geolocation"] ?? nil,

@@ -23,6 +23,7 @@ struct FleetFlags: ParsableArguments {
     @Option(
         help: "An environment variable of serve's to pass to every instance as a secret (repeatable); CIVITAI_API_TOKEN and HUGGINGFACE_API_TOKEN are passed whenever set.")
     var instanceEnv: [String] = []
+    @OptionGroup(title: "Scaler (RunPod's; 'swarmctl instance scale' overrides it)") var scaler: ScalerFlags
 
     var options: FleetOptions {
         var options = FleetOptions()
@@ -42,6 +43,7 @@ struct FleetFlags: ParsableArguments {
         options.roundInterval = .seconds(fleetInterval)
         options.rebootGrace = .seconds(rebootGrace)
         options.instanceEnv = instanceEnv
+        options.scaler = scaler.override
         return options
     }
 }

@@ -22,7 +22,7 @@ struct InstanceCommand: AsyncParsableCommand {
             the instances; 'up' hands the count back to serve's --fleet-size, or sets it. vast.ai is asked when \
             VAST_API_KEY is set (VAST_API_URL overrides its address).
             """,
-        subcommands: [Status.self, Up.self, Logs.self, Down.self], defaultSubcommand: Status.self,
+        subcommands: [Status.self, Up.self, Scale.self, Logs.self, Down.self], defaultSubcommand: Status.self,
         aliases: ["instances"]
     )
 
@@ -103,6 +103,8 @@ struct InstanceCommand: AsyncParsableCommand {
             var summary = FleetSummary(
                 desiredSize: try await fleet.desiredSize(), creationHold: try await fleet.creationHold(),
                 spentToday: try await fleet.spentToday(now: Date()))
+            summary.scalerOverride = try await fleet.scalerOverride()
+            summary.scalerDecision = try await fleet.scalerDecision()
             // One listing per draw, whatever the fleet's size: it also carries the ports the by-id call may leave out.
             var listed: [Int: Instance]?
             if let client {

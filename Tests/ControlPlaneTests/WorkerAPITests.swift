@@ -108,7 +108,9 @@ import Testing
             #expect(ping.status == .ok)
             let worker = try #require(try await api.store.workers(endpoint: "swarmui").first { $0.id == "w9" })
             #expect(worker.report?.stage == .error(WorkerFailure(reason: "startup check gpu failed: no CUDA", kind: .transient)))
-            #expect(try await api.call(.get, "/v2/swarmui/health")["workers"] == ["idle": 0, "running": 0, "unhealthy": 1])
+            #expect(try await api.call(.get, "/v2/swarmui/health")["workers"] == [
+                "idle": 0, "running": 0, "initializing": 0, "throttled": 0, "unhealthy": 1, "stopped": 0,
+            ])
         }
     }
 

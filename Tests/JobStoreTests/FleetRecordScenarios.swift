@@ -48,6 +48,41 @@ import Testing
     }
 
     @Test(arguments: Backend.enabled)
+    func aStopAndAResumeAreRemembered(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let fleet = try fleet(store)
+            try await fleet.insertFleetInstance(FleetInstanceRecord(id: 5, label: "swarm-s", dphTotal: 0.4, createdAt: t0))
+            var record = try #require(try await fleet.fleetInstances().first)
+            #expect(record.stoppedAt == nil && record.resumedAt == nil)
+            record.stoppedAt = at(600)
+            try await fleet.updateFleetInstance(record)
+            #expect(try await fleet.fleetInstances().first?.stoppedAt == at(600))
+            record.stoppedAt = nil
+            record.resumedAt = at(900)
+            try await fleet.updateFleetInstance(record)
+            let resumed = try #require(try await fleet.fleetInstances().first)
+            #expect(resumed.stoppedAt == nil && resumed.resumedAt == at(900) && resumed.dphTotal == 0.4)
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
+    func scalerSettingsAreKeptPerEndpoint(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let fleet = try fleet(store)
+            #expect(try await fleet.fleetScaler(endpoint: "swarmui") == nil)
+            try await fleet.setFleetScaler(#"{"workersMax":3}"#, endpoint: "swarmui")
+            try await fleet.setFleetScaler(#"{"workersMax":1}"#, endpoint: "other")
+            try await fleet.setFleetScaler(#"{"workersMax":5}"#, endpoint: "swarmui")
+            #expect(try await fleet.fleetScaler(endpoint: "swarmui") == #"{"workersMax":5}"#)
+            #expect(try await fleet.fleetScaler(endpoint: "other") == #"{"workersMax":1}"#)
+            try await fleet.setFleetScaler(nil, endpoint: "swarmui")
+            #expect(try await fleet.fleetScaler(endpoint: "swarmui") == nil)
+            // The wanted size lives beside it, untouched.
+            #expect(try await fleet.fleetDesiredSize() == nil)
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
     func removedInstancesStillCountTowardsTheDaysSpending(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             let fleet = try fleet(store)
