@@ -90,7 +90,7 @@ func withWebPage(
 @Suite struct WebPageTests {
     static let keyed = ControlPlaneConfiguration(longPollTimeout: .milliseconds(200), clientKeys: [Secret("client-key-1")], workerKeys: [Secret("worker-key-1")])
 
-    @Test func anOpenServerShowsThePageWithStrictHeadersAndSaysCostsAreMissing() async throws {
+    @Test func anOpenServerShowsThePageWithStrictHeadersAndTheStoresCosts() async throws {
         try await withWebPage { browser, _ in
             var browser = browser
             let page = try await browser.get("/")
@@ -105,7 +105,8 @@ func withWebPage(
             let cookie = try #require(page.setCookie)
             #expect(cookie.hasPrefix("swarm_session="))
             #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
-            #expect(page.body.contains("costs not available"))
+            // The store's own cost report is wired in by default: an empty store costs nothing, it is not "missing".
+            #expect(page.body.contains("Today's spend") && !page.body.contains("costs not available"))
             #expect(page.body.contains("<script src=\"/assets/app.js\" defer></script>"))
             // No inline script anywhere: the only <script> is the served file.
             #expect(page.body.components(separatedBy: "<script").count == 2)
@@ -116,7 +117,7 @@ func withWebPage(
                 // With no user data in the store, nothing is escaped: markup meant as markup is never shown as text.
                 #expect(!view.body.contains("&lt;"), "\(path)")
             }
-            #expect(try await browser.get("/costs").body.contains("costs not available"))
+            #expect(try await browser.get("/costs").body.contains("<svg class=\"cost-chart\""))
             let script = try await browser.get("/assets/app.js")
             #expect(script.status == .ok && script.headers[.contentType]?.hasPrefix("text/javascript") == true)
             #expect(script.body.contains("EventSource"))

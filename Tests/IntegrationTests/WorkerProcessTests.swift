@@ -179,7 +179,7 @@ struct WorkerProcessTests {
             let health = JSONValue.parse(Data(try await response.body.collect(upTo: 1 << 20).readableBytesView))
             return health?["workers"]?["unhealthy"] == 1 ? health?["workers"] : nil
         }
-        #expect(workers == ["idle": 0, "running": 0, "unhealthy": 1])
+        #expect(workers == ["idle": 0, "running": 0, "unhealthy": 1, "initializing": 0, "throttled": 0, "stopped": 0])
         #expect(rig.worker.isRunning)
     }
 
