@@ -91,6 +91,10 @@ enum JobView {
         if let output = job.output { fields["output"] = output }
         if let error = job.error { fields["error"] = .string(error) }
         if let worker = job.workerID { fields["workerId"] = .string(worker) }
+        // Our additions to RunPod's shape, which clients ignore: who ran the job, and fal.ai's request and charge.
+        if let provider = job.provider { fields["provider"] = .string(provider) }
+        if let request = job.falRequestID { fields["falRequestId"] = .string(request) }
+        if let cost = job.falCostUSD { fields["falCostUsd"] = .double(cost) }
         if job.attempts > 1 { fields["retries"] = .int(job.attempts - 1) }
         if job.webhook != nil {
             fields["webhookDelivered"] = .bool(job.webhookDelivered)
@@ -138,6 +142,7 @@ enum JobView {
         if let delay = job.delayTimeMs { fields["delayTime"] = .int(Int(delay)) }
         if let execution = job.executionTimeMs { fields["executionTime"] = .int(Int(execution)) }
         if let worker = job.workerID { fields["workerId"] = .string(worker) }
+        if let provider = job.provider { fields["provider"] = .string(provider) }
         if let error = job.error { fields["error"] = .string(String(error.prefix(500))) }
         if job.webhook != nil { fields["webhookDelivered"] = .bool(job.webhookDelivered) }
         return .object(fields)
