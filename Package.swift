@@ -341,7 +341,7 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI", "Worker",
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI", "Worker", "FalEmulator",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

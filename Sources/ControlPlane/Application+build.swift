@@ -43,7 +43,8 @@ public func buildApplication(
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
     let clientGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys))
-    ClientRoutes(core: core).register(on: clientGroup)
+    let fal = configuration.fal.map { FalForwarder(core: core, settings: $0, httpClient: httpClient) }
+    ClientRoutes(core: core, fal: fal).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
     FalRoutes(core: core, httpClient: httpClient).register(on: router)
@@ -56,8 +57,13 @@ public func buildApplication(
 
     var app = Application(
         router: router, server: serverBuilder, configuration: server,
-        services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)],
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)]
+            + (fal.map { [$0] } ?? []),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? 0
+            fal?.setBaseURL("\(configuration.scheme)://127.0.0.1:\(port)")
+            await onServerRunning(port)
+        },
         logger: logger
     )
     app.beforeServerStarts {

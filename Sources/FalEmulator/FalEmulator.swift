@@ -89,9 +89,9 @@ public actor FalEmulator {
 
     // MARK: Protocol
 
-    struct Reply: Sendable {
-        var status: Int
-        var body: JSONValue
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: JSONValue
     }
 
     static let apps = ["fal-ai/wan/v2.2-a14b/image-to-video", "fal-ai/wan/v2.2-a14b/image-to-video/lora", "fal-ai/wan/v2.2-a14b/text-to-video"]
@@ -154,7 +154,7 @@ public actor FalEmulator {
         return Reply(status: 200, body: .object(reply))
     }
 
-    func status(id: String, logs: Bool) -> Reply {
+    public func status(id: String, logs: Bool) -> Reply {
         guard let request = requests[id] else { return Self.notFound(id) }
         var fields = Self.handles(baseURL: baseURL, app: request.app, id: id)
         switch settle(id) {
