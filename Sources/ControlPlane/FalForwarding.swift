@@ -184,6 +184,7 @@ public final class FalForwarder: Service, Sendable {
 
     public func run() async throws {
         await core.migrated.wait()
+        core.logger.info("jobs with provider fal are forwarded to \(client.settings.url)")
         while !Task.isCancelled {
             do {
                 for job in try await core.store.falJobs() where due(job.id) { await follow(job) }

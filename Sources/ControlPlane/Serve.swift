@@ -31,6 +31,9 @@ public struct ServeOptions: Sendable {
     /// PEM files of the server's certificate chain and private key (`--tls-cert`/`--tls-key`): serve HTTPS.
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// The environment variable holding the fal.ai key (`--fal-key-env`), and fal's queue URL (`--fal-url`).
+    public var falKeyEnv: String?
+    public var falURL: String?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8288, dataDirectory: String = "./.swarm", databaseURL: String? = nil,
@@ -171,6 +174,19 @@ public struct ServeSettings: Sendable {
         )
         configuration.scheme = tls == nil ? "http" : "https"
         configuration.publicURL = (options.fleet.publicURL ?? variable("SWARM_PUBLIC_URL")).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        configuration.fal = try Self.falSettings(options: options, variable: variable)
+    }
+
+    /// fal.ai for the `fal` provider: `--fal-key-env NAME` (or `SWARM_FAL_KEY_ENV`) names the variable holding the key,
+    /// so the key itself never appears in a command line; `--fal-url` (or `SWARM_FAL_URL`) defaults to fal's queue.
+    static func falSettings(options: ServeOptions, variable: (String) -> String?) throws(ServeError) -> FalForwardSettings? {
+        guard let name = options.falKeyEnv ?? variable("SWARM_FAL_KEY_ENV") else { return nil }
+        guard let key = variable(name) else { throw ServeError("--fal-key-env: the variable \(name) is unset or empty; export the fal.ai key in it") }
+        let url = options.falURL ?? variable("SWARM_FAL_URL") ?? "https://queue.fal.run"
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            throw ServeError("--fal-url: '\(url)' is not an http(s) URL, e.g. https://queue.fal.run")
+        }
+        return FalForwardSettings(url: url, key: Secret(key))
     }
 
     static func isValidEndpointName(_ name: String) -> Bool {

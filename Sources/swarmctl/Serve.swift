@@ -25,6 +25,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Also run a worker in this process.") var localWorker = false
     @Option(help: "Serve HTTPS with this PEM certificate chain (or SWARM_TLS_CERT); needs --tls-key.") var tlsCert: String?
     @Option(help: "The PEM private key of --tls-cert (or SWARM_TLS_KEY).") var tlsKey: String?
+    @Option(help: "Environment variable holding the fal.ai key, e.g. FAL_KEY (or SWARM_FAL_KEY_ENV): enables provider \"fal\".")
+    var falKeyEnv: String?
+    @Option(help: "fal.ai's queue API (or SWARM_FAL_URL; default https://queue.fal.run).") var falURL: String?
     @OptionGroup(title: "vast.ai fleet (on when VAST_API_KEY is set)") var fleet: FleetFlags
 
     var options: ServeOptions {
@@ -35,6 +38,8 @@ struct Serve: AsyncParsableCommand {
         options.fleet = fleet.options
         options.tlsCertificate = tlsCert
         options.tlsKey = tlsKey
+        options.falKeyEnv = falKeyEnv
+        options.falURL = falURL
         return options
     }
 
