@@ -58,7 +58,8 @@ public func buildApplication(
     var app = Application(
         router: router, server: serverBuilder, configuration: server,
         services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)]
-            + (fal.map { [$0] } ?? []),
+            + (fal.map { [$0] } ?? [])
+            + (fal.flatMap { forwarder in configuration.fal?.spill.map { [SpillOverService(core: core, forwarder: forwarder, settings: $0)] } } ?? []),
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? 0
             fal?.setBaseURL("\(configuration.scheme)://127.0.0.1:\(port)")

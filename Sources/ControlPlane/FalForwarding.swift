@@ -18,6 +18,8 @@ public struct FalForwardSettings: Sendable {
     /// How often the status of a request on fal.ai is read at first; the interval doubles up to `maximumPoll`.
     public var initialPoll: Duration
     public var maximumPoll: Duration
+    /// Spill-over of `auto` jobs (`--spill-after`, `--spill-budget-per-day`); nil: only `provider: "fal"` jobs go.
+    public var spill: SpillSettings?
 
     public init(url: String = "https://queue.fal.run", key: Secret, initialPoll: Duration = .milliseconds(250), maximumPoll: Duration = .seconds(5)) {
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url

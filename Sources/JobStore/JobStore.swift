@@ -64,6 +64,11 @@ public protocol JobStore: Sendable {
     func finishFal(id: String, result: JobResult, now: Date) async throws(JobStoreError) -> JobRecord?
     /// Jobs running on fal.ai, for a restarted `serve` to follow again.
     func falJobs() async throws(JobStoreError) -> [JobRecord]
+    /// Dollars spill-over spent on fal.ai on the UTC day `day` (yyyy-MM-dd).
+    func falSpend(day: String) async throws(JobStoreError) -> Double
+    /// Adds `dollars` to the day's spend only if the total stays within `budget`, atomically across replicas; false when
+    /// it would not. A negative amount (a refund) is always applied.
+    func reserveFalSpend(day: String, dollars: Double, budget: Double) async throws(JobStoreError) -> Bool
 
     // MARK: Time
 

@@ -465,5 +465,7 @@ func providerColumnStatements(real: String) -> [String] {
         "ALTER TABLE jobs ADD COLUMN provider text",
         "ALTER TABLE jobs ADD COLUMN fal_request_id text",
         "ALTER TABLE jobs ADD COLUMN fal_cost_usd \(real)",
+        // Dollars forwarded to fal.ai by spill-over per UTC day ("2026-12-06"), shared by every serve replica.
+        "CREATE TABLE fal_spend (day text PRIMARY KEY, dollars \(real) NOT NULL)",
     ]
 }

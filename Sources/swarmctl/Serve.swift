@@ -28,6 +28,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Environment variable holding the fal.ai key, e.g. FAL_KEY (or SWARM_FAL_KEY_ENV): enables provider \"fal\".")
     var falKeyEnv: String?
     @Option(help: "fal.ai's queue API (or SWARM_FAL_URL; default https://queue.fal.run).") var falURL: String?
+    @Option(help: "Forward an auto job to fal.ai once it would wait longer than this for a READY worker, e.g. 2m (or SWARM_SPILL_AFTER).")
+    var spillAfter: String?
+    @Option(help: "Dollars per UTC day spill-over may spend on fal.ai (or SWARM_SPILL_BUDGET_PER_DAY); needed with --spill-after.")
+    var spillBudgetPerDay: String?
     @OptionGroup(title: "vast.ai fleet (on when VAST_API_KEY is set)") var fleet: FleetFlags
 
     var options: ServeOptions {
@@ -40,6 +44,8 @@ struct Serve: AsyncParsableCommand {
         options.tlsKey = tlsKey
         options.falKeyEnv = falKeyEnv
         options.falURL = falURL
+        options.spillAfter = spillAfter
+        options.spillBudgetPerDay = spillBudgetPerDay
         return options
     }
 

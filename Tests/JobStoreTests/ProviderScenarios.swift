@@ -69,3 +69,36 @@ import Testing
         }
     }
 }
+
+@Suite struct FalSpendScenarios {
+    @Test(arguments: Backend.enabled)
+    func spendIsReservedWithinTheDaysBudgetOnly(_ backend: Backend) async throws {
+        try await withStore(backend) { (store: any JobStore) async throws in
+            #expect(try await store.falSpend(day: "2026-12-06") == 0)
+            #expect(try await store.reserveFalSpend(day: "2026-12-06", dollars: 0.41, budget: 1))
+            #expect(try await store.reserveFalSpend(day: "2026-12-06", dollars: 0.41, budget: 1))
+            // A third would pass the budget: refused, nothing added.
+            #expect(try await store.reserveFalSpend(day: "2026-12-06", dollars: 0.41, budget: 1) == false)
+            #expect(abs(try await store.falSpend(day: "2026-12-06") - 0.82) < 1e-9)
+            // A price above the whole budget is refused on a fresh day too; days are separate.
+            #expect(try await store.reserveFalSpend(day: "2026-12-07", dollars: 2, budget: 1) == false)
+            #expect(try await store.reserveFalSpend(day: "2026-12-07", dollars: 0.5, budget: 1))
+            // A refund always applies.
+            #expect(try await store.reserveFalSpend(day: "2026-12-06", dollars: -0.41, budget: 0))
+            #expect(abs(try await store.falSpend(day: "2026-12-06") - 0.41) < 1e-9)
+        }
+    }
+
+    @Test(.enabled(if: Backend.databaseURL != nil)) func twoReplicasNeverOverspend() async throws {
+        try await withPostgresStores(count: 2) { stores in
+            let granted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for index in 0..<20 {
+                    group.addTask { try await stores[index % 2].reserveFalSpend(day: "d", dollars: 0.3, budget: 2) }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(granted == 6)
+            #expect(abs(try await stores[0].falSpend(day: "d") - 1.8) < 1e-9)
+        }
+    }
+}

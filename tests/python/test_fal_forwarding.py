@@ -137,3 +137,37 @@ def test_fal_without_a_key_is_refused_listing_the_providers(tmp_path):
         assert "auto, vastai" in refused.value.read().decode()
     finally:
         serve.stop()
+
+
+def test_auto_jobs_spill_over_until_the_budget_is_spent_then_wait_for_a_worker(tmp_path, fal):
+    from conftest import SDKWorker
+
+    data_dir = tmp_path / "serve"
+    data_dir.mkdir()
+    # 81 frames at 480p cost $0.2025: a $0.30 budget pays for one spill-over.
+    serve = Serve(
+        data_dir, args=["--fal-key-env", "FAL_KEY", "--fal-url", fal.base, "--spill-after", "1s", "--spill-budget-per-day", "0.30"],
+        env={"FAL_KEY": FAL_KEY})
+    auto = {k: v for k, v in INPUT.items() if k != "provider"}
+    worker = None
+    try:
+        first = call(serve, "POST", "/v2/swarmui/run", {"input": auto})
+        status = wait_final(serve, first["id"])
+        check_copied(serve, fal, status)
+
+        second = call(serve, "POST", "/v2/swarmui/run", {"input": auto})
+        wait_until(lambda: "waits for the fleet" in serve.log_path.read_text(), 15, "the log to say the job waits for the fleet")
+        assert call(serve, "GET", f"/v2/swarmui/status/{second['id']}")["status"] == "IN_QUEUE"
+        assert fal.charges()["submitted"] == 1
+
+        workdir = tmp_path / "worker"
+        workdir.mkdir()
+        worker = SDKWorker(serve.base, "swarmui", "w1", "any-worker-key", workdir)
+        status = wait_final(serve, second["id"])
+        assert status["status"] == "COMPLETED", status
+        assert status["provider"] == "vastai"
+        assert fal.charges()["submitted"] == 1
+    finally:
+        if worker:
+            worker.stop()
+        serve.stop()
