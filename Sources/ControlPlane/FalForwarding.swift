@@ -159,6 +159,10 @@ public final class FalForwarder: Service, Sendable {
     let httpClient: HTTPClient
     private let baseURL = Mutex<String?>(nil)
     private let nextPoll = Mutex<[String: (at: ContinuousClock.Instant, interval: Duration)]>([:])
+    /// Jobs this process claimed and has not submitted yet. Replicas on one database all follow every fal job, so
+    /// only the claimer submits; a claim left unsubmitted this long (its serve died in between) is submitted by anyone.
+    private let claimedHere = Mutex<Set<String>>([])
+    static let orphanedClaim: TimeInterval = 60
 
     init(core: ControlPlaneCore, settings: FalForwardSettings, httpClient: HTTPClient) {
         self.core = core
@@ -169,9 +173,17 @@ public final class FalForwarder: Service, Sendable {
     /// This server's own URL, for output links when no public URL is configured.
     func setBaseURL(_ url: String) { baseURL.withLock { $0 = url } }
 
+    /// Claims a queued job for fal.ai (the loop submits it); nil when it was not queued any more.
+    func claim(id: String) async throws -> JobRecord? {
+        claimedHere.withLock { _ = $0.insert(id) }
+        let claimed = try await core.store.claimForFal(id: id, now: Date())
+        if claimed == nil { claimedHere.withLock { _ = $0.remove(id) } }
+        return claimed
+    }
+
     /// Claims a queued job for fal.ai; the loop submits it.
     func forward(id: String) async throws {
-        if try await core.store.claimForFal(id: id, now: Date()) != nil {
+        if try await claim(id: id) != nil {
             core.logger.info("job forwarded to fal.ai", metadata: ["job": "\(id)"])
         }
     }
@@ -219,6 +231,8 @@ public final class FalForwarder: Service, Sendable {
         }
         do {
             guard let requestID = job.falRequestID else {
+                let mine = claimedHere.withLock { $0.remove(job.id) != nil }
+                guard mine || Date().timeIntervalSince(job.startedAt ?? job.createdAt) > Self.orphanedClaim else { return }
                 let id = try await client.submit(app: request.app, body: request.body)
                 let price = FalPriceList.price(frames: request.frames, resolution: request.resolution)
                 _ = try await core.store.recordFalRequest(id: job.id, requestID: id, costUSD: price, now: Date())

@@ -130,7 +130,7 @@ final class SpillOverService: Service, Sendable {
                 }
             case .forward:
                 guard let price, try await core.store.reserveFalSpend(day: day, dollars: price, budget: settings.budgetPerDay) else { continue }
-                if try await core.store.claimForFal(id: job.id, now: Date()) == nil {
+                if try await forwarder.claim(id: job.id) == nil {
                     _ = try await core.store.reserveFalSpend(day: day, dollars: -price, budget: 0)  // a worker took it meanwhile
                 } else {
                     core.logger.info("job \(job.id) spilled over to fal.ai after waiting \(Int(now.timeIntervalSince(job.createdAt))) s ($\(String(format: "%.2f", price)))")
