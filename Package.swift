@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "swarmctl", targets: ["swarmctl"]),
         .executable(name: "swarmui-emulator", targets: ["swarmui-emulator"]),
         .executable(name: "vastai-emulator", targets: ["vastai-emulator"]),
+        .executable(name: "fal-emulator", targets: ["fal-emulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -152,6 +153,28 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Stand-in for fal.ai's queue API and CDN, as unkind as its contract; for tests, never in product code.
+        .target(
+            name: "FalEmulator",
+            dependencies: [
+                "SwarmCore", "LoopbackServer", "ControlPlane",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "fal-emulator",
+            dependencies: [
+                "FalEmulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // A Hummingbird application on an ephemeral loopback port for the length of a call: emulators, benchmarks.
         .target(
             name: "LoopbackServer",
@@ -263,6 +286,16 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "FalEmulatorTests",
+            dependencies: [
+                "FalEmulator", "SwarmCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "SwarmCoreTests",
             dependencies: ["SwarmCore"],
             swiftSettings: strictSettings
@@ -319,7 +352,7 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI", "Worker",
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI", "Worker", "FalEmulator",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -53,7 +53,8 @@ public func buildApplication(
     let sessions = WebSessions(secret: configuration.outputs?.signingSecret, secure: configuration.scheme == "https")
     WebRoutes(core: core, sessions: sessions, costs: costs, vast: webFleetClient).register(on: router)
     let clientGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys, sessions: sessions))
-    ClientRoutes(core: core).register(on: clientGroup)
+    let fal = configuration.fal.map { FalForwarder(core: core, settings: $0, httpClient: httpClient) }
+    ClientRoutes(core: core, fal: fal).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
     CostRoutes(core: core, costs: costs).register(on: clientGroup)
@@ -67,8 +68,14 @@ public func buildApplication(
 
     var app = Application(
         router: router, server: serverBuilder, configuration: server,
-        services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)],
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+        services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)]
+            + (fal.map { [$0] } ?? [])
+            + (fal.flatMap { forwarder in configuration.fal?.spill.map { [SpillOverService(core: core, forwarder: forwarder, settings: $0)] } } ?? []),
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? 0
+            fal?.setBaseURL("\(configuration.scheme)://127.0.0.1:\(port)")
+            await onServerRunning(port)
+        },
         logger: logger
     )
     app.beforeServerStarts {

@@ -7,6 +7,8 @@ import SwarmCore
 /// The client API under `/v2/{endpoint}` (runpod.md §2), plus `run-batch` and `jobs`.
 struct ClientRoutes {
     let core: ControlPlaneCore
+    /// Forwards jobs to fal.ai when this server has it.
+    var fal: FalForwarder? = nil
     private var configuration: ControlPlaneConfiguration { core.configuration }
     private var store: any JobStore { core.store }
 
@@ -32,16 +34,26 @@ struct ClientRoutes {
         let wait = sync ? try request.integerQuery("wait", in: 1_000...300_000) ?? 90_000 : 0
         var request = request
         let body = try await request.readJSON(limit: sync ? configuration.limits.runsyncBody : configuration.limits.runBody)
-        let job = try JobRequest.parse(body, id: JobRequest.newID(sync: sync), endpoint: endpoint)
+        let job = try JobRequest.parse(body, id: JobRequest.newID(sync: sync), endpoint: endpoint, providers: providers)
         guard let stored = try await store.enqueue([job], now: Date()).first else {
             throw APIError(.internalServerError, "the store accepted the job but returned no record")
         }
         core.metrics.submitted(endpoint: endpoint, count: 1)
+        try await forwardIfAsked([stored])
         guard sync else { return .json(JobView.brief(stored)) }
         let latest = try await core.awaitFinal(id: stored.id, timeout: .milliseconds(wait)) ?? stored
         if latest.status.isFinal { return .json(JobView.status(latest)) }
         // Still queued at the end of the wait: say whether a worker is starting, and when it should be ready.
         return .json(try await availability(endpoint).annotate(JobView.brief(latest), job: latest))
+    }
+
+    /// `input.provider` values this server accepts: `fal` only with fal.ai configured.
+    private var providers: [String] { JobRequest.providers + (fal == nil ? [] : [FalForwarder.provider]) }
+
+    /// Jobs that asked for fal.ai are claimed for it at once (and checked first: what cannot be mapped gets a 400).
+    private func forwardIfAsked(_ jobs: [JobRecord]) async throws {
+        guard let fal else { return }
+        for job in jobs where job.input["provider"]?.stringValue == FalForwarder.provider { try await fal.forward(id: job.id) }
     }
 
     private func runBatch(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
@@ -60,11 +72,12 @@ struct ClientRoutes {
         var jobs: [NewJob] = []
         jobs.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
-            jobs.append(try JobRequest.parse(item, prefix: "jobs[\(index)]", id: JobRequest.newID(), endpoint: endpoint))
+            jobs.append(try JobRequest.parse(item, prefix: "jobs[\(index)]", id: JobRequest.newID(), endpoint: endpoint, providers: providers))
         }
         // One store call: all jobs or none.
         let stored = try await store.enqueue(jobs, now: Date())
         core.metrics.submitted(endpoint: endpoint, count: stored.count)
+        try await forwardIfAsked(stored)
         return .json(["ids": .array(stored.map { .string($0.id) })])
     }
 
@@ -139,6 +152,7 @@ struct ClientRoutes {
         let job = try await requireJob(context)
         guard let cancelled = try await store.cancel(id: job.id, now: Date()) else { throw notFound(job.id, context) }
         if !job.status.isFinal { core.jobEnded(cancelled) }
+        if !job.status.isFinal, let fal { await fal.cancelled(cancelled) }
         return .json(JobView.brief(cancelled))
     }
 

@@ -35,6 +35,8 @@ public struct ControlPlaneConfiguration: Sendable {
     /// This server as clients reach it (`--public-url`, `SWARM_PUBLIC_URL`), for the absolute URLs of fal's queue API;
     /// when nil, the request's Host header.
     public var publicURL: String?
+    /// fal.ai, for jobs with `input.provider: "fal"` (`--fal-url`, `--fal-key-env`); nil: this server has no `fal` provider.
+    public var fal: FalForwardSettings?
 
     public init(
         endpoints: Set<String> = [],

@@ -44,11 +44,15 @@ public struct StoreCostReporter: CostReporting {
             external: try await forwardedJobs(endpoint: endpoint, start: start, end: end))
     }
 
-    /// Jobs forwarded to another provider, with what it charged.
-    // MERGE(issue 19): read the jobs whose `provider` column is not "vastai" with their `fal_cost_usd` (migration 6)
-    // and return them here, with `CostVideo.size(of: job.input)` for the list price. Until then every job ran here.
+    /// Jobs forwarded to another provider (fal.ai), with what it charged and the list price of what it made.
     func forwardedJobs(endpoint: String, start: Date, end: Date) async throws -> [ExternalJobCost] {
-        []
+        guard let records = store as? any CostRecordStore else { return [] }
+        return try await records.forwardedJobs(endpoint: endpoint, finishedIn: start, end).map { job in
+            let video = CostVideo.size(of: job.input)
+            return ExternalJobCost(
+                jobID: job.jobID, provider: job.provider, status: job.status, finishedAt: job.finishedAt, costUSD: job.costUSD,
+                videoFrames: video?.frames, videoResolution: video?.resolution)
+        }
     }
 }
 

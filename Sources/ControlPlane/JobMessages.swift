@@ -11,7 +11,7 @@ enum JobRequest {
     /// Values of `input.provider`, which stays in the stored input as the job's record of where it was sent.
     static let providers = ["auto", "vastai"]
 
-    static func parse(_ body: JSONValue?, prefix: String = "", id: String, endpoint: String) throws(APIError) -> NewJob {
+    static func parse(_ body: JSONValue?, prefix: String = "", id: String, endpoint: String, providers: [String] = providers) throws(APIError) -> NewJob {
         let name = { (field: String) in prefix.isEmpty ? field : "\(prefix).\(field)" }
         guard let body else { throw .badRequest(field: prefix.isEmpty ? "body" : prefix, "missing; send {\"input\": {...}}") }
         guard case .object(let fields) = body else {
@@ -24,8 +24,9 @@ enum JobRequest {
             guard let chosen = provider.stringValue, providers.contains(chosen) else {
                 throw .badRequest(
                     field: name("input.provider"),
-                    "\(provider.jsonString().prefix(60)) is not a provider of this server; it has: \(providers.joined(separator: ", ")) (\"auto\" and \"vastai\" run on this server's fleet)")
+                    "\(provider.jsonString().prefix(60)) is not a provider of this server; it has: \(providers.joined(separator: ", ")) (\"auto\" and \"vastai\" run on this server's fleet\(providers.contains("fal") ? "; \"fal\" forwards to fal.ai" : "; \"fal\" needs serve --fal-key-env"))")
             }
+            if chosen == "fal" { _ = try FalForwardMapping.request(for: input) }
         }
         var job = NewJob(id: id, endpoint: endpoint, input: input)
         switch fields["webhook"] {
@@ -91,6 +92,10 @@ enum JobView {
         if let output = job.output { fields["output"] = output }
         if let error = job.error { fields["error"] = .string(error) }
         if let worker = job.workerID { fields["workerId"] = .string(worker) }
+        // Our additions to RunPod's shape, which clients ignore: who ran the job, and fal.ai's request and charge.
+        if let provider = job.provider { fields["provider"] = .string(provider) }
+        if let request = job.falRequestID { fields["falRequestId"] = .string(request) }
+        if let cost = job.falCostUSD { fields["falCostUsd"] = .double(cost) }
         if job.attempts > 1 { fields["retries"] = .int(job.attempts - 1) }
         if job.webhook != nil {
             fields["webhookDelivered"] = .bool(job.webhookDelivered)
@@ -138,6 +143,7 @@ enum JobView {
         if let delay = job.delayTimeMs { fields["delayTime"] = .int(Int(delay)) }
         if let execution = job.executionTimeMs { fields["executionTime"] = .int(Int(execution)) }
         if let worker = job.workerID { fields["workerId"] = .string(worker) }
+        if let provider = job.provider { fields["provider"] = .string(provider) }
         if let error = job.error { fields["error"] = .string(String(error.prefix(500))) }
         if job.webhook != nil { fields["webhookDelivered"] = .bool(job.webhookDelivered) }
         return .object(fields)

@@ -47,6 +47,8 @@ let openAPIJSON = #"""
         "delayTime": {"type": "integer", "description": "Queue wait, ms."},
         "executionTime": {"type": "integer", "description": "Run time, ms."},
         "output": {}, "error": {"type": "string"}, "workerId": {"type": "string"}, "retries": {"type": "integer"},
+        "provider": {"type": "string", "enum": ["vastai", "fal"], "description": "Who ran the job; absent while it waits."},
+        "falRequestId": {"type": "string"}, "falCostUsd": {"type": "number", "description": "What fal.ai charged, USD."},
         "webhookDelivered": {"type": "boolean"},
         "webhookAttempts": {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "string"}, "status": {"type": "integer"}, "error": {"type": "string"}}}}}},
       "WorkerJob": {"type": "object", "required": ["id", "input"], "properties": {"id": {"type": "string"}, "input": {}, "webhook": {"type": "string"}, "s3Config": {"type": "object"}}},

@@ -32,6 +32,12 @@ public struct ServeOptions: Sendable {
     /// PEM files of the server's certificate chain and private key (`--tls-cert`/`--tls-key`): serve HTTPS.
     public var tlsCertificate: String?
     public var tlsKey: String?
+    /// The environment variable holding the fal.ai key (`--fal-key-env`), and fal's queue URL (`--fal-url`).
+    public var falKeyEnv: String?
+    public var falURL: String?
+    /// `--spill-after` (e.g. "2m") and `--spill-budget-per-day` (dollars), as given.
+    public var spillAfter: String?
+    public var spillBudgetPerDay: String?
 
     public init(
         host: String = "127.0.0.1", port: Int = 8288, dataDirectory: String = "./.swarm", databaseURL: String? = nil,
@@ -172,6 +178,40 @@ public struct ServeSettings: Sendable {
         )
         configuration.scheme = tls == nil ? "http" : "https"
         configuration.publicURL = (options.fleet.publicURL ?? variable("SWARM_PUBLIC_URL")).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        configuration.fal = try Self.falSettings(options: options, variable: variable)
+    }
+
+    /// fal.ai for the `fal` provider: `--fal-key-env NAME` (or `SWARM_FAL_KEY_ENV`) names the variable holding the key,
+    /// so the key itself never appears in a command line; `--fal-url` (or `SWARM_FAL_URL`) defaults to fal's queue.
+    static func falSettings(options: ServeOptions, variable: (String) -> String?) throws(ServeError) -> FalForwardSettings? {
+        guard let name = options.falKeyEnv ?? variable("SWARM_FAL_KEY_ENV") else { return nil }
+        guard let key = variable(name) else { throw ServeError("--fal-key-env: the variable \(name) is unset or empty; export the fal.ai key in it") }
+        let url = options.falURL ?? variable("SWARM_FAL_URL") ?? "https://queue.fal.run"
+        guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host != nil else {
+            throw ServeError("--fal-url: '\(url)' is not an http(s) URL, e.g. https://queue.fal.run")
+        }
+        var settings = FalForwardSettings(url: url, key: Secret(key))
+        if let after = options.spillAfter ?? variable("SWARM_SPILL_AFTER") {
+            guard let duration = parseSpillDuration(after), duration > .zero else {
+                throw ServeError("--spill-after: '\(after)' is not a duration; write e.g. 90s, 2m or 1h")
+            }
+            let budgetText = options.spillBudgetPerDay ?? variable("SWARM_SPILL_BUDGET_PER_DAY")
+            guard let budgetText, let budget = Double(budgetText), budget >= 0 else {
+                throw ServeError("--spill-budget-per-day: spill-over needs a daily budget in dollars, e.g. 20 (got \(budgetText ?? "none"))")
+            }
+            settings.spill = SpillSettings(after: duration, budgetPerDay: budget)
+        }
+        return settings
+    }
+
+    /// "90s", "2m", "1h" or plain seconds.
+    static func parseSpillDuration(_ text: String) -> Duration? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let last = trimmed.last else { return nil }
+        let (number, scale) = units[last].map { (String(trimmed.dropLast()), $0) } ?? (trimmed, 1)
+        guard let value = Double(number), value.isFinite else { return nil }
+        return .milliseconds(Int64(value * scale * 1000))
     }
 
     static func isValidEndpointName(_ name: String) -> Bool {

@@ -79,6 +79,27 @@ public protocol CostRecordStore: Sendable {
     func jobAttempts(endpoint: String, overlapping start: Date, _ end: Date) async throws(JobStoreError) -> [JobAttemptRecord]
     /// Priced instances billed at some time between `start` and `end`.
     func instanceCosts(overlapping start: Date, _ end: Date) async throws(JobStoreError) -> [InstanceCostRecord]
+    /// Jobs of `endpoint` that another provider (fal.ai) ran and that finished in `[start, end)`, with what it charged.
+    func forwardedJobs(endpoint: String, finishedIn start: Date, _ end: Date) async throws(JobStoreError) -> [ForwardedJobRecord]
+}
+
+/// A job another provider ran: its input (for the list price of what it made) and that provider's charge.
+public struct ForwardedJobRecord: Sendable, Hashable {
+    public var jobID: String
+    public var provider: String
+    public var status: String
+    public var finishedAt: Date
+    public var costUSD: Double
+    public var input: JSONValue
+
+    public init(jobID: String, provider: String, status: String, finishedAt: Date, costUSD: Double, input: JSONValue) {
+        self.jobID = jobID
+        self.provider = provider
+        self.status = status
+        self.finishedAt = finishedAt
+        self.costUSD = costUSD
+        self.input = input
+    }
 }
 
 /// Migration 7 in both databases (same SQL).
@@ -96,6 +117,20 @@ let costTableStatements = [
 ]
 
 extension FleetTables {
+    public func forwardedJobs(endpoint: String, finishedIn start: Date, _ end: Date) async throws(JobStoreError) -> [ForwardedJobRecord] {
+        let rows = try await fleetQuery(
+            "read forwarded jobs",
+            "SELECT id, provider, status, finished_at, fal_cost_usd, input FROM jobs WHERE endpoint = $1 AND provider IS NOT NULL "
+                + "AND provider <> 'vastai' AND finished_at >= $2 AND finished_at < $3 ORDER BY finished_at",
+            [FleetValue(endpoint), FleetValue(start), FleetValue(end)], columns: [.text, .text, .text, .integer, .real, .text])
+        return rows.compactMap { row in
+            guard let id = row[0].string, let provider = row[1].string, let status = row[2].string, let finished = row[3].date else { return nil }
+            return ForwardedJobRecord(
+                jobID: id, provider: provider, status: status, finishedAt: finished, costUSD: row[4].double ?? 0,
+                input: row[5].string.flatMap { JobRow.decode(JSONValue.self, $0) } ?? .null)
+        }
+    }
+
     public func recordAttemptsStarted(_ attempts: [JobAttemptRecord]) async throws(JobStoreError) {
         // One statement per chunk (a batch take is one write, not one per job); SQLite allows 500 compound SELECTs.
         for start in stride(from: 0, to: attempts.count, by: 200) {

@@ -21,6 +21,9 @@ struct JobChange: Sendable, Hashable {
 /// The job state machine, shared by every backend: each function looks at a job as stored and returns the change to
 /// make (or none). Backends only read, lock and write.
 enum JobRules {
+    /// The provider recorded on a job that a worker of our fleet takes.
+    static let fleetProvider = "vastai"
+
     // MARK: Clients
 
     static func validate(_ jobs: [NewJob]) throws(JobStoreError) {
@@ -59,6 +62,9 @@ enum JobRules {
         next.output = nil
         next.error = nil
         next.workerID = nil
+        // Whoever runs it next records itself; fal.ai's charge of an earlier run stays, as it was spent.
+        next.provider = nil
+        next.falRequestID = nil
         next.attempts = 0
         // The ttl and the queue wait (`delayTime`) count from the new submission.
         next.createdAt = now
@@ -76,6 +82,7 @@ enum JobRules {
         var next = job
         next.status = .inProgress
         next.workerID = workerID
+        next.provider = JobRules.fleetProvider
         next.attempts += 1
         next.startedAt = now
         next.leaseExpiresAt = leaseUntil
@@ -122,6 +129,45 @@ enum JobRules {
         var next = job
         next.output = output
         return JobChange(job: next)
+    }
+
+    // MARK: Forwarding to fal.ai
+
+    /// The provider recorded on a job forwarded to fal.ai.
+    static let falProvider = "fal"
+
+    static func claimForFal(_ job: JobRecord, now: Date) -> JobChange? {
+        guard job.status == .inQueue else { return nil }
+        var next = job
+        next.status = .inProgress
+        next.provider = falProvider
+        next.workerID = nil
+        next.startedAt = now
+        // No lease: no worker pings for it. `expire` leaves a running job without a lease alone until its timeout.
+        next.leaseExpiresAt = nil
+        next.output = nil
+        next.error = nil
+        return JobChange(job: next)
+    }
+
+    static func falRequest(_ job: JobRecord, requestID: String, costUSD: Double?) -> JobChange? {
+        guard isOnFal(job) else { return nil }
+        var next = job
+        next.falRequestID = requestID
+        next.falCostUSD = costUSD
+        return JobChange(job: next)
+    }
+
+    static func finishFal(_ job: JobRecord, result: JobResult, now: Date) -> JobChange? {
+        guard isOnFal(job) else { return nil }
+        switch result {
+        case .completed(let output): return JobChange(job: ended(job, as: .completed, output: output, error: nil, now: now))
+        case .failed(let error, let output, _): return JobChange(job: ended(job, as: .failed, output: output, error: error, now: now))
+        }
+    }
+
+    static func isOnFal(_ job: JobRecord) -> Bool {
+        job.status == .inProgress && job.provider == falProvider && job.workerID == nil
     }
 
     // MARK: Time

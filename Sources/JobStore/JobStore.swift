@@ -52,6 +52,24 @@ public protocol JobStore: Sendable {
     func takeJobsToStop(workerID: String) async throws(JobStoreError) -> [String]
     func workers(endpoint: String?) async throws(JobStoreError) -> [WorkerRecord]
 
+    // MARK: Forwarding to fal.ai
+
+    /// Claims a queued job for fal.ai: it becomes IN_PROGRESS with provider `fal` and no worker, so no worker takes
+    /// it and no lease expires (its execution timeout still applies). nil when the job is not queued any more.
+    func claimForFal(id: String, now: Date) async throws(JobStoreError) -> JobRecord?
+    /// Records fal.ai's request id (and the price it will charge) of a claimed job, so that a restart resumes following
+    /// it; false when the job is no longer running on fal.ai (cancelled or timed out meanwhile).
+    func recordFalRequest(id: String, requestID: String, costUSD: Double?, now: Date) async throws(JobStoreError) -> Bool
+    /// Ends a job running on fal.ai with fal's outcome (never retried: fal.ai already ran it); nil when it had ended.
+    func finishFal(id: String, result: JobResult, now: Date) async throws(JobStoreError) -> JobRecord?
+    /// Jobs running on fal.ai, for a restarted `serve` to follow again.
+    func falJobs() async throws(JobStoreError) -> [JobRecord]
+    /// Dollars spill-over spent on fal.ai on the UTC day `day` (yyyy-MM-dd).
+    func falSpend(day: String) async throws(JobStoreError) -> Double
+    /// Adds `dollars` to the day's spend only if the total stays within `budget`, atomically across replicas; false when
+    /// it would not. A negative amount (a refund) is always applied.
+    func reserveFalSpend(day: String, dollars: Double, budget: Double) async throws(JobStoreError) -> Bool
+
     // MARK: Time
 
     /// Applies every time rule at `now`: leases that expired go back to the queue (or FAIL after `maxAttempts`),
@@ -133,6 +151,13 @@ public struct JobRecord: Sendable, Hashable {
     public var leaseExpiresAt: Date?
     public var webhookAttempts: [WebhookAttempt]
     public var webhookDelivered: Bool
+    /// Who ran (or runs) the job: `vastai` once a worker of our fleet takes it, `fal` once it is forwarded to
+    /// fal.ai; nil while it waits. Cost reports split spend by this.
+    public var provider: String?
+    /// fal.ai's request id of a forwarded job, kept so that a restarted `serve` resumes following it.
+    public var falRequestID: String?
+    /// What fal.ai charged for a forwarded job, in US dollars (its price list at the time it was forwarded).
+    public var falCostUSD: Double?
 
     public init(
         id: String, endpoint: String, status: JobStatus, input: JSONValue, webhook: String?, policy: JobPolicy, s3Config: JSONValue?,

@@ -142,6 +142,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         (3, "fleet instances", fleetTableStatements),
         (4, "partial lease and finish indexes", partialStatusIndexStatements),
         (5, "one index of running jobs", runningIndexStatements),
+        (6, "provider and fal.ai request of each job", providerColumnStatements(real: "double precision")),
         (7, "job attempts and instance readiness for costs", costTableStatements),
         (8, "fleet warm stop", fleetStopStatements),
     ]
@@ -336,6 +337,18 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         return try rows.map { row throws(JobStoreError) in try row.record() }
     }
 
+    // MARK: fal.ai
+
+    public func falJobs() async throws(JobStoreError) -> [JobRecord] {
+        let rows = try await timed("list fal.ai jobs") {
+            try await self.client.query(
+                "SELECT \(unescaped: JobRow.columns) FROM jobs WHERE status = \(JobStatus.inProgress.rawValue) AND provider = \(JobRules.falProvider) ORDER BY seq",
+                logger: self.logger
+            ).jobRows()
+        }
+        return try rows.map { row throws(JobStoreError) in try row.record() }
+    }
+
     // MARK: Keys
 
     public func insertKey(_ key: StoredKey) async throws(JobStoreError) {
@@ -481,6 +494,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
             case .text(let text): binds.append(text)
             case .integer(let number): binds.append(number)
             case .boolean(let flag): binds.append(flag)
+            case .real(let number): binds.append(number)
             }
         }
     }
@@ -679,5 +693,8 @@ extension JobRow {
         leaseExpiresAt = try cell(.leaseExpiresAt)
         webhookAttempts = try cell(.webhookAttempts)
         webhookDelivered = try cell(.webhookDelivered)
+        provider = try cell(.provider)
+        falRequestID = try cell(.falRequestID)
+        falCostUSD = try cell(.falCostUSD)
     }
 }

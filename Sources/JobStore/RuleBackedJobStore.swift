@@ -164,6 +164,27 @@ extension RuleBackedJobStore {
         return report
     }
 
+    public func claimForFal(id: String, now: Date) async throws(JobStoreError) -> JobRecord? {
+        try await changeJob("claim for fal.ai", id: id) { job in
+            let change = job.flatMap { JobRules.claimForFal($0, now: now) }
+            return (change?.job, change)
+        }
+    }
+
+    public func recordFalRequest(id: String, requestID: String, costUSD: Double?, now: Date) async throws(JobStoreError) -> Bool {
+        try await changeJob("record fal.ai request", id: id) { job in
+            let change = job.flatMap { JobRules.falRequest($0, requestID: requestID, costUSD: costUSD) }
+            return (change != nil, change)
+        }
+    }
+
+    public func finishFal(id: String, result: JobResult, now: Date) async throws(JobStoreError) -> JobRecord? {
+        try await changeJob("finish fal.ai job", id: id) { job in
+            let change = job.flatMap { JobRules.finishFal($0, result: result, now: now) }
+            return (change?.job, change)
+        }
+    }
+
     public func recordWebhookAttempt(id: String, attempt: WebhookAttempt, delivered: Bool, gaveUp: Bool) async throws(JobStoreError) {
         try await changeJob("record webhook attempt", id: id) { job in
             ((), job.map { JobRules.webhookAttempt($0, attempt: attempt, delivered: delivered, gaveUp: gaveUp) })
@@ -178,6 +199,7 @@ enum ColumnValue: Sendable, Hashable {
     case text(String?)
     case integer(Int64?)
     case boolean(Bool)
+    case real(Double?)
 }
 
 /// A job as both databases store it: JSON as text (kept as the client sent it; never queried into), times as
@@ -202,6 +224,9 @@ struct JobRow: Sendable, Hashable {
     var leaseExpiresAt: Int64?
     var webhookAttempts: String
     var webhookDelivered: Bool
+    var provider: String?
+    var falRequestID: String?
+    var falCostUSD: Double?
 
     enum Column: String, CaseIterable {
         case id, endpoint, status, input, webhook
@@ -218,6 +243,9 @@ struct JobRow: Sendable, Hashable {
         case leaseExpiresAt = "lease_expires_at"
         case webhookAttempts = "webhook_attempts"
         case webhookDelivered = "webhook_delivered"
+        case provider
+        case falRequestID = "fal_request_id"
+        case falCostUSD = "fal_cost_usd"
     }
 
     /// Column names in `Column` order (`allCases` builds a new array on every use).
@@ -231,7 +259,7 @@ struct JobRow: Sendable, Hashable {
             .text(id), .text(endpoint), .text(status), .text(input), .text(webhook), .integer(executionTimeoutMs), .integer(ttlMs),
             .boolean(lowPriority), .text(s3Config), .text(output), .text(error), .text(workerID), .integer(attempts),
             .integer(createdAt), .integer(startedAt), .integer(finishedAt), .integer(leaseExpiresAt), .text(webhookAttempts),
-            .boolean(webhookDelivered),
+            .boolean(webhookDelivered), .text(provider), .text(falRequestID), .real(falCostUSD),
         ]
     }
 
@@ -258,6 +286,9 @@ struct JobRow: Sendable, Hashable {
         // Most jobs never call a webhook: spare them the encoder.
         webhookAttempts = job.webhookAttempts.isEmpty ? "[]" : Self.encode(job.webhookAttempts)
         webhookDelivered = job.webhookDelivered
+        provider = job.provider
+        falRequestID = job.falRequestID
+        falCostUSD = job.falCostUSD
     }
 
     func record() throws(JobStoreError) -> JobRecord {
@@ -265,7 +296,7 @@ struct JobRow: Sendable, Hashable {
         guard let attemptsList = webhookAttempts == "[]" ? [] : Self.decode([WebhookAttempt].self, webhookAttempts) else {
             throw corrupt("webhook attempts are not readable")
         }
-        return JobRecord(
+        var record = JobRecord(
             id: id, endpoint: endpoint, status: status, input: try json(input, "input"), webhook: webhook,
             policy: JobPolicy(executionTimeoutMs: executionTimeoutMs, ttlMs: ttlMs, lowPriority: lowPriority),
             s3Config: try s3Config.map { text throws(JobStoreError) in try json(text, "s3Config") },
@@ -275,6 +306,10 @@ struct JobRow: Sendable, Hashable {
             leaseExpiresAt: leaseExpiresAt.map(Date.init(epochMilliseconds:)), webhookAttempts: attemptsList,
             webhookDelivered: webhookDelivered
         )
+        record.provider = provider
+        record.falRequestID = falRequestID
+        record.falCostUSD = falCostUSD
+        return record
     }
 
     private func json(_ text: String, _ column: String) throws(JobStoreError) -> JSONValue {
@@ -421,4 +456,16 @@ final class WorkSignal: Sendable {
         }
         for continuation in continuations { continuation.finish() }
     }
+}
+
+/// Migration 6: who ran each job (`vastai` or `fal`) and, for a job forwarded to fal.ai, its request id (to resume
+/// following it after a restart) and what fal.ai charged. `real` is the database's name for a double.
+func providerColumnStatements(real: String) -> [String] {
+    [
+        "ALTER TABLE jobs ADD COLUMN provider text",
+        "ALTER TABLE jobs ADD COLUMN fal_request_id text",
+        "ALTER TABLE jobs ADD COLUMN fal_cost_usd \(real)",
+        // Dollars forwarded to fal.ai by spill-over per UTC day ("2026-12-06"), shared by every serve replica.
+        "CREATE TABLE fal_spend (day text PRIMARY KEY, dollars \(real) NOT NULL)",
+    ]
 }

@@ -48,7 +48,8 @@ extension Statement {
                 case .text(let text?): bindText(text, at: index)
                 case .integer(let number?): sqlite3_bind_int64(sqliteStatement, index, number)
                 case .boolean(let flag): sqlite3_bind_int64(sqliteStatement, index, flag ? 1 : 0)
-                case .text(nil), .integer(nil): sqlite3_bind_null(sqliteStatement, index)
+                case .real(let number?): sqlite3_bind_double(sqliteStatement, index, number)
+                case .text(nil), .integer(nil), .real(nil): sqlite3_bind_null(sqliteStatement, index)
                 }
             guard code == SQLITE_OK else { throw failure(code) }
         }
@@ -101,6 +102,12 @@ struct ColumnReader {
 
     func optionalInteger(_ index: Int) throws -> Int64? {
         try value(index, SQLITE_INTEGER, "integer") { sqlite3_column_int64(statement, $0) }
+    }
+
+    /// SQLite stores a REAL that has no fraction as an integer when asked to; both read as a Double.
+    func optionalReal(_ index: Int) throws -> Double? {
+        if sqlite3_column_type(statement, CInt(index)) == SQLITE_INTEGER { return try optionalInteger(index).map(Double.init) }
+        return try value(index, SQLITE_FLOAT, "real") { sqlite3_column_double(statement, $0) }
     }
 
     func boolean(_ index: Int) throws -> Bool {

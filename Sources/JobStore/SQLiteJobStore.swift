@@ -137,6 +137,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("5 one index of running jobs") { db in
             for statement in runningIndexStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("6 provider and fal.ai request of each job") { db in
+            for statement in providerColumnStatements(real: "REAL") { try db.execute(sql: statement) }
+        }
         migrator.registerMigration("7 job attempts and instance readiness for costs") { db in
             for statement in costTableStatements { try db.execute(sql: statement) }
         }
@@ -275,6 +278,15 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         try await read("list pending webhooks") { db in
             try db.makeStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE \(pendingWebhookCondition) ORDER BY finished_at, seq LIMIT ?")
                 .rows([.integer(Int64(limit))], JobRow.init)
+        }.map { row throws(JobStoreError) in try row.record() }
+    }
+
+    // MARK: fal.ai
+
+    public func falJobs() async throws(JobStoreError) -> [JobRecord] {
+        try await read("list fal.ai jobs") { db in
+            try db.makeStatement(sql: "SELECT \(JobRow.columns) FROM jobs WHERE status = ? AND provider = ? ORDER BY seq")
+                .rows([.text(JobStatus.inProgress.rawValue), .text(JobRules.falProvider)], JobRow.init)
         }.map { row throws(JobStoreError) in try row.record() }
     }
 
@@ -452,6 +464,9 @@ extension JobRow {
         leaseExpiresAt = try columns.optionalInteger(16)
         webhookAttempts = try columns.text(17)
         webhookDelivered = try columns.boolean(18)
+        provider = try columns.optionalText(19)
+        falRequestID = try columns.optionalText(20)
+        falCostUSD = try columns.optionalReal(21)
     }
 }
 
@@ -462,6 +477,7 @@ extension StatementArguments {
             case .text(let text): text
             case .integer(let number): number
             case .boolean(let flag): flag
+            case .real(let number): number
             }
         })
     }

@@ -25,6 +25,13 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Also run a worker in this process.") var localWorker = false
     @Option(help: "Serve HTTPS with this PEM certificate chain (or SWARM_TLS_CERT); needs --tls-key.") var tlsCert: String?
     @Option(help: "The PEM private key of --tls-cert (or SWARM_TLS_KEY).") var tlsKey: String?
+    @Option(help: "Environment variable holding the fal.ai key, e.g. FAL_KEY (or SWARM_FAL_KEY_ENV): enables provider \"fal\".")
+    var falKeyEnv: String?
+    @Option(help: "fal.ai's queue API (or SWARM_FAL_URL; default https://queue.fal.run).") var falURL: String?
+    @Option(help: "Forward an auto job to fal.ai once it would wait longer than this for a READY worker, e.g. 2m (or SWARM_SPILL_AFTER).")
+    var spillAfter: String?
+    @Option(help: "Dollars per UTC day spill-over may spend on fal.ai (or SWARM_SPILL_BUDGET_PER_DAY); needed with --spill-after.")
+    var spillBudgetPerDay: String?
     @OptionGroup(title: "vast.ai fleet (on when VAST_API_KEY is set)") var fleet: FleetFlags
 
     var options: ServeOptions {
@@ -35,6 +42,10 @@ struct Serve: AsyncParsableCommand {
         options.fleet = fleet.options
         options.tlsCertificate = tlsCert
         options.tlsKey = tlsKey
+        options.falKeyEnv = falKeyEnv
+        options.falURL = falURL
+        options.spillAfter = spillAfter
+        options.spillBudgetPerDay = spillBudgetPerDay
         return options
     }
 

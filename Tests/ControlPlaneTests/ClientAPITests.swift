@@ -22,6 +22,7 @@ import Testing
             let running = try await api.status(id)
             #expect(running["status"] == "IN_PROGRESS")
             #expect(running["workerId"] == "w1")
+            #expect(running["provider"] == "vastai")
             #expect(running["delayTime"]?.intValue != nil)
 
             #expect(try await api.done(id, ["output": ["images": ["x.png"]]]).status == .ok)
@@ -31,6 +32,8 @@ import Testing
             #expect(done["delayTime"]?.intValue != nil)
             #expect(done["executionTime"]?.intValue != nil)
             #expect(done["workerId"] == "w1")
+            #expect(done["provider"] == "vastai")
+            #expect(done["falRequestId"] == nil)
         }
     }
 
