@@ -283,7 +283,7 @@ func withWebPage(
             #expect(confirm.body.contains("Confirm up"))
             let token = try #require(confirm.csrf)
             #expect(try await browser.post("/fleet/action", form: [("action", "up"), ("count", "2")]).status == .forbidden)
-            #expect(try await browser.post("/fleet/action", form: [("csrf", "0" + token.dropFirst()), ("action", "up"), ("count", "2")]).status == .forbidden)
+            #expect(try await browser.post("/fleet/action", form: [("csrf", (token.first == "0" ? "1" : "0") + token.dropFirst()), ("action", "up"), ("count", "2")]).status == .forbidden)
             #expect(try await browser.post("/fleet/action", form: [("csrf", token), ("action", "up"), ("count", "2")], origin: "http://evil.example").status == .forbidden)
             #expect(try await fleet.desiredSize() == nil)
             let plain = try await browser.post("/fleet/action", form: [("csrf", token), ("action", "up"), ("count", "2")])
