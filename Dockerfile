@@ -15,7 +15,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
-COPY Tests ./Tests
+# The manifest names the Swift test targets' folders, so they must exist for the build to resolve.
+COPY tests ./tests
 COPY benchmarks ./benchmarks
 COPY builder/build-worker.sh builder/swarm-worker.order ./builder/
 # build-worker.sh: swift build -c release --static-swift-stdlib --product swarm-worker, with the link

@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "SwarmCore",
             dependencies: [
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             swiftSettings: strictSettings
         ),
@@ -293,11 +293,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            path: "tests/FalEmulatorTests",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "SwarmCoreTests",
             dependencies: ["SwarmCore"],
+            path: "tests/SwarmCoreTests",
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -309,11 +311,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            path: "tests/SwarmUITests",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "JobProtocolTests",
             dependencies: ["JobProtocol", .product(name: "Hummingbird", package: "hummingbird")],
+            path: "tests/JobProtocolTests",
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -329,6 +333,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            path: "tests/WorkerTests",
             swiftSettings: strictSettings
         ),
         // Seeding SwarmUI onto the volume and model downloads against local file servers.
@@ -342,11 +347,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            path: "tests/ProvisioningTests",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "JobStoreTests",
             dependencies: ["JobStore", "JobProtocol", "SwarmCore", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "tests/JobStoreTests",
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -361,6 +368,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "tests/ControlPlaneTests",
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -372,6 +380,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            path: "tests/StorageTests",
             resources: [.copy("Fixtures")],
             swiftSettings: strictSettings
         ),
@@ -384,16 +393,20 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            path: "tests/VastAITests",
             swiftSettings: strictSettings
         ),
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore", "VastAI", "VastAIEmulator",
-                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                           .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "NIOCore", package: "swift-nio"),
-                           .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore", "VastAI", "VastAIEmulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "tests/IntegrationTests",
             swiftSettings: strictSettings
         ),
     ]

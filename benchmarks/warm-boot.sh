@@ -30,7 +30,7 @@ out="$(pwd)/.swarm-test/warm-boot"
 rm -rf "${out}"
 volume="${out}/volume"
 mkdir -p "${volume}/SwarmUI/Data"
-cp Tests/Fixtures/fake-swarmui/launch-linux.sh "${volume}/SwarmUI/launch-linux.sh"
+cp tests/Fixtures/fake-swarmui/launch-linux.sh "${volume}/SwarmUI/launch-linux.sh"
 cp builder/Backends.fds "${volume}/SwarmUI/Data/Backends.fds"
 # Every model of the image's manifest in place (contents do not matter to the scan).
 python3 - "${volume}/SwarmUI/Models" << 'EOF'

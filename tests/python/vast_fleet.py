@@ -101,7 +101,7 @@ def emulated_image(manifest, step_ms=40):
     env = {
         "VOLUME_PATH": "/workspace", "SWARMUI_HOST": "127.0.0.1", "WORKER_HEALTH_HOST": "127.0.0.1",
         "SWARM_MODELS_FILE": str(manifest), "SWARM_PRESETS_FILE": str(REPO / "builder/presets.json"),
-        "SWARMUI_SEED": str(REPO / "Tests/Fixtures/fake-swarmui"),
+        "SWARMUI_SEED": str(REPO / "tests/Fixtures/fake-swarmui"),
         "SWARMUI_EMULATOR_BIN": binary("swarmui-emulator"), "SWARMUI_EMULATOR_ARGS": f"--step-ms {step_ms}",
         # The worker starts SwarmUI with an allow-listed environment: the fake launch-linux.sh needs these two.
         "SWARMUI_PASS_ENV": "SWARMUI_EMULATOR_BIN,SWARMUI_EMULATOR_ARGS",
