@@ -81,7 +81,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as JobStoreError {
             context.logger.error("store failure", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             let status: HTTPResponse.Status = error.code == .unavailable ? .serviceUnavailable : .internalServerError
-            return try APIError(status, "storage error: \(error.operation) failed; the server log has details").response(from: request, context: context)
+            return try APIError(status, "storage error: \(error.operation) failed; the server log has details").response(
+                from: request,
+                context: context
+            )
         } catch {
             context.logger.error("unexpected failure", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             return try APIError(.internalServerError, "internal error; the server log has details").response(from: request, context: context)

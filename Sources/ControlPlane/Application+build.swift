@@ -67,7 +67,9 @@ public func buildApplication(
     }
 
     var app = Application(
-        router: router, server: serverBuilder, configuration: server,
+        router: router,
+        server: serverBuilder,
+        configuration: server,
         services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)]
             + (fal.map { [$0] } ?? [])
             + (fal.flatMap { forwarder in configuration.fal?.spill.map { [SpillOverService(core: core, forwarder: forwarder, settings: $0)] } } ?? []),

@@ -39,9 +39,12 @@ public struct BootWatch: Sendable {
         }
         let elapsed = now.timeIntervalSince(startedAt)
         guard elapsed >= timeout else { return .waiting }
-        let doing = active.isEmpty ? "no instance was rented" : active.map { "\($0.record.label): \($0.progressLine(now: now))" }.joined(separator: "; ")
+        let doing =
+            active.isEmpty ? "no instance was rented" : active.map { "\($0.record.label): \($0.progressLine(now: now))" }.joined(separator: "; ")
         let causes = active.compactMap(Self.likelyCause)
-        return .failed("not READY after \(FleetInstanceStatus.span(elapsed)): \(doing)" + (causes.isEmpty ? "" : "; likely: " + causes.joined(separator: "; ")))
+        return .failed(
+            "not READY after \(FleetInstanceStatus.span(elapsed)): \(doing)" + (causes.isEmpty ? "" : "; likely: " + causes.joined(separator: "; "))
+        )
     }
 
     /// Why a start is slow, as docs/vast-template.md's "When an instance does not come up" reads: a failure vast or
@@ -50,7 +53,8 @@ public struct BootWatch: Sendable {
         if let diagnosis = instance.diagnosis { return diagnosis.description }
         switch (instance.vast?.actualStatus, instance.record.report?.stage?.name) {
         case (.created?, nil):
-            return "stuck in created: the host did not start the container, most often a driver older than the image's CUDA (keep cuda_max_good >= 12.8)"
+            return
+                "stuck in created: the host did not start the container, most often a driver older than the image's CUDA (keep cuda_max_good >= 12.8)"
         case (.loading?, nil):
             return "stuck in loading: the host pulls the ~15 GB image slowly or not at all; prefer fast hosts (inet_down), many direct ports"
         case (.running?, nil):
@@ -68,7 +72,8 @@ public struct BootWatch: Sendable {
         let elapsed = FleetInstanceStatus.span(now.timeIntervalSince(startedAt))
         let active = instances.filter { $0.record.state == .active }
         guard !active.isEmpty else {
-            let hint = now.timeIntervalSince(startedAt) >= noInstanceHint
+            let hint =
+                now.timeIntervalSince(startedAt) >= noInstanceHint
                 ? " (is 'swarmctl serve' running with VAST_API_KEY on this database? It rents the instances and receives their pings)" : ""
             return "\(elapsed): no instance rented yet\(hint)"
         }

@@ -68,7 +68,9 @@ public struct ControlPlaneClient: Sendable {
         guard let type = Self.imageTypes[ext] else {
             throw ControlPlaneClientError(operation: "inputs", status: nil, message: "\(path) is not a .png, .jpg, .webp or .gif image")
         }
-        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber, let handle = FileHandle(forReadingAtPath: path) else {
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber,
+            let handle = FileHandle(forReadingAtPath: path)
+        else {
             throw ControlPlaneClientError(operation: "inputs", status: nil, message: "cannot read \(path)")
         }
         defer { try? handle.close() }
@@ -76,12 +78,27 @@ public struct ControlPlaneClient: Sendable {
         return try await send(.POST, "inputs", body: body, contentType: type, timeout: .seconds(300))
     }
 
-    private func send(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, timeout: Duration = .seconds(30)) async throws(ControlPlaneClientError) -> JSONValue {
-        try await send(method, path, body: body.map { .bytes(ByteBuffer(string: $0.jsonString())) }, contentType: body == nil ? nil : "application/json", timeout: timeout)
+    private func send(
+        _ method: HTTPMethod,
+        _ path: String,
+        body: JSONValue? = nil,
+        timeout: Duration = .seconds(30)
+    ) async throws(ControlPlaneClientError) -> JSONValue {
+        try await send(
+            method,
+            path,
+            body: body.map { .bytes(ByteBuffer(string: $0.jsonString())) },
+            contentType: body == nil ? nil : "application/json",
+            timeout: timeout
+        )
     }
 
     private func send(
-        _ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body?, contentType: String?, timeout: Duration
+        _ method: HTTPMethod,
+        _ path: String,
+        body: HTTPClientRequest.Body?,
+        contentType: String?,
+        timeout: Duration
     ) async throws(ControlPlaneClientError) -> JSONValue {
         let operation = String(path.prefix { $0 != "/" && $0 != "?" })
         var request = HTTPClientRequest(url: "\(baseURL)/v2/\(endpoint)/\(path)")

@@ -103,8 +103,12 @@ public struct ControlPlaneConfiguration: Sendable {
         public var pingBody: Int
 
         public init(
-            runBody: Int = 10_000_000, runsyncBody: Int = 20_000_000, batchBody: Int = 100_000_000, batchJobs: Int = 10_000,
-            resultBody: Int = 64_000_000, pingBody: Int = 256_000
+            runBody: Int = 10_000_000,
+            runsyncBody: Int = 20_000_000,
+            batchBody: Int = 100_000_000,
+            batchJobs: Int = 10_000,
+            resultBody: Int = 64_000_000,
+            pingBody: Int = 256_000
         ) {
             self.runBody = runBody
             self.runsyncBody = runsyncBody

@@ -13,7 +13,15 @@ public struct ExternalJobCost: Sendable, Hashable {
     public var videoFrames: Int?
     public var videoResolution: String?
 
-    public init(jobID: String, provider: String, status: String, finishedAt: Date, costUSD: Double, videoFrames: Int? = nil, videoResolution: String? = nil) {
+    public init(
+        jobID: String,
+        provider: String,
+        status: String,
+        finishedAt: Date,
+        costUSD: Double,
+        videoFrames: Int? = nil,
+        videoResolution: String? = nil
+    ) {
         self.jobID = jobID
         self.provider = provider
         self.status = status
@@ -43,15 +51,36 @@ public enum CostArithmetic {
 
     /// `from` and `to` are the starts of the first and last UTC day of the report; `now` caps every open interval.
     public static func report(
-        from: Date, to: Date, group: CostReport.Grouping, now: Date, instances: [InstanceCostRecord], attempts: [JobAttemptRecord],
+        from: Date,
+        to: Date,
+        group: CostReport.Grouping,
+        now: Date,
+        instances: [InstanceCostRecord],
+        attempts: [JobAttemptRecord],
         external: [ExternalJobCost]
     ) -> CostReport {
         let start = from
         let end = min(to.addingTimeInterval(day), now)
-        let dayNames = stride(from: from.timeIntervalSince1970, through: to.timeIntervalSince1970, by: day).map { dayName(Date(timeIntervalSince1970: $0)) }
-        var days = Dictionary(uniqueKeysWithValues: dayNames.map {
-            ($0, DayCost(day: $0, jobsCompleted: 0, spendUSD: 0, spendByState: SpendByState(), spendByProvider: [:], spendByInstance: [:], falEquivalentUSD: 0, savingUSD: 0))
-        })
+        let dayNames = stride(from: from.timeIntervalSince1970, through: to.timeIntervalSince1970, by: day).map {
+            dayName(Date(timeIntervalSince1970: $0))
+        }
+        var days = Dictionary(
+            uniqueKeysWithValues: dayNames.map {
+                (
+                    $0,
+                    DayCost(
+                        day: $0,
+                        jobsCompleted: 0,
+                        spendUSD: 0,
+                        spendByState: SpendByState(),
+                        spendByProvider: [:],
+                        spendByInstance: [:],
+                        falEquivalentUSD: 0,
+                        savingUSD: 0
+                    )
+                )
+            }
+        )
 
         // Attempts: where each ended, on which instance.
         let byJob = Dictionary(grouping: attempts, by: \.jobID).mapValues { $0.sorted { $0.attempt < $1.attempt } }
@@ -112,15 +141,28 @@ public enum CostArithmetic {
             guard let last = ordered.last, let outcome = last.attempt.outcome, finalStatuses.contains(outcome), last.end >= start, last.end < end
             else { continue }
             let seconds = ordered.reduce(0) { $0 + $1.end.timeIntervalSince($1.start) }
-            let direct = ordered.reduce(0) { $0 + $1.end.timeIntervalSince($1.start) * ($1.instance?.dollarsPerHour ?? $1.attempt.dollarsPerHour ?? 0) / hour }
+            let direct = ordered.reduce(0) {
+                $0 + $1.end.timeIntervalSince($1.start) * ($1.instance?.dollarsPerHour ?? $1.attempt.dollarsPerHour ?? 0) / hour
+            }
             let fal = outcome == "COMPLETED" ? falPrice(frames: last.attempt.videoFrames, resolution: last.attempt.videoResolution) : nil
             let name = dayName(last.end)
-            jobRows.append(JobCost(
-                jobID: job, day: name, provider: "vastai", status: outcome, instanceID: last.instance.map { String($0.id) } ?? last.attempt.instanceID.map(String.init),
-                gpu: last.instance?.gpu ?? last.attempt.gpu, dollarsPerHour: last.instance?.dollarsPerHour ?? last.attempt.dollarsPerHour,
-                executionSeconds: seconds, directCostUSD: direct, loadedCostUSD: direct + (overheadShare[job] ?? 0),
-                videoSeconds: last.attempt.videoFrames.map(FalPriceList.videoSeconds(frames:)), resolution: last.attempt.videoResolution,
-                falEquivalentUSD: fal))
+            jobRows.append(
+                JobCost(
+                    jobID: job,
+                    day: name,
+                    provider: "vastai",
+                    status: outcome,
+                    instanceID: last.instance.map { String($0.id) } ?? last.attempt.instanceID.map(String.init),
+                    gpu: last.instance?.gpu ?? last.attempt.gpu,
+                    dollarsPerHour: last.instance?.dollarsPerHour ?? last.attempt.dollarsPerHour,
+                    executionSeconds: seconds,
+                    directCostUSD: direct,
+                    loadedCostUSD: direct + (overheadShare[job] ?? 0),
+                    videoSeconds: last.attempt.videoFrames.map(FalPriceList.videoSeconds(frames:)),
+                    resolution: last.attempt.videoResolution,
+                    falEquivalentUSD: fal
+                )
+            )
         }
         for job in external where job.finishedAt >= start && job.finishedAt < end && spansByJob[job.jobID] == nil {
             let fal = job.status == "COMPLETED" ? falPrice(frames: job.videoFrames, resolution: job.videoResolution) : nil
@@ -130,10 +172,23 @@ public enum CostArithmetic {
                 row.spendUSD += job.costUSD
                 days[name] = row
             }
-            jobRows.append(JobCost(
-                jobID: job.jobID, day: name, provider: job.provider, status: job.status, instanceID: nil, gpu: nil, dollarsPerHour: nil,
-                executionSeconds: 0, directCostUSD: job.costUSD, loadedCostUSD: job.costUSD,
-                videoSeconds: job.videoFrames.map(FalPriceList.videoSeconds(frames:)), resolution: job.videoResolution, falEquivalentUSD: fal))
+            jobRows.append(
+                JobCost(
+                    jobID: job.jobID,
+                    day: name,
+                    provider: job.provider,
+                    status: job.status,
+                    instanceID: nil,
+                    gpu: nil,
+                    dollarsPerHour: nil,
+                    executionSeconds: 0,
+                    directCostUSD: job.costUSD,
+                    loadedCostUSD: job.costUSD,
+                    videoSeconds: job.videoFrames.map(FalPriceList.videoSeconds(frames:)),
+                    resolution: job.videoResolution,
+                    falEquivalentUSD: fal
+                )
+            )
         }
         jobRows.sort { ($0.day, $0.jobID) < ($1.day, $1.jobID) }
         for job in jobRows where job.status == "COMPLETED" {
@@ -151,9 +206,18 @@ public enum CostArithmetic {
         let spend = dayRows.reduce(0) { $0 + $1.spendUSD }
         let falTotal = dayRows.reduce(0) { $0 + $1.falEquivalentUSD }
         return CostReport(
-            from: dayName(from), to: dayName(to), group: group, days: group == .day ? dayRows : [], jobs: group == .job ? jobRows : [],
+            from: dayName(from),
+            to: dayName(to),
+            group: group,
+            days: group == .day ? dayRows : [],
+            jobs: group == .job ? jobRows : [],
             totals: CostTotals(
-                jobsCompleted: dayRows.reduce(0) { $0 + $1.jobsCompleted }, spendUSD: spend, falEquivalentUSD: falTotal, savingUSD: falTotal - spend))
+                jobsCompleted: dayRows.reduce(0) { $0 + $1.jobsCompleted },
+                spendUSD: spend,
+                falEquivalentUSD: falTotal,
+                savingUSD: falTotal - spend
+            )
+        )
     }
 
     static func falPrice(frames: Int?, resolution: String?) -> Double? {
@@ -180,7 +244,9 @@ public enum CostArithmetic {
     /// The start of the UTC day named `YYYY-MM-DD`, or nil.
     public static func dayStart(_ name: String) -> Date? {
         let parts = name.split(separator: "-", omittingEmptySubsequences: false)
-        guard name.count == 10, parts.count == 3, let year = Int(parts[0]), let month = Int(parts[1]), let dayOfMonth = Int(parts[2]) else { return nil }
+        guard name.count == 10, parts.count == 3, let year = Int(parts[0]), let month = Int(parts[1]), let dayOfMonth = Int(parts[2]) else {
+            return nil
+        }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let components = DateComponents(year: year, month: month, day: dayOfMonth)

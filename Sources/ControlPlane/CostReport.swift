@@ -72,8 +72,14 @@ public struct DayCost: Codable, Sendable, Equatable {
     }
 
     public init(
-        day: String, jobsCompleted: Int, spendUSD: Double, spendByState: SpendByState, spendByProvider: [String: Double],
-        spendByInstance: [String: Double], falEquivalentUSD: Double, savingUSD: Double
+        day: String,
+        jobsCompleted: Int,
+        spendUSD: Double,
+        spendByState: SpendByState,
+        spendByProvider: [String: Double],
+        spendByInstance: [String: Double],
+        falEquivalentUSD: Double,
+        savingUSD: Double
     ) {
         self.day = day
         self.jobsCompleted = jobsCompleted
@@ -121,8 +127,18 @@ public struct JobCost: Codable, Sendable, Equatable {
     }
 
     public init(
-        jobID: String, day: String, provider: String, status: String, instanceID: String?, gpu: String?, dollarsPerHour: Double?,
-        executionSeconds: Double, directCostUSD: Double, loadedCostUSD: Double, videoSeconds: Double?, resolution: String?,
+        jobID: String,
+        day: String,
+        provider: String,
+        status: String,
+        instanceID: String?,
+        gpu: String?,
+        dollarsPerHour: Double?,
+        executionSeconds: Double,
+        directCostUSD: Double,
+        loadedCostUSD: Double,
+        videoSeconds: Double?,
+        resolution: String?,
         falEquivalentUSD: Double?
     ) {
         self.jobID = jobID

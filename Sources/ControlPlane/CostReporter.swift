@@ -40,8 +40,14 @@ public struct StoreCostReporter: CostReporting {
         }
         let instances = try await records.instanceCosts(overlapping: start, end)
         return CostArithmetic.report(
-            from: start, to: last, group: group, now: now, instances: instances, attempts: attempts,
-            external: try await forwardedJobs(endpoint: endpoint, start: start, end: end))
+            from: start,
+            to: last,
+            group: group,
+            now: now,
+            instances: instances,
+            attempts: attempts,
+            external: try await forwardedJobs(endpoint: endpoint, start: start, end: end)
+        )
     }
 
     /// Jobs forwarded to another provider (fal.ai), with what it charged and the list price of what it made.
@@ -50,8 +56,14 @@ public struct StoreCostReporter: CostReporting {
         return try await records.forwardedJobs(endpoint: endpoint, finishedIn: start, end).map { job in
             let video = CostVideo.size(of: job.input)
             return ExternalJobCost(
-                jobID: job.jobID, provider: job.provider, status: job.status, finishedAt: job.finishedAt, costUSD: job.costUSD,
-                videoFrames: video?.frames, videoResolution: video?.resolution)
+                jobID: job.jobID,
+                provider: job.provider,
+                status: job.status,
+                finishedAt: job.finishedAt,
+                costUSD: job.costUSD,
+                videoFrames: video?.frames,
+                videoResolution: video?.resolution
+            )
         }
     }
 }
@@ -67,8 +79,14 @@ final class CostRecording: Sendable {
         let attempts = jobs.map { job in
             let video = CostVideo.size(of: job.input)
             return JobAttemptRecord(
-                jobID: job.id, attempt: job.attempts, endpoint: job.endpoint, workerID: worker, startedAt: job.startedAt ?? Date(),
-                videoFrames: video?.frames, videoResolution: video?.resolution)
+                jobID: job.id,
+                attempt: job.attempts,
+                endpoint: job.endpoint,
+                workerID: worker,
+                startedAt: job.startedAt ?? Date(),
+                videoFrames: video?.frames,
+                videoResolution: video?.resolution
+            )
         }
         do {
             try await records.recordAttemptsStarted(attempts)

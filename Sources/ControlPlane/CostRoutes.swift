@@ -84,18 +84,22 @@ enum CostCSV {
                         + [
                             day.spendUSD, state.booting, state.idle, state.busy, state.stopped, day.spendByProvider["vastai"] ?? 0,
                             day.spendByProvider["fal"] ?? 0, day.falEquivalentUSD, day.savingUSD,
-                        ].map(money).joined(separator: ","))
+                        ].map(money).joined(separator: ",")
+                )
             }
         case .job:
             lines.append(
-                "job_id,day,provider,status,instance_id,gpu,dollars_per_hour,execution_seconds,direct_cost_usd,loaded_cost_usd,video_seconds,resolution,fal_equivalent_usd")
+                "job_id,day,provider,status,instance_id,gpu,dollars_per_hour,execution_seconds,direct_cost_usd,loaded_cost_usd,video_seconds,resolution,fal_equivalent_usd"
+            )
             for job in report.jobs {
-                lines.append([
-                    field(job.jobID), job.day, field(job.provider), field(job.status), field(job.instanceID ?? ""), field(job.gpu ?? ""),
-                    job.dollarsPerHour.map(money) ?? "", String(format: "%.3f", job.executionSeconds), money(job.directCostUSD),
-                    money(job.loadedCostUSD), job.videoSeconds.map { String(format: "%.4f", $0) } ?? "", field(job.resolution ?? ""),
-                    job.falEquivalentUSD.map(money) ?? "",
-                ].joined(separator: ","))
+                lines.append(
+                    [
+                        field(job.jobID), job.day, field(job.provider), field(job.status), field(job.instanceID ?? ""), field(job.gpu ?? ""),
+                        job.dollarsPerHour.map(money) ?? "", String(format: "%.3f", job.executionSeconds), money(job.directCostUSD),
+                        money(job.loadedCostUSD), job.videoSeconds.map { String(format: "%.4f", $0) } ?? "", field(job.resolution ?? ""),
+                        job.falEquivalentUSD.map(money) ?? "",
+                    ].joined(separator: ",")
+                )
             }
         }
         return lines.joined(separator: "\r\n") + "\r\n"

@@ -30,7 +30,9 @@ public struct DatabaseFleetStore: FleetStore {
 
     public func update(_ member: FleetMember) async throws {
         try await database.updateFleetInstance(Self.record(member))
-        if let gpu = member.vast?.gpuName, let costs = database as? any CostRecordStore { try await costs.recordFleetInstanceGPU(id: member.id, gpu: gpu) }
+        if let gpu = member.vast?.gpuName, let costs = database as? any CostRecordStore {
+            try await costs.recordFleetInstanceGPU(id: member.id, gpu: gpu)
+        }
     }
 
     public func remove(id: Int) async throws {
@@ -63,12 +65,18 @@ public struct DatabaseFleetStore: FleetStore {
         let queued = counts[.inQueue] ?? 0
         var oldest: Date?
         if queued > 0 {
-            oldest = try await database.listJobs(endpoint: endpoint, status: .inQueue, limit: min(queued, 500), cursor: nil).jobs.map(\.createdAt).min()
+            oldest = try await database.listJobs(endpoint: endpoint, status: .inQueue, limit: min(queued, 500), cursor: nil).jobs.map(\.createdAt)
+                .min()
         }
         let busy = try await database.workers(endpoint: endpoint).filter { !$0.jobIDs.isEmpty }.map(\.id)
         return FleetLoad(
-            queue: QueueLoad(inQueue: queued, inProgress: counts[.inProgress] ?? 0, oldestQueuedAge: oldest.map { max(0, now.timeIntervalSince($0)) }),
-            busyWorkers: Set(busy))
+            queue: QueueLoad(
+                inQueue: queued,
+                inProgress: counts[.inProgress] ?? 0,
+                oldestQueuedAge: oldest.map { max(0, now.timeIntervalSince($0)) }
+            ),
+            busyWorkers: Set(busy)
+        )
     }
 
     public func recordScalerDecision(_ text: String) async throws {
@@ -93,8 +101,15 @@ public struct DatabaseFleetStore: FleetStore {
     /// environment.
     public func mintWorkerKey(label: String, now: Date = Date()) async throws -> Secret {
         let key = APIKey.generate(scope: .worker)
-        try await database.insertKey(StoredKey(
-            id: Self.keyID(label: label), scope: .worker, hash: APIKey.hash(key.value), label: "vast.ai instance \(label)", createdAt: now))
+        try await database.insertKey(
+            StoredKey(
+                id: Self.keyID(label: label),
+                scope: .worker,
+                hash: APIKey.hash(key.value),
+                label: "vast.ai instance \(label)",
+                createdAt: now
+            )
+        )
         return key
     }
 
@@ -102,18 +117,41 @@ public struct DatabaseFleetStore: FleetStore {
 
     private static func record(_ member: FleetMember) -> FleetInstanceRecord {
         FleetInstanceRecord(
-            id: member.id, label: member.label, offerID: member.offerID, machineID: member.machineID,
-            state: member.destroyRequestedAt == nil ? .active : .destroying, dphTotal: member.dphTotal, createdAt: member.createdAt,
-            reboots: member.reboots, lastRebootAt: member.lastRebootAt, destroyRequestedAt: member.destroyRequestedAt,
-            lastStatusAt: member.lastStatusAt, warnedSlowStart: member.warnedSlowStart, stoppedAt: member.stoppedAt, resumedAt: member.resumedAt)
+            id: member.id,
+            label: member.label,
+            offerID: member.offerID,
+            machineID: member.machineID,
+            state: member.destroyRequestedAt == nil ? .active : .destroying,
+            dphTotal: member.dphTotal,
+            createdAt: member.createdAt,
+            reboots: member.reboots,
+            lastRebootAt: member.lastRebootAt,
+            destroyRequestedAt: member.destroyRequestedAt,
+            lastStatusAt: member.lastStatusAt,
+            warnedSlowStart: member.warnedSlowStart,
+            stoppedAt: member.stoppedAt,
+            resumedAt: member.resumedAt
+        )
     }
 
     static func member(_ record: FleetInstanceRecord) -> FleetMember {
         FleetMember(
-            id: record.id, label: record.label, offerID: record.offerID, machineID: record.machineID, dphTotal: record.dphTotal,
-            createdAt: record.createdAt, stage: record.report?.stage, lastPing: record.lastPing,
-            logTail: record.logTail, reboots: record.reboots,
-            lastRebootAt: record.lastRebootAt, destroyRequestedAt: record.destroyRequestedAt, lastStatusAt: record.lastStatusAt,
-            warnedSlowStart: record.warnedSlowStart, stoppedAt: record.stoppedAt, resumedAt: record.resumedAt)
+            id: record.id,
+            label: record.label,
+            offerID: record.offerID,
+            machineID: record.machineID,
+            dphTotal: record.dphTotal,
+            createdAt: record.createdAt,
+            stage: record.report?.stage,
+            lastPing: record.lastPing,
+            logTail: record.logTail,
+            reboots: record.reboots,
+            lastRebootAt: record.lastRebootAt,
+            destroyRequestedAt: record.destroyRequestedAt,
+            lastStatusAt: record.lastStatusAt,
+            warnedSlowStart: record.warnedSlowStart,
+            stoppedAt: record.stoppedAt,
+            resumedAt: record.resumedAt
+        )
     }
 }

@@ -34,9 +34,14 @@ public struct FalForwardSettings: Sendable {
 enum FalForwardMapping {
     static func request(for input: JSONValue) throws(APIError) -> (app: String, body: JSONValue, frames: Int, resolution: String) {
         guard let fields = input.objectValue else { throw .badRequest(field: "input", "expected an object") }
-        let allowed: Set<String> = ["provider", "preset", "prompt", "negative_prompt", "seed", "init_image", "width", "height", "video", "loras", "params"]
+        let allowed: Set<String> = [
+            "provider", "preset", "prompt", "negative_prompt", "seed", "init_image", "width", "height", "video", "loras", "params",
+        ]
         if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw .badRequest(field: "input.\(unknown)", "cannot be forwarded to fal.ai, which has no such parameter; leave it out or use provider \"vastai\"")
+            throw .badRequest(
+                field: "input.\(unknown)",
+                "cannot be forwarded to fal.ai, which has no such parameter; leave it out or use provider \"vastai\""
+            )
         }
         let app: FalApp
         switch fields["preset"]?.stringValue {
@@ -45,7 +50,8 @@ enum FalForwardMapping {
         case let other:
             throw .badRequest(
                 field: "input.preset",
-                "\(other.map { "\"\($0)\"" } ?? "no preset") has no fal.ai app; forward \(FalApp.imageToVideo.preset) or \(FalApp.textToVideo.preset), or use provider \"vastai\"")
+                "\(other.map { "\"\($0)\"" } ?? "no preset") has no fal.ai app; forward \(FalApp.imageToVideo.preset) or \(FalApp.textToVideo.preset), or use provider \"vastai\""
+            )
         }
         var body: [String: JSONValue] = [:]
         guard let prompt = fields["prompt"]?.stringValue, !prompt.isEmpty else { throw .badRequest(field: "input.prompt", "required by fal.ai") }
@@ -53,7 +59,9 @@ enum FalForwardMapping {
         if let negative = fields["negative_prompt"] { body["negative_prompt"] = negative }
         if let seed = fields["seed"] { body["seed"] = seed }
         if app == .imageToVideo {
-            guard let image = fields["init_image"]?.stringValue, image.hasPrefix("https://") || image.hasPrefix("http://") || image.hasPrefix("data:image/") else {
+            guard let image = fields["init_image"]?.stringValue,
+                image.hasPrefix("https://") || image.hasPrefix("http://") || image.hasPrefix("data:image/")
+            else {
                 throw .badRequest(field: "input.init_image", "fal.ai needs the start image as an http(s) URL or a data:image/... URI")
             }
             body["image_url"] = .string(image)
@@ -77,7 +85,10 @@ enum FalForwardMapping {
         }
         // The preset's own acceleration LoRA is fal's default `acceleration: regular`; any other LoRA has no fal equivalent here.
         if let loras = fields["loras"]?.arrayValue, let other = loras.first(where: { $0["name"] != FalApp.accelerationLoRA["name"] }) {
-            throw .badRequest(field: "input.loras", "\(other["name"]?.stringValue ?? "a LoRA") cannot be forwarded to fal.ai; use provider \"vastai\"")
+            throw .badRequest(
+                field: "input.loras",
+                "\(other["name"]?.stringValue ?? "a LoRA") cannot be forwarded to fal.ai; use provider \"vastai\""
+            )
         }
         // Width and height back to fal's resolution and aspect ratio; a size fal does not make is refused.
         var resolution = "720p"
@@ -87,7 +98,10 @@ enum FalForwardMapping {
                     entry.value.first { $0.value == (width, height) }.map { (entry.key, $0.key) }
                 }).first
             else {
-                throw .badRequest(field: "input.width", "fal.ai makes only its sizes (e.g. 1280x720, 832x480, 720x1280); send one of them or use provider \"vastai\"")
+                throw .badRequest(
+                    field: "input.width",
+                    "fal.ai makes only its sizes (e.g. 1280x720, 832x480, 720x1280); send one of them or use provider \"vastai\""
+                )
             }
             resolution = match.0
             body["resolution"] = .string(match.0)
@@ -246,7 +260,9 @@ public final class FalForwarder: Service, Sendable {
                 return
             }
             let result = try await client.result(app: request.app, id: requestID)
-            guard let url = result["video"]?["url"]?.stringValue else { throw FalQueueClient.Failure(description: "fal.ai's result has no video.url") }
+            guard let url = result["video"]?["url"]?.stringValue else {
+                throw FalQueueClient.Failure(description: "fal.ai's result has no video.url")
+            }
             let file = try await copy(url: url, job: job, contentType: result["video"]?["content_type"]?.stringValue ?? "video/mp4")
             var output: [String: JSONValue] = ["files": [file], "provider": "fal"]
             if let seed = result["seed"] { output["seed"] = seed }
@@ -290,7 +306,10 @@ public final class FalForwarder: Service, Sendable {
             if case .multipart = target { _ = try await storage.completeUpload(target, parts: uploaded.parts) }
             bytes = uploaded.bytes
         }
-        return ["url": .string(try await storage.downloadURL(key: key)), "content_type": .string(contentType), "name": .string(name), "bytes": .int(Int(bytes))]
+        return [
+            "url": .string(try await storage.downloadURL(key: key)), "content_type": .string(contentType), "name": .string(name),
+            "bytes": .int(Int(bytes)),
+        ]
     }
 }
 

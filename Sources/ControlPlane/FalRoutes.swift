@@ -56,7 +56,10 @@ struct FalRoutes {
             throw FalError.validation(error)
         }
         var job = NewJob(
-            id: JobRequest.newID(), endpoint: ControlPlaneConfiguration.defaultEndpoint, input: try await storeDataImage(input, request: request))
+            id: JobRequest.newID(),
+            endpoint: ControlPlaneConfiguration.defaultEndpoint,
+            input: try await storeDataImage(input, request: request)
+        )
         if let webhook = request.uri.queryParameters.get("fal_webhook"), !webhook.isEmpty {
             guard webhook.utf8.count <= 2048, let url = URL(string: webhook), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
                 url.host?.isEmpty == false
@@ -100,19 +103,31 @@ struct FalRoutes {
         let header = image[image.index(image.startIndex, offsetBy: 5)..<comma]
         let type = header.split(separator: ";").first.map { $0.lowercased() } ?? ""
         guard let ext = OutputRoutes.inputTypes[type] else {
-            throw FalError.validation(FalFieldError("image_url", "a data: image must be image/png, image/jpeg, image/webp or image/gif, got '\(type.prefix(40))'"))
+            throw FalError.validation(
+                FalFieldError("image_url", "a data: image must be image/png, image/jpeg, image/webp or image/gif, got '\(type.prefix(40))'")
+            )
         }
         guard let bytes = Data(base64Encoded: String(image[image.index(after: comma)...]), options: .ignoreUnknownCharacters), !bytes.isEmpty else {
             throw FalError.validation(FalFieldError("image_url", "the data: URI holds no base64 image"))
         }
         guard bytes.count <= OutputRoutes.inputLimit else {
-            throw FalError.validation(FalFieldError("image_url", "the image is \(formatBytes(Int64(bytes.count))), above the \(formatBytes(OutputRoutes.inputLimit)) a worker fetches"))
+            throw FalError.validation(
+                FalFieldError(
+                    "image_url",
+                    "the image is \(formatBytes(Int64(bytes.count))), above the \(formatBytes(OutputRoutes.inputLimit)) a worker fetches"
+                )
+            )
         }
         let key = ObjectKey.input(endpoint: ControlPlaneConfiguration.defaultEndpoint, fileName: randomUUIDString() + "." + ext)
         do {
             let stored = try await OutputRoutes.storeInput(
-                RequestBody(buffer: ByteBuffer(bytes: bytes)), key: key, size: Int64(bytes.count), contentType: type,
-                storage: outputs.storage(httpClient: httpClient, baseURL: try baseURL(request)), httpClient: httpClient)
+                RequestBody(buffer: ByteBuffer(bytes: bytes)),
+                key: key,
+                size: Int64(bytes.count),
+                contentType: type,
+                storage: outputs.storage(httpClient: httpClient, baseURL: try baseURL(request)),
+                httpClient: httpClient
+            )
             fields["init_image"] = .string(stored.url)
         } catch let error as StorageError {
             throw FalError(.serviceUnavailable, "storing the data: image failed: \(error.message)", type: "storage_error")
@@ -134,7 +149,8 @@ struct FalRoutes {
         let core = self.core
         let routes = self
         return Response(
-            status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
             body: ResponseBody { writer in
                 var job = first
                 var last: JSONValue?
@@ -152,7 +168,8 @@ struct FalRoutes {
                     job = next
                 }
                 try await writer.finish(nil)
-            })
+            }
+        )
     }
 
     private func result(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
@@ -160,7 +177,11 @@ struct FalRoutes {
         switch job.status {
         case .completed:
             guard let output = FalApp.output(of: job) else {
-                throw FalError(.internalServerError, "the job completed without a video file; its output: \(job.output?.jsonString().prefix(300) ?? "none")", type: "internal_error")
+                throw FalError(
+                    .internalServerError,
+                    "the job completed without a video file; its output: \(job.output?.jsonString().prefix(300) ?? "none")",
+                    type: "internal_error"
+                )
             }
             return .json(output)
         case .inQueue, .inProgress:
@@ -168,7 +189,11 @@ struct FalRoutes {
         case .cancelled:
             throw FalError(.badRequest, "Request was cancelled", type: "request_cancelled")
         case .failed, .timedOut:
-            throw FalError(.internalServerError, job.error ?? "the job \(job.status.rawValue.lowercased())", type: job.status == .timedOut ? "request_timeout" : "runner_error")
+            throw FalError(
+                .internalServerError,
+                job.error ?? "the job \(job.status.rawValue.lowercased())",
+                type: job.status == .timedOut ? "request_timeout" : "runner_error"
+            )
         }
     }
 
@@ -201,7 +226,9 @@ struct FalRoutes {
             if let execution = job.executionTimeMs { fields["metrics"] = ["inference_time": .double(Double(execution) / 1000)] }
             if job.status != .completed {
                 fields["error"] = .string(job.error ?? "the request ended \(job.status.rawValue)")
-                fields["error_type"] = .string(job.status == .cancelled ? "request_cancelled" : job.status == .timedOut ? "request_timeout" : "runner_error")
+                fields["error_type"] = .string(
+                    job.status == .cancelled ? "request_cancelled" : job.status == .timedOut ? "request_timeout" : "runner_error"
+                )
             }
         }
         return .object(fields)
@@ -226,7 +253,9 @@ struct FalRoutes {
             ["message": .string(message), "level": .string(level), "source": "USER", "timestamp": .string(at.formatted(.iso8601))]
         }
         if let started = job.startedAt {
-            entries.append(entry("running on worker \(job.workerID ?? "?")" + (job.attempts > 1 ? " (attempt \(job.attempts))" : ""), "INFO", started))
+            entries.append(
+                entry("running on worker \(job.workerID ?? "?")" + (job.attempts > 1 ? " (attempt \(job.attempts))" : ""), "INFO", started)
+            )
             if job.status == .inProgress, let progress = job.output {
                 entries.append(entry(progress.stringValue ?? progress.jsonString(), "INFO", Date()))
             }

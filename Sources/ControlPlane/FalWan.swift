@@ -52,7 +52,11 @@ enum FalApp: String, CaseIterable, Sendable {
     /// Our job input for a fal request body; every field is mapped, or refused with the reason.
     func jobInput(_ body: JSONValue?) throws(FalFieldError) -> JSONValue {
         guard let fields = body?.objectValue else {
-            throw FalFieldError("body", "expected a JSON object with the model input, such as {\"prompt\": ..., \"image_url\": ...}", type: "type_error.dict")
+            throw FalFieldError(
+                "body",
+                "expected a JSON object with the model input, such as {\"prompt\": ..., \"image_url\": ...}",
+                type: "type_error.dict"
+            )
         }
         let f = FalFields(fields)
         var allowed: Set<String> = [
@@ -64,7 +68,11 @@ enum FalApp: String, CaseIterable, Sendable {
         if self != .textToVideo { allowed.formUnion(["image_url", "end_image_url"]) }
         if self == .imageToVideoLoRA { allowed.insert("loras") }
         if let unknown = fields.keys.sorted().first(where: { !allowed.contains($0) }) {
-            throw FalFieldError(unknown, "extra field not permitted by \(Self.base)/v2.2-a14b/\(rawValue); allowed: \(allowed.sorted().joined(separator: ", "))", type: "value_error.extra")
+            throw FalFieldError(
+                unknown,
+                "extra field not permitted by \(Self.base)/v2.2-a14b/\(rawValue); allowed: \(allowed.sorted().joined(separator: ", "))",
+                type: "value_error.extra"
+            )
         }
 
         var input: [String: JSONValue] = ["preset": .string(preset)]
@@ -111,7 +119,8 @@ enum FalApp: String, CaseIterable, Sendable {
         if let second = try f.number("guidance_scale_2", in: 1...10), second != guidance {
             throw FalFieldError(
                 "guidance_scale_2",
-                "a separate guidance for the low-noise stage is not supported here: both stages use guidance_scale; send the same value or leave it out")
+                "a separate guidance for the low-noise stage is not supported here: both stages use guidance_scale; send the same value or leave it out"
+            )
         }
         if let shift = try f.number("shift", in: 1...10) { params["sigmashift"] = .double(shift) }
 
@@ -120,14 +129,21 @@ enum FalApp: String, CaseIterable, Sendable {
         if interpolator != "none", interpolated > 0 {
             throw FalFieldError(
                 "interpolator_model",
-                "frame interpolation (\(interpolator)) is not available on this server's SwarmUI workers; send \"none\" (or num_interpolated_frames 0) and raise frames_per_second instead")
+                "frame interpolation (\(interpolator)) is not available on this server's SwarmUI workers; send \"none\" (or num_interpolated_frames 0) and raise frames_per_second instead"
+            )
         }
         _ = try f.bool("adjust_fps_for_interpolation")  // meaningful only with interpolation, which is refused above
         if let quality = try f.choice("video_quality", ["low", "medium", "high", "maximum"]), quality != "high" {
-            throw FalFieldError("video_quality", "this server writes SwarmUI's h264 MP4 at one quality, fal's \"high\"; send \"high\" or leave it out")
+            throw FalFieldError(
+                "video_quality",
+                "this server writes SwarmUI's h264 MP4 at one quality, fal's \"high\"; send \"high\" or leave it out"
+            )
         }
         if let mode = try f.choice("video_write_mode", ["fast", "balanced", "small"]), mode != "balanced" {
-            throw FalFieldError("video_write_mode", "this server writes SwarmUI's h264 MP4 one way, fal's \"balanced\"; send \"balanced\" or leave it out")
+            throw FalFieldError(
+                "video_write_mode",
+                "this server writes SwarmUI's h264 MP4 one way, fal's \"balanced\"; send \"balanced\" or leave it out"
+            )
         }
         for flag in ["enable_safety_checker", "enable_output_safety_checker"] where try f.bool(flag) == true {
             throw FalFieldError(flag, "this server has no safety checker; send false or leave it out")
@@ -154,7 +170,8 @@ enum FalApp: String, CaseIterable, Sendable {
         if path.contains("://") {
             throw FalFieldError(
                 field + ".path",
-                "workers load LoRAs by name, not URL: install it once with the job input {\"action\": \"download_model\", \"url\": ..., \"model_type\": \"LoRA\"} and pass its name here")
+                "workers load LoRAs by name, not URL: install it once with the job input {\"action\": \"download_model\", \"url\": ..., \"model_type\": \"LoRA\"} and pass its name here"
+            )
         }
         let confinement: String
         switch try f.choice("transformer", ["high", "low", "both"]) ?? "high" {
@@ -163,7 +180,11 @@ enum FalApp: String, CaseIterable, Sendable {
         default: confinement = "video"
         }
         if let unknown = object.keys.sorted().first(where: { !["path", "scale", "transformer", "weight_name"].contains($0) }) {
-            throw FalFieldError(field + "." + unknown, "extra field not permitted; a LoRA is {\"path\", \"scale\", \"transformer\"}", type: "value_error.extra")
+            throw FalFieldError(
+                field + "." + unknown,
+                "extra field not permitted; a LoRA is {\"path\", \"scale\", \"transformer\"}",
+                type: "value_error.extra"
+            )
         }
         if try f.string("weight_name") != nil {
             throw FalFieldError(field + ".weight_name", "not supported: name the LoRA file itself in path")
@@ -206,7 +227,9 @@ struct FalFields {
 
     func string(_ key: String) throws(FalFieldError) -> String? {
         guard let value = raw(key) else { return nil }
-        guard let text = value.stringValue else { throw FalFieldError(prefix + key, "str type expected, got \(value.typeName)", type: "type_error.str") }
+        guard let text = value.stringValue else {
+            throw FalFieldError(prefix + key, "str type expected, got \(value.typeName)", type: "type_error.str")
+        }
         return text
     }
 
@@ -220,7 +243,11 @@ struct FalFields {
     func choice(_ key: String, _ options: [String]) throws(FalFieldError) -> String? {
         guard let text = try string(key) else { return nil }
         guard options.contains(text) else {
-            throw FalFieldError(prefix + key, "unexpected value '\(text)'; permitted: \(options.map { "'\($0)'" }.joined(separator: ", "))", type: "value_error.const")
+            throw FalFieldError(
+                prefix + key,
+                "unexpected value '\(text)'; permitted: \(options.map { "'\($0)'" }.joined(separator: ", "))",
+                type: "value_error.const"
+            )
         }
         return text
     }
@@ -229,23 +256,35 @@ struct FalFields {
         guard let value = raw(key) else { return nil }
         guard let number = value.intValue else { throw FalFieldError(prefix + key, "value is not a valid integer", type: "type_error.integer") }
         guard range.contains(number) else {
-            throw FalFieldError(prefix + key, "ensure this value is between \(range.lowerBound) and \(range.upperBound) (got \(number))", type: "value_error.number")
+            throw FalFieldError(
+                prefix + key,
+                "ensure this value is between \(range.lowerBound) and \(range.upperBound) (got \(number))",
+                type: "value_error.number"
+            )
         }
         return number
     }
 
     func number(_ key: String, in range: ClosedRange<Double>) throws(FalFieldError) -> Double? {
         guard let value = raw(key) else { return nil }
-        guard let number = value.doubleValue, number.isFinite else { throw FalFieldError(prefix + key, "value is not a valid number", type: "type_error.float") }
+        guard let number = value.doubleValue, number.isFinite else {
+            throw FalFieldError(prefix + key, "value is not a valid number", type: "type_error.float")
+        }
         guard range.contains(number) else {
-            throw FalFieldError(prefix + key, "ensure this value is between \(range.lowerBound) and \(range.upperBound) (got \(number))", type: "value_error.number")
+            throw FalFieldError(
+                prefix + key,
+                "ensure this value is between \(range.lowerBound) and \(range.upperBound) (got \(number))",
+                type: "value_error.number"
+            )
         }
         return number
     }
 
     func bool(_ key: String) throws(FalFieldError) -> Bool? {
         guard let value = raw(key) else { return nil }
-        guard case .bool(let flag) = value else { throw FalFieldError(prefix + key, "value could not be parsed to a boolean", type: "type_error.bool") }
+        guard case .bool(let flag) = value else {
+            throw FalFieldError(prefix + key, "value could not be parsed to a boolean", type: "type_error.bool")
+        }
         return flag
     }
 

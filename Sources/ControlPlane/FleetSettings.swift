@@ -76,7 +76,8 @@ public struct FleetSettings: Sendable {
         guard size >= 0 else { throw ServeError("--fleet-size: must be 0 or more") }
         diskGB = try number("--disk", "SWARM_FLEET_DISK_GB", options.diskGB) ?? 100
         guard diskGB > 0 else { throw ServeError("--disk: must be more than 0 GB") }
-        let gpus = options.gpus.isEmpty ? (env("SWARM_FLEET_GPU") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } : options.gpus
+        let gpus =
+            options.gpus.isEmpty ? (env("SWARM_FLEET_GPU") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } : options.gpus
         filter = OfferFilter(gpuNames: gpus, diskGB: diskGB, maxDPH: try number("--max-dph", "SWARM_FLEET_MAX_DPH", options.maxDPH))
 
         switch (options.image, options.template) {
@@ -90,15 +91,23 @@ public struct FleetSettings: Sendable {
         guard let publicURL = options.publicURL ?? env("SWARM_PUBLIC_URL"), let url = URL(string: publicURL),
             url.scheme == "http" || url.scheme == "https", url.host != nil
         else {
-            throw ServeError("VAST_API_KEY is set, so the fleet is on: give --public-url (or SWARM_PUBLIC_URL), the http(s) URL instances reach this server at")
+            throw ServeError(
+                "VAST_API_KEY is set, so the fleet is on: give --public-url (or SWARM_PUBLIC_URL), the http(s) URL instances reach this server at"
+            )
         }
         var base = publicURL
         while base.hasSuffix("/") { base.removeLast() }
         queueURL = base + "/v2/swarmui"
         if let budget = options.budgetPerDay, budget <= 0 { throw ServeError("--budget-per-day: must be more than 0 dollars") }
         policy = FleetPolicy(
-            desiredSize: size, labelPrefix: options.labelPrefix, heartbeatTimeout: options.heartbeatTimeout, startWarning: options.startWarning,
-            startReplaceAfter: options.startReplaceAfter, rebootGrace: options.rebootGrace, budgetPerDay: options.budgetPerDay)
+            desiredSize: size,
+            labelPrefix: options.labelPrefix,
+            heartbeatTimeout: options.heartbeatTimeout,
+            startWarning: options.startWarning,
+            startReplaceAfter: options.startReplaceAfter,
+            rebootGrace: options.rebootGrace,
+            budgetPerDay: options.budgetPerDay
+        )
         scaler = try Self.scalerSettings(options.scaler, fleetSize: size, sizeGiven: options.size != nil || env("SWARM_FLEET_SIZE") != nil)
         download = DownloadEstimate(totalGB: options.downloadGB)
         roundInterval = options.roundInterval
@@ -130,9 +139,14 @@ public struct FleetSettings: Sendable {
             launch = (WorkerLaunch.onstart, WorkerLaunch.runtype)
         }
         return CreateInstanceRequest(
-            source: source, diskGB: diskGB, label: label, env: env,
+            source: source,
+            diskGB: diskGB,
+            label: label,
+            env: env,
             secretEnv: instanceSecrets.merging(["SWARM_WORKER_KEY": workerKey]) { _, key in key },
-            onstart: launch.onstart, runtype: launch.runtype)
+            onstart: launch.onstart,
+            runtype: launch.runtype
+        )
     }
 
     /// Refuses a `--template` that would not start the worker, reading it through vast's API.
@@ -145,7 +159,9 @@ public struct FleetSettings: Sendable {
             throw ServeError("--template \(hashID): cannot read it from vast.ai: \(error)")
         }
         guard let template else {
-            throw ServeError("--template \(hashID): vast.ai has no template with that hash (every edit makes a new one; copy it from the console again)")
+            throw ServeError(
+                "--template \(hashID): vast.ai has no template with that hash (every edit makes a new one; copy it from the console again)"
+            )
         }
         if let problem = WorkerLaunch.problem(withTemplate: template, hashID: hashID) { throw ServeError("--template: \(problem)") }
     }
@@ -172,8 +188,12 @@ public struct FleetService: Service {
         let settings = settings
         let store = store
         let reconciler = FleetReconciler(
-            client: VastAIClient(configuration: settings.vast, logger: logger), store: store, planner: FleetPlanner(policy: settings.policy),
-            filter: settings.filter, download: settings.download, logger: logger
+            client: VastAIClient(configuration: settings.vast, logger: logger),
+            store: store,
+            planner: FleetPlanner(policy: settings.policy),
+            filter: settings.filter,
+            download: settings.download,
+            logger: logger
         ) { label in
             // The worker reports as `label`, which is how its pings are matched to the instance.
             settings.createRequest(label: label, workerKey: try await store.mintWorkerKey(label: label))
@@ -181,11 +201,15 @@ public struct FleetService: Service {
         await reconciler.enableScaling(settings.scaling(store: store, logger: logger))
         // `swarmctl instance up N|down` outranks --fleet-size until `instance up` hands the count back.
         let stored = try? await store.desiredSize()
-        let wanted = stored.flatMap { $0 }.map { "\($0) (set with 'swarmctl instance up|down'; --fleet-size \(settings.policy.desiredSize) applies after 'swarmctl instance up')" }
+        let wanted =
+            stored.flatMap { $0 }.map {
+                "\($0) (set with 'swarmctl instance up|down'; --fleet-size \(settings.policy.desiredSize) applies after 'swarmctl instance up')"
+            }
             ?? "\(settings.policy.desiredSize)"
         logger.notice(
             "fleet on: keeping \(wanted) vast.ai instance(s) labeled \(settings.policy.labelStem)…",
-            metadata: ["vast": "\(settings.vast.baseURL)", "queue": "\(settings.queueURL)"])
+            metadata: ["vast": "\(settings.vast.baseURL)", "queue": "\(settings.queueURL)"]
+        )
         await cancelWhenGracefulShutdown {
             await reconciler.run(interval: settings.roundInterval)
         }

@@ -170,7 +170,8 @@ public struct FleetSummary: Sendable {
             let price = orphan.dphTotal.map { String(format: ", $%.3f/h", $0) } ?? ""
             lines.append(
                 "orphan \(orphan.label ?? "") (\(orphan.id)): vast \(orphan.actualStatus?.description ?? "setting up")\(price), not in this database; "
-                    + "a running serve destroys it, or 'swarmctl instance down'")
+                    + "a running serve destroys it, or 'swarmctl instance down'"
+            )
         }
         return lines
     }
@@ -179,7 +180,9 @@ public struct FleetSummary: Sendable {
         var fields: [String: JSONValue] = ["desired_size": desiredSize.map(JSONValue.int) ?? .null, "spent_today_usd": .double(spentToday)]
         if let creationHold { fields["creation_hold"] = .string(creationHold) }
         if let scalerDecision { fields["scaler_decision"] = .string(scalerDecision) }
-        if let scalerOverride, !scalerOverride.isEmpty, let stored = JSONValue.parse(Data(scalerOverride.jsonText.utf8)) { fields["scaler_override"] = stored }
+        if let scalerOverride, !scalerOverride.isEmpty, let stored = JSONValue.parse(Data(scalerOverride.jsonText.utf8)) {
+            fields["scaler_override"] = stored
+        }
         if let vastProblem { fields["vast_problem"] = .string(vastProblem) }
         fields["orphans"] = .array(orphans.map { ["id": .int($0.id), "label": $0.label.map(JSONValue.string) ?? .null] })
         return fields

@@ -32,8 +32,12 @@ public struct FleetTeardown: Sendable {
     let settle: Duration
 
     public init(
-        client: VastAIClient, store: DatabaseFleetStore, labelPrefix: String, confirmTimeout: Duration = .seconds(120),
-        pollInterval: Duration = .seconds(3), settle: Duration = .seconds(5)
+        client: VastAIClient,
+        store: DatabaseFleetStore,
+        labelPrefix: String,
+        confirmTimeout: Duration = .seconds(120),
+        pollInterval: Duration = .seconds(3),
+        settle: Duration = .seconds(5)
     ) {
         self.client = client
         self.store = store

@@ -11,7 +11,13 @@ enum JobRequest {
     /// Values of `input.provider`, which stays in the stored input as the job's record of where it was sent.
     static let providers = ["auto", "vastai"]
 
-    static func parse(_ body: JSONValue?, prefix: String = "", id: String, endpoint: String, providers: [String] = providers) throws(APIError) -> NewJob {
+    static func parse(
+        _ body: JSONValue?,
+        prefix: String = "",
+        id: String,
+        endpoint: String,
+        providers: [String] = providers
+    ) throws(APIError) -> NewJob {
         let name = { (field: String) in prefix.isEmpty ? field : "\(prefix).\(field)" }
         guard let body else { throw .badRequest(field: prefix.isEmpty ? "body" : prefix, "missing; send {\"input\": {...}}") }
         guard case .object(let fields) = body else {
@@ -24,7 +30,8 @@ enum JobRequest {
             guard let chosen = provider.stringValue, providers.contains(chosen) else {
                 throw .badRequest(
                     field: name("input.provider"),
-                    "\(provider.jsonString().prefix(60)) is not a provider of this server; it has: \(providers.joined(separator: ", ")) (\"auto\" and \"vastai\" run on this server's fleet\(providers.contains("fal") ? "; \"fal\" forwards to fal.ai" : "; \"fal\" needs serve --fal-key-env"))")
+                    "\(provider.jsonString().prefix(60)) is not a provider of this server; it has: \(providers.joined(separator: ", ")) (\"auto\" and \"vastai\" run on this server's fleet\(providers.contains("fal") ? "; \"fal\" forwards to fal.ai" : "; \"fal\" needs serve --fal-key-env"))"
+                )
             }
             if chosen == "fal" { _ = try FalForwardMapping.request(for: input) }
         }
@@ -69,7 +76,10 @@ enum JobRequest {
 
     private static func milliseconds(_ value: JSONValue, in range: ClosedRange<Int>, field: String) throws(APIError) -> Int {
         guard let number = value.intValue, range.contains(number) else {
-            throw .badRequest(field: field, "expected milliseconds from \(range.lowerBound) to \(range.upperBound), got \(value.jsonString().prefix(40))")
+            throw .badRequest(
+                field: field,
+                "expected milliseconds from \(range.lowerBound) to \(range.upperBound), got \(value.jsonString().prefix(40))"
+            )
         }
         return number
     }

@@ -26,9 +26,13 @@ public enum APIKey {
     /// the raw key (RunPod's workers and curl examples).
     static func fromAuthorization(_ header: String?) -> String? {
         guard var value = header?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if value.lowercased().hasPrefix("bearer ") { value = value.dropFirst(7).trimmingCharacters(in: .whitespaces) }
+        if value.lowercased().hasPrefix("bearer ") {
+            value = value.dropFirst(7).trimmingCharacters(in: .whitespaces)
+        }
         // fal's clients send `Key <FAL_KEY>` (falai.md §1).
-        else if value.lowercased().hasPrefix("key ") { value = value.dropFirst(4).trimmingCharacters(in: .whitespaces) }
+        else if value.lowercased().hasPrefix("key ") {
+            value = value.dropFirst(4).trimmingCharacters(in: .whitespaces)
+        }
         return value.isEmpty ? nil : value
     }
 }
@@ -50,7 +54,8 @@ final class KeyRing: Sendable {
     private let cacheLifetime: Duration = .seconds(5)
 
     init(configuration: ControlPlaneConfiguration, store: any JobStore) {
-        self.environmentKeys = configuration.clientKeys.map { (Self.digest($0.value), KeyScope.client) }
+        self.environmentKeys =
+            configuration.clientKeys.map { (Self.digest($0.value), KeyScope.client) }
             + (configuration.workerKeys + configuration.inProcessWorkerKeys).map { (Self.digest($0.value), KeyScope.worker) }
         self.environmentScopes = configuration.environmentKeyScopes
         self.store = store

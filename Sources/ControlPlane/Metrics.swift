@@ -35,8 +35,12 @@ final class ControlPlaneMetrics: Sendable {
     func dispatched(_ jobs: [JobRecord], now: Date) {
         guard let endpoint = jobs.first?.endpoint else { return }
         let histogram = registry.makeDurationHistogram(
-            descriptor: dispatch, labels: [("endpoint", endpoint)],
-            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10), .seconds(60), .seconds(600)]
+            descriptor: dispatch,
+            labels: [("endpoint", endpoint)],
+            buckets: [
+                .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(500), .seconds(2), .seconds(10),
+                .seconds(60), .seconds(600),
+            ]
         )
         for job in jobs { histogram.record(.milliseconds(Int64(max(0, now.timeIntervalSince(job.createdAt)) * 1000))) }
     }
@@ -50,7 +54,9 @@ final class ControlPlaneMetrics: Sendable {
         for endpoint in endpoints {
             let counts = try await store.counts(endpoint: endpoint)
             for status in JobStatus.allCases {
-                registry.makeGauge(descriptor: depth, labels: [("endpoint", endpoint), ("status", status.rawValue)]).set(to: Double(counts[status] ?? 0))
+                registry.makeGauge(descriptor: depth, labels: [("endpoint", endpoint), ("status", status.rawValue)]).set(
+                    to: Double(counts[status] ?? 0)
+                )
             }
         }
         return registry.emitToString()

@@ -42,13 +42,21 @@ struct OutputRoutes {
     private func target(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
         let (endpoint, worker, id) = try await heldJob(context)
         var request = request
-        let upload: JobUpload.UploadRequest = try await request.decodeJSON(limit: Self.requestLimit, example: #"{"name": "image.png", "size": 1234, "content_type": "image/png"}"#)
+        let upload: JobUpload.UploadRequest = try await request.decodeJSON(
+            limit: Self.requestLimit,
+            example: #"{"name": "image.png", "size": 1234, "content_type": "image/png"}"#
+        )
         let base = try baseURL(request)
         let completeURL = "\(outputs.publicURL ?? base)/v2/\(endpoint)/job-upload/\(worker)/\(id)/complete"
         let target: UploadTarget
         do {
             target = try await JobUpload.target(
-                for: upload, endpoint: endpoint, jobID: id, storage: outputs.storage(httpClient: httpClient, baseURL: base), completeURL: completeURL)
+                for: upload,
+                endpoint: endpoint,
+                jobID: id,
+                storage: outputs.storage(httpClient: httpClient, baseURL: base),
+                completeURL: completeURL
+            )
         } catch {
             throw APIError(error)
         }
@@ -58,7 +66,10 @@ struct OutputRoutes {
     private func complete(_ request: Request, _ context: ControlPlaneRequestContext) async throws -> Response {
         let (endpoint, _, id) = try await heldJob(context)
         var request = request
-        let completion: JobUpload.UploadCompletion = try await request.decodeJSON(limit: Self.completionLimit, example: #"{"target": {...}, "parts": []}"#)
+        let completion: JobUpload.UploadCompletion = try await request.decodeJSON(
+            limit: Self.completionLimit,
+            example: #"{"target": {...}, "parts": []}"#
+        )
         let storage = outputs.storage(httpClient: httpClient, baseURL: try baseURL(request))
         let stored: (object: ObjectInfo, url: String)
         do {
@@ -98,14 +109,24 @@ struct OutputRoutes {
         let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         guard let ext = Self.inputTypes[type] else {
             throw APIError(
-                .unsupportedMediaType, "Content-Type \(type.isEmpty ? "is missing" : "\(type) is not accepted"); send the image as image/png, image/jpeg, image/webp or image/gif",
-                field: "Content-Type")
+                .unsupportedMediaType,
+                "Content-Type \(type.isEmpty ? "is missing" : "\(type) is not accepted"); send the image as image/png, image/jpeg, image/webp or image/gif",
+                field: "Content-Type"
+            )
         }
         guard let length = request.headers[.contentLength].flatMap({ Int64($0) }) else {
-            throw APIError(.lengthRequired, "Content-Length is required: the image is streamed to storage with its size announced", field: "Content-Length")
+            throw APIError(
+                .lengthRequired,
+                "Content-Length is required: the image is streamed to storage with its size announced",
+                field: "Content-Length"
+            )
         }
         guard length <= Self.inputLimit else {
-            throw APIError(.contentTooLarge, "the image is \(formatBytes(length)), above the \(formatBytes(Self.inputLimit)) a worker fetches for init_image", field: "body")
+            throw APIError(
+                .contentTooLarge,
+                "the image is \(formatBytes(length)), above the \(formatBytes(Self.inputLimit)) a worker fetches for init_image",
+                field: "body"
+            )
         }
         guard length > 0 else { throw APIError.badRequest(field: "body", "the image is empty") }
         let key = ObjectKey.input(endpoint: endpoint, fileName: randomUUIDString() + "." + ext)
@@ -125,14 +146,21 @@ struct OutputRoutes {
     /// Local storage writes the body to disk itself; S3 gets it streamed to a presigned PUT, once (a request body
     /// cannot be read again, so there is no retry: the client sends it again).
     static func storeInput(
-        _ body: RequestBody, key: String, size: Int64, contentType: String, storage: any OutputStorage, httpClient: HTTPClient
+        _ body: RequestBody,
+        key: String,
+        size: Int64,
+        contentType: String,
+        storage: any OutputStorage,
+        httpClient: HTTPClient
     ) async throws(StorageError) -> (bytes: Int64, sha256: String, url: String) {
         if let local = storage as? LocalStorage {
             let (bytes, sha256) = try await local.write(key: key, expectedSize: size, body: body)
             return (bytes, sha256, local.signedURL(method: "GET", key: key, expires: inputLinkExpires))
         }
         guard let s3 = storage as? S3Storage else { throw StorageError(.configuration, "this storage takes no input uploads") }
-        let target = UploadTarget.put(SingleUpload(key: key, size: size, url: s3.presignPut(key: key, contentType: contentType), headers: ["content-type": contentType]))
+        let target = UploadTarget.put(
+            SingleUpload(key: key, size: size, url: s3.presignPut(key: key, contentType: contentType), headers: ["content-type": contentType])
+        )
         let result = try await OutputUploader(httpClient: httpClient, maxAttempts: 1).upload(target) { body }
         _ = try await s3.completeUpload(target, parts: [])
         let url = s3.configuration.publicBaseURL != nil ? s3.downloadURL(key: key) : s3.presignGet(key: key, expires: inputLinkExpires)
@@ -149,7 +177,10 @@ struct OutputRoutes {
             throw APIError.notFound("no job '\(id)' on endpoint \(endpoint)")
         }
         guard job.status == .inProgress, job.workerID == worker else {
-            throw APIError(.conflict, "job \(id) is \(job.status.rawValue) and not held by worker \(worker); only the worker running a job may upload its outputs")
+            throw APIError(
+                .conflict,
+                "job \(id) is \(job.status.rawValue) and not held by worker \(worker); only the worker running a job may upload its outputs"
+            )
         }
         return (endpoint, worker, id)
     }
@@ -197,7 +228,8 @@ struct OutputRoutes {
             throw APIError.notFound("this server keeps outputs in S3; download them from the links in the job's output")
         }
         let path = request.uri.path
-        guard path.hasPrefix(LocalStorage.routePrefix), let key = String(path.dropFirst(LocalStorage.routePrefix.count)).removingPercentEncoding else {
+        guard path.hasPrefix(LocalStorage.routePrefix), let key = String(path.dropFirst(LocalStorage.routePrefix.count)).removingPercentEncoding
+        else {
             throw APIError.badRequest(field: "path", "\(path) is not a file link")
         }
         let query = request.uri.queryParameters

@@ -7,7 +7,9 @@ extension FleetSettings {
     /// the scaler (min = max = size); `--fleet-size` with `--workers-min|--workers-max` is refused as ambiguous.
     static func scalerSettings(_ flags: ScalerOverride, fleetSize: Int, sizeGiven: Bool) throws(ServeError) -> ScalerSettings {
         if sizeGiven, flags.workersMin != nil || flags.workersMax != nil {
-            throw ServeError("--fleet-size (SWARM_FLEET_SIZE) and --workers-min/--workers-max: give one; --fleet-size N means --workers-min N --workers-max N")
+            throw ServeError(
+                "--fleet-size (SWARM_FLEET_SIZE) and --workers-min/--workers-max: give one; --fleet-size N means --workers-min N --workers-max N"
+            )
         }
         // `--fleet-size 0` keeps no instance at all, as before the scaler.
         var base = ScalerSettings(workersMin: fleetSize, workersMax: fleetSize)
@@ -26,7 +28,9 @@ extension FleetSettings {
         guard let stored, !stored.isEmpty else { return (scaler, nil) }
         let merged = stored.applied(to: scaler)
         if let problem = merged.problem {
-            return (scaler, "the settings stored with 'swarmctl instance scale' (\(stored.flags)) do not hold with serve's: \(problem); serve's apply")
+            return (
+                scaler, "the settings stored with 'swarmctl instance scale' (\(stored.flags)) do not hold with serve's: \(problem); serve's apply"
+            )
         }
         return (merged, nil)
     }
@@ -46,7 +50,8 @@ extension FleetSettings {
             load: { try await store.fleetLoad() },
             // The download at 500 Mb/s, a typical host (48 GB: about 13 minutes, the "about 15").
             coldStart: ColdStart(downloadSeconds: Double(settings.download.totalBytes) * 8 / 500e6, bootSeconds: 90),
-            diskGB: settings.diskGB)
+            diskGB: settings.diskGB
+        )
     }
 }
 

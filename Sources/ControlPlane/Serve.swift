@@ -40,8 +40,14 @@ public struct ServeOptions: Sendable {
     public var spillBudgetPerDay: String?
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8288, dataDirectory: String = "./.swarm", databaseURL: String? = nil,
-        endpoints: [String] = [], leaseTimeout: Duration = .seconds(60), maxAttempts: Int = 3, localWorker: Bool = false
+        host: String = "127.0.0.1",
+        port: Int = 8288,
+        dataDirectory: String = "./.swarm",
+        databaseURL: String? = nil,
+        endpoints: [String] = [],
+        leaseTimeout: Duration = .seconds(60),
+        maxAttempts: Int = 3,
+        localWorker: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -143,12 +149,16 @@ public struct ServeSettings: Sendable {
     public init(options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ServeError) {
         guard (0...65_535).contains(options.port) else { throw ServeError("--port: \(options.port) is not a TCP port (0-65535)") }
         guard options.maxAttempts >= 1 else { throw ServeError("--max-attempts: must be at least 1") }
-        guard options.leaseTimeout >= .seconds(5) else { throw ServeError("--lease-timeout: must be at least 5 seconds (workers ping every 10 s by default)") }
+        guard options.leaseTimeout >= .seconds(5) else {
+            throw ServeError("--lease-timeout: must be at least 5 seconds (workers ping every 10 s by default)")
+        }
         for name in options.endpoints where !Self.isValidEndpointName(name) {
             throw ServeError("--endpoint: '\(name)' must be 1-64 letters, digits, '-' or '_'")
         }
         let keys = { (variable: String) in
-            (environment[variable] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map(Secret.init)
+            (environment[variable] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map(
+                Secret.init
+            )
         }
         let variable = { (name: String) in environment[name].flatMap { $0.isEmpty ? nil : $0 } }
         let outputs: StorageConfiguration
@@ -167,14 +177,21 @@ public struct ServeSettings: Sendable {
         self.storage = try DatabaseLocation(dataDirectory: options.dataDirectory, databaseURL: options.databaseURL)
         self.fleet = try FleetSettings(options: options.fleet, environment: environment)
         self.tls = try TLSFiles(
-            certificate: options.tlsCertificate ?? variable("SWARM_TLS_CERT"), key: options.tlsKey ?? variable("SWARM_TLS_KEY"))
+            certificate: options.tlsCertificate ?? variable("SWARM_TLS_CERT"),
+            key: options.tlsKey ?? variable("SWARM_TLS_KEY")
+        )
         self.configuration = ControlPlaneConfiguration(
-            endpoints: Set(options.endpoints), leaseTimeout: options.leaseTimeout, maxAttempts: options.maxAttempts,
-            clientKeys: keys("SWARM_API_KEYS"), workerKeys: keys("SWARM_WORKER_KEYS"),
+            endpoints: Set(options.endpoints),
+            leaseTimeout: options.leaseTimeout,
+            maxAttempts: options.maxAttempts,
+            clientKeys: keys("SWARM_API_KEYS"),
+            workerKeys: keys("SWARM_WORKER_KEYS"),
             webhooks: .init(secret: variable("SWARM_WEBHOOK_SECRET").map(Secret.init)),
             outputs: OutputStorageSettings(
-                configuration: outputs, signingSecret: signingSecret,
-                publicURL: variable("SWARM_PUBLIC_URL"))
+                configuration: outputs,
+                signingSecret: signingSecret,
+                publicURL: variable("SWARM_PUBLIC_URL")
+            )
         )
         configuration.scheme = tls == nil ? "http" : "https"
         configuration.publicURL = (options.fleet.publicURL ?? variable("SWARM_PUBLIC_URL")).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
@@ -261,20 +278,30 @@ public func runControlPlane(
     let scheme = settings.tls == nil ? "http" : "https"
     if settings.tls == nil, !ServeSettings.isLoopback(options.host) {
         // Keys and results would cross the network in clear text; fal and RunPod clients only speak https anyway.
-        logger.warning("serving plain HTTP on \(options.host), beyond this machine: API keys and results cross the network unencrypted. Give --tls-cert/--tls-key (or SWARM_TLS_CERT/SWARM_TLS_KEY), or put a TLS proxy in front")
-        FileHandle.standardError.write(Data("swarmctl serve: warning: plain HTTP on \(options.host) without TLS; pass --tls-cert and --tls-key (or SWARM_TLS_CERT/SWARM_TLS_KEY) or a TLS proxy\n".utf8))
+        logger.warning(
+            "serving plain HTTP on \(options.host), beyond this machine: API keys and results cross the network unencrypted. Give --tls-cert/--tls-key (or SWARM_TLS_CERT/SWARM_TLS_KEY), or put a TLS proxy in front"
+        )
+        FileHandle.standardError.write(
+            Data(
+                "swarmctl serve: warning: plain HTTP on \(options.host) without TLS; pass --tls-cert and --tls-key (or SWARM_TLS_CERT/SWARM_TLS_KEY) or a TLS proxy\n"
+                    .utf8
+            )
+        )
     }
     var app = buildApplication(
-        configuration: settings.configuration, store: store,
+        configuration: settings.configuration,
+        store: store,
         server: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "swarmctl"),
         serverBuilder: try settings.serverBuilder(),
-        logger: logger, additionalServices: storeServices,
+        logger: logger,
+        additionalServices: storeServices,
         webFleetClient: settings.fleet.map { VastAIClient(configuration: $0.vast, logger: logger) },
         onServerRunning: { port in
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
             let keys = clientKeysExist.withLock { $0 } ? "API keys required" : "no client API keys exist, open to this machine only"
             // Unbuffered even into a pipe, so that a supervising process sees it at once.
-            let line = "swarmctl serve: listening on \(scheme)://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); outputs: \(settings.configuration.outputs.map(String.init(describing:)) ?? "inline"); \(keys)\n"
+            let line =
+                "swarmctl serve: listening on \(scheme)://\(options.host):\(port)/v2/{endpoint} (endpoints: \(endpoints)); storage: \(settings.storage); outputs: \(settings.configuration.outputs.map(String.init(describing:)) ?? "inline"); \(keys)\n"
             FileHandle.standardOutput.write(Data(line.utf8))
             serverRunningContinuation.yield()
             serverRunningContinuation.finish()
@@ -298,7 +325,11 @@ public func runControlPlane(
         }
     }
     let group = ServiceGroup(
-        configuration: .init(services: [app] + additionalServices + (fleet.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        configuration: .init(
+            services: [app] + additionalServices + (fleet.map { [$0] } ?? []),
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
     )
     try await group.run()
 }

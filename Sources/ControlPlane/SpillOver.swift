@@ -31,8 +31,14 @@ public enum SpillDecision: Sendable, Equatable {
         public var spillAfter: Duration
 
         public init(
-            age: Duration, idleReadyWorker: Bool, queuePosition: Int, estimatedWait: Duration?, spentToday: Double, budgetPerDay: Double,
-            price: Double?, spillAfter: Duration
+            age: Duration,
+            idleReadyWorker: Bool,
+            queuePosition: Int,
+            estimatedWait: Duration?,
+            spentToday: Double,
+            budgetPerDay: Double,
+            price: Double?,
+            spillAfter: Duration
         ) {
             self.age = age
             self.idleReadyWorker = idleReadyWorker
@@ -105,7 +111,9 @@ final class SpillOverService: Service, Sendable {
     }
 
     private func round(endpoint: String) async throws {
-        let queued = try await core.store.listJobs(endpoint: endpoint, status: .inQueue, limit: 200, cursor: nil).jobs.sorted { $0.createdAt < $1.createdAt }
+        let queued = try await core.store.listJobs(endpoint: endpoint, status: .inQueue, limit: 200, cursor: nil).jobs.sorted {
+            $0.createdAt < $1.createdAt
+        }
         guard !queued.isEmpty else { return }
         let workers = try await core.store.workers(endpoint: endpoint)
         let fresh = workers.filter { Date().timeIntervalSince($0.lastSeen) < core.configuration.leaseTimeout.seconds }
@@ -117,23 +125,34 @@ final class SpillOverService: Service, Sendable {
             let request = try? FalForwardMapping.request(for: full.input)
             let price = request.flatMap { FalPriceList.price(frames: $0.frames, resolution: $0.resolution) }
             let day = SpillDecision.day(now)
-            let decision = SpillDecision.decide(.init(
-                age: .milliseconds(Int64(now.timeIntervalSince(job.createdAt) * 1000)), idleReadyWorker: idleReady, queuePosition: position,
-                estimatedWait: nil, spentToday: try await core.store.falSpend(day: day), budgetPerDay: settings.budgetPerDay, price: price,
-                spillAfter: settings.after))
+            let decision = SpillDecision.decide(
+                .init(
+                    age: .milliseconds(Int64(now.timeIntervalSince(job.createdAt) * 1000)),
+                    idleReadyWorker: idleReady,
+                    queuePosition: position,
+                    estimatedWait: nil,
+                    spentToday: try await core.store.falSpend(day: day),
+                    budgetPerDay: settings.budgetPerDay,
+                    price: price,
+                    spillAfter: settings.after
+                )
+            )
             switch decision {
             case .wait: continue
             case .budgetExhausted(let spent, let budget, let price):
                 if toldWaiting.withLock({ $0.insert(job.id).inserted }) {
                     core.logger.notice(
-                        "job \(job.id) waits for the fleet: the spill-over budget of $\(budget) for \(day) has $\(String(format: "%.2f", spent)) spent, and fal.ai would charge $\(String(format: "%.2f", price))")
+                        "job \(job.id) waits for the fleet: the spill-over budget of $\(budget) for \(day) has $\(String(format: "%.2f", spent)) spent, and fal.ai would charge $\(String(format: "%.2f", price))"
+                    )
                 }
             case .forward:
                 guard let price, try await core.store.reserveFalSpend(day: day, dollars: price, budget: settings.budgetPerDay) else { continue }
                 if try await forwarder.claim(id: job.id) == nil {
                     _ = try await core.store.reserveFalSpend(day: day, dollars: -price, budget: 0)  // a worker took it meanwhile
                 } else {
-                    core.logger.info("job \(job.id) spilled over to fal.ai after waiting \(Int(now.timeIntervalSince(job.createdAt))) s ($\(String(format: "%.2f", price)))")
+                    core.logger.info(
+                        "job \(job.id) spilled over to fal.ai after waiting \(Int(now.timeIntervalSince(job.createdAt))) s ($\(String(format: "%.2f", price)))"
+                    )
                 }
             }
         }

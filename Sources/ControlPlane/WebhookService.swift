@@ -101,7 +101,10 @@ struct WebhookService: Service {
         core.metrics.webhook(delivered: delivered)
         if !delivered {
             core.logger.warning(
-                "webhook delivery failed", metadata: ["job": "\(job.id)", "attempt": "\(job.webhookAttempts.count + 1)", "error": "\(attempt.error ?? "")", "gaveUp": "\(gaveUp)"]
+                "webhook delivery failed",
+                metadata: [
+                    "job": "\(job.id)", "attempt": "\(job.webhookAttempts.count + 1)", "error": "\(attempt.error ?? "")", "gaveUp": "\(gaveUp)",
+                ]
             )
         }
         do {

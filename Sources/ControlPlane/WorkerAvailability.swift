@@ -47,7 +47,8 @@ struct WorkerAvailability: Sendable, Hashable {
             let resumed = record.resumedAt.map { resumed in (record.lastPing ?? .distantPast) <= resumed } ?? false
             guard !live.contains(record.label) || resumed else { continue }
             if !live.contains(record.label) { result.initializing += 1 }
-            let left = resumed
+            let left =
+                resumed
                 ? coldStart.bootSeconds - now.timeIntervalSince(record.resumedAt ?? now)
                 : coldStart.downloadSeconds + coldStart.bootSeconds - now.timeIntervalSince(record.createdAt)
             result.estimatedStart = min(result.estimatedStart ?? .infinity, max(0, left))

@@ -36,8 +36,11 @@ struct WorkerRoutes {
             let seen = core.work.generation
             let now = Date()
             let jobs = try await store.take(
-                endpoint: endpoint, workerID: worker, limit: limit,
-                leaseUntil: now.addingTimeInterval(configuration.leaseTimeout.seconds), now: now
+                endpoint: endpoint,
+                workerID: worker,
+                limit: limit,
+                leaseUntil: now.addingTimeInterval(configuration.leaseTimeout.seconds),
+                now: now
             )
             if !jobs.isEmpty {
                 core.metrics.dispatched(jobs, now: now)
@@ -89,7 +92,10 @@ struct WorkerRoutes {
         case .duplicate(let job):
             return .json(["status": .string(job.status.rawValue), "duplicate": true])
         case .notHolder:
-            throw APIError(.conflict, "job \(id) is no longer leased to worker \(worker) (its lease expired and it was handed out again); drop this result")
+            throw APIError(
+                .conflict,
+                "job \(id) is no longer leased to worker \(worker) (its lease expired and it was handed out again); drop this result"
+            )
         case .unknownJob:
             throw APIError.notFound("no job '\(id)'; it was never submitted or has been removed")
         }
@@ -126,8 +132,12 @@ struct WorkerRoutes {
         }
         let now = Date()
         try await store.heartbeat(
-            workerID: worker, endpoint: endpoint, jobIDs: jobIDs,
-            leaseUntil: now.addingTimeInterval(configuration.leaseTimeout.seconds), report: report, now: now
+            workerID: worker,
+            endpoint: endpoint,
+            jobIDs: jobIDs,
+            leaseUntil: now.addingTimeInterval(configuration.leaseTimeout.seconds),
+            report: report,
+            now: now
         )
         await costs.pinged(worker: worker, report: report, store: store, now: now, logger: context.logger)
         return .json(["status": "pong"])
@@ -165,8 +175,11 @@ struct WorkerRoutes {
             case let other?: other.jsonString()
             }
         return JobDoneBody(
-            output: fields["output"].flatMap { $0.isNull ? nil : $0 }, error: error, status: fields["status"]?.stringValue,
-            stopPod: fields["stopPod"]?.boolValue, retryable: fields["retryable"]?.boolValue
+            output: fields["output"].flatMap { $0.isNull ? nil : $0 },
+            error: error,
+            status: fields["status"]?.stringValue,
+            stopPod: fields["stopPod"]?.boolValue,
+            retryable: fields["retryable"]?.boolValue
         )
     }
 }

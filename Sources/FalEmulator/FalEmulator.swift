@@ -23,8 +23,11 @@ public actor FalEmulator {
         public var directory: String?
 
         public init(
-            key: String = "emulated-fal-key", queueTime: Duration = .milliseconds(300), runTime: Duration = .milliseconds(500),
-            outputBytes: Int = 256 << 10, directory: String? = nil
+            key: String = "emulated-fal-key",
+            queueTime: Duration = .milliseconds(300),
+            runTime: Duration = .milliseconds(500),
+            outputBytes: Int = 256 << 10,
+            directory: String? = nil
         ) {
             self.key = key
             self.queueTime = queueTime
@@ -111,10 +114,14 @@ public actor FalEmulator {
             return Reply(status: 404, body: ["detail": .string("Application '\(rawApp)' not found"), "error_type": "not_found"])
         }
         guard let input = body?.objectValue else { return Self.invalid(["body"], "the body must be a JSON object", "type_error.dict") }
-        guard let prompt = input["prompt"]?.stringValue, !prompt.isEmpty else { return Self.invalid(["body", "prompt"], "field required", "value_error.missing") }
+        guard let prompt = input["prompt"]?.stringValue, !prompt.isEmpty else {
+            return Self.invalid(["body", "prompt"], "field required", "value_error.missing")
+        }
         _ = prompt
         if !app.hasSuffix("text-to-video") {
-            guard let image = input["image_url"]?.stringValue else { return Self.invalid(["body", "image_url"], "field required", "value_error.missing") }
+            guard let image = input["image_url"]?.stringValue else {
+                return Self.invalid(["body", "image_url"], "field required", "value_error.missing")
+            }
             guard image.hasPrefix("https://") || image.hasPrefix("http://") || image.hasPrefix("data:") else {
                 return Self.invalid(["body", "image_url"], "must be an http(s) URL or a data URI", "value_error.url")
             }
@@ -193,11 +200,17 @@ public actor FalEmulator {
             return Reply(status: 400, body: ["detail": "Request was cancelled", "error_type": "request_cancelled"])
         case .completed:
             let url = "\(baseURL)/cdn/\(id).mp4"
-            return Reply(status: 200, body: [
-                "video": ["url": .string(url), "content_type": "video/mp4", "file_name": .string("\(id).mp4"), "file_size": .int(configuration.outputBytes)],
-                "seed": .int(request.input["seed"]?.intValue ?? 42),
-                "prompt": request.input["prompt"] ?? .null,
-            ])
+            return Reply(
+                status: 200,
+                body: [
+                    "video": [
+                        "url": .string(url), "content_type": "video/mp4", "file_name": .string("\(id).mp4"),
+                        "file_size": .int(configuration.outputBytes),
+                    ],
+                    "seed": .int(request.input["seed"]?.intValue ?? 42),
+                    "prompt": request.input["prompt"] ?? .null,
+                ]
+            )
         }
     }
 
@@ -229,7 +242,9 @@ public actor FalEmulator {
     }
 
     private func queuePosition(_ id: String) -> Int {
-        order.prefix { $0 != id }.filter { requests[$0].map { !$0.cancelled && ContinuousClock.now - $0.submitted < configuration.queueTime } ?? false }.count
+        order.prefix { $0 != id }.filter {
+            requests[$0].map { !$0.cancelled && ContinuousClock.now - $0.submitted < configuration.queueTime } ?? false
+        }.count
     }
 
     /// A small valid MP4 header (an `ftyp` box) padded to `outputBytes` with bytes that depend on the request id, so

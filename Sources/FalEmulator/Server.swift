@@ -30,13 +30,17 @@ extension FalEmulator {
     }
 
     public nonisolated func application(
-        host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void
+        host: String,
+        port: Int,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void
     ) -> some ApplicationProtocol {
         Application(
             router: makeRouter(),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "fal-emulator"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger)
+            logger: logger
+        )
     }
 
     nonisolated func makeRouter() -> Router<BasicRequestContext> {
@@ -107,15 +111,21 @@ extension FalEmulator {
             }
         } else if request.method == .post {
             let body = buffer.readableBytes == 0 ? nil : JSONValue.parse(Data(buffer.readableBytesView))
-            if buffer.readableBytes > 0, body == nil { return Self.response(Self.invalid(["body"], "the body is not JSON", "value_error.jsondecode")) }
-            return Self.response(try await submit(app: segments.joined(separator: "/"), body: body, webhook: request.uri.queryParameters.get("fal_webhook")))
+            if buffer.readableBytes > 0, body == nil {
+                return Self.response(Self.invalid(["body"], "the body is not JSON", "value_error.jsondecode"))
+            }
+            return Self.response(
+                try await submit(app: segments.joined(separator: "/"), body: body, webhook: request.uri.queryParameters.get("fal_webhook"))
+            )
         }
         return Self.response(Reply(status: 404, body: ["detail": "Not found", "error_type": "not_found"]))
     }
 
     static func response(_ reply: Reply) -> Response {
         Response(
-            status: HTTPResponse.Status(code: reply.status), headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body.jsonString())))
+            status: HTTPResponse.Status(code: reply.status),
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body.jsonString()))
+        )
     }
 }

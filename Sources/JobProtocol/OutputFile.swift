@@ -22,8 +22,12 @@ public struct OutputFile: Sendable, Hashable {
     public init?(json: JSONValue) {
         guard let url = json["url"]?.stringValue else { return nil }
         self.init(
-            name: json["name"]?.stringValue ?? "", contentType: json["content_type"]?.stringValue ?? "application/octet-stream",
-            bytes: json["bytes"]?.intValue.map(Int64.init) ?? 0, sha256: json["sha256"]?.stringValue ?? "", url: url)
+            name: json["name"]?.stringValue ?? "",
+            contentType: json["content_type"]?.stringValue ?? "application/octet-stream",
+            bytes: json["bytes"]?.intValue.map(Int64.init) ?? 0,
+            sha256: json["sha256"]?.stringValue ?? "",
+            url: url
+        )
     }
 
     public var jsonValue: JSONValue {

@@ -25,8 +25,14 @@ public struct QueueEndpoints: Sendable, Hashable {
     public var acceptsUploads: Bool { jobUploadTemplate != nil }
 
     public init(
-        jobTakeTemplate: String, jobDoneTemplate: String, jobStreamTemplate: String? = nil, pingTemplate: String?,
-        workerID: String, apiKey: Secret?, pingInterval: Duration = .seconds(10), acceptsReports: Bool = false,
+        jobTakeTemplate: String,
+        jobDoneTemplate: String,
+        jobStreamTemplate: String? = nil,
+        pingTemplate: String?,
+        workerID: String,
+        apiKey: Secret?,
+        pingInterval: Duration = .seconds(10),
+        acceptsReports: Bool = false,
         jobUploadTemplate: String? = nil
     ) {
         self.jobTakeTemplate = jobTakeTemplate
@@ -45,10 +51,16 @@ public struct QueueEndpoints: Sendable, Hashable {
         var base = queueURL
         while base.hasSuffix("/") { base.removeLast() }
         guard base.hasPrefix("http://") || base.hasPrefix("https://") else {
-            throw QueueConfigurationError(variable: "SWARM_QUEUE_URL", problem: "'\(queueURL)' is not an http(s) URL; expected http://host:port/v2/<endpoint>")
+            throw QueueConfigurationError(
+                variable: "SWARM_QUEUE_URL",
+                problem: "'\(queueURL)' is not an http(s) URL; expected http://host:port/v2/<endpoint>"
+            )
         }
         guard base.split(separator: "/").count >= 4, !base.contains("?") else {
-            throw QueueConfigurationError(variable: "SWARM_QUEUE_URL", problem: "'\(queueURL)' has no endpoint path; expected http://host:port/v2/<endpoint>")
+            throw QueueConfigurationError(
+                variable: "SWARM_QUEUE_URL",
+                problem: "'\(queueURL)' has no endpoint path; expected http://host:port/v2/<endpoint>"
+            )
         }
         // The query must already hold a `?`: the protocol appends parameters with `&` (runpod.md §1.2).
         let query = "?runtime=swarm-worker"
@@ -57,7 +69,10 @@ public struct QueueEndpoints: Sendable, Hashable {
             jobDoneTemplate: "\(base)/job-done/$RUNPOD_POD_ID/$ID\(query)",
             jobStreamTemplate: "\(base)/job-stream/$RUNPOD_POD_ID/$ID\(query)",
             pingTemplate: "\(base)/ping/$RUNPOD_POD_ID\(query)",
-            workerID: workerID, apiKey: apiKey, pingInterval: pingInterval, acceptsReports: true,
+            workerID: workerID,
+            apiKey: apiKey,
+            pingInterval: pingInterval,
+            acceptsReports: true,
             jobUploadTemplate: "\(base)/job-upload/$RUNPOD_POD_ID/$ID\(query)"
         )
     }
@@ -138,4 +153,3 @@ public struct QueueConfigurationError: Error, Sendable, Hashable, CustomStringCo
 
     public var description: String { "\(variable): \(problem)" }
 }
-

@@ -125,8 +125,14 @@ public struct WorkerReport: Sendable, Hashable, Codable {
     public var extra: [String: JSONValue]
 
     public init(
-        stage: WorkerStage?, currentJob: String? = nil, pendingResults: Int? = nil, jobsSucceeded: Int? = nil, jobsFailed: Int? = nil,
-        swarmUIRestarts: Int? = nil, logTail: [String] = [], extra: [String: JSONValue] = [:]
+        stage: WorkerStage?,
+        currentJob: String? = nil,
+        pendingResults: Int? = nil,
+        jobsSucceeded: Int? = nil,
+        jobsFailed: Int? = nil,
+        swarmUIRestarts: Int? = nil,
+        logTail: [String] = [],
+        extra: [String: JSONValue] = [:]
     ) {
         self.stage = stage
         self.currentJob = currentJob
@@ -167,9 +173,12 @@ public struct WorkerReport: Sendable, Hashable, Codable {
             case .startingApp?: .startingApp
             case .ready?: .ready
             case .error?:
-                .error(WorkerFailure(
-                    reason: fields["error"]?.stringValue ?? "the worker gave no reason",
-                    kind: fields["error_kind"]?.stringValue.flatMap(WorkerFailure.Kind.init(rawValue:)) ?? .transient))
+                .error(
+                    WorkerFailure(
+                        reason: fields["error"]?.stringValue ?? "the worker gave no reason",
+                        kind: fields["error_kind"]?.stringValue.flatMap(WorkerFailure.Kind.init(rawValue:)) ?? .transient
+                    )
+                )
             case nil: nil
             }
         if name == "UNHEALTHY" {
@@ -177,11 +186,15 @@ public struct WorkerReport: Sendable, Hashable, Codable {
             return
         }
         self.init(
-            stage: stage, currentJob: fields["current_job"]?.stringValue, pendingResults: fields["pending_results"]?.intValue,
-            jobsSucceeded: fields["jobs"]?["succeeded"]?.intValue, jobsFailed: fields["jobs"]?["failed"]?.intValue,
+            stage: stage,
+            currentJob: fields["current_job"]?.stringValue,
+            pendingResults: fields["pending_results"]?.intValue,
+            jobsSucceeded: fields["jobs"]?["succeeded"]?.intValue,
+            jobsFailed: fields["jobs"]?["failed"]?.intValue,
             swarmUIRestarts: fields["swarmui_restarts"]?.intValue,
             logTail: fields["log_tail"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-            extra: fields.filter { !Self.known.contains($0.key) || ($0.key == "stage" && stage == nil) })
+            extra: fields.filter { !Self.known.contains($0.key) || ($0.key == "stage" && stage == nil) }
+        )
     }
 
     /// The report as the worker sends it and the store keeps it.

@@ -23,8 +23,17 @@ public struct JobAttemptRecord: Sendable, Hashable {
     public var videoResolution: String?
 
     public init(
-        jobID: String, attempt: Int, endpoint: String, workerID: String, instanceID: Int? = nil, dollarsPerHour: Double? = nil,
-        gpu: String? = nil, startedAt: Date, endedAt: Date? = nil, outcome: String? = nil, videoFrames: Int? = nil,
+        jobID: String,
+        attempt: Int,
+        endpoint: String,
+        workerID: String,
+        instanceID: Int? = nil,
+        dollarsPerHour: Double? = nil,
+        gpu: String? = nil,
+        startedAt: Date,
+        endedAt: Date? = nil,
+        outcome: String? = nil,
+        videoFrames: Int? = nil,
         videoResolution: String? = nil
     ) {
         self.jobID = jobID
@@ -122,12 +131,19 @@ extension FleetTables {
             "read forwarded jobs",
             "SELECT id, provider, status, finished_at, fal_cost_usd, input FROM jobs WHERE endpoint = $1 AND provider IS NOT NULL "
                 + "AND provider <> 'vastai' AND finished_at >= $2 AND finished_at < $3 ORDER BY finished_at",
-            [FleetValue(endpoint), FleetValue(start), FleetValue(end)], columns: [.text, .text, .text, .integer, .real, .text])
+            [FleetValue(endpoint), FleetValue(start), FleetValue(end)],
+            columns: [.text, .text, .text, .integer, .real, .text]
+        )
         return rows.compactMap { row in
             guard let id = row[0].string, let provider = row[1].string, let status = row[2].string, let finished = row[3].date else { return nil }
             return ForwardedJobRecord(
-                jobID: id, provider: provider, status: status, finishedAt: finished, costUSD: row[4].double ?? 0,
-                input: row[5].string.flatMap { JobRow.decode(JSONValue.self, $0) } ?? .null)
+                jobID: id,
+                provider: provider,
+                status: status,
+                finishedAt: finished,
+                costUSD: row[4].double ?? 0,
+                input: row[5].string.flatMap { JobRow.decode(JSONValue.self, $0) } ?? .null
+            )
         }
     }
 
@@ -142,7 +158,8 @@ extension FleetTables {
                     FleetValue(attempt.jobID), FleetValue(attempt.attempt), FleetValue(attempt.endpoint), FleetValue(attempt.workerID),
                     FleetValue(attempt.startedAt), FleetValue(attempt.videoFrames), FleetValue(attempt.videoResolution),
                 ]
-                return "SELECT CAST($\(base + 1) AS TEXT) AS job_id, CAST($\(base + 2) AS BIGINT) AS attempt, CAST($\(base + 3) AS TEXT) AS endpoint, "
+                return
+                    "SELECT CAST($\(base + 1) AS TEXT) AS job_id, CAST($\(base + 2) AS BIGINT) AS attempt, CAST($\(base + 3) AS TEXT) AS endpoint, "
                     + "CAST($\(base + 4) AS TEXT) AS worker_id, CAST($\(base + 5) AS BIGINT) AS started_at, "
                     + "CAST($\(base + 6) AS BIGINT) AS video_frames, CAST($\(base + 7) AS TEXT) AS video_resolution"
             }
@@ -154,7 +171,8 @@ extension FleetTables {
                     + "video_frames, video_resolution) SELECT v.job_id, v.attempt, v.endpoint, v.worker_id, f.id, f.dph_total, f.gpu_name, "
                     + "v.started_at, v.video_frames, v.video_resolution FROM (\(rows.joined(separator: " UNION ALL "))) AS v "
                     + "LEFT JOIN fleet_instances f ON f.label = v.worker_id WHERE 1 = 1 ON CONFLICT (job_id, attempt) DO NOTHING",
-                values)
+                values
+            )
         }
     }
 
@@ -162,20 +180,24 @@ extension FleetTables {
         try await fleetExecute(
             "end attempt \(attempt) of job \(jobID)",
             "UPDATE job_attempts SET ended_at = $1, outcome = $2 WHERE job_id = $3 AND attempt = $4 AND ended_at IS NULL",
-            [FleetValue(time), FleetValue(outcome), FleetValue(jobID), FleetValue(attempt)])
+            [FleetValue(time), FleetValue(outcome), FleetValue(jobID), FleetValue(attempt)]
+        )
     }
 
     public func recordWorkerReady(label: String, at time: Date) async throws(JobStoreError) {
         try await fleetExecute(
             "record worker \(label) ready",
             "INSERT INTO fleet_worker_ready (label, ready_at) VALUES ($1, $2) ON CONFLICT (label) DO NOTHING",
-            [FleetValue(label), FleetValue(time)])
+            [FleetValue(label), FleetValue(time)]
+        )
     }
 
     public func recordFleetInstanceGPU(id: Int, gpu: String) async throws(JobStoreError) {
         try await fleetExecute(
-            "record GPU of fleet instance \(id)", "UPDATE fleet_instances SET gpu_name = $1 WHERE id = $2 AND gpu_name IS NULL",
-            [FleetValue(gpu), FleetValue(id)])
+            "record GPU of fleet instance \(id)",
+            "UPDATE fleet_instances SET gpu_name = $1 WHERE id = $2 AND gpu_name IS NULL",
+            [FleetValue(gpu), FleetValue(id)]
+        )
     }
 
     public func jobAttempts(endpoint: String, overlapping start: Date, _ end: Date) async throws(JobStoreError) -> [JobAttemptRecord] {
@@ -185,15 +207,26 @@ extension FleetTables {
                 + "video_frames, video_resolution FROM job_attempts WHERE endpoint = $1 AND started_at < $2 "
                 + "AND (ended_at IS NULL OR ended_at >= $3) ORDER BY started_at, job_id, attempt",
             [FleetValue(endpoint), FleetValue(end), FleetValue(start)],
-            columns: [.text, .integer, .text, .text, .integer, .real, .text, .integer, .integer, .text, .integer, .text])
+            columns: [.text, .integer, .text, .text, .integer, .real, .text, .integer, .integer, .text, .integer, .text]
+        )
         return rows.compactMap { row in
             guard let job = row[0].string, let attempt = row[1].int, let endpoint = row[2].string, let worker = row[3].string,
                 let started = row[7].date
             else { return nil }
             return JobAttemptRecord(
-                jobID: job, attempt: attempt, endpoint: endpoint, workerID: worker, instanceID: row[4].int, dollarsPerHour: row[5].double,
-                gpu: row[6].string, startedAt: started, endedAt: row[8].date, outcome: row[9].string, videoFrames: row[10].int,
-                videoResolution: row[11].string)
+                jobID: job,
+                attempt: attempt,
+                endpoint: endpoint,
+                workerID: worker,
+                instanceID: row[4].int,
+                dollarsPerHour: row[5].double,
+                gpu: row[6].string,
+                startedAt: started,
+                endedAt: row[8].date,
+                outcome: row[9].string,
+                videoFrames: row[10].int,
+                videoResolution: row[11].string
+            )
         }
     }
 
@@ -205,12 +238,19 @@ extension FleetTables {
                 + "FROM fleet_instances f LEFT JOIN fleet_worker_ready r ON r.label = f.label "
                 + "WHERE f.dph_total IS NOT NULL AND f.created_at < $1 AND (f.removed_at IS NULL OR f.removed_at >= $2) ORDER BY f.id",
             [FleetValue(end), FleetValue(start)],
-            columns: [.integer, .text, .text, .real, .integer, .integer, .integer, .integer])
+            columns: [.integer, .text, .text, .real, .integer, .integer, .integer, .integer]
+        )
         return rows.compactMap { row in
             guard let id = row[0].int, let label = row[1].string, let dph = row[3].double, let created = row[4].date else { return nil }
             return InstanceCostRecord(
-                id: id, label: label, gpu: row[2].string, dollarsPerHour: dph, createdAt: created, readyAt: row[5].date,
-                endedAt: row[6].date ?? row[7].date)
+                id: id,
+                label: label,
+                gpu: row[2].string,
+                dollarsPerHour: dph,
+                createdAt: created,
+                readyAt: row[5].date,
+                endedAt: row[6].date ?? row[7].date
+            )
         }
     }
 }

@@ -38,10 +38,23 @@ public struct FleetInstanceRecord: Sendable, Hashable {
     public var report: WorkerReport?
 
     public init(
-        id: Int, label: String, offerID: Int? = nil, machineID: Int? = nil, state: State = .active, dphTotal: Double? = nil,
-        createdAt: Date, reboots: Int = 0, lastRebootAt: Date? = nil, destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil,
-        warnedSlowStart: Bool = false, removedAt: Date? = nil, lastPing: Date? = nil, report: WorkerReport? = nil,
-        stoppedAt: Date? = nil, resumedAt: Date? = nil
+        id: Int,
+        label: String,
+        offerID: Int? = nil,
+        machineID: Int? = nil,
+        state: State = .active,
+        dphTotal: Double? = nil,
+        createdAt: Date,
+        reboots: Int = 0,
+        lastRebootAt: Date? = nil,
+        destroyRequestedAt: Date? = nil,
+        lastStatusAt: Date? = nil,
+        warnedSlowStart: Bool = false,
+        removedAt: Date? = nil,
+        lastPing: Date? = nil,
+        report: WorkerReport? = nil,
+        stoppedAt: Date? = nil,
+        resumedAt: Date? = nil
     ) {
         self.id = id
         self.label = label
@@ -115,7 +128,12 @@ enum FleetValue: Sendable, Hashable {
 /// `$1`, `$2`… in order, and read rows of the given column kinds.
 protocol FleetTables: FleetRecordStore {
     func fleetExecute(_ operation: String, _ sql: String, _ values: [FleetValue]) async throws(JobStoreError)
-    func fleetQuery(_ operation: String, _ sql: String, _ values: [FleetValue], columns: [FleetValue.Kind]) async throws(JobStoreError) -> [[FleetValue]]
+    func fleetQuery(
+        _ operation: String,
+        _ sql: String,
+        _ values: [FleetValue],
+        columns: [FleetValue.Kind]
+    ) async throws(JobStoreError) -> [[FleetValue]]
 }
 
 /// Migration 3 in both databases (same SQL). Times are epoch milliseconds, flags 0/1, as in the job tables.
@@ -165,23 +183,40 @@ extension FleetTables {
             "list fleet instances",
             "SELECT \(own), w.last_seen, w.report FROM fleet_instances f LEFT JOIN workers w ON w.id = f.label "
                 + "WHERE f.removed_at IS NULL ORDER BY f.id",
-            [], columns: Self.ownKinds + [.integer, .text])
+            [],
+            columns: Self.ownKinds + [.integer, .text]
+        )
         return rows.compactMap { row in
             guard let id = row[0].int, let label = row[1].string, let created = row[6].date else { return nil }
             return FleetInstanceRecord(
-                id: id, label: label, offerID: row[2].int, machineID: row[3].int,
-                state: row[4].string.flatMap(FleetInstanceRecord.State.init(rawValue:)) ?? .active, dphTotal: row[5].double,
-                createdAt: created, reboots: row[7].int ?? 0, lastRebootAt: row[8].date, destroyRequestedAt: row[9].date,
-                lastStatusAt: row[10].date, warnedSlowStart: row[11].int == 1, removedAt: row[12].date, lastPing: row[15].date,
-                report: row[16].string.flatMap { JobRow.decode(WorkerReport.self, $0) }, stoppedAt: row[13].date, resumedAt: row[14].date)
+                id: id,
+                label: label,
+                offerID: row[2].int,
+                machineID: row[3].int,
+                state: row[4].string.flatMap(FleetInstanceRecord.State.init(rawValue:)) ?? .active,
+                dphTotal: row[5].double,
+                createdAt: created,
+                reboots: row[7].int ?? 0,
+                lastRebootAt: row[8].date,
+                destroyRequestedAt: row[9].date,
+                lastStatusAt: row[10].date,
+                warnedSlowStart: row[11].int == 1,
+                removedAt: row[12].date,
+                lastPing: row[15].date,
+                report: row[16].string.flatMap { JobRow.decode(WorkerReport.self, $0) },
+                stoppedAt: row[13].date,
+                resumedAt: row[14].date
+            )
         }
     }
 
     public func insertFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError) {
         let parameters = (1...Self.ownKinds.count).map { "$\($0)" }.joined(separator: ", ")
         try await fleetExecute(
-            "record fleet instance \(record.id)", "INSERT INTO fleet_instances (\(Self.ownColumns)) VALUES (\(parameters))",
-            Self.values(record))
+            "record fleet instance \(record.id)",
+            "INSERT INTO fleet_instances (\(Self.ownColumns)) VALUES (\(parameters))",
+            Self.values(record)
+        )
     }
 
     public func updateFleetInstance(_ record: FleetInstanceRecord) async throws(JobStoreError) {
@@ -195,13 +230,16 @@ extension FleetTables {
                 FleetValue(record.state.rawValue), FleetValue(record.reboots), FleetValue(record.lastRebootAt),
                 FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt), FleetValue(record.warnedSlowStart ? 1 : 0),
                 FleetValue(record.id), FleetValue(record.stoppedAt), FleetValue(record.resumedAt),
-            ])
+            ]
+        )
     }
 
     public func removeFleetInstance(id: Int, at time: Date) async throws(JobStoreError) {
         try await fleetExecute(
-            "remove fleet instance \(id)", "UPDATE fleet_instances SET state = $1, removed_at = $2 WHERE id = $3 AND removed_at IS NULL",
-            [FleetValue(FleetInstanceRecord.State.removed.rawValue), FleetValue(time), FleetValue(id)])
+            "remove fleet instance \(id)",
+            "UPDATE fleet_instances SET state = $1, removed_at = $2 WHERE id = $3 AND removed_at IS NULL",
+            [FleetValue(FleetInstanceRecord.State.removed.rawValue), FleetValue(time), FleetValue(id)]
+        )
     }
 
     public func failedFleetMachines() async throws(JobStoreError) -> Set<Int> {
@@ -213,7 +251,8 @@ extension FleetTables {
         try await fleetExecute(
             "exclude machine \(machineID)",
             "INSERT INTO fleet_failed_machines (machine_id, added_at) VALUES ($1, $2) ON CONFLICT (machine_id) DO NOTHING",
-            [FleetValue(machineID), FleetValue(time)])
+            [FleetValue(machineID), FleetValue(time)]
+        )
     }
 
     public func fleetCreationHold() async throws(JobStoreError) -> String? {
@@ -250,7 +289,12 @@ extension FleetTables {
 
     /// A row of `fleet_settings`; a NULL value reads as unset.
     private func fleetSetting(_ name: String) async throws(JobStoreError) -> String? {
-        let rows = try await fleetQuery("read fleet setting \(name)", "SELECT value FROM fleet_settings WHERE name = $1", [FleetValue(name)], columns: [.text])
+        let rows = try await fleetQuery(
+            "read fleet setting \(name)",
+            "SELECT value FROM fleet_settings WHERE name = $1",
+            [FleetValue(name)],
+            columns: [.text]
+        )
         return rows.first?[0].string
     }
 
@@ -258,14 +302,17 @@ extension FleetTables {
         try await fleetExecute(
             "set fleet setting \(name)",
             "INSERT INTO fleet_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            [FleetValue(name), FleetValue(value)])
+            [FleetValue(name), FleetValue(value)]
+        )
     }
 
     public func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double {
         let rows = try await fleetQuery(
             "sum fleet spending",
             "SELECT dph_total, created_at, removed_at FROM fleet_instances WHERE dph_total IS NOT NULL AND (removed_at IS NULL OR removed_at > $1)",
-            [FleetValue(start)], columns: [.real, .integer, .integer])
+            [FleetValue(start)],
+            columns: [.real, .integer, .integer]
+        )
         return rows.reduce(0) { total, row in
             guard let dph = row[0].double, let created = row[1].date else { return total }
             let end = min(row[2].date ?? now, now)

@@ -41,9 +41,23 @@ enum JobRules {
 
     static func queued(_ new: NewJob, now: Date) -> JobRecord {
         JobRecord(
-            id: new.id, endpoint: new.endpoint, status: .inQueue, input: new.input, webhook: new.webhook, policy: new.policy,
-            s3Config: new.s3Config, output: nil, error: nil, workerID: nil, attempts: 0, createdAt: now, startedAt: nil,
-            finishedAt: nil, leaseExpiresAt: nil, webhookAttempts: [], webhookDelivered: false
+            id: new.id,
+            endpoint: new.endpoint,
+            status: .inQueue,
+            input: new.input,
+            webhook: new.webhook,
+            policy: new.policy,
+            s3Config: new.s3Config,
+            output: nil,
+            error: nil,
+            workerID: nil,
+            attempts: 0,
+            createdAt: now,
+            startedAt: nil,
+            finishedAt: nil,
+            leaseExpiresAt: nil,
+            webhookAttempts: [],
+            webhookDelivered: false
         )
     }
 

@@ -46,7 +46,14 @@ public protocol JobStore: Sendable {
     func recordProgress(id: String, workerID: String, output: JSONValue, now: Date) async throws(JobStoreError) -> Bool
     func appendStreamChunk(id: String, workerID: String, output: JSONValue, now: Date) async throws(JobStoreError) -> Bool
     /// A ping: extends the leases of the listed jobs held by this worker and records that the worker is alive.
-    func heartbeat(workerID: String, endpoint: String, jobIDs: [String], leaseUntil: Date, report: WorkerReport?, now: Date) async throws(JobStoreError)
+    func heartbeat(
+        workerID: String,
+        endpoint: String,
+        jobIDs: [String],
+        leaseUntil: Date,
+        report: WorkerReport?,
+        now: Date
+    ) async throws(JobStoreError)
     /// Ids of this worker's jobs that were cancelled, timed out or taken away (lease lapsed) since it last asked; each
     /// returned once.
     func takeJobsToStop(workerID: String) async throws(JobStoreError) -> [String]
@@ -160,9 +167,23 @@ public struct JobRecord: Sendable, Hashable {
     public var falCostUSD: Double?
 
     public init(
-        id: String, endpoint: String, status: JobStatus, input: JSONValue, webhook: String?, policy: JobPolicy, s3Config: JSONValue?,
-        output: JSONValue?, error: String?, workerID: String?, attempts: Int, createdAt: Date, startedAt: Date?, finishedAt: Date?,
-        leaseExpiresAt: Date?, webhookAttempts: [WebhookAttempt], webhookDelivered: Bool
+        id: String,
+        endpoint: String,
+        status: JobStatus,
+        input: JSONValue,
+        webhook: String?,
+        policy: JobPolicy,
+        s3Config: JSONValue?,
+        output: JSONValue?,
+        error: String?,
+        workerID: String?,
+        attempts: Int,
+        createdAt: Date,
+        startedAt: Date?,
+        finishedAt: Date?,
+        leaseExpiresAt: Date?,
+        webhookAttempts: [WebhookAttempt],
+        webhookDelivered: Bool
     ) {
         self.id = id
         self.endpoint = endpoint

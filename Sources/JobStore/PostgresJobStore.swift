@@ -82,62 +82,65 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     /// Versioned migrations, recorded in `schema_migrations`; each is applied once, in order. Never edit one that
     /// shipped: add the next.
     private static let migrations: [(version: Int, name: String, statements: [String])] = [
-        (1, "jobs, stream, stops, workers, keys", [
-            "CREATE SEQUENCE job_seq",
-            // `seq` is the queue position (FIFO and listing order); a resubmitted job draws a new one.
-            """
-            CREATE TABLE jobs (
-                id text PRIMARY KEY,
-                seq bigint NOT NULL UNIQUE DEFAULT nextval('job_seq'),
-                endpoint text NOT NULL,
-                status text NOT NULL,
-                input text NOT NULL,
-                webhook text,
-                execution_timeout_ms bigint NOT NULL,
-                ttl_ms bigint NOT NULL,
-                low_priority boolean NOT NULL,
-                s3_config text,
-                output text,
-                error text,
-                worker_id text,
-                attempts bigint NOT NULL,
-                created_at bigint NOT NULL,
-                started_at bigint,
-                finished_at bigint,
-                lease_expires_at bigint,
-                webhook_attempts text NOT NULL,
-                webhook_delivered boolean NOT NULL,
-                webhook_gave_up boolean NOT NULL DEFAULT false
-            )
-            """,
-            "CREATE INDEX jobs_queue ON jobs (endpoint, status, low_priority, seq)",
-            "CREATE INDEX jobs_listing ON jobs (endpoint, seq)",
-            "CREATE INDEX jobs_status_lease ON jobs (status, lease_expires_at)",
-            "CREATE INDEX jobs_status_finished ON jobs (status, finished_at)",
-            """
-            CREATE TABLE job_stream (
-                seq bigserial PRIMARY KEY,
-                job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-                output text NOT NULL
-            )
-            """,
-            "CREATE INDEX job_stream_job ON job_stream (job_id)",
-            """
-            CREATE TABLE job_stops (
-                worker_id text NOT NULL,
-                job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-                PRIMARY KEY (worker_id, job_id)
-            )
-            """,
-            "CREATE INDEX job_stops_job ON job_stops (job_id)",
-            "CREATE TABLE workers (id text PRIMARY KEY, endpoint text NOT NULL, last_seen bigint NOT NULL, job_ids text NOT NULL, report text)",
-            """
-            CREATE TABLE api_keys (
-                id text PRIMARY KEY, scope text NOT NULL, hash text NOT NULL UNIQUE, label text, created_at bigint NOT NULL,
-                revoked_at bigint
-            )
-            """,
-        ]),
+        (
+            1, "jobs, stream, stops, workers, keys",
+            [
+                "CREATE SEQUENCE job_seq",
+                // `seq` is the queue position (FIFO and listing order); a resubmitted job draws a new one.
+                """
+                CREATE TABLE jobs (
+                    id text PRIMARY KEY,
+                    seq bigint NOT NULL UNIQUE DEFAULT nextval('job_seq'),
+                    endpoint text NOT NULL,
+                    status text NOT NULL,
+                    input text NOT NULL,
+                    webhook text,
+                    execution_timeout_ms bigint NOT NULL,
+                    ttl_ms bigint NOT NULL,
+                    low_priority boolean NOT NULL,
+                    s3_config text,
+                    output text,
+                    error text,
+                    worker_id text,
+                    attempts bigint NOT NULL,
+                    created_at bigint NOT NULL,
+                    started_at bigint,
+                    finished_at bigint,
+                    lease_expires_at bigint,
+                    webhook_attempts text NOT NULL,
+                    webhook_delivered boolean NOT NULL,
+                    webhook_gave_up boolean NOT NULL DEFAULT false
+                )
+                """,
+                "CREATE INDEX jobs_queue ON jobs (endpoint, status, low_priority, seq)",
+                "CREATE INDEX jobs_listing ON jobs (endpoint, seq)",
+                "CREATE INDEX jobs_status_lease ON jobs (status, lease_expires_at)",
+                "CREATE INDEX jobs_status_finished ON jobs (status, finished_at)",
+                """
+                CREATE TABLE job_stream (
+                    seq bigserial PRIMARY KEY,
+                    job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    output text NOT NULL
+                )
+                """,
+                "CREATE INDEX job_stream_job ON job_stream (job_id)",
+                """
+                CREATE TABLE job_stops (
+                    worker_id text NOT NULL,
+                    job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                    PRIMARY KEY (worker_id, job_id)
+                )
+                """,
+                "CREATE INDEX job_stops_job ON job_stops (job_id)",
+                "CREATE TABLE workers (id text PRIMARY KEY, endpoint text NOT NULL, last_seen bigint NOT NULL, job_ids text NOT NULL, report text)",
+                """
+                CREATE TABLE api_keys (
+                    id text PRIMARY KEY, scope text NOT NULL, hash text NOT NULL UNIQUE, label text, created_at bigint NOT NULL,
+                    revoked_at bigint
+                )
+                """,
+            ]
+        ),
         (2, "expiry and webhook indexes", expiryIndexStatements),
         (3, "fleet instances", fleetTableStatements),
         (4, "partial lease and finish indexes", partialStatusIndexStatements),
@@ -158,7 +161,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
             }
             _ = try await connection.query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)",
-                logger: logger)
+                logger: logger
+            )
             var applied = Set<Int>()
             for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
                 applied.insert(version)
@@ -169,7 +173,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 }
                 _ = try await connection.query(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(migration.version), \(migration.name), \(Date().epochMilliseconds))",
-                    logger: logger)
+                    logger: logger
+                )
             }
         }
     }
@@ -223,7 +228,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 AND (\(status)::text IS NULL OR status = \(status)) AND (\(before)::bigint IS NULL OR seq < \(before))
                 ORDER BY seq DESC LIMIT \(limit + 1)
                 """,
-                logger: self.logger)
+                logger: self.logger
+            )
             for try await row in sequence {
                 rows.append((row: try JobRow(postgres: row), position: try row.makeRandomAccess()["seq"].decode(Int64.self)))
             }
@@ -235,7 +241,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     public func purgeQueue(endpoint: String) async throws(JobStoreError) -> Int {
         try await timed("purge queue") {
             try await self.client.query(
-                "DELETE FROM jobs WHERE endpoint = \(endpoint) AND status = \(JobStatus.inQueue.rawValue) RETURNING id", logger: self.logger
+                "DELETE FROM jobs WHERE endpoint = \(endpoint) AND status = \(JobStatus.inQueue.rawValue) RETURNING id",
+                logger: self.logger
             ).collect().count
         }
     }
@@ -243,7 +250,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     public func counts(endpoint: String) async throws(JobStoreError) -> [JobStatus: Int] {
         let pairs = try await timed("count jobs") {
             var pairs: [(String, Int64)] = []
-            let rows = try await self.client.query("SELECT status, COUNT(*) FROM jobs WHERE endpoint = \(endpoint) GROUP BY status", logger: self.logger)
+            let rows = try await self.client.query(
+                "SELECT status, COUNT(*) FROM jobs WHERE endpoint = \(endpoint) GROUP BY status",
+                logger: self.logger
+            )
             for try await pair in rows.decode((String, Int64).self) { pairs.append(pair) }
             return pairs
         }
@@ -267,8 +277,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         // Subscribing before LISTEN is in place would miss wake-ups without anyone noticing.
         guard await wait(until: { self.listening.load(ordering: .acquiring) }) else {
             throw JobStoreError(
-                .unavailable, operation: "wait for work",
-                detail: "not listening on PostgreSQL \(target) after \(operationTimeout); is the store's run() running and the server up?")
+                .unavailable,
+                operation: "wait for work",
+                detail: "not listening on PostgreSQL \(target) after \(operationTimeout); is the store's run() running and the server up?"
+            )
         }
         return work.subscribe()
     }
@@ -282,7 +294,14 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         }
     }
 
-    public func heartbeat(workerID: String, endpoint: String, jobIDs: [String], leaseUntil: Date, report: WorkerReport?, now: Date) async throws(JobStoreError) {
+    public func heartbeat(
+        workerID: String,
+        endpoint: String,
+        jobIDs: [String],
+        leaseUntil: Date,
+        report: WorkerReport?,
+        now: Date
+    ) async throws(JobStoreError) {
         let reportText = report.map { JobRow.encode($0) }
         try await transaction("heartbeat") { connection, logger in
             _ = try await connection.query(
@@ -292,14 +311,16 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 ON CONFLICT (id) DO UPDATE SET endpoint = excluded.endpoint, last_seen = excluded.last_seen,
                     job_ids = excluded.job_ids, report = COALESCE(excluded.report, workers.report)
                 """,
-                logger: logger)
+                logger: logger
+            )
             // A lease is only ever extended: a late ping must not shorten one a newer ping set.
             _ = try await connection.query(
                 """
                 UPDATE jobs SET lease_expires_at = GREATEST(COALESCE(lease_expires_at, 0), \(leaseUntil.epochMilliseconds))
                 WHERE worker_id = \(workerID) AND status = \(JobStatus.inProgress.rawValue) AND id = ANY(\(jobIDs))
                 """,
-                logger: logger)
+                logger: logger
+            )
         }
     }
 
@@ -317,7 +338,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
             var workers: [WorkerRecord] = []
             let rows = try await self.client.query(
                 "SELECT \(unescaped: WorkerRow.columns) FROM workers WHERE \(endpoint)::text IS NULL OR endpoint = \(endpoint) ORDER BY id",
-                logger: self.logger)
+                logger: self.logger
+            )
             for try await (id, endpoint, lastSeen, jobIDs, report) in rows.decode((String, String, Int64, String, String?).self) {
                 workers.append(WorkerRow(id: id, endpoint: endpoint, lastSeen: lastSeen, jobIDs: jobIDs, report: report).record())
             }
@@ -363,7 +385,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 INSERT INTO api_keys (\(unescaped: KeyRow.columns))
                 VALUES (\(row.id), \(row.scope), \(row.hash), \(row.label), \(row.createdAt), \(row.revokedAt))
                 """,
-                logger: logger)
+                logger: logger
+            )
         }
     }
 
@@ -376,7 +399,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     public func revokeKey(id: String, now: Date) async throws(JobStoreError) -> Bool {
         try await timed("revoke key") {
             try await self.client.query(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, \(now.epochMilliseconds)) WHERE id = \(id) RETURNING id", logger: self.logger
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, \(now.epochMilliseconds)) WHERE id = \(id) RETURNING id",
+                logger: self.logger
             ).collect().count > 0
         }
     }
@@ -400,7 +424,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     // MARK: Rule-backed changes
 
     func changeJob<T: Sendable>(
-        _ operation: String, id: String, _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
+        _ operation: String,
+        id: String,
+        _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
     ) async throws(JobStoreError) -> T {
         try await transaction(operation) { connection, logger in
             let rows = try await connection.query("SELECT \(unescaped: JobRow.columns) FROM jobs WHERE id = \(id) FOR UPDATE", logger: logger)
@@ -412,7 +438,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     }
 
     func changeJobs(
-        _ operation: String, _ selection: JobSelection, _ decide: @escaping @Sendable (JobRecord) -> JobChange?
+        _ operation: String,
+        _ selection: JobSelection,
+        _ decide: @escaping @Sendable (JobRecord) -> JobChange?
     ) async throws(JobStoreError) -> [JobChange] {
         try await transaction(operation) { connection, logger in
             // SKIP LOCKED: a job another taker (or replica) is handing out right now is simply not ours.
@@ -456,7 +484,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         }
         if let worker = change.stopWorker {
             _ = try await connection.query(
-                "INSERT INTO job_stops (worker_id, job_id) VALUES (\(worker), \(id)) ON CONFLICT DO NOTHING", logger: logger)
+                "INSERT INTO job_stops (worker_id, job_id) VALUES (\(worker), \(id)) ON CONFLICT DO NOTHING",
+                logger: logger
+            )
         }
         // PostgreSQL folds repeated notifications of one transaction, so a batch wakes each endpoint once.
         if change.wakesTakers { try await notify(change.job.endpoint, connection, logger) }
@@ -518,7 +548,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
                 if !Task.isCancelled && !closedByUs {
                     logger.warning(
                         "job store lost its LISTEN connection; wake-ups pause until it reconnects",
-                        metadata: ["database": "\(target)", "error": "\(Self.describe(error))"])
+                        metadata: ["database": "\(target)", "error": "\(Self.describe(error))"]
+                    )
                 }
             }
             listening.store(false, ordering: .releasing)
@@ -530,7 +561,8 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
 
     /// Runs `body` in a transaction on one pooled connection, within the operation timeout.
     private func transaction<T: Sendable>(
-        _ operation: String, _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
+        _ operation: String,
+        _ body: @escaping @Sendable (PostgresConnection, Logger) async throws -> T
     ) async throws(JobStoreError) -> T {
         try await timed(operation) {
             try await self.client.withTransaction(logger: self.logger) { connection in try await body(connection, self.logger) }
@@ -556,8 +588,10 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
     func timed<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () async throws -> T) async throws(JobStoreError) -> T {
         guard await wait(until: { self.running.load(ordering: .acquiring) }) else {
             throw JobStoreError(
-                .unavailable, operation: operation,
-                detail: "the PostgreSQL store for \(target) is not running: run it (in a ServiceGroup) before use")
+                .unavailable,
+                operation: operation,
+                detail: "the PostgreSQL store for \(target) is not running: run it (in a ServiceGroup) before use"
+            )
         }
         let outcome: Race<T>
         do {
@@ -616,7 +650,9 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
 
     // MARK: Configuration
 
-    private static func clientConfiguration(_ configuration: Configuration) throws(JobStoreError) -> (client: PostgresClient.Configuration, target: String) {
+    private static func clientConfiguration(
+        _ configuration: Configuration
+    ) throws(JobStoreError) -> (client: PostgresClient.Configuration, target: String) {
         func invalid(_ detail: String) -> JobStoreError { JobStoreError(.invalid, operation: "configure", detail: detail) }
         // Never echo the URL: it carries the password.
         guard let url = URLComponents(string: configuration.url), url.scheme == "postgres" || url.scheme == "postgresql" else {
@@ -646,7 +682,13 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         }
 
         var client = PostgresClient.Configuration(
-            host: host, port: port, username: user, password: url.password, database: database.isEmpty ? nil : database, tls: tls)
+            host: host,
+            port: port,
+            username: user,
+            password: url.password,
+            database: database.isEmpty ? nil : database,
+            tls: tls
+        )
         client.options.maximumConnections = configuration.maximumConnections
         // Unqualified table names then resolve in the store's schema on every connection.
         if let schema = configuration.schema { client.options.additionalStartupParameters = [("search_path", schema)] }

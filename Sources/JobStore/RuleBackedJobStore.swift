@@ -96,13 +96,17 @@ protocol RuleBackedJobStore: JobStore {
     /// record, a job-stop for `stopWorker`, a new queue position when resubmitted) in one transaction, waking takers
     /// when the job went back into the queue.
     func changeJob<T: Sendable>(
-        _ operation: String, id: String, _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
+        _ operation: String,
+        id: String,
+        _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
     ) async throws(JobStoreError) -> T
 
     /// The same for every selected job; returns the changes written, in selection order. Jobs another transaction holds
     /// are skipped rather than waited for, where the database can tell.
     func changeJobs(
-        _ operation: String, _ selection: JobSelection, _ decide: @escaping @Sendable (JobRecord) -> JobChange?
+        _ operation: String,
+        _ selection: JobSelection,
+        _ decide: @escaping @Sendable (JobRecord) -> JobChange?
     ) async throws(JobStoreError) -> [JobChange]
 
     /// Deletes final jobs finished at or before `cutoff` (with their stream chunks and pending stops) and workers last
@@ -297,13 +301,22 @@ struct JobRow: Sendable, Hashable {
             throw corrupt("webhook attempts are not readable")
         }
         var record = JobRecord(
-            id: id, endpoint: endpoint, status: status, input: try json(input, "input"), webhook: webhook,
+            id: id,
+            endpoint: endpoint,
+            status: status,
+            input: try json(input, "input"),
+            webhook: webhook,
             policy: JobPolicy(executionTimeoutMs: executionTimeoutMs, ttlMs: ttlMs, lowPriority: lowPriority),
             s3Config: try s3Config.map { text throws(JobStoreError) in try json(text, "s3Config") },
-            output: try output.map { text throws(JobStoreError) in try json(text, "output") }, error: error,
-            workerID: workerID, attempts: Int(attempts), createdAt: Date(epochMilliseconds: createdAt),
-            startedAt: startedAt.map(Date.init(epochMilliseconds:)), finishedAt: finishedAt.map(Date.init(epochMilliseconds:)),
-            leaseExpiresAt: leaseExpiresAt.map(Date.init(epochMilliseconds:)), webhookAttempts: attemptsList,
+            output: try output.map { text throws(JobStoreError) in try json(text, "output") },
+            error: error,
+            workerID: workerID,
+            attempts: Int(attempts),
+            createdAt: Date(epochMilliseconds: createdAt),
+            startedAt: startedAt.map(Date.init(epochMilliseconds:)),
+            finishedAt: finishedAt.map(Date.init(epochMilliseconds:)),
+            leaseExpiresAt: leaseExpiresAt.map(Date.init(epochMilliseconds:)),
+            webhookAttempts: attemptsList,
             webhookDelivered: webhookDelivered
         )
         record.provider = provider
@@ -349,8 +362,11 @@ struct WorkerRow: Sendable, Hashable {
 
     func record() -> WorkerRecord {
         WorkerRecord(
-            id: id, endpoint: endpoint, lastSeen: Date(epochMilliseconds: lastSeen),
-            jobIDs: JobRow.decode([String].self, jobIDs) ?? [], report: report.flatMap { JobRow.decode(WorkerReport.self, $0) }
+            id: id,
+            endpoint: endpoint,
+            lastSeen: Date(epochMilliseconds: lastSeen),
+            jobIDs: JobRow.decode([String].self, jobIDs) ?? [],
+            report: report.flatMap { JobRow.decode(WorkerReport.self, $0) }
         )
     }
 }
@@ -370,7 +386,11 @@ struct KeyRow: Sendable, Hashable {
 extension KeyRow {
     init(_ key: StoredKey) {
         self.init(
-            id: key.id, scope: key.scope.rawValue, hash: key.hash, label: key.label, createdAt: key.createdAt.epochMilliseconds,
+            id: key.id,
+            scope: key.scope.rawValue,
+            hash: key.hash,
+            label: key.label,
+            createdAt: key.createdAt.epochMilliseconds,
             revokedAt: key.revokedAt?.epochMilliseconds
         )
     }
@@ -380,7 +400,11 @@ extension KeyRow {
             throw JobStoreError(.database, operation: "read key", detail: "key \(id) has an unknown scope \"\(scope)\"")
         }
         return StoredKey(
-            id: id, scope: scope, hash: hash, label: label, createdAt: Date(epochMilliseconds: createdAt),
+            id: id,
+            scope: scope,
+            hash: hash,
+            label: label,
+            createdAt: Date(epochMilliseconds: createdAt),
             revokedAt: revokedAt.map(Date.init(epochMilliseconds:))
         )
     }

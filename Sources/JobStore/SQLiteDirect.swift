@@ -38,8 +38,10 @@ extension Statement {
         // A parameter left unbound would keep the value of the statement's previous use.
         guard values.count == Int(sqlite3_bind_parameter_count(sqliteStatement)) else {
             throw DatabaseError(
-                resultCode: .SQLITE_MISUSE, message: "\(values.count) values for \(sqlite3_bind_parameter_count(sqliteStatement)) parameters",
-                sql: sqliteStatement.sql)
+                resultCode: .SQLITE_MISUSE,
+                message: "\(values.count) values for \(sqlite3_bind_parameter_count(sqliteStatement)) parameters",
+                sql: sqliteStatement.sql
+            )
         }
         for (offset, value) in values.enumerated() {
             let index = CInt(offset + 1)
@@ -72,7 +74,9 @@ extension Statement {
         let connection = sqlite3_db_handle(sqliteStatement)
         return DatabaseError(
             resultCode: ResultCode(rawValue: sqlite3_extended_errcode(connection)),
-            message: String(cString: sqlite3_errmsg(connection)), sql: sqliteStatement.sql)
+            message: String(cString: sqlite3_errmsg(connection)),
+            sql: sqliteStatement.sql
+        )
     }
 }
 

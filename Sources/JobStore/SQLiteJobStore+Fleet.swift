@@ -8,7 +8,12 @@ extension SQLiteJobStore: FleetTables {
         try await write(operation) { db in try db.execute(sql: sql.replacingOccurrences(of: "$", with: "?"), arguments: arguments) }
     }
 
-    func fleetQuery(_ operation: String, _ sql: String, _ values: [FleetValue], columns: [FleetValue.Kind]) async throws(JobStoreError) -> [[FleetValue]] {
+    func fleetQuery(
+        _ operation: String,
+        _ sql: String,
+        _ values: [FleetValue],
+        columns: [FleetValue.Kind]
+    ) async throws(JobStoreError) -> [[FleetValue]] {
         let arguments = StatementArguments(values.map(\.databaseValue))
         return try await read(operation) { db in
             try Row.fetchAll(db, sql: sql.replacingOccurrences(of: "$", with: "?"), arguments: arguments).map { row in

@@ -123,7 +123,8 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
                         created_at INTEGER NOT NULL,
                         revoked_at INTEGER
                     );
-                    """)
+                    """
+            )
         }
         migrator.registerMigration("2 expiry and webhook indexes") { db in
             for statement in expiryIndexStatements { try db.execute(sql: statement) }
@@ -240,7 +241,14 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         }
     }
 
-    public func heartbeat(workerID: String, endpoint: String, jobIDs: [String], leaseUntil: Date, report: WorkerReport?, now: Date) async throws(JobStoreError) {
+    public func heartbeat(
+        workerID: String,
+        endpoint: String,
+        jobIDs: [String],
+        leaseUntil: Date,
+        report: WorkerReport?,
+        now: Date
+    ) async throws(JobStoreError) {
         try await write("heartbeat") { db in
             try db.cachedStatement(
                 sql: """
@@ -330,7 +338,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     // MARK: Rule-backed changes
 
     func changeJob<T: Sendable>(
-        _ operation: String, id: String, _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
+        _ operation: String,
+        id: String,
+        _ decide: @escaping @Sendable (JobRecord?) -> (T, JobChange?)
     ) async throws(JobStoreError) -> T {
         let (value, change) = try await write(operation) { db in
             let stored = try Self.fetchJob(id, db)
@@ -343,7 +353,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
     }
 
     func changeJobs(
-        _ operation: String, _ selection: JobSelection, _ decide: @escaping @Sendable (JobRecord) -> JobChange?
+        _ operation: String,
+        _ selection: JobSelection,
+        _ decide: @escaping @Sendable (JobRecord) -> JobChange?
     ) async throws(JobStoreError) -> [JobChange] {
         let changes = try await write(operation) { db in
             let rows = try db.cachedStatement(sql: selection.sql { "?\($0)" }).rows(selection.parameters, JobRow.init)
@@ -383,7 +395,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
             try db.cachedStatement(sql: "UPDATE jobs SET webhook_gave_up = ? WHERE id = ?").execute(arguments: [gaveUp, change.job.id])
         }
         if let worker = change.stopWorker {
-            try db.cachedStatement(sql: "INSERT OR IGNORE INTO job_stops (worker_id, job_id) VALUES (?, ?)").execute(arguments: [worker, change.job.id])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO job_stops (worker_id, job_id) VALUES (?, ?)").execute(arguments: [
+                worker, change.job.id,
+            ])
         }
     }
 
@@ -472,14 +486,16 @@ extension JobRow {
 
 extension StatementArguments {
     init(_ values: [ColumnValue]) {
-        self.init(values.map { value -> (any DatabaseValueConvertible)? in
-            switch value {
-            case .text(let text): text
-            case .integer(let number): number
-            case .boolean(let flag): flag
-            case .real(let number): number
+        self.init(
+            values.map { value -> (any DatabaseValueConvertible)? in
+                switch value {
+                case .text(let text): text
+                case .integer(let number): number
+                case .boolean(let flag): flag
+                case .real(let number): number
+                }
             }
-        })
+        )
     }
 }
 
@@ -494,8 +510,13 @@ extension KeyRow: FetchableRecord, PersistableRecord {
 
     init(row: Row) throws {
         self.init(
-            id: row["id"], scope: row["scope"], hash: row["hash"], label: row["label"], createdAt: row["created_at"],
-            revokedAt: row["revoked_at"])
+            id: row["id"],
+            scope: row["scope"],
+            hash: row["hash"],
+            label: row["label"],
+            createdAt: row["created_at"],
+            revokedAt: row["revoked_at"]
+        )
     }
 
     func encode(to container: inout PersistenceContainer) throws {

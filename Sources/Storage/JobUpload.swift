@@ -5,7 +5,11 @@ import JobProtocol
 extension JobUpload {
     /// Validates the request and asks `storage` where the output goes; keys are `ObjectKey.output(...)`.
     public static func target(
-        for request: UploadRequest, endpoint: String, jobID: String, storage: some OutputStorage, completeURL: String?
+        for request: UploadRequest,
+        endpoint: String,
+        jobID: String,
+        storage: some OutputStorage,
+        completeURL: String?
     ) async throws(StorageError) -> UploadTarget {
         guard (0...maximumSize).contains(request.size) else {
             throw StorageError(.rejected, "output \(request.name) of job \(jobID) announces \(request.size) bytes; the limit is 5 TiB")
@@ -21,7 +25,10 @@ extension JobUpload {
     /// Finishes an upload for the job it belongs to (refusing a target outside `<endpoint>/<job id>/`), completes it,
     /// and returns the stored object and its link.
     public static func complete(
-        _ completion: UploadCompletion, endpoint: String, jobID: String, storage: some OutputStorage
+        _ completion: UploadCompletion,
+        endpoint: String,
+        jobID: String,
+        storage: some OutputStorage
     ) async throws(StorageError) -> (object: ObjectInfo, url: String) {
         try checkOwnership(of: completion.target, endpoint: endpoint, jobID: jobID)
         let object = try await storage.completeUpload(completion.target, parts: completion.parts)
@@ -31,7 +38,10 @@ extension JobUpload {
     /// Gives up an upload of the job it belongs to (S3 multipart: AbortMultipartUpload), so that no parts stay
     /// in the bucket, unseen and billed. Aborting an upload that is already gone is not an error.
     public static func abort(
-        _ abort: UploadAbort, endpoint: String, jobID: String, storage: some OutputStorage
+        _ abort: UploadAbort,
+        endpoint: String,
+        jobID: String,
+        storage: some OutputStorage
     ) async throws(StorageError) {
         try checkOwnership(of: abort.target, endpoint: endpoint, jobID: jobID)
         try await storage.abortUpload(abort.target)

@@ -25,8 +25,11 @@ public struct LocalStorage: OutputStorage {
     private let now: @Sendable () -> Date
 
     public init(
-        directory: String, baseURL: String, signingSecret: Secret,
-        linkExpires: Int = StorageConfiguration.defaultPresignExpires, now: @escaping @Sendable () -> Date = { Date() }
+        directory: String,
+        baseURL: String,
+        signingSecret: Secret,
+        linkExpires: Int = StorageConfiguration.defaultPresignExpires,
+        now: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.directory = directory
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
@@ -40,7 +43,8 @@ public struct LocalStorage: OutputStorage {
     /// A link that allows `method` (`PUT` or `GET`) on `key` until `expires` seconds from now.
     public func signedURL(method: String, key: String, expires: Int? = nil) -> String {
         let deadline = Int64(now().timeIntervalSince1970) + Int64(expires ?? linkExpires)
-        return baseURL + Self.routePrefix + SigV4.encodePath(key) + "?expires=\(deadline)&signature=\(signature(method: method, key: key, deadline: deadline))"
+        return baseURL + Self.routePrefix + SigV4.encodePath(key)
+            + "?expires=\(deadline)&signature=\(signature(method: method, key: key, deadline: deadline))"
     }
 
     /// Checks a link's `expires` and `signature` query values for `method` on `key` (the decoded path after `/files/`).
@@ -48,7 +52,13 @@ public struct LocalStorage: OutputStorage {
         guard let expires, let deadline = Int64(expires), let signature, let given = Self.bytes(fromHex: signature) else {
             throw StorageError(.rejected, "the link to \(key) is not signed (expires and signature are required)")
         }
-        guard HMAC<SHA256>.isValidAuthenticationCode(given, authenticating: Self.message(method: method, key: key, deadline: deadline), using: signingKey) else {
+        guard
+            HMAC<SHA256>.isValidAuthenticationCode(
+                given,
+                authenticating: Self.message(method: method, key: key, deadline: deadline),
+                using: signingKey
+            )
+        else {
             throw StorageError(.rejected, "the link to \(key) has a wrong signature for \(method)")
         }
         guard Int64(now().timeIntervalSince1970) <= deadline else {
@@ -90,7 +100,9 @@ public struct LocalStorage: OutputStorage {
     /// so that a reader never sees a partial file and an interrupted upload leaves nothing behind.
     /// With `expectedSize`, a body of any other length is refused.
     public func write(
-        key: String, expectedSize: Int64?, body: some AsyncSequence<ByteBuffer, any Error>
+        key: String,
+        expectedSize: Int64?,
+        body: some AsyncSequence<ByteBuffer, any Error>
     ) async throws(StorageError) -> (bytes: Int64, sha256: String) {
         let destination = try fileURL(key: key)
         let folder = destination.deletingLastPathComponent()
@@ -123,7 +135,10 @@ public struct LocalStorage: OutputStorage {
                 }
             }
             if let expectedSize, bytes != expectedSize {
-                throw StorageError(.integrity, "upload of \(key) sent \(bytes > expectedSize ? "more than" : "only") \(bytes) bytes of the \(expectedSize) announced")
+                throw StorageError(
+                    .integrity,
+                    "upload of \(key) sent \(bytes > expectedSize ? "more than" : "only") \(bytes) bytes of the \(expectedSize) announced"
+                )
             }
             try await Self.offload(batch, to: handle, synchronize: true)
         } catch {

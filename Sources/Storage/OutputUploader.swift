@@ -31,8 +31,12 @@ public struct OutputUploader: Sendable {
     private let logger: Logger
 
     public init(
-        httpClient: HTTPClient, maxAttempts: Int = 5, backoff: Backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(20)),
-        baseTimeout: TimeAmount = .seconds(30), minimumBytesPerSecond: Int64 = 512 << 10, partConcurrency: Int = 1,
+        httpClient: HTTPClient,
+        maxAttempts: Int = 5,
+        backoff: Backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(20)),
+        baseTimeout: TimeAmount = .seconds(30),
+        minimumBytesPerSecond: Int64 = 512 << 10,
+        partConcurrency: Int = 1,
         logger: Logger = Logger(label: "swarm.storage.upload")
     ) {
         self.partConcurrency = max(1, partConcurrency)
@@ -47,7 +51,8 @@ public struct OutputUploader: Sendable {
     /// Uploads `target.size` bytes read from `open()`, which must return the output from its first byte every
     /// time it is called. Throws `.integrity` when the source holds a different number of bytes.
     public func upload<Source: AsyncSequence<ByteBuffer, any Error> & Sendable>(
-        _ target: UploadTarget, open: @escaping @Sendable () async throws -> Source
+        _ target: UploadTarget,
+        open: @escaping @Sendable () async throws -> Source
     ) async throws(StorageError) -> Result {
         switch target {
         case .put(let upload): try await put(upload, open: open)
@@ -58,7 +63,8 @@ public struct OutputUploader: Sendable {
     // MARK: Single PUT
 
     private func put<Source: AsyncSequence<ByteBuffer, any Error> & Sendable>(
-        _ upload: SingleUpload, open: @escaping @Sendable () async throws -> Source
+        _ upload: SingleUpload,
+        open: @escaping @Sendable () async throws -> Source
     ) async throws(StorageError) -> Result {
         try await retrying("upload of \(upload.key)") { () async throws(StorageError) -> Result in
             let source: Source
@@ -81,12 +87,16 @@ public struct OutputUploader: Sendable {
     // MARK: Multipart
 
     private func multipart<Source: AsyncSequence<ByteBuffer, any Error> & Sendable>(
-        _ upload: MultipartUpload, open: @escaping @Sendable () async throws -> Source
+        _ upload: MultipartUpload,
+        open: @escaping @Sendable () async throws -> Source
     ) async throws(StorageError) -> Result {
         let parts = upload.parts.sorted { $0.number < $1.number }
         let lengths = parts.indices.map { index in min(upload.partSize, upload.size - Int64(index) * upload.partSize) }
         guard lengths.allSatisfy({ $0 > 0 }) || (upload.size == 0 && parts.count == 1) else {
-            throw StorageError(.integrity, "upload of \(upload.key) has \(parts.count) parts of \(upload.partSize) bytes, more than \(upload.size) bytes need")
+            throw StorageError(
+                .integrity,
+                "upload of \(upload.key) has \(parts.count) parts of \(upload.partSize) bytes, more than \(upload.size) bytes need"
+            )
         }
         var reader = ReopeningReader(key: upload.key, open: open, maxAttempts: maxAttempts)
         var completed: [CompletedPart] = []
@@ -132,7 +142,12 @@ public struct OutputUploader: Sendable {
     }
 
     /// One part, with retries; a `Swift.Result` because a task group's child cannot carry a typed error.
-    private func sendPart(_ body: ByteBuffer, bytes: Int64, to part: MultipartUpload.Part, key: String) async -> Swift.Result<CompletedPart, StorageError> {
+    private func sendPart(
+        _ body: ByteBuffer,
+        bytes: Int64,
+        to part: MultipartUpload.Part,
+        key: String
+    ) async -> Swift.Result<CompletedPart, StorageError> {
         let what = "part \(part.number) of \(key) to \(Self.describe(part.url))"
         do {
             let etag = try await retrying(what) { () async throws(StorageError) -> String? in
@@ -184,7 +199,10 @@ public struct OutputUploader: Sendable {
                     throw attempt > 1 ? StorageError(error.code, "\(error.message) (gave up after \(attempt) attempts)") : error
                 }
                 let delay = backoff.delay(attempt: attempt - 1)
-                logger.warning("\(what) failed, retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "delay_ms": "\(delay.milliseconds)"])
+                logger.warning(
+                    "\(what) failed, retrying",
+                    metadata: ["error": "\(error)", "attempt": "\(attempt)", "delay_ms": "\(delay.milliseconds)"]
+                )
                 try? await Task.sleep(for: delay)
             }
         }

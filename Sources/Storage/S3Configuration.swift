@@ -15,7 +15,10 @@ public struct S3Endpoint: Sendable, Hashable, CustomStringConvertible {
             throw StorageError(.configuration, "\(variable)=\(url) is not an http(s) URL such as https://s3.eu-central-1.amazonaws.com")
         }
         guard components.path.isEmpty || components.path == "/", components.query == nil else {
-            throw StorageError(.configuration, "\(variable)=\(url) must be the service's root URL, without a path or query (the bucket goes in SWARM_S3_BUCKET)")
+            throw StorageError(
+                .configuration,
+                "\(variable)=\(url) must be the service's root URL, without a path or query (the bucket goes in SWARM_S3_BUCKET)"
+            )
         }
         self.scheme = scheme
         // An IPv6 literal keeps its brackets, as in the Host header.
@@ -50,8 +53,12 @@ public struct S3Configuration: Sendable {
     public var publicBaseURL: String?
 
     public init(
-        endpoint: S3Endpoint, bucket: String, region: String, credentials: S3Credentials,
-        forcePathStyle: Bool = false, publicBaseURL: String? = nil
+        endpoint: S3Endpoint,
+        bucket: String,
+        region: String,
+        credentials: S3Credentials,
+        forcePathStyle: Bool = false,
+        publicBaseURL: String? = nil
     ) {
         self.endpoint = endpoint
         self.bucket = bucket
@@ -71,7 +78,9 @@ public struct S3Configuration: Sendable {
 
     /// The request for `key` (`nil` addresses the bucket itself).
     func request(
-        method: String, key: String?, query: [(name: String, value: String)] = [],
+        method: String,
+        key: String?,
+        query: [(name: String, value: String)] = [],
         headers: [(name: String, value: String)] = []
     ) -> SigV4Request {
         let objectPath = key.map { "/" + $0 } ?? "/"
@@ -80,8 +89,13 @@ public struct S3Configuration: Sendable {
             return SigV4Request(method: method, scheme: endpoint.scheme, host: endpoint.authority, path: path, query: query, headers: headers)
         }
         return SigV4Request(
-            method: method, scheme: endpoint.scheme, host: "\(bucket).\(endpoint.authority)", path: objectPath,
-            query: query, headers: headers)
+            method: method,
+            scheme: endpoint.scheme,
+            host: "\(bucket).\(endpoint.authority)",
+            path: objectPath,
+            query: query,
+            headers: headers
+        )
     }
 }
 
@@ -96,7 +110,10 @@ extension S3Configuration {
             return nil
         }
         guard let endpointSetting = value("SWARM_S3_ENDPOINT", "BUCKET_ENDPOINT_URL") else {
-            throw StorageError(.configuration, "SWARM_STORAGE=s3 needs SWARM_S3_ENDPOINT (or BUCKET_ENDPOINT_URL), e.g. https://s3.eu-central-1.amazonaws.com")
+            throw StorageError(
+                .configuration,
+                "SWARM_STORAGE=s3 needs SWARM_S3_ENDPOINT (or BUCKET_ENDPOINT_URL), e.g. https://s3.eu-central-1.amazonaws.com"
+            )
         }
         guard let keyID = value("SWARM_S3_ACCESS_KEY_ID", "BUCKET_ACCESS_KEY_ID") else {
             throw StorageError(.configuration, "SWARM_STORAGE=s3 needs SWARM_S3_ACCESS_KEY_ID (or BUCKET_ACCESS_KEY_ID)")
@@ -128,9 +145,13 @@ extension S3Configuration {
             throw StorageError(.configuration, "SWARM_S3_PUBLIC_BASE_URL=\(publicBase) is not an absolute URL")
         }
         self.init(
-            endpoint: endpoint, bucket: bucket, region: region ?? "us-east-1",
+            endpoint: endpoint,
+            bucket: bucket,
+            region: region ?? "us-east-1",
             credentials: S3Credentials(accessKeyID: keyID.value, secretAccessKey: Secret(secret.value)),
-            forcePathStyle: forcePathStyle, publicBaseURL: publicBase)
+            forcePathStyle: forcePathStyle,
+            publicBaseURL: publicBase
+        )
     }
 
     /// The `s3Config` object a RunPod job may carry: `{"accessId", "accessSecret", "bucketName", "endpointUrl"}`.

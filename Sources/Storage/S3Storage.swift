@@ -21,10 +21,13 @@ public struct S3Storage: OutputStorage {
     private let logger: Logger
 
     public init(
-        configuration: S3Configuration, httpClient: HTTPClient,
+        configuration: S3Configuration,
+        httpClient: HTTPClient,
         multipartThreshold: Int64 = StorageConfiguration.defaultMultipartThreshold,
         presignExpires: Int = StorageConfiguration.defaultPresignExpires,
-        requestTimeout: TimeAmount = .seconds(30), attempts: Int = 3, backoff: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5)),
+        requestTimeout: TimeAmount = .seconds(30),
+        attempts: Int = 3,
+        backoff: Backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(5)),
         logger: Logger = Logger(label: "swarm.storage.s3"),
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
@@ -72,7 +75,11 @@ public struct S3Storage: OutputStorage {
     /// Starts a multipart upload and returns its upload id.
     public func createMultipartUpload(key: String, contentType: String) async throws(StorageError) -> String {
         let request = configuration.request(
-            method: "POST", key: key, query: [("uploads", "")], headers: [("content-type", contentType)])
+            method: "POST",
+            key: key,
+            query: [("uploads", "")],
+            headers: [("content-type", contentType)]
+        )
         let reply = try await send(request, operation: "CreateMultipartUpload", key: key)
         guard let uploadID = S3XML.firstText(of: "UploadId", in: reply.body), !uploadID.isEmpty else {
             throw StorageError(.rejected, "CreateMultipartUpload of \(key) in \(configuration.bucket): the reply has no UploadId")
@@ -85,7 +92,11 @@ public struct S3Storage: OutputStorage {
     public func completeMultipartUpload(key: String, uploadID: String, parts: [CompletedPart]) async throws(StorageError) -> String? {
         let body = Self.completeBody(parts)
         let request = configuration.request(
-            method: "POST", key: key, query: [("uploadId", uploadID)], headers: [("content-type", "application/xml")])
+            method: "POST",
+            key: key,
+            query: [("uploadId", uploadID)],
+            headers: [("content-type", "application/xml")]
+        )
         let reply = try await send(request, body: body, operation: "CompleteMultipartUpload", key: key)
         // S3 may answer 200 and still fail: the error then comes in the body, after the status line was sent.
         if S3XML.firstText(of: "Code", in: reply.body) != nil, S3XML.firstText(of: "ETag", in: reply.body) == nil {
@@ -99,7 +110,7 @@ public struct S3Storage: OutputStorage {
         let request = configuration.request(method: "DELETE", key: key, query: [("uploadId", uploadID)])
         do {
             _ = try await send(request, operation: "AbortMultipartUpload", key: key)
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             // Already completed, aborted or expired: nothing is left to discard.
         }
     }
@@ -111,7 +122,7 @@ public struct S3Storage: OutputStorage {
                 throw StorageError(.rejected, "HeadObject of \(key) in \(configuration.bucket): the reply has no Content-Length")
             }
             return ObjectInfo(bytes: length, etag: reply.headers.first(name: "etag"), contentType: reply.headers.first(name: "content-type"))
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return nil
         }
     }
@@ -129,7 +140,9 @@ public struct S3Storage: OutputStorage {
 
     public func uploadTarget(key: String, size: Int64, contentType: String, completeURL: String?) async throws(StorageError) -> UploadTarget {
         guard size >= multipartThreshold else {
-            return .put(SingleUpload(key: key, size: size, url: presignPut(key: key, contentType: contentType), headers: ["content-type": contentType]))
+            return .put(
+                SingleUpload(key: key, size: size, url: presignPut(key: key, contentType: contentType), headers: ["content-type": contentType])
+            )
         }
         let uploadID = try await createMultipartUpload(key: key, contentType: contentType)
         let partSize = MultipartUpload.partSize(forObjectOfSize: size)
@@ -147,7 +160,7 @@ public struct S3Storage: OutputStorage {
             }
             do {
                 try await completeMultipartUpload(key: upload.key, uploadID: upload.uploadID, parts: parts.sorted { $0.number < $1.number })
-            } catch where error.code == .notFound {
+            } catch  where error.code == .notFound {
                 // No such upload: completed by an attempt whose reply was lost, or never there. The object decides.
             }
         }
@@ -174,7 +187,10 @@ public struct S3Storage: OutputStorage {
     /// with `BUCKET_*` variables or a job's `s3Config`): target, streamed upload, completion, download link.
     /// A multipart upload that fails is aborted, so no parts linger and no partial object appears.
     public func store<Source: AsyncSequence<ByteBuffer, any Error> & Sendable>(
-        key: String, size: Int64, contentType: String, uploader: OutputUploader,
+        key: String,
+        size: Int64,
+        contentType: String,
+        uploader: OutputUploader,
         open: @escaping @Sendable () async throws -> Source
     ) async throws(StorageError) -> StoredOutput {
         let target = try await uploadTarget(key: key, size: size, contentType: contentType, completeURL: nil)
@@ -205,7 +221,10 @@ public struct S3Storage: OutputStorage {
     /// Sends a signed request (signed afresh on each attempt, so a retry never carries a stale date), retrying
     /// what `StorageError.isRetryable` allows with backoff.
     private func send(
-        _ request: SigV4Request, body: String = "", operation: String, key: String
+        _ request: SigV4Request,
+        body: String = "",
+        operation: String,
+        key: String
     ) async throws(StorageError) -> (headers: HTTPHeaders, body: String) {
         var attempt = 0
         while true {
@@ -222,7 +241,10 @@ public struct S3Storage: OutputStorage {
     }
 
     private func sendOnce(
-        _ request: SigV4Request, body: String, operation: String, key: String
+        _ request: SigV4Request,
+        body: String,
+        operation: String,
+        key: String
     ) async throws(StorageError) -> (headers: HTTPHeaders, body: String) {
         var http = HTTPClientRequest(url: request.url)
         http.method = HTTPMethod(rawValue: request.method)

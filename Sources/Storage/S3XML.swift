@@ -50,8 +50,9 @@ enum S3XML {
             let named: [Substring: String] = ["amp": "&", "lt": "<", "gt": ">", "quot": "\"", "apos": "'"]
             if let replacement = named[entity] {
                 out += replacement
-            } else if entity.hasPrefix("#"), let scalar = entity.hasPrefix("#x")
-                ? UInt32(entity.dropFirst(2), radix: 16) : UInt32(entity.dropFirst()), let unicode = Unicode.Scalar(scalar)
+            } else if entity.hasPrefix("#"),
+                let scalar = entity.hasPrefix("#x")
+                    ? UInt32(entity.dropFirst(2), radix: 16) : UInt32(entity.dropFirst()), let unicode = Unicode.Scalar(scalar)
             {
                 out.unicodeScalars.append(unicode)
             } else {

@@ -30,8 +30,12 @@ public struct SigV4Request: Sendable {
     public var headers: [(name: String, value: String)]
 
     public init(
-        method: String, scheme: String, host: String, path: String,
-        query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = []
+        method: String,
+        scheme: String,
+        host: String,
+        path: String,
+        query: [(name: String, value: String)] = [],
+        headers: [(name: String, value: String)] = []
     ) {
         self.method = method
         self.scheme = scheme
@@ -101,11 +105,13 @@ public struct SigV4Signer: Sendable {
             signed.block, signed.names, payloadSHA256,
         ].joined(separator: "\n")
         let signature = signature(canonicalRequest: canonical, stamp: stamp)
-        added.append((
-            "Authorization",
-            "\(SigV4.algorithm) Credential=\(credentials.accessKeyID)/\(scope(stamp)), "
-                + "SignedHeaders=\(signed.names), Signature=\(signature)"
-        ))
+        added.append(
+            (
+                "Authorization",
+                "\(SigV4.algorithm) Credential=\(credentials.accessKeyID)/\(scope(stamp)), "
+                    + "SignedHeaders=\(signed.names), Signature=\(signature)"
+            )
+        )
         return added
     }
 

@@ -50,9 +50,16 @@ public struct StorageConfiguration: Sendable {
             throw StorageError(.configuration, "SWARM_STORAGE=\(other) is not a storage backend; use local or s3")
         }
         // S3 parts are at least 5 MiB (except the last), so a smaller threshold could not be honoured.
-        let threshold = try integer("SWARM_MULTIPART_THRESHOLD", default: Self.defaultMultipartThreshold, range: MultipartUpload.minimumPartSize...(5 << 30))
+        let threshold = try integer(
+            "SWARM_MULTIPART_THRESHOLD",
+            default: Self.defaultMultipartThreshold,
+            range: MultipartUpload.minimumPartSize...(5 << 30)
+        )
         let expires = try integer(
-            "SWARM_PRESIGN_EXPIRES", default: Int64(Self.defaultPresignExpires), range: 1...Int64(Self.maximumPresignExpires))
+            "SWARM_PRESIGN_EXPIRES",
+            default: Int64(Self.defaultPresignExpires),
+            range: 1...Int64(Self.maximumPresignExpires)
+        )
         self.init(backend: backend, multipartThreshold: threshold, presignExpires: Int(expires))
     }
 }

@@ -45,7 +45,8 @@ public struct SecretRedactor: Sendable {
         switch value {
         case .string(let text): return .string(redact(text))
         case .array(let items): return .array(items.map(redact))
-        case .object(let fields): return .object(Dictionary(fields.map { (redact($0.key), redact($0.value)) }, uniquingKeysWith: { first, _ in first }))
+        case .object(let fields):
+            return .object(Dictionary(fields.map { (redact($0.key), redact($0.value)) }, uniquingKeysWith: { first, _ in first }))
         default: return value
         }
     }

@@ -45,7 +45,11 @@ extension SwarmUIClient {
             value.stringValue.map { SwarmUIGeneratedOutput(reference: $0, batchIndex: index, requestID: nil, metadata: nil) }
         }
         guard !outputs.isEmpty else {
-            throw SwarmUIError(.noOutput, route: "GenerateText2Image", detail: "the images list is empty; the generation was probably interrupted before a backend picked it up")
+            throw SwarmUIError(
+                .noOutput,
+                route: "GenerateText2Image",
+                detail: "the images list is empty; the generation was probably interrupted before a backend picked it up"
+            )
         }
         return outputs
     }
@@ -59,16 +63,21 @@ final class GenerationCollector: Sendable {
     var outputs: [SwarmUIGeneratedOutput] { state.withLock { $0 } }
 
     func receive(
-        _ json: JSONValue, route: String, onEvent: @Sendable (SwarmUIGenerationEvent) async -> Void
+        _ json: JSONValue,
+        route: String,
+        onEvent: @Sendable (SwarmUIGenerationEvent) async -> Void
     ) async throws(SwarmUIError) -> FrameVerdict {
         if json["socket_intention"]?.stringValue == "close" {
             return .finish
         }
         if let progress = json["gen_progress"] {
-            await onEvent(.progress(
-                batchIndex: progress["batch_index"].looseInt ?? 0,
-                overallPercent: progress["overall_percent"].looseDouble ?? 0,
-                currentPercent: progress["current_percent"].looseDouble ?? 0))
+            await onEvent(
+                .progress(
+                    batchIndex: progress["batch_index"].looseInt ?? 0,
+                    overallPercent: progress["overall_percent"].looseDouble ?? 0,
+                    currentPercent: progress["current_percent"].looseDouble ?? 0
+                )
+            )
         } else if let image = json["image"] {
             guard let reference = image.stringValue else {
                 throw SwarmUIError(.badResponse, route: route, detail: "an image frame whose image is not a string")
@@ -77,8 +86,11 @@ final class GenerationCollector: Sendable {
             // Negative indices are intermediate outputs (the still before a video, for example).
             if batchIndex >= 0 {
                 let output = SwarmUIGeneratedOutput(
-                    reference: reference, batchIndex: batchIndex,
-                    requestID: json["request_id"].looseString, metadata: json["metadata"]?.stringValue)
+                    reference: reference,
+                    batchIndex: batchIndex,
+                    requestID: json["request_id"].looseString,
+                    metadata: json["metadata"]?.stringValue
+                )
                 state.withLock { $0.append(output) }
             }
         } else if let discarded = json["discard_indices"]?.arrayValue {

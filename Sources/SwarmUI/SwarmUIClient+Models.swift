@@ -18,7 +18,9 @@ extension SwarmUIClient {
     /// `EditModelMetadata` (§5.8) changing only `changes` (argument names such as `type`, `title`, `standard_width`).
     /// SwarmUI overwrites every text field, so the current values are read with `DescribeModel` and sent back.
     public func editModelMetadata(
-        model: String, subtype: String = "Stable-Diffusion", changes: [String: JSONValue]
+        model: String,
+        subtype: String = "Stable-Diffusion",
+        changes: [String: JSONValue]
     ) async throws(SwarmUIError) {
         let current = try await describeModel(name: model, subtype: subtype)
         var arguments = Self.editArguments(from: current)
@@ -70,10 +72,13 @@ extension SwarmUIClient {
                     return .finish
                 }
                 if json["overall_percent"] != nil || json["current_percent"] != nil {
-                    await onProgress(SwarmUIDownloadProgress(
-                        currentPercent: json["current_percent"].looseDouble ?? 0,
-                        overallPercent: json["overall_percent"].looseDouble ?? 0,
-                        perSecond: json["per_second"].looseDouble ?? 0))
+                    await onProgress(
+                        SwarmUIDownloadProgress(
+                            currentPercent: json["current_percent"].looseDouble ?? 0,
+                            overallPercent: json["overall_percent"].looseDouble ?? 0,
+                            perSecond: json["per_second"].looseDouble ?? 0
+                        )
+                    )
                 }
                 return .next
             }

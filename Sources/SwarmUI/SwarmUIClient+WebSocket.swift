@@ -41,7 +41,15 @@ extension SwarmUIClient {
             let ending: Result<WebSocketEnding, SwarmUIError>
             do throws(SwarmUIError) {
                 ending = .success(
-                    try await exchange(route, frame: frame, session: session, cancelFrame: cancelFrame, onFinish: { sink.yield(.success(.finished)) }, onFrame: onFrame))
+                    try await exchange(
+                        route,
+                        frame: frame,
+                        session: session,
+                        cancelFrame: cancelFrame,
+                        onFinish: { sink.yield(.success(.finished)) },
+                        onFrame: onFrame
+                    )
+                )
             } catch {
                 ending = .failure(error)
             }
@@ -81,7 +89,9 @@ extension SwarmUIClient {
         let finished = AtomicFlag()
         do {
             let close = try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) {
-                inbound, outbound, _ in
+                inbound,
+                outbound,
+                _ in
                 try await outbound.write(.text(text))
                 // Cancellation closes the socket's input, which ends the loop below; routes that accept a cancel
                 // signal (downloads) are told on the still-open output before the socket closes.
@@ -124,7 +134,7 @@ extension SwarmUIClient {
     private func upgradeFailure(route: String) async -> SwarmUIError {
         do {
             _ = try await post("GetNewSession", [:], timeout: configuration.requestTimeout)
-        } catch where error.code == .unauthorized {
+        } catch  where error.code == .unauthorized {
             return SwarmUIError(.unauthorized, route: route, detail: "Unauthorized")
         } catch {
             return error

@@ -80,7 +80,7 @@ public actor SwarmUIClient {
         let first = try await session()
         do {
             return try await body(first)
-        } catch where error.code == .invalidSession {
+        } catch  where error.code == .invalidSession {
             logger.info("SwarmUI no longer knows our session; creating a new one")
             invalidate(first)
             return try await body(try await session())
@@ -89,7 +89,9 @@ public actor SwarmUIClient {
 
     /// A session-bound API call: `session_id` is added to `arguments`.
     func call(
-        _ route: String, _ arguments: [String: JSONValue] = [:], timeout: Duration? = nil
+        _ route: String,
+        _ arguments: [String: JSONValue] = [:],
+        timeout: Duration? = nil
     ) async throws(SwarmUIError) -> JSONValue {
         try await withSession { session throws(SwarmUIError) in
             var body = arguments

@@ -66,7 +66,8 @@ public struct SwarmUIError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connectionClosed:
             return "SwarmUI closed the connection during \(route): \(detail). It probably crashed or restarted; check its log."
         case .unauthorized:
-            return "SwarmUI refused \(route) with 401 Unauthorized: its Network.RequiredAuthorization is set and the bearer token is missing or wrong. Configure the same token on both sides."
+            return
+                "SwarmUI refused \(route) with 401 Unauthorized: its Network.RequiredAuthorization is set and the bearer token is missing or wrong. Configure the same token on both sides."
         case .invalidSession:
             return "SwarmUI rejected the session for \(route) even after a new session was created: \(detail)."
         case .routeError(let id):

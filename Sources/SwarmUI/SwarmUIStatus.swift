@@ -44,8 +44,14 @@ public struct SwarmUIStatus: Sendable, Hashable {
     public var supportedFeatures: [String]
 
     public init(
-        waitingGenerations: Int = 0, loadingModels: Int = 0, waitingBackends: Int = 0, liveGenerations: Int = 0,
-        backendState: BackendState, backendMessage: String = "", anyLoading: Bool = false, supportedFeatures: [String] = []
+        waitingGenerations: Int = 0,
+        loadingModels: Int = 0,
+        waitingBackends: Int = 0,
+        liveGenerations: Int = 0,
+        backendState: BackendState,
+        backendMessage: String = "",
+        anyLoading: Bool = false,
+        supportedFeatures: [String] = []
     ) {
         self.waitingGenerations = waitingGenerations
         self.loadingModels = loadingModels

@@ -15,7 +15,8 @@ struct APIReply: Sendable {
 
     static let invalidSession = APIReply(
         status: 401,
-        body: ["error": "Invalid session ID. You may need to refresh the page.", "error_id": "invalid_session_id"])
+        body: ["error": "Invalid session ID. You may need to refresh the page.", "error_id": "invalid_session_id"]
+    )
     static let missingSession = apiError(400, id: "basic_api", "missing session id")
     static let unknownRoute = apiError(400, id: "bad_route", "Unknown API route")
     static let wrongMethod = apiError(400, id: "bad_request_method", "Invalid request method for this route")
@@ -69,8 +70,10 @@ extension SwarmUIEmulator {
             guard let model = await exactModel(name, subtype: subtype) else { return .failure("Model not found.") }
             return .ok(["model": model])
         case "editmodelmetadata":
-            let required = ["model", "title", "author", "type", "description", "standard_width", "standard_height",
-                            "usage_hint", "date", "license", "trigger_phrase", "prediction_type", "tags"]
+            let required = [
+                "model", "title", "author", "type", "description", "standard_width", "standard_height",
+                "usage_hint", "date", "license", "trigger_phrase", "prediction_type", "tags",
+            ]
             if let missing = required.first(where: { arguments[$0] == nil }) {
                 return .failure("Missing required parameter '\(missing)'")
             }

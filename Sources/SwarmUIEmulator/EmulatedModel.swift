@@ -22,19 +22,51 @@ public struct EmulatedModel: Sendable, Hashable {
 
     public static let defaults: [EmulatedModel] = [
         EmulatedModel(name: "OfficialStableDiffusion/sd_xl_base_1.0.safetensors", architecture: "stable-diffusion-xl-v1-base"),
-        EmulatedModel(name: "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", architecture: "wan-2_2-image2video-14b", standardWidth: 960, standardHeight: 960),
-        EmulatedModel(name: "Wan/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", architecture: "wan-2_2-image2video-14b", standardWidth: 960, standardHeight: 960),
-        EmulatedModel(name: "Wan/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", architecture: "wan-2_1-text2video-14b", standardWidth: 960, standardHeight: 960),
-        EmulatedModel(name: "Wan/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors", architecture: "wan-2_1-text2video-14b", standardWidth: 960, standardHeight: 960),
-        EmulatedModel(name: "Wan22/Wan2.2-Lightning_I2V-A14B-4steps-lora_HIGH_fp16.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
-        EmulatedModel(name: "Wan22/Wan2.2-Lightning_I2V-A14B-4steps-lora_LOW_fp16.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
+        EmulatedModel(
+            name: "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+            architecture: "wan-2_2-image2video-14b",
+            standardWidth: 960,
+            standardHeight: 960
+        ),
+        EmulatedModel(
+            name: "Wan/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
+            architecture: "wan-2_2-image2video-14b",
+            standardWidth: 960,
+            standardHeight: 960
+        ),
+        EmulatedModel(
+            name: "Wan/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+            architecture: "wan-2_1-text2video-14b",
+            standardWidth: 960,
+            standardHeight: 960
+        ),
+        EmulatedModel(
+            name: "Wan/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors",
+            architecture: "wan-2_1-text2video-14b",
+            standardWidth: 960,
+            standardHeight: 960
+        ),
+        EmulatedModel(
+            name: "Wan22/Wan2.2-Lightning_I2V-A14B-4steps-lora_HIGH_fp16.safetensors",
+            subtype: "LoRA",
+            architecture: "wan-2_1-text2video-14b/lora"
+        ),
+        EmulatedModel(
+            name: "Wan22/Wan2.2-Lightning_I2V-A14B-4steps-lora_LOW_fp16.safetensors",
+            subtype: "LoRA",
+            architecture: "wan-2_1-text2video-14b/lora"
+        ),
         EmulatedModel(name: "Wan/wan_2.1_vae.safetensors", subtype: "VAE", architecture: "wan-21-vae"),
         // The models of the image's presets (builder/presets.json), at the names they use.
         EmulatedModel(name: "Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
         EmulatedModel(name: "Wan2.2-I2V-A14B-LowNoise-Q4_K_M.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
         EmulatedModel(name: "wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
         EmulatedModel(name: "wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8L.gguf", architecture: nil, standardWidth: 832, standardHeight: 480),
-        EmulatedModel(name: "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
+        EmulatedModel(
+            name: "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+            subtype: "LoRA",
+            architecture: "wan-2_1-text2video-14b/lora"
+        ),
         EmulatedModel(name: "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
     ]
 
@@ -136,8 +168,16 @@ extension SwarmUIEmulator {
 
     /// ListT2IParams (§5.5), a representative subset of the parameter list.
     func t2iParamsJSON() -> JSONValue {
-        func param(_ id: String, _ name: String, _ type: String, _ defaultValue: JSONValue, group: String,
-                   min: Double = 0, max: Double = 0, featureFlag: JSONValue = .null) -> JSONValue {
+        func param(
+            _ id: String,
+            _ name: String,
+            _ type: String,
+            _ defaultValue: JSONValue,
+            group: String,
+            min: Double = 0,
+            max: Double = 0,
+            featureFlag: JSONValue = .null
+        ) -> JSONValue {
             [
                 "name": .string(name), "id": .string(id), "description": "", "type": .string(type), "subtype": .null,
                 "default": defaultValue, "min": .double(min), "max": .double(max), "view_min": .double(min),
@@ -170,9 +210,11 @@ extension SwarmUIEmulator {
         ]
         var byType: [String: JSONValue] = [:]
         for subtype in Self.subtypes {
-            byType[subtype] = .array(modelObjects(subtype: subtype).map { model in
-                [model["name"] ?? .null, model["architecture"] ?? .null]
-            })
+            byType[subtype] = .array(
+                modelObjects(subtype: subtype).map { model in
+                    [model["name"] ?? .null, model["architecture"] ?? .null]
+                }
+            )
         }
         return [
             "list": .array(list), "groups": [], "models": .object(byType), "model_compat_classes": [:],

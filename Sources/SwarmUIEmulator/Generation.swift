@@ -47,22 +47,29 @@ extension SwarmUIEmulator {
             return .failure("No model input given")
         }
         guard let model = matchModel(modelText) else {
-            return .failure("Invalid value for parameter Model: Invalid model value for param Model - '\(modelText)' - are you sure that model name is correct?")
+            return .failure(
+                "Invalid value for parameter Model: Invalid model value for param Model - '\(modelText)' - are you sure that model name is correct?"
+            )
         }
         for (id, title) in [("videomodel", "Video Model"), ("videoswapmodel", "Video Swap Model"), ("refinermodel", "Refiner Model")] {
             if let text = parameters[id]?.looseString, !text.isEmpty, matchModel(text) == nil {
-                return .failure("Invalid value for parameter \(title): Invalid model value for param \(title) - '\(text)' - are you sure that model name is correct?")
+                return .failure(
+                    "Invalid value for parameter \(title): Invalid model value for param \(title) - '\(text)' - are you sure that model name is correct?"
+                )
             }
         }
         let isImageToVideo = !(parameters["videomodel"]?.looseString ?? "").isEmpty
-        let isVideo = isImageToVideo || parameters["videoframes"] != nil || parameters["textvideoframes"] != nil
+        let isVideo =
+            isImageToVideo || parameters["videoframes"] != nil || parameters["textvideoframes"] != nil
             || (matchArchitecture(model)?.contains("video") ?? false)
         let stepsID = isImageToVideo ? "videosteps" : "steps"
         let steps = parameters[stepsID]?.looseInt ?? configuration.defaultSteps
         let stepRange = isImageToVideo ? 1...200 : 0...500
         guard stepRange.contains(steps) else {
             let title = isImageToVideo ? "Video Steps" : "Steps"
-            return .failure("Invalid value for parameter \(title): value \(steps) is out of range (\(stepRange.lowerBound) to \(stepRange.upperBound))")
+            return .failure(
+                "Invalid value for parameter \(title): value \(steps) is out of range (\(stepRange.lowerBound) to \(stepRange.upperBound))"
+            )
         }
         let frameValue = parameters["videoframes"] ?? parameters["textvideoframes"]
         let frames = frameValue.map { $0.looseInt ?? 0 } ?? configuration.defaultVideoFrames
@@ -91,15 +98,22 @@ extension SwarmUIEmulator {
             "sui_extra_data": ["generation_time": "0.00 seconds"],
             "sui_models": [["name": .string(model), "param": "model", "hash": ""]],
         ]).jsonString()
-        return .success(GenerationPlan(
-            images: images, steps: steps, model: model, ext: ext, frames: isVideo ? frames : nil,
-            stillBeforeVideo: isImageToVideo && (parameters["initimagecreativity"]?.looseDouble ?? 1) > 0,
-            doNotSave: parameters["donotsave"]?.looseBool ?? false,
-            previews: !(parameters["nopreviews"]?.looseBool ?? false),
-            pathFormat: parameters["overrideoutpathformat"]?.looseString,
-            promptTag: Self.pathTag(prompt, limit: 40),
-            modelTag: Self.pathTag(String(model.split(separator: "/").last ?? "").replacingOccurrences(of: ".safetensors", with: ""), limit: 40),
-            metadata: metadata))
+        return .success(
+            GenerationPlan(
+                images: images,
+                steps: steps,
+                model: model,
+                ext: ext,
+                frames: isVideo ? frames : nil,
+                stillBeforeVideo: isImageToVideo && (parameters["initimagecreativity"]?.looseDouble ?? 1) > 0,
+                doNotSave: parameters["donotsave"]?.looseBool ?? false,
+                previews: !(parameters["nopreviews"]?.looseBool ?? false),
+                pathFormat: parameters["overrideoutpathformat"]?.looseString,
+                promptTag: Self.pathTag(prompt, limit: 40),
+                modelTag: Self.pathTag(String(model.split(separator: "/").last ?? "").replacingOccurrences(of: ".safetensors", with: ""), limit: 40),
+                metadata: metadata
+            )
+        )
     }
 
     func matchArchitecture(_ model: String) -> String? {
@@ -115,7 +129,10 @@ extension SwarmUIEmulator {
     /// Runs one request: queue → wait for the backend → sampling with progress → outputs. Frames go to `emit`
     /// (a no-op for HTTP). Throws `Abort.restarted` when the emulated process restarted: the connection must drop.
     nonisolated func run(
-        _ plan: GenerationPlan, ticket: Ticket, batchOffset: Int, emit: (JSONValue) async -> Void
+        _ plan: GenerationPlan,
+        ticket: Ticket,
+        batchOffset: Int,
+        emit: (JSONValue) async -> Void
     ) async throws(Abort) -> GenerationOutcome {
         await emit(statusJSON(session: ticket.session))
         var announcedWait = false
@@ -185,7 +202,11 @@ extension SwarmUIEmulator {
     }
 
     private nonisolated func sample(
-        _ plan: GenerationPlan, ticket: Ticket, image: Int, batchIndex: Int, emit: (JSONValue) async -> Void
+        _ plan: GenerationPlan,
+        ticket: Ticket,
+        image: Int,
+        batchIndex: Int,
+        emit: (JSONValue) async -> Void
     ) async throws(Abort) {
         for step in 0..<plan.steps {
             try? await Task.sleep(for: await currentStepDuration())
@@ -210,7 +231,12 @@ extension SwarmUIEmulator {
     /// Writes the output file (or builds the data URL for `donotsave`) and returns the reference SwarmUI would send.
     private nonisolated func produceOutput(_ plan: GenerationPlan, batchIndex: Int, ext: String, size: Int) async throws -> String {
         let relative = await claimOutputPath(
-            format: plan.pathFormat, prompt: plan.promptTag, model: plan.modelTag, batchIndex: batchIndex, ext: ext)
+            format: plan.pathFormat,
+            prompt: plan.promptTag,
+            model: plan.modelTag,
+            batchIndex: batchIndex,
+            ext: ext
+        )
         if plan.doNotSave {
             return OutputFiles.dataURL(size: size, seed: relative, ext: ext)
         }

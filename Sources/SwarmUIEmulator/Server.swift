@@ -23,7 +23,8 @@ extension SwarmUIEmulator {
         _ body: (RunningEmulator) async throws -> T
     ) async throws -> T {
         let temporary = configuration.dataDirectory == nil
-        let root = configuration.dataDirectory
+        let root =
+            configuration.dataDirectory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("swarmui-emulator-\(UUID().uuidString)").path
         defer { if temporary { try? FileManager.default.removeItem(atPath: root) } }
         let emulator = SwarmUIEmulator(configuration: configuration, outputRoot: root + "/Output")
@@ -34,7 +35,10 @@ extension SwarmUIEmulator {
 
     /// The Hummingbird application serving SwarmUI's routes plus `/Emulator/...` control routes.
     public nonisolated func application(
-        host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void
+        host: String,
+        port: Int,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void
     ) -> some ApplicationProtocol {
         let router = makeRouter()
         return Application(
@@ -42,7 +46,8 @@ extension SwarmUIEmulator {
             server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 1 << 24))),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "SwarmUI"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger)
+            logger: logger
+        )
     }
 
     nonisolated func makeRouter() -> Router<BasicWebSocketRequestContext> {
@@ -82,7 +87,8 @@ extension SwarmUIEmulator {
         Response(
             status: HTTPResponse.Status(code: reply.status),
             headers: [.contentType: "application/json; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body.jsonString())))
+            body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body.jsonString()))
+        )
     }
 
     /// `GET /View/<user>/<path>`: segments arrive percent-encoded and are decoded one by one, like a web server.
@@ -101,7 +107,8 @@ extension SwarmUIEmulator {
         return Response(
             status: .ok,
             headers: [.contentType: OutputFiles.contentType(forExtension: ext), .contentLength: String(size)],
-            body: body)
+            body: body
+        )
     }
 }
 
@@ -116,7 +123,9 @@ struct BearerGate: RouterMiddleware {
             return try await next(request, context)
         }
         return Response(
-            status: .unauthorized, headers: [.contentType: "text/plain; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: "Unauthorized")))
+            status: .unauthorized,
+            headers: [.contentType: "text/plain; charset=utf-8"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: "Unauthorized"))
+        )
     }
 }

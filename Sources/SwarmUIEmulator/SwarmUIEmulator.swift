@@ -125,7 +125,13 @@ public actor SwarmUIEmulator {
     var models: [String: JSONValue]
     private var currentModel: String?
     private var observations = Observations(
-        sessionsCreated: 0, generateRequests: 0, interrupts: 0, restarts: 0, lastGenerateParameters: nil, events: [])
+        sessionsCreated: 0,
+        generateRequests: 0,
+        interrupts: 0,
+        restarts: 0,
+        lastGenerateParameters: nil,
+        events: []
+    )
 
     struct SessionCounters {
         var waiting = 0
@@ -202,7 +208,8 @@ public actor SwarmUIEmulator {
     func statusJSON(session: String) -> JSONValue {
         let counter = counters[session] ?? SessionCounters()
         let state = backendState
-        let message: JSONValue = state == .errored
+        let message: JSONValue =
+            state == .errored
             ? "Backend 0 (ComfyUI Self-Starting) failed to load: emulated failure" : ""
         return [
             "status": [
@@ -285,8 +292,12 @@ public actor SwarmUIEmulator {
         observations.events.append(Event(kind: .generateReceived, requestID: id, at: .now))
         counters[session, default: SessionCounters()].waiting += 1
         return Ticket(
-            requestID: id, session: session, interruptEpoch: interruptEpochs[session] ?? 0, restartEpoch: restartEpoch,
-            crashEpoch: crashEpoch)
+            requestID: id,
+            session: session,
+            interruptEpoch: interruptEpochs[session] ?? 0,
+            restartEpoch: restartEpoch,
+            crashEpoch: crashEpoch
+        )
     }
 
     func endGeneration(_ ticket: Ticket, lastFrameAt: ContinuousClock.Instant) {

@@ -92,7 +92,10 @@ final class FrameInbox: Sendable {
 extension SwarmUIEmulator {
     /// One WebSocket API connection: the first frame (within 60 s) carries every argument (§1).
     nonisolated func handleWebSocket(
-        route: String, sessionHeader: String?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter
+        route: String,
+        sessionHeader: String?,
+        inbound: WebSocketInboundStream,
+        outbound: WebSocketOutboundWriter
     ) async throws {
         let inbox = FrameInbox()
         let reader = Task {
@@ -127,7 +130,10 @@ extension SwarmUIEmulator {
     /// GenerateText2ImageWS (§5.13): the frame sequence of one request, then SwarmUI's 2 s linger in which the
     /// client may send another request on the same socket.
     private nonisolated func generate(
-        _ first: [String: JSONValue], session: String, sessionHeader: String?, inbox: FrameInbox,
+        _ first: [String: JSONValue],
+        session: String,
+        sessionHeader: String?,
+        inbox: FrameInbox,
         send: @escaping @Sendable (JSONValue) async -> Void
     ) async throws {
         var arguments = first
@@ -173,7 +179,9 @@ extension SwarmUIEmulator {
 
     /// DoModelDownloadWS (§5.9): validates like SwarmUI, reports progress, then registers the model (no network).
     private nonisolated func download(
-        _ arguments: [String: JSONValue], inbox: FrameInbox, send: @Sendable (JSONValue) async -> Void
+        _ arguments: [String: JSONValue],
+        inbox: FrameInbox,
+        send: @Sendable (JSONValue) async -> Void
     ) async {
         let url = arguments["url"]?.looseString ?? ""
         let type = arguments["type"]?.looseString ?? ""

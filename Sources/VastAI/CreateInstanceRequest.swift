@@ -26,8 +26,14 @@ public struct CreateInstanceRequest: Sendable {
     public var cancelUnavailable: Bool
 
     public init(
-        source: Source, diskGB: Double, label: String? = nil, env: [String: String] = [:], secretEnv: [String: Secret] = [:],
-        onstart: String? = nil, runtype: String? = nil, cancelUnavailable: Bool = true
+        source: Source,
+        diskGB: Double,
+        label: String? = nil,
+        env: [String: String] = [:],
+        secretEnv: [String: Secret] = [:],
+        onstart: String? = nil,
+        runtype: String? = nil,
+        cancelUnavailable: Bool = true
     ) {
         self.source = source
         self.diskGB = diskGB

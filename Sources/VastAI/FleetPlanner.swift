@@ -30,10 +30,17 @@ public struct FleetPolicy: Sendable, Hashable {
     public var keepStopped = false
 
     public init(
-        desiredSize: Int = 1, labelPrefix: String = "swarm", heartbeatTimeout: Duration = .seconds(300),
-        startWarning: Duration = .seconds(1200), startReplaceAfter: Duration? = nil, nullGrace: Duration = .seconds(180),
-        rebootGrace: Duration = .seconds(300), maxReboots: Int = 1, destroyRetryAfter: Duration = .seconds(120),
-        statusInterval: Duration = .seconds(60), budgetPerDay: Double? = nil
+        desiredSize: Int = 1,
+        labelPrefix: String = "swarm",
+        heartbeatTimeout: Duration = .seconds(300),
+        startWarning: Duration = .seconds(1200),
+        startReplaceAfter: Duration? = nil,
+        nullGrace: Duration = .seconds(180),
+        rebootGrace: Duration = .seconds(300),
+        maxReboots: Int = 1,
+        destroyRetryAfter: Duration = .seconds(120),
+        statusInterval: Duration = .seconds(60),
+        budgetPerDay: Double? = nil
     ) {
         self.desiredSize = desiredSize
         self.labelPrefix = labelPrefix
@@ -80,9 +87,23 @@ public struct FleetMember: Sendable, Hashable {
     public var resumedAt: Date?
 
     public init(
-        id: Int, label: String, offerID: Int? = nil, machineID: Int? = nil, dphTotal: Double? = nil, createdAt: Date, vast: Instance? = nil, stage: WorkerStage? = nil,
-        lastPing: Date? = nil, logTail: [String] = [], reboots: Int = 0, lastRebootAt: Date? = nil,
-        destroyRequestedAt: Date? = nil, lastStatusAt: Date? = nil, warnedSlowStart: Bool = false, stoppedAt: Date? = nil, resumedAt: Date? = nil
+        id: Int,
+        label: String,
+        offerID: Int? = nil,
+        machineID: Int? = nil,
+        dphTotal: Double? = nil,
+        createdAt: Date,
+        vast: Instance? = nil,
+        stage: WorkerStage? = nil,
+        lastPing: Date? = nil,
+        logTail: [String] = [],
+        reboots: Int = 0,
+        lastRebootAt: Date? = nil,
+        destroyRequestedAt: Date? = nil,
+        lastStatusAt: Date? = nil,
+        warnedSlowStart: Bool = false,
+        stoppedAt: Date? = nil,
+        resumedAt: Date? = nil
     ) {
         self.id = id
         self.label = label
@@ -122,8 +143,14 @@ public struct FleetObservation: Sendable {
     public var offerSearchProblem: String?
 
     public init(
-        now: Date, members: [FleetMember], accountInstances: [Instance]? = nil, offers: [RankedOffer] = [],
-        failedMachineIDs: Set<Int> = [], spentToday: Double = 0, creationHold: String? = nil, offerSearchProblem: String? = nil
+        now: Date,
+        members: [FleetMember],
+        accountInstances: [Instance]? = nil,
+        offers: [RankedOffer] = [],
+        failedMachineIDs: Set<Int> = [],
+        spentToday: Double = 0,
+        creationHold: String? = nil,
+        offerSearchProblem: String? = nil
     ) {
         self.now = now
         self.members = members
@@ -199,7 +226,9 @@ public struct FleetPlanner: Sendable {
             // A stopped instance holds no GPU and no slot: the scaler resumes or destroys it.
             if member.stoppedAt != nil, member.destroyRequestedAt == nil {
                 if !policy.keepStopped {
-                    actions.append(.destroy(id: member.id, reason: "stopped, and the scaler is off or outranked by 'instance up|down'; its disk still bills"))
+                    actions.append(
+                        .destroy(id: member.id, reason: "stopped, and the scaler is off or outranked by 'instance up|down'; its disk still bills")
+                    )
                 }
                 continue
             }
@@ -220,7 +249,11 @@ public struct FleetPlanner: Sendable {
             actions += scaleDown(staying, excess: staying.count - policy.desiredSize)
         } else if occupying < policy.desiredSize {
             actions += scaleUp(
-                observation, missing: policy.desiredSize - occupying, avoiding: observation.failedMachineIDs.union(occupiedMachines), hold: hold)
+                observation,
+                missing: policy.desiredSize - occupying,
+                avoiding: observation.failedMachineIDs.union(occupiedMachines),
+                hold: hold
+            )
         }
 
         let known = Set(observation.members.map(\.id))
@@ -253,7 +286,9 @@ public struct FleetPlanner: Sendable {
                 verdict.actions.append(.forget(id: id, reason: "destroy confirmed"))
                 verdict.occupiesSlot = false
             } else if now.timeIntervalSince(requested) >= policy.destroyRetryAfter.seconds {
-                verdict.actions.append(.destroy(id: id, reason: "still listed \(Self.span(now.timeIntervalSince(requested))) after the destroy; asking again"))
+                verdict.actions.append(
+                    .destroy(id: id, reason: "still listed \(Self.span(now.timeIntervalSince(requested))) after the destroy; asking again")
+                )
             }
             return verdict
         }
@@ -287,17 +322,24 @@ public struct FleetPlanner: Sendable {
             switch failure.kind {
             case .permanent:
                 verdict.actions.append(.destroy(id: id, reason: "its worker cannot start: \(failure.reason)"))
-                verdict.hold = "the worker of \(member.label) (\(id)) cannot start, and another instance would fail alike: "
+                verdict.hold =
+                    "the worker of \(member.label) (\(id)) cannot start, and another instance would fail alike: "
                     + "\(failure.reason); fix it in serve's configuration (its environment, --instance-env, --disk, the template)"
             case .transient:
-                verdict.actions.append(.replace(id: id, machineID: member.machineID ?? vast.machineID, reason: "its worker failed: \(failure.reason)"))
+                verdict.actions.append(
+                    .replace(id: id, machineID: member.machineID ?? vast.machineID, reason: "its worker failed: \(failure.reason)")
+                )
             }
             return verdict
         }
 
         // A resume waiting for its GPU shows `stopped`: not dead, the scaler bounds the wait.
         if let resumed = member.resumedAt, vast.actualStatus == .stopped {
-            verdict.actions += reportIfDue(member, now: now, line: "resuming for \(Self.span(now.timeIntervalSince(resumed))): vast is scheduling it (waiting for its GPU)")
+            verdict.actions += reportIfDue(
+                member,
+                now: now,
+                line: "resuming for \(Self.span(now.timeIntervalSince(resumed))): vast is scheduling it (waiting for its GPU)"
+            )
             return verdict
         }
         let started = max(member.createdAt, member.lastRebootAt ?? member.createdAt, member.resumedAt ?? member.createdAt)
@@ -321,9 +363,13 @@ public struct FleetPlanner: Sendable {
                 verdict.actions.append(.reboot(id: id, reason: deadReason))
             } else {
                 verdict.isLeaving = true
-                verdict.actions.append(.replace(
-                    id: id, machineID: member.machineID ?? vast.machineID,
-                    reason: "\(deadReason); \(member.reboots) reboot\(member.reboots == 1 ? "" : "s") did not help"))
+                verdict.actions.append(
+                    .replace(
+                        id: id,
+                        machineID: member.machineID ?? vast.machineID,
+                        reason: "\(deadReason); \(member.reboots) reboot\(member.reboots == 1 ? "" : "s") did not help"
+                    )
+                )
             }
             return verdict
         }
@@ -334,11 +380,15 @@ public struct FleetPlanner: Sendable {
         }
         if let limit = policy.startReplaceAfter, sinceStart >= limit.seconds {
             verdict.isLeaving = true
-            verdict.actions.append(.replace(id: id, machineID: member.machineID ?? vast.machineID, reason: "not ready after \(Self.span(sinceStart))"))
+            verdict.actions.append(
+                .replace(id: id, machineID: member.machineID ?? vast.machineID, reason: "not ready after \(Self.span(sinceStart))")
+            )
             return verdict
         }
         if sinceStart >= policy.startWarning.seconds, !member.warnedSlowStart {
-            verdict.actions.append(.warn(id: id, message: "still starting after \(Self.span(sinceStart)): \(statusText(member, vast)); \(slowStartHint(member, vast))"))
+            verdict.actions.append(
+                .warn(id: id, message: "still starting after \(Self.span(sinceStart)): \(statusText(member, vast)); \(slowStartHint(member, vast))")
+            )
         }
         verdict.actions += reportIfDue(member, now: now, line: "starting for \(Self.span(sinceStart)): \(statusText(member, vast))")
         return verdict
@@ -395,15 +445,25 @@ public struct FleetPlanner: Sendable {
             var next = candidates.next()
             while let machine = next?.offer.machineID, usedMachines.contains(machine) { next = candidates.next() }
             guard let offer = next else {
-                let why = observation.offerSearchProblem.map { "the offer search failed (\($0))" }
+                let why =
+                    observation.offerSearchProblem.map { "the offer search failed (\($0))" }
                     ?? "no offer fits the filters on a machine that has not failed before"
                 actions.append(.warn(id: nil, message: "\(why); \(missing - created) instance(s) missing"))
                 break
             }
             if let budget = policy.budgetPerDay, observation.spentToday + planned + offer.cost.total > budget {
-                actions.append(.warn(id: nil, message: String(
-                    format: "not creating: the daily budget of $%.2f would be exceeded ($%.2f spent today, the next instance costs about $%.2f in its first 10 minutes)",
-                    budget, observation.spentToday + planned, offer.cost.total)))
+                actions.append(
+                    .warn(
+                        id: nil,
+                        message: String(
+                            format:
+                                "not creating: the daily budget of $%.2f would be exceeded ($%.2f spent today, the next instance costs about $%.2f in its first 10 minutes)",
+                            budget,
+                            observation.spentToday + planned,
+                            offer.cost.total
+                        )
+                    )
+                )
                 break
             }
             planned += offer.cost.total

@@ -67,8 +67,14 @@ public actor FleetReconciler {
 
     /// - Parameter makeRequest: the create body for a label; the control plane mints the instance's worker key here.
     public init(
-        client: VastAIClient, store: any FleetStore, planner: FleetPlanner, filter: OfferFilter, download: DownloadEstimate,
-        listEvery: Int = 4, offersMaxAge: Duration = .seconds(120), takenOfferPause: Duration = .seconds(600),
+        client: VastAIClient,
+        store: any FleetStore,
+        planner: FleetPlanner,
+        filter: OfferFilter,
+        download: DownloadEstimate,
+        listEvery: Int = 4,
+        offersMaxAge: Duration = .seconds(120),
+        takenOfferPause: Duration = .seconds(600),
         logger: Logger = Logger(label: "vastai.fleet"),
         makeRequest: @escaping @Sendable (_ label: String) async throws -> CreateInstanceRequest
     ) {
@@ -144,8 +150,15 @@ public actor FleetReconciler {
         }
         takenOffers = takenOffers.filter { $0.value > now }
         var observation = FleetObservation(
-            now: now, members: members, accountInstances: account, offers: offers.filter { takenOffers[$0.offer.id] == nil }, failedMachineIDs: failed,
-            spentToday: try await store.spentToday(now: now), creationHold: try await store.creationHold(), offerSearchProblem: searchProblem)
+            now: now,
+            members: members,
+            accountInstances: account,
+            offers: offers.filter { takenOffers[$0.offer.id] == nil },
+            failedMachineIDs: failed,
+            spentToday: try await store.spentToday(now: now),
+            creationHold: try await store.creationHold(),
+            offerSearchProblem: searchProblem
+        )
         var actions = planner.plan(observation)
         var decided: [FleetAction] = []
         let byID = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
@@ -162,7 +175,8 @@ public actor FleetReconciler {
                         taken = true
                         logger.warning(
                             "offer taken before it could be rented; trying the next best",
-                            metadata: ["offer": "\(ranked.offer.id)", "left_out_for": "\(FleetPlanner.span(takenOfferPause))"])
+                            metadata: ["offer": "\(ranked.offer.id)", "left_out_for": "\(FleetPlanner.span(takenOfferPause))"]
+                        )
                     } else {
                         logger.error("fleet action failed; the next round decides again", metadata: ["action": "\(action)", "error": "\(error)"])
                     }
@@ -203,22 +217,40 @@ public actor FleetReconciler {
                 state = .booting
             }
             if state == .idle { idleSince[member.id] = idleSince[member.id] ?? now } else { idleSince[member.id] = nil }
-            instances.append(ScalerInstance(
-                id: member.id, state: state, dph: member.dphTotal ?? member.vast?.dphTotal ?? 0, diskGB: scaling.diskGB,
-                storagePerGBMonth: scaling.storagePerGBMonth, idleSince: idleSince[member.id], resumeAskedAt: member.resumedAt,
-                resumeFailed: refusedResumes.contains(member.id)))
+            instances.append(
+                ScalerInstance(
+                    id: member.id,
+                    state: state,
+                    dph: member.dphTotal ?? member.vast?.dphTotal ?? 0,
+                    diskGB: scaling.diskGB,
+                    storagePerGBMonth: scaling.storagePerGBMonth,
+                    idleSince: idleSince[member.id],
+                    resumeAskedAt: member.resumedAt,
+                    resumeFailed: refusedResumes.contains(member.id)
+                )
+            )
         }
-        let decision = FleetScaler.decide(ScalerInput(
-            now: now, settings: settings, queue: load.queue, instances: instances, coldStart: scaling.coldStart,
-            expectedIdleGap: scaling.expectedIdleGap, resumeTimeout: scaling.resumeTimeout, spentToday: try await store.spentToday(now: now),
-            budgetPerDay: planner.policy.budgetPerDay))
+        let decision = FleetScaler.decide(
+            ScalerInput(
+                now: now,
+                settings: settings,
+                queue: load.queue,
+                instances: instances,
+                coldStart: scaling.coldStart,
+                expectedIdleGap: scaling.expectedIdleGap,
+                resumeTimeout: scaling.resumeTimeout,
+                spentToday: try await store.spentToday(now: now),
+                budgetPerDay: planner.policy.budgetPerDay
+            )
+        )
         if lastDecision?.wanted != decision.wanted || lastDecision?.reason != decision.reason {
             logger.notice("scaler: \(decision.wanted) worker(s) wanted: \(decision.reason)", metadata: ["settings": "\(settings.summary)"])
         }
         // Kept when something is done or the wanted count's reason changes, not every round an idle time grows.
         let acted = decision.choices.filter { $0.action != .keep }.map(\.description)
         if !acted.isEmpty || lastDecision?.wanted != decision.wanted || lastDecision?.reason != decision.reason {
-            let text = "\(decision.wanted) worker(s) wanted (\(settings.summary)): \(decision.reason)"
+            let text =
+                "\(decision.wanted) worker(s) wanted (\(settings.summary)): \(decision.reason)"
                 + (acted.isEmpty ? "" : "; " + acted.joined(separator: "; ")) + " [\(now.formatted(.iso8601))]"
             try await store.recordScalerDecision(text)
         }
@@ -300,11 +332,22 @@ public actor FleetReconciler {
                 throw error
             }
             do {
-                try await store.insert(FleetMember(
-                    id: created.id, label: label, offerID: ranked.offer.id, machineID: ranked.offer.machineID, dphTotal: ranked.offer.dphTotal, createdAt: now))
+                try await store.insert(
+                    FleetMember(
+                        id: created.id,
+                        label: label,
+                        offerID: ranked.offer.id,
+                        machineID: ranked.offer.machineID,
+                        dphTotal: ranked.offer.dphTotal,
+                        createdAt: now
+                    )
+                )
             } catch {
                 // Paid for but unrecorded: its label makes it an orphan that a later round destroys.
-                logger.critical("rented instance could not be recorded", metadata: ["instance": "\(created.id)", "label": "\(label)", "error": "\(error)"])
+                logger.critical(
+                    "rented instance could not be recorded",
+                    metadata: ["instance": "\(created.id)", "label": "\(label)", "error": "\(error)"]
+                )
                 throw error
             }
             cachedOffers = nil

@@ -20,7 +20,14 @@ public struct ScalerSettings: Sendable, Hashable, Codable {
     /// Most stopped (disk kept, GPU released) instances kept for a fast resume; 0: scale-down always destroys.
     public var keepWarm: Int
 
-    public init(workersMin: Int = 1, workersMax: Int = 1, idleTimeout: Double = 300, scaler: ScalerType = .queueDelay, scalerValue: Double = 4, keepWarm: Int = 1) {
+    public init(
+        workersMin: Int = 1,
+        workersMax: Int = 1,
+        idleTimeout: Double = 300,
+        scaler: ScalerType = .queueDelay,
+        scalerValue: Double = 4,
+        keepWarm: Int = 1
+    ) {
         self.workersMin = workersMin
         self.workersMax = workersMax
         self.idleTimeout = idleTimeout
@@ -93,8 +100,14 @@ public struct ScalerInstance: Sendable, Hashable {
     public var resumeFailed: Bool
 
     public init(
-        id: Int, state: State, dph: Double, diskGB: Double = 100, storagePerGBMonth: Double = 0.15, idleSince: Date? = nil,
-        resumeAskedAt: Date? = nil, resumeFailed: Bool = false
+        id: Int,
+        state: State,
+        dph: Double,
+        diskGB: Double = 100,
+        storagePerGBMonth: Double = 0.15,
+        idleSince: Date? = nil,
+        resumeAskedAt: Date? = nil,
+        resumeFailed: Bool = false
     ) {
         self.id = id
         self.state = state
@@ -138,8 +151,15 @@ public struct ScalerInput: Sendable {
     public var budgetPerDay: Double?
 
     public init(
-        now: Date, settings: ScalerSettings, queue: QueueLoad, instances: [ScalerInstance], coldStart: ColdStart = ColdStart(),
-        expectedIdleGap: Double = 8 * 3600, resumeTimeout: Double = 600, spentToday: Double = 0, budgetPerDay: Double? = nil
+        now: Date,
+        settings: ScalerSettings,
+        queue: QueueLoad,
+        instances: [ScalerInstance],
+        coldStart: ColdStart = ColdStart(),
+        expectedIdleGap: Double = 8 * 3600,
+        resumeTimeout: Double = 600,
+        spentToday: Double = 0,
+        budgetPerDay: Double? = nil
     ) {
         self.now = now
         self.settings = settings
@@ -220,7 +240,8 @@ public enum FleetScaler {
         // Starting and busy instances stay; idle ones stay until their timeout, and while they are needed.
         var kept = 0
         for instance in instances where failedIDs.contains(instance.id) {
-            let reason = instance.resumeFailed
+            let reason =
+                instance.resumeFailed
                 ? "the resume failed (its GPU was rented away while stopped); a new rental replaces it"
                 : "not ready \(span(input.now.timeIntervalSince(instance.resumeAskedAt ?? input.now))) after the resume (vast shows it scheduling: its GPU is gone); a new rental replaces it"
             choices[instance.id] = ScalerChoice(id: instance.id, action: .destroy, reason: reason)
@@ -243,7 +264,8 @@ public enum FleetScaler {
             if kept + othersLeft >= wanted, idleFor >= settings.idleTimeout {
                 released.append(instance)
             } else {
-                let reason = kept + othersLeft >= wanted
+                let reason =
+                    kept + othersLeft >= wanted
                     ? "idle \(span(idleFor)) of the \(span(settings.idleTimeout)) idle timeout"
                     : "ready, wanted (\(wanted) worker\(wanted == 1 ? "" : "s"))"
                 choices[instance.id] = ScalerChoice(id: instance.id, action: .keep, reason: reason)
@@ -263,7 +285,11 @@ public enum FleetScaler {
         var stillStopped: [ScalerInstance] = []
         for instance in stopped {
             if missing > 0 {
-                choices[instance.id] = ScalerChoice(id: instance.id, action: .resume, reason: "\(why); its disk holds the models, so it is ready in about \(span(input.coldStart.bootSeconds))")
+                choices[instance.id] = ScalerChoice(
+                    id: instance.id,
+                    action: .resume,
+                    reason: "\(why); its disk holds the models, so it is ready in about \(span(input.coldStart.bootSeconds))"
+                )
                 missing -= 1
             } else {
                 stillStopped.append(instance)
@@ -272,7 +298,8 @@ public enum FleetScaler {
         // The keep-warm cap: the most expensive disks go first.
         let warmCap = max(0, settings.keepWarm - released.count { choices[$0.id]?.action == .stop })
         for (index, instance) in stillStopped.sorted(by: { ($0.storagePerHour, $0.id) < ($1.storagePerHour, $1.id) }).enumerated() {
-            choices[instance.id] = index < warmCap
+            choices[instance.id] =
+                index < warmCap
                 ? ScalerChoice(id: instance.id, action: .keep, reason: "stopped, kept warm (--keep-warm \(settings.keepWarm))")
                 : ScalerChoice(id: instance.id, action: .destroy, reason: "more stopped instances than --keep-warm \(settings.keepWarm)")
         }
@@ -287,7 +314,10 @@ public enum FleetScaler {
         switch settings.scaler {
         case .requestCount:
             let wanted = Int((Double(jobs) / settings.scalerValue).rounded(.up))
-            return (wanted, "request-count: \(load.inQueue) queued + \(load.inProgress) in progress over \(ScalerSettings.number(settings.scalerValue)) per worker wants \(wanted)")
+            return (
+                wanted,
+                "request-count: \(load.inQueue) queued + \(load.inProgress) in progress over \(ScalerSettings.number(settings.scalerValue)) per worker wants \(wanted)"
+            )
         case .queueDelay:
             let active = serving + starting
             // Busy workers are needed; idle ones are not, and leave by their idle timeout.
@@ -299,9 +329,14 @@ public enum FleetScaler {
                 return (1, "queue-delay: \(load.inQueue) queued and no worker")
             }
             if age > settings.scalerValue, starting == 0 {
-                return (active + 1, "queue-delay: the oldest queued job has waited \(span(age)), more than \(ScalerSettings.number(settings.scalerValue)) s")
+                return (
+                    active + 1,
+                    "queue-delay: the oldest queued job has waited \(span(age)), more than \(ScalerSettings.number(settings.scalerValue)) s"
+                )
             }
-            let detail = starting > 0 ? "\(starting) worker(s) starting" : "the oldest has waited \(span(age)) of \(ScalerSettings.number(settings.scalerValue)) s"
+            let detail =
+                starting > 0
+                ? "\(starting) worker(s) starting" : "the oldest has waited \(span(age)) of \(ScalerSettings.number(settings.scalerValue)) s"
             return (active, "queue-delay: \(load.inQueue) queued, \(detail)")
         }
     }
@@ -314,10 +349,18 @@ public enum FleetScaler {
         let cold = (input.coldStart.downloadSeconds + input.coldStart.bootSeconds) / 3600 * instance.dph
         let costs = String(
             format: "keeping its %.0f GB disk for the expected %@ gap, then resuming, costs $%.3f; a cold start $%.3f",
-            instance.diskGB, span(input.expectedIdleGap), warm, cold)
+            instance.diskGB,
+            span(input.expectedIdleGap),
+            warm,
+            cold
+        )
         let base = "idle \(idleFor), past the \(span(input.settings.idleTimeout)) idle timeout"
         if stoppedCount >= input.settings.keepWarm {
-            return ScalerChoice(id: instance.id, action: .destroy, reason: "\(base); --keep-warm \(input.settings.keepWarm) stopped instance(s) already")
+            return ScalerChoice(
+                id: instance.id,
+                action: .destroy,
+                reason: "\(base); --keep-warm \(input.settings.keepWarm) stopped instance(s) already"
+            )
         }
         if warm < cold {
             return ScalerChoice(id: instance.id, action: .stop, reason: "\(base); \(costs)")

@@ -15,8 +15,12 @@ public struct FleetScaling: Sendable {
     public var storagePerGBMonth: Double
 
     public init(
-        settings: @escaping @Sendable () async throws -> ScalerSettings, load: @escaping @Sendable () async throws -> FleetLoad,
-        coldStart: ColdStart = ColdStart(), expectedIdleGap: Double = 2 * 3600, resumeTimeout: Double = 300, diskGB: Double = 100,
+        settings: @escaping @Sendable () async throws -> ScalerSettings,
+        load: @escaping @Sendable () async throws -> FleetLoad,
+        coldStart: ColdStart = ColdStart(),
+        expectedIdleGap: Double = 2 * 3600,
+        resumeTimeout: Double = 300,
+        diskGB: Double = 100,
         storagePerGBMonth: Double = 0.15
     ) {
         self.settings = settings

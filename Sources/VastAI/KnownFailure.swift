@@ -51,11 +51,12 @@ public struct KnownFailure: Sendable, Hashable, CustomStringConvertible {
 
     /// Substrings in the order they are tried: specific causes before the generic daemon errors that wrap them.
     /// The pull and daemon patterns are read only in `status_msg`: in an app's log, "not found" means anything.
-    private static let statusPatterns: [(Kind, [String])] = logPatterns + [
-        (.imageNotPullable, ["manifest unknown", "pull access denied", "unauthorized", "failed to pull image", "not found"]),
-        (.pullInterrupted, ["unexpected eof"]),
-        (.containerNotCreated, ["oci runtime create failed", "error response from daemon"]),
-    ]
+    private static let statusPatterns: [(Kind, [String])] =
+        logPatterns + [
+            (.imageNotPullable, ["manifest unknown", "pull access denied", "unauthorized", "failed to pull image", "not found"]),
+            (.pullInterrupted, ["unexpected eof"]),
+            (.containerNotCreated, ["oci runtime create failed", "error response from daemon"]),
+        ]
     private static let logPatterns: [(Kind, [String])] = [
         (.cudaTooNew, ["unsatisfied condition: cuda>=", "please update your driver"]),
         (.diskFull, ["no space left on device"]),

@@ -57,7 +57,8 @@ public struct Offer: Sendable, Hashable {
         inetDownCostPerGB = fields.double("inet_down_cost")
         dphTotal = fields.double("dph_total")
         directPortCount = fields.int("direct_port_count")
-        verification = fields.string("verification")
+        verification =
+            fields.string("verification")
             ?? fields.bool("verified").map { $0 ? "verified" : "unverified" }
         durationSeconds = fields.double("duration")
         geolocation = fields.string("geolocation")

@@ -32,9 +32,19 @@ public struct OfferFilter: Sendable, Hashable {
     public var searchLimit: Int
 
     public init(
-        gpuNames: [String] = [], numGPUs: Int? = 1, minGPURAMGB: Double? = nil, minCUDA: Double = 12.8, diskGB: Double = 100,
-        minReliability: Double = 0.95, minInetDownMbps: Double = 200, minDirectPorts: Int = 8, verifiedOnly: Bool = true,
-        maxDPH: Double? = nil, minDurationHours: Double? = 24, excludedMachineIDs: Set<Int> = [], searchLimit: Int = 64
+        gpuNames: [String] = [],
+        numGPUs: Int? = 1,
+        minGPURAMGB: Double? = nil,
+        minCUDA: Double = 12.8,
+        diskGB: Double = 100,
+        minReliability: Double = 0.95,
+        minInetDownMbps: Double = 200,
+        minDirectPorts: Int = 8,
+        verifiedOnly: Bool = true,
+        maxDPH: Double? = nil,
+        minDurationHours: Double? = 24,
+        excludedMachineIDs: Set<Int> = [],
+        searchLimit: Int = 64
     ) {
         self.gpuNames = gpuNames.map(Self.vastSpelling).filter { !$0.isEmpty }
         self.numGPUs = numGPUs

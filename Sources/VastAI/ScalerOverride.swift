@@ -11,7 +11,11 @@ public struct ScalerOverride: Sendable, Hashable, Codable {
     public var keepWarm: Int?
 
     public init(
-        workersMin: Int? = nil, workersMax: Int? = nil, idleTimeout: Double? = nil, scaler: ScalerType? = nil, scalerValue: Double? = nil,
+        workersMin: Int? = nil,
+        workersMax: Int? = nil,
+        idleTimeout: Double? = nil,
+        scaler: ScalerType? = nil,
+        scalerValue: Double? = nil,
         keepWarm: Int? = nil
     ) {
         self.workersMin = workersMin
@@ -39,8 +43,13 @@ public struct ScalerOverride: Sendable, Hashable, Codable {
     /// This override with the fields `newer` sets replaced.
     public func merging(_ newer: ScalerOverride) -> ScalerOverride {
         ScalerOverride(
-            workersMin: newer.workersMin ?? workersMin, workersMax: newer.workersMax ?? workersMax, idleTimeout: newer.idleTimeout ?? idleTimeout,
-            scaler: newer.scaler ?? scaler, scalerValue: newer.scalerValue ?? scalerValue, keepWarm: newer.keepWarm ?? keepWarm)
+            workersMin: newer.workersMin ?? workersMin,
+            workersMax: newer.workersMax ?? workersMax,
+            idleTimeout: newer.idleTimeout ?? idleTimeout,
+            scaler: newer.scaler ?? scaler,
+            scalerValue: newer.scalerValue ?? scalerValue,
+            keepWarm: newer.keepWarm ?? keepWarm
+        )
     }
 
     /// The stored form: a JSON object of the fields set.

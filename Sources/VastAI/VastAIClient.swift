@@ -88,7 +88,12 @@ public struct VastAIClient: Sendable {
         let filters: JSONValue = ["hash_id": ["eq": .string(hashID)]]
         var query = URLComponents()
         query.queryItems = [URLQueryItem(name: "select_cols", value: "[\"*\"]"), URLQueryItem(name: "select_filters", value: filters.jsonString())]
-        let answer = try await send(.GET, "/api/v0/template/?" + (query.percentEncodedQuery ?? ""), operation: "read template \(hashID)", retry: .always)
+        let answer = try await send(
+            .GET,
+            "/api/v0/template/?" + (query.percentEncodedQuery ?? ""),
+            operation: "read template \(hashID)",
+            retry: .always
+        )
         return answer["templates"]?.arrayValue?.first { $0["hash_id"]?.stringValue == hashID }
     }
 
@@ -99,12 +104,21 @@ public struct VastAIClient: Sendable {
     public func createInstance(offerID: Int, _ request: CreateInstanceRequest) async throws -> CreatedInstance {
         let operation = "create instance on offer \(offerID)"
         let answer = try await send(
-            .PUT, "/api/v0/asks/\(offerID)/", body: request.body, operation: operation, retry: .onlyWhenRefused,
-            secrets: Array(request.secretEnv.values))
+            .PUT,
+            "/api/v0/asks/\(offerID)/",
+            body: request.body,
+            operation: operation,
+            retry: .onlyWhenRefused,
+            secrets: Array(request.secretEnv.values)
+        )
         try Self.checkSuccess(answer, operation: operation)
         let fields = LooseFields(answer.objectValue ?? [:])
         guard let id = fields.int("new_contract") else {
-            throw VastAIError(.unexpectedResponse, operation: operation, message: "the answer has no new_contract: \(answer.jsonString().prefix(300))")
+            throw VastAIError(
+                .unexpectedResponse,
+                operation: operation,
+                message: "the answer has no new_contract: \(answer.jsonString().prefix(300))"
+            )
         }
         return CreatedInstance(id: id, instanceAPIKey: fields.string("instance_api_key").map(Secret.init))
     }
@@ -217,8 +231,11 @@ public struct VastAIClient: Sendable {
             }
         }
         throw VastAIError(
-            .logsNotReady, operation: operation, status: lastStatus,
-            message: "the log did not appear at its result_url after \(configuration.logPollAttempts) tries")
+            .logsNotReady,
+            operation: operation,
+            status: lastStatus,
+            message: "the log did not appear at its result_url after \(configuration.logPollAttempts) tries"
+        )
     }
 
     /// `requestLogs` then `fetchLogText`.
@@ -261,12 +278,20 @@ public struct VastAIClient: Sendable {
         guard LooseFields(answer.objectValue ?? [:]).bool("success") == false else { return }
         let error = ErrorBody(answer)
         throw VastAIError(
-            error.code.map(Self.code(forAPIError:)) ?? .unexpectedResponse, operation: operation, apiError: error.code,
-            message: error.message ?? "vast answered success: false")
+            error.code.map(Self.code(forAPIError:)) ?? .unexpectedResponse,
+            operation: operation,
+            apiError: error.code,
+            message: error.message ?? "vast answered success: false"
+        )
     }
 
     private func send(
-        _ method: HTTPMethod, _ path: String, body: JSONValue? = nil, operation: String, retry: RetryRule, secrets: [Secret] = []
+        _ method: HTTPMethod,
+        _ path: String,
+        body: JSONValue? = nil,
+        operation: String,
+        retry: RetryRule,
+        secrets: [Secret] = []
     ) async throws -> JSONValue {
         let secrets = secrets + [configuration.apiKey]
         var attempt = 0
@@ -291,9 +316,17 @@ public struct VastAIClient: Sendable {
             } catch {
                 try Task.checkCancellation()
                 let failure = VastAIError(
-                    .transport, operation: operation, message: "no answer from \(configuration.baseURL): \(error)".redacting(secrets))
+                    .transport,
+                    operation: operation,
+                    message: "no answer from \(configuration.baseURL): \(error)".redacting(secrets)
+                )
                 guard retry == .always, !isLast else { throw failure }
-                try await pause(before: attempt + 1, delay: configuration.backoff.delay(attempt: attempt - 1), operation: operation, reason: "no answer")
+                try await pause(
+                    before: attempt + 1,
+                    delay: configuration.backoff.delay(attempt: attempt - 1),
+                    operation: operation,
+                    reason: "no answer"
+                )
                 continue
             }
 
@@ -302,7 +335,12 @@ public struct VastAIClient: Sendable {
             if (200..<300).contains(status) {
                 if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return .object([:]) }
                 guard let value = JSONValue.parse(Data(text.utf8)) else {
-                    throw VastAIError(.unexpectedResponse, operation: operation, status: status, message: "the answer is not JSON: \(text.prefix(200))".redacting(secrets))
+                    throw VastAIError(
+                        .unexpectedResponse,
+                        operation: operation,
+                        status: status,
+                        message: "the answer is not JSON: \(text.prefix(200))".redacting(secrets)
+                    )
                 }
                 return value
             }
@@ -310,11 +348,18 @@ public struct VastAIClient: Sendable {
             let errorBody = ErrorBody(JSONValue.parse(Data(text.utf8)) ?? .string(text))
             if status == 429, errorBody.code == "search_quota_exceeded" {
                 let reset = response.headers.first(name: "X-RateLimit-Reset").flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
-                throw VastAIError(.searchQuotaExceeded(resetAt: reset), operation: operation, status: status, apiError: errorBody.code, message: errorBody.message ?? "")
+                throw VastAIError(
+                    .searchQuotaExceeded(resetAt: reset),
+                    operation: operation,
+                    status: status,
+                    apiError: errorBody.code,
+                    message: errorBody.message ?? ""
+                )
             }
             let retriable = status == 429 || (retry == .always && status >= 500)
             if retriable, !isLast {
-                let delay = Self.retryAfter(response.headers.first(name: "Retry-After"), cap: configuration.maxRetryAfter)
+                let delay =
+                    Self.retryAfter(response.headers.first(name: "Retry-After"), cap: configuration.maxRetryAfter)
                     ?? configuration.backoff.delay(attempt: attempt - 1)
                 try await pause(before: attempt + 1, delay: delay, operation: operation, reason: "HTTP \(status)")
                 continue
@@ -326,7 +371,8 @@ public struct VastAIClient: Sendable {
     private func pause(before attempt: Int, delay: Duration, operation: String, reason: String) async throws {
         logger.debug(
             "vast.ai call will be retried",
-            metadata: ["operation": "\(operation)", "reason": "\(reason)", "attempt": "\(attempt)", "delay_ms": "\(delay.milliseconds)"])
+            metadata: ["operation": "\(operation)", "reason": "\(reason)", "attempt": "\(attempt)", "delay_ms": "\(delay.milliseconds)"]
+        )
         try await Task.sleep(for: delay)
     }
 

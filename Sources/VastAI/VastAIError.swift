@@ -47,8 +47,7 @@ public struct VastAIError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var text = "vast.ai \(operation) failed"
-        if let status { text += " (HTTP \(status)\(apiError.map { ", \($0)" } ?? ""))" }
-        else if let apiError { text += " (\(apiError))" }
+        if let status { text += " (HTTP \(status)\(apiError.map { ", \($0)" } ?? ""))" } else if let apiError { text += " (\(apiError))" }
         if !message.isEmpty { text += ": \(message)" }
         if let hint { text += "; \(hint)" }
         return text

@@ -22,7 +22,9 @@ public enum WorkerLaunch {
         if runtype.split(separator: " ").contains("args") { return nil }
         let onstart = template["onstart"]?.stringValue ?? ""
         if onstart.contains("onstart.sh") || onstart.contains("swarm-worker") { return nil }
-        let what = onstart.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? "no on-start script" : "an on-start script that does not start swarm-worker"
+        let what =
+            onstart.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+            ? "no on-start script" : "an on-start script that does not start swarm-worker"
         return "template \(hashID) has run type '\(runtype)' and \(what): under ssh and jupyter run types vast replaces the image's "
             + "ENTRYPOINT, so swarm-worker would never run and the instance would be billed for nothing. Set the template's on-start "
             + "script to '\(Self.onstart)', or its run type to args, or use --image"

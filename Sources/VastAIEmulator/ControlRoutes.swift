@@ -23,7 +23,10 @@ extension VastAIEmulator {
                 await self.exhaustSearchQuota()
             } else {
                 await self.rateLimitNext(
-                    body["count"]?.intValue ?? 1, retryAfter: body["retry_after"]?.stringValue, method: body["method"]?.stringValue?.uppercased())
+                    body["count"]?.intValue ?? 1,
+                    retryAfter: body["retry_after"]?.stringValue,
+                    method: body["method"]?.stringValue?.uppercased()
+                )
             }
             return Self.response(.ok(["success": true]))
         }
@@ -46,7 +49,9 @@ extension VastAIEmulator {
         }
         router.get("/emulator/charges") { _, _ -> Response in
             let total = await self.totalCharges()
-            return Self.response(.ok(["gpu_usd": .double(total.gpu), "storage_usd": .double(total.storage), "total_usd": .double(total.gpu + total.storage)]))
+            return Self.response(
+                .ok(["gpu_usd": .double(total.gpu), "storage_usd": .double(total.storage), "total_usd": .double(total.gpu + total.storage)])
+            )
         }
         router.post("/emulator/finish-loading") { request, _ -> Response in
             guard let id = try await Self.controlBody(request)["instance"]?.intValue else {
@@ -73,9 +78,11 @@ extension VastAIEmulator {
                     "container_running": .bool(await self.containerRunning(instance: instance.id)),
                 ])
             }
-            return Self.response(.ok([
-                "instances": .array(instances), "requests": .int(await self.requests.count), "creates": .int(await self.createdCount),
-            ]))
+            return Self.response(
+                .ok([
+                    "instances": .array(instances), "requests": .int(await self.requests.count), "creates": .int(await self.createdCount),
+                ])
+            )
         }
     }
 

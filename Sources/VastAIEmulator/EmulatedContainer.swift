@@ -36,7 +36,11 @@ public struct EmulatedImage: Sendable, Codable, Hashable {
     }
 
     public init(
-        entrypoint: [String] = [], cmd: [String], env: [String: String] = [:], paths: [String: String] = [:], portVariables: [String: Int] = [:],
+        entrypoint: [String] = [],
+        cmd: [String],
+        env: [String: String] = [:],
+        paths: [String: String] = [:],
+        portVariables: [String: Int] = [:],
         envFile: EnvFile? = nil
     ) {
         self.entrypoint = entrypoint

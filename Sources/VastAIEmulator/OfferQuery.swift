@@ -66,9 +66,20 @@ extension VastAIEmulator {
     /// An offer record shaped like vast's (§1.4): floats where vast sends floats (`cuda_max_good`, `dph_total`,
     /// `inet_down`), ints where it sends ints, a free-text location.
     public static func sampleOffer(
-        id: Int, machineID: Int, gpuName: String = "RTX 5090", numGPUs: Int = 1, gpuRAMMB: Int = 32_607, cudaMaxGood: Double = 12.9,
-        dphTotal: Double = 0.6, inetDownMbps: Double = 800, inetDownCostPerGB: Double = 0.002, diskSpaceGB: Double = 300,
-        reliability: Double = 0.99, directPortCount: Int = 64, verification: String = "verified", geolocation: String = "Washington, US",
+        id: Int,
+        machineID: Int,
+        gpuName: String = "RTX 5090",
+        numGPUs: Int = 1,
+        gpuRAMMB: Int = 32_607,
+        cudaMaxGood: Double = 12.9,
+        dphTotal: Double = 0.6,
+        inetDownMbps: Double = 800,
+        inetDownCostPerGB: Double = 0.002,
+        diskSpaceGB: Double = 300,
+        reliability: Double = 0.99,
+        directPortCount: Int = 64,
+        verification: String = "verified",
+        geolocation: String = "Washington, US",
         durationDays: Double = 30
     ) -> JSONValue {
         [

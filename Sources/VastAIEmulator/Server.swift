@@ -38,13 +38,17 @@ extension VastAIEmulator {
 
     /// The Hummingbird application serving vast's `/api/v0/...` routes and the log files at `/logs/...`.
     public nonisolated func application(
-        host: String, port: Int, logger: Logger, onListening: @escaping @Sendable (Int) async -> Void
+        host: String,
+        port: Int,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void
     ) -> some ApplicationProtocol {
         Application(
             router: makeRouter(),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "nginx"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger)
+            logger: logger
+        )
     }
 
     nonisolated func makeRouter() -> Router<BasicRequestContext> {
@@ -92,8 +96,10 @@ extension VastAIEmulator {
         router.get("/logs/:name") { _, context -> Response in
             guard let name = context.parameters.get("name"), let text = await self.logFile(name: name) else {
                 return Response(
-                    status: .notFound, headers: [.contentType: "application/xml"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(string: "<Error><Code>NoSuchKey</Code></Error>")))
+                    status: .notFound,
+                    headers: [.contentType: "application/xml"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(string: "<Error><Code>NoSuchKey</Code></Error>"))
+                )
             }
             return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
@@ -102,7 +108,9 @@ extension VastAIEmulator {
     }
 
     private nonisolated func instanceCall(
-        _ request: Request, _ context: BasicRequestContext, _ handler: @escaping @Sendable (Int, JSONValue) async -> Reply
+        _ request: Request,
+        _ context: BasicRequestContext,
+        _ handler: @escaping @Sendable (Int, JSONValue) async -> Reply
     ) async throws -> Response {
         let id = context.parameters.get("id", as: Int.self)
         return try await call(request) { body in
@@ -113,7 +121,9 @@ extension VastAIEmulator {
 
     /// Reads the body, records the call, applies auth and rate limits, then runs the handler.
     private nonisolated func call(
-        _ request: Request, isSearch: Bool = false, _ handler: @escaping @Sendable (JSONValue?) async -> Reply
+        _ request: Request,
+        isSearch: Bool = false,
+        _ handler: @escaping @Sendable (JSONValue?) async -> Reply
     ) async throws -> Response {
         var request = request
         let buffer = try await request.collectBody(upTo: 4 << 20)
@@ -123,7 +133,12 @@ extension VastAIEmulator {
         }
         let uri = request.uri.description
         let refusal = await admit(
-            method: request.method.rawValue, uri: uri, body: body, authorization: request.headers[.authorization], isSearch: isSearch)
+            method: request.method.rawValue,
+            uri: uri,
+            body: body,
+            authorization: request.headers[.authorization],
+            isSearch: isSearch
+        )
         if let refusal { return Self.response(refusal) }
         return Self.response(await handler(body))
     }
@@ -134,7 +149,9 @@ extension VastAIEmulator {
             if let field = HTTPField.Name(name) { headers[field] = value }
         }
         return Response(
-            status: HTTPResponse.Status(code: reply.status), headers: headers,
-            body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body.jsonString())))
+            status: HTTPResponse.Status(code: reply.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(string: reply.body.jsonString()))
+        )
     }
 }

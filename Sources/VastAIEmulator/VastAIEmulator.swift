@@ -264,9 +264,11 @@ public actor VastAIEmulator {
         guard authorization == "Bearer \(configuration.apiKey)" else {
             return .failure(401, "auth_error", "Invalid user key")
         }
-        guard let index = pendingRateLimits.firstIndex(where: { limit in
-            limit.quota ? isSearch : (limit.method.map { $0 == method } ?? true)
-        }) else { return nil }
+        guard
+            let index = pendingRateLimits.firstIndex(where: { limit in
+                limit.quota ? isSearch : (limit.method.map { $0 == method } ?? true)
+            })
+        else { return nil }
         let limit = pendingRateLimits.remove(at: index)
         if limit.quota {
             var reply = Reply.failure(429, "search_quota_exceeded", "Daily search quota exceeded")
@@ -281,7 +283,9 @@ public actor VastAIEmulator {
     func search(_ query: JSONValue) -> Reply {
         guard let query = query.objectValue else { return .failure(400, "invalid_args", "query must be an object") }
         var matches = offerOrder.compactMap { id -> JSONValue? in
-            guard rentedOffers[id] == nil || configuration.listsTakenOffers, let offer = offers[id], OfferQuery.matches(offer, query) else { return nil }
+            guard rentedOffers[id] == nil || configuration.listsTakenOffers, let offer = offers[id], OfferQuery.matches(offer, query) else {
+                return nil
+            }
             return offer
         }
         matches = OfferQuery.sorted(matches, order: query["order"])
@@ -319,14 +323,31 @@ public actor VastAIEmulator {
         if (onstart?.count ?? 0) + (body["args_str"]?.stringValue?.count ?? 0) > 4096 {
             return .failure(400, "invalid_args", "args, args_str and onstart together must be at most 4096 characters")
         }
-        let args = body["args"]?.arrayValue?.compactMap(\.stringValue) ?? body["args_str"]?.stringValue.map { $0.split(separator: " ").map(String.init) }
+        let args =
+            body["args"]?.arrayValue?.compactMap(\.stringValue) ?? body["args_str"]?.stringValue.map { $0.split(separator: " ").map(String.init) }
         let id = nextInstanceID
         nextInstanceID += 1
         instances[id] = InstanceState(
-            id: id, offerID: offerID, machineID: offers[offerID]?["machine_id"]?.intValue ?? 0, label: label, env: env, image: image,
-            templateHashID: templateHash, runtype: body["runtype"]?.stringValue ?? template["runtype"]?.stringValue, onstart: onstart, args: args,
-            stopped: false, diskGB: disk, fault: nil, destroyed: false, reboots: 0, containerLog: [], phaseStart: .now, rebooting: false,
-            createdAtEpoch: Date().timeIntervalSince1970)
+            id: id,
+            offerID: offerID,
+            machineID: offers[offerID]?["machine_id"]?.intValue ?? 0,
+            label: label,
+            env: env,
+            image: image,
+            templateHashID: templateHash,
+            runtype: body["runtype"]?.stringValue ?? template["runtype"]?.stringValue,
+            onstart: onstart,
+            args: args,
+            stopped: false,
+            diskGB: disk,
+            fault: nil,
+            destroyed: false,
+            reboots: 0,
+            containerLog: [],
+            phaseStart: .now,
+            rebooting: false,
+            createdAtEpoch: Date().timeIntervalSince1970
+        )
         rentedOffers[offerID] = id
         bootWhenRunning(id)
         return .ok(["success": true, "new_contract": .int(id), "instance_api_key": .string(UUID().uuidString.lowercased())])
@@ -369,8 +390,14 @@ public actor VastAIEmulator {
     private func startContainer(_ instance: InstanceState) {
         guard let imageName = instance.image, let image = configuration.images[imageName], let root = configuration.instancesDirectory else { return }
         let launch = EmulatedContainer.Launch(
-            image: image, runtype: instance.runtype, onstart: instance.onstart, args: instance.args,
-            env: instance.env.filter { !$0.key.hasPrefix("-") }, instanceID: instance.id, directory: "\(root)/\(instance.id)")
+            image: image,
+            runtype: instance.runtype,
+            onstart: instance.onstart,
+            args: instance.args,
+            env: instance.env.filter { !$0.key.hasPrefix("-") },
+            instanceID: instance.id,
+            directory: "\(root)/\(instance.id)"
+        )
         containerExits[instance.id] = nil
         do {
             let id = instance.id
@@ -428,7 +455,9 @@ public actor VastAIEmulator {
     func update(id: Int, body: JSONValue) -> Reply {
         guard var instance = instances[id], !instance.destroyed else { return noSuchInstance(id) }
         if let label = body["label"] {
-            guard let text = label.stringValue, text.count <= 256 else { return .failure(400, "label_too_long", "label must be at most 256 characters") }
+            guard let text = label.stringValue, text.count <= 256 else {
+                return .failure(400, "label_too_long", "label must be at most 256 characters")
+            }
             instance.label = text
         }
         switch body["state"]?.stringValue {
@@ -440,7 +469,9 @@ public actor VastAIEmulator {
             instances[id] = instance
             endContainer(id)
         case "running"? where instance.stopped && instance.gpuLoss == .refuse:
-            return .ok(["success": false, "error": "resume_failed", "msg": "Required resources are no longer available on this machine; the GPU is rented."])
+            return .ok([
+                "success": false, "error": "resume_failed", "msg": "Required resources are no longer available on this machine; the GPU is rented.",
+            ])
         case "running"? where instance.stopped && instance.gpuLoss == .schedule:
             instance.scheduling = true
             instances[id] = instance
@@ -603,7 +634,9 @@ public actor VastAIEmulator {
             }
             ports = .object(map)
         }
-        let extraEnv = instance.env.keys.sorted().filter { !$0.hasPrefix("-") }.map { key -> JSONValue in [.string(key), .string(instance.env[key] ?? "")] }
+        let extraEnv = instance.env.keys.sorted().filter { !$0.hasPrefix("-") }.map { key -> JSONValue in
+            [.string(key), .string(instance.env[key] ?? "")]
+        }
         let uptime = phase == .running ? (now - instance.phaseStart).seconds / 60 : 0
         return [
             "id": .int(id),
@@ -659,7 +692,10 @@ public actor VastAIEmulator {
         guard phase == .running || phase == .exited || instance.image.flatMap({ configuration.images[$0] }) != nil else { return [] }
         // A container that ran writes its own output; the others show vast's usual first lines.
         let console = configuration.instancesDirectory.flatMap { try? String(contentsOfFile: "\($0)/\(instance.id)/console.log", encoding: .utf8) }
-        var lines = console.map { text in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.isEmpty || text.hasSuffix("\n") ? 1 : 0).map(String.init) }
+        var lines =
+            console.map { text in
+                text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.isEmpty || text.hasSuffix("\n") ? 1 : 0).map(String.init)
+            }
             ?? ["Starting instance tools...", "swarm-worker: stage INITIALIZING"]
         if instance.fault == .noKernelImage {
             lines.append("RuntimeError: CUDA error: no kernel image is available for execution on the device")

@@ -33,8 +33,8 @@ public struct BootTimeline: Sendable {
         let now = ContinuousClock.now
         #if canImport(Glibc)
         guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-              let uptime = (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap({ Double($0) }),
-              let afterName = stat.lastIndex(of: ")")
+            let uptime = (try? String(contentsOfFile: "/proc/uptime", encoding: .utf8))?.split(separator: " ").first.flatMap({ Double($0) }),
+            let afterName = stat.lastIndex(of: ")")
         else { return now }
         // Field 22 (starttime, in clock ticks since boot); fields after the command name start at field 3.
         let fields = stat[stat.index(after: afterName)...].split(separator: " ")

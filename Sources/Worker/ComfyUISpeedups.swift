@@ -41,8 +41,13 @@ public struct ComfyUISpeedups: Sendable {
     public var timeout: Duration
 
     public init(
-        sageAttention: SageAttention, backendsFile: String, cacheFile: String, checkScript: String, python: String,
-        driverFiles: [String] = ComfyUISpeedups.nvidiaDriverFiles(), timeout: Duration = .seconds(300)
+        sageAttention: SageAttention,
+        backendsFile: String,
+        cacheFile: String,
+        checkScript: String,
+        python: String,
+        driverFiles: [String] = ComfyUISpeedups.nvidiaDriverFiles(),
+        timeout: Duration = .seconds(300)
     ) {
         self.sageAttention = sageAttention
         self.backendsFile = backendsFile
@@ -55,9 +60,12 @@ public struct ComfyUISpeedups: Sendable {
 
     public init(configuration: WorkerConfiguration) {
         self.init(
-            sageAttention: configuration.sageAttention, backendsFile: configuration.swarmUIFolder + "/Data/Backends.fds",
-            cacheFile: Self.cacheFile(volume: configuration.volumePath), checkScript: configuration.gpuCheckScript,
-            python: configuration.gpuCheckPython)
+            sageAttention: configuration.sageAttention,
+            backendsFile: configuration.swarmUIFolder + "/Data/Backends.fds",
+            cacheFile: Self.cacheFile(volume: configuration.volumePath),
+            checkScript: configuration.gpuCheckScript,
+            python: configuration.gpuCheckPython
+        )
     }
 
     static func cacheFile(volume: String) -> String { volume + "/.swarm-worker/gpu-check.json" }
@@ -90,7 +98,8 @@ public struct ComfyUISpeedups: Sendable {
             enable = check.sageAttention
             logger.log(
                 level: enable ? .info : .warning,
-                "sageattention \(enable ? "enabled" : "disabled, ComfyUI uses PyTorch attention"): \(check.detail)")
+                "sageattention \(enable ? "enabled" : "disabled, ComfyUI uses PyTorch attention"): \(check.detail)"
+            )
         }
         guard let text = try? String(contentsOfFile: backendsFile, encoding: .utf8) else {
             logger.warning("cannot read \(backendsFile); ComfyUI's flags are left as they are")
@@ -117,7 +126,7 @@ public struct ComfyUISpeedups: Sendable {
         for file in driverFiles { digest.update(data: FileManager.default.contents(atPath: file) ?? Data(file.utf8)) }
         let key = digest.finalize().hexString
         if let data = FileManager.default.contents(atPath: cacheFile), let cached = try? JSONDecoder().decode(Check.self, from: data),
-           cached.key == key
+            cached.key == key
         {
             return cached
         }
@@ -126,7 +135,9 @@ public struct ComfyUISpeedups: Sendable {
         check.key = key
         if let data = try? JSONEncoder().encode(check) {
             try? FileManager.default.createDirectory(
-                atPath: URL(fileURLWithPath: cacheFile).deletingLastPathComponent().path, withIntermediateDirectories: true)
+                atPath: URL(fileURLWithPath: cacheFile).deletingLastPathComponent().path,
+                withIntermediateDirectories: true
+            )
             try? data.write(to: URL(fileURLWithPath: cacheFile), options: .atomic)
         }
         return check
@@ -137,7 +148,11 @@ public struct ComfyUISpeedups: Sendable {
         let output: String? = await withTaskGroup(of: String?.self) { group in
             group.addTask {
                 let result = try? await Subprocess.run(
-                    .path(FilePath(python)), arguments: [script], output: .string(limit: 1 << 16), error: .discarded)
+                    .path(FilePath(python)),
+                    arguments: [script],
+                    output: .string(limit: 1 << 16),
+                    error: .discarded
+                )
                 return result?.standardOutput
             }
             group.addTask {
@@ -181,8 +196,8 @@ public struct ComfyUISpeedups: Sendable {
     /// What SwarmUI (and so ComfyUI) gets in its environment from the check: the libcuda folder triton needs.
     public static func launchEnvironment(volume: String) -> [String: String] {
         guard let data = FileManager.default.contents(atPath: cacheFile(volume: volume)),
-              let check = try? JSONDecoder().decode(Check.self, from: data), let directory = check.libcudaDir,
-              ProcessInfo.processInfo.environment["TRITON_LIBCUDA_PATH"] == nil
+            let check = try? JSONDecoder().decode(Check.self, from: data), let directory = check.libcudaDir,
+            ProcessInfo.processInfo.environment["TRITON_LIBCUDA_PATH"] == nil
         else { return [:] }
         return ["TRITON_LIBCUDA_PATH": directory]
     }

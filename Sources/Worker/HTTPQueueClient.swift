@@ -24,7 +24,13 @@ public struct HTTPQueueClient: QueueClient {
         return configuration
     }
 
-    public init(endpoints: QueueEndpoints, httpClient: HTTPClient, logger: Logger, takeTimeout: Duration = .seconds(90), doneTimeout: Duration = .seconds(300)) {
+    public init(
+        endpoints: QueueEndpoints,
+        httpClient: HTTPClient,
+        logger: Logger,
+        takeTimeout: Duration = .seconds(90),
+        doneTimeout: Duration = .seconds(300)
+    ) {
         self.endpoints = endpoints
         self.http = httpClient
         self.logger = logger
@@ -33,7 +39,12 @@ public struct HTTPQueueClient: QueueClient {
     }
 
     public func takeJob(jobInProgress: Bool) async throws(QueueError) -> TakeResult {
-        let (status, headers, body) = try await send(.GET, endpoints.jobTakeURL(jobInProgress: jobInProgress), route: "job-take", timeout: takeTimeout)
+        let (status, headers, body) = try await send(
+            .GET,
+            endpoints.jobTakeURL(jobInProgress: jobInProgress),
+            route: "job-take",
+            timeout: takeTimeout
+        )
         return try Self.interpretTake(status: status, contentType: headers.first(name: "content-type"), body: body)
     }
 
@@ -142,7 +153,13 @@ public struct HTTPQueueClient: QueueClient {
         guard (200..<300).contains(status) else { throw Self.error(status: status, route: route, body: response) }
     }
 
-    private func send(_ method: HTTPMethod, _ url: String, route: String, timeout: Duration, body: Data? = nil) async throws(QueueError)
+    private func send(
+        _ method: HTTPMethod,
+        _ url: String,
+        route: String,
+        timeout: Duration,
+        body: Data? = nil
+    ) async throws(QueueError)
         -> (Int, HTTPHeaders, ByteBuffer)
     {
         var request = HTTPClientRequest(url: url)

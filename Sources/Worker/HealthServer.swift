@@ -24,8 +24,13 @@ public struct HealthServer: Service {
     let onListening: @Sendable (Int) async -> Void
 
     public init(
-        host: String, port: Int, state: WorkerState, monitor: SwarmUIProcessMonitor?, redactor: SecretRedactor = SecretRedactor([]),
-        logger: Logger, onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+        host: String,
+        port: Int,
+        state: WorkerState,
+        monitor: SwarmUIProcessMonitor?,
+        redactor: SecretRedactor = SecretRedactor([]),
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) {
         self.host = host
         self.port = port
@@ -51,7 +56,9 @@ public struct HealthServer: Service {
                     }
                 }
         } catch {
-            throw HealthServerError(description: "the health endpoint cannot listen on \(host):\(port) (\(error)); set WORKER_HEALTH_PORT to a free port")
+            throw HealthServerError(
+                description: "the health endpoint cannot listen on \(host):\(port) (\(error)); set WORKER_HEALTH_PORT to a free port"
+            )
         }
         let boundPort = server.channel.localAddress?.port ?? port
         logger.info("health endpoint listening", metadata: ["address": "http://\(host):\(boundPort)/health"])
@@ -66,7 +73,7 @@ public struct HealthServer: Service {
                     }
                 }
             }
-        } catch where Task.isShuttingDownGracefully {
+        } catch  where Task.isShuttingDownGracefully {
             // The cancellation that stopped the listener; shutting down is what was asked for.
             logger.debug("health endpoint stopped", metadata: ["reason": "\(error)"])
         }
@@ -119,8 +126,10 @@ public struct HealthServer: Service {
         let restarts = await monitor?.restarts ?? 0
         if path == "/metrics" {
             return Reply(
-                status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                body: ByteBuffer(string: Self.prometheusText(snapshot, swarmUIRestarts: restarts)))
+                status: .ok,
+                contentType: "text/plain; version=0.0.4; charset=utf-8",
+                body: ByteBuffer(string: Self.prometheusText(snapshot, swarmUIRestarts: restarts))
+            )
         }
         var body: [String: JSONValue] = [
             "stage": .string(snapshot.stage.name.rawValue),
@@ -150,16 +159,29 @@ public struct HealthServer: Service {
             lines.append("# TYPE \(name) \(type)")
             for sample in samples { lines.append("\(name)\(sample.labels) \(sample.value)") }
         }
-        metric("swarm_worker_jobs_total", "counter", "Jobs this worker finished, by outcome.", [
-            ("{outcome=\"succeeded\"}", snapshot.jobsSucceeded), ("{outcome=\"failed\"}", snapshot.jobsFailed),
-        ])
+        metric(
+            "swarm_worker_jobs_total",
+            "counter",
+            "Jobs this worker finished, by outcome.",
+            [
+                ("{outcome=\"succeeded\"}", snapshot.jobsSucceeded), ("{outcome=\"failed\"}", snapshot.jobsFailed),
+            ]
+        )
         metric("swarm_worker_busy", "gauge", "1 while a job runs.", [("", snapshot.currentJobID == nil ? 0 : 1)])
-        metric("swarm_worker_pending_results", "gauge", "Results stored on the volume, not yet acknowledged by the queue.",
-               [("", snapshot.undeliveredJobIDs.count)])
+        metric(
+            "swarm_worker_pending_results",
+            "gauge",
+            "Results stored on the volume, not yet acknowledged by the queue.",
+            [("", snapshot.undeliveredJobIDs.count)]
+        )
         metric("swarm_worker_swarmui_ready", "gauge", "1 while SwarmUI can generate.", [("", snapshot.swarmUIReady ? 1 : 0)])
         metric("swarm_worker_swarmui_restarts_total", "counter", "Times SwarmUI died and was launched again.", [("", swarmUIRestarts)])
-        metric("swarm_worker_stage", "gauge", "The worker's boot stage (1 for the current one).",
-               WorkerStage.Name.allCases.map { ("{stage=\"\($0.rawValue)\"}", $0 == snapshot.stage.name ? 1 : 0) })
+        metric(
+            "swarm_worker_stage",
+            "gauge",
+            "The worker's boot stage (1 for the current one).",
+            WorkerStage.Name.allCases.map { ("{stage=\"\($0.rawValue)\"}", $0 == snapshot.stage.name ? 1 : 0) }
+        )
         return lines.joined(separator: "\n") + "\n"
     }
 

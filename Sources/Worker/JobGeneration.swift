@@ -33,7 +33,10 @@ struct JobGeneration: Sendable {
 
     /// Runs the generation; answers its outputs and the moment SwarmUI started on it (after queueing and model
     /// loading), or nil when it never said.
-    func run(_ parameters: [String: JSONValue], progress: ProgressThrottle) async throws -> (outputs: [GeneratedOutput], started: ContinuousClock.Instant?) {
+    func run(
+        _ parameters: [String: JSONValue],
+        progress: ProgressThrottle
+    ) async throws -> (outputs: [GeneratedOutput], started: ContinuousClock.Instant?) {
         let firstActivity = FirstActivity()
         let swarm = swarm
         let outputs = try await bounded {
@@ -71,7 +74,8 @@ struct JobGeneration: Sendable {
             throw JobFailure(
                 message: "the generation ran longer than GENERATION_TIMEOUT (\(Int(timeout.seconds)) s) and was interrupted; "
                     + "it can run again (raise GENERATION_TIMEOUT for longer videos)",
-                retryable: true)
+                retryable: true
+            )
         }
     }
 

@@ -99,7 +99,10 @@ public struct JobInputParser: Sendable {
             let f = Fields(fields)
             let model = try f.requiredString("model_name")
             guard let changes = fields["metadata"]?.objectValue, !changes.isEmpty else {
-                throw InputError(field: "metadata", problem: "must be a non-empty object of the fields to change (title, author, type, description, ...)")
+                throw InputError(
+                    field: "metadata",
+                    problem: "must be a non-empty object of the fields to change (title, author, type, description, ...)"
+                )
             }
             return .editModelMetadata(model: model, subtype: try subtype(f), changes: changes)
         case "keep_alive":
@@ -134,7 +137,9 @@ public struct JobInputParser: Sendable {
         if let cfg = try f.number("cfg_scale", in: 0...100) { p["cfgscale"] = .double(cfg) }
         for side in ["width", "height"] {
             if let value = try f.int(side, in: 64...4096) {
-                guard value % 16 == 0 else { throw InputError(field: side, problem: "must be a multiple of 16 (got \(value)); 832 or 480 suit Wan 2.2") }
+                guard value % 16 == 0 else {
+                    throw InputError(field: side, problem: "must be a multiple of 16 (got \(value)); 832 or 480 suit Wan 2.2")
+                }
                 p[side] = .int(value)
             }
         }
@@ -170,7 +175,9 @@ public struct JobInputParser: Sendable {
             }
             if initImage != nil {
                 mode = .imageToVideo
-                guard let videoModel else { throw InputError(field: "video.model", problem: "required for image-to-video (the Wan 2.2 high-noise model)") }
+                guard let videoModel else {
+                    throw InputError(field: "video.model", problem: "required for image-to-video (the Wan 2.2 high-noise model)")
+                }
                 p["videomodel"] = .string(videoModel)
                 if let swapModel { p["videoswapmodel"] = .string(swapModel) }
                 if let swapPercent { p["videoswappercent"] = .double(swapPercent) }
@@ -287,17 +294,27 @@ struct Fields {
     func int(_ key: String, in range: ClosedRange<Int>) throws(InputError) -> Int? {
         guard let value = raw(key) else { return nil }
         guard let number = value.intValue else {
-            throw InputError(field: prefix + key, problem: "must be a whole number, got \(value.typeName == "number" ? "\(value.jsonString())" : value.typeName)")
+            throw InputError(
+                field: prefix + key,
+                problem: "must be a whole number, got \(value.typeName == "number" ? "\(value.jsonString())" : value.typeName)"
+            )
         }
-        guard range.contains(number) else { throw InputError(field: prefix + key, problem: "must be between \(range.lowerBound) and \(range.upperBound), got \(number)") }
+        guard range.contains(number) else {
+            throw InputError(field: prefix + key, problem: "must be between \(range.lowerBound) and \(range.upperBound), got \(number)")
+        }
         return number
     }
 
     func number(_ key: String, in range: ClosedRange<Double>) throws(InputError) -> Double? {
         guard let value = raw(key) else { return nil }
-        guard let number = value.doubleValue, number.isFinite else { throw InputError(field: prefix + key, problem: "must be a number, got \(value.typeName)") }
+        guard let number = value.doubleValue, number.isFinite else {
+            throw InputError(field: prefix + key, problem: "must be a number, got \(value.typeName)")
+        }
         guard range.contains(number) else {
-            throw InputError(field: prefix + key, problem: "must be between \(Self.format(range.lowerBound)) and \(Self.format(range.upperBound)), got \(Self.format(number))")
+            throw InputError(
+                field: prefix + key,
+                problem: "must be between \(Self.format(range.lowerBound)) and \(Self.format(range.upperBound)), got \(Self.format(number))"
+            )
         }
         return number
     }
@@ -317,7 +334,10 @@ struct Fields {
     /// A misspelt field would otherwise be ignored silently (as SwarmUI ignores unknown params); say so instead.
     func rejectUnknown(_ known: Set<String>) throws(InputError) {
         if let unknown = values.keys.sorted().first(where: { !known.contains($0) }) {
-            throw InputError(field: prefix + unknown, problem: "unknown field; allowed: \(known.sorted().joined(separator: ", ")) (raw SwarmUI parameters go in `params`)")
+            throw InputError(
+                field: prefix + unknown,
+                problem: "unknown field; allowed: \(known.sorted().joined(separator: ", ")) (raw SwarmUI parameters go in `params`)"
+            )
         }
     }
 

@@ -18,8 +18,13 @@ public struct JobLoop: Service {
     private let backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(30))
 
     public init(
-        queue: any QueueClient, runner: JobRunner, outbox: ResultOutbox, state: WorkerState, readiness: ReadinessWait,
-        shutdownGrace: Duration, logger: Logger
+        queue: any QueueClient,
+        runner: JobRunner,
+        outbox: ResultOutbox,
+        state: WorkerState,
+        readiness: ReadinessWait,
+        shutdownGrace: Duration,
+        logger: Logger
     ) {
         self.queue = queue
         self.runner = runner
@@ -168,7 +173,10 @@ public struct JobLoop: Service {
         if case .success(.jobs(let jobs)) = await take.value {
             for job in jobs {
                 logger.with(jobID: job.id).info("shutting down: handing back a job taken as the shutdown began")
-                try? await outbox.submit(jobID: job.id, body: .failure("the worker shut down before starting the job; it can run again", retryable: true))
+                try? await outbox.submit(
+                    jobID: job.id,
+                    body: .failure("the worker shut down before starting the job; it can run again", retryable: true)
+                )
             }
         }
         return nil
@@ -185,7 +193,8 @@ public struct Heartbeat: Service {
     public var logger: Logger
     public var report: @Sendable () async -> WorkerReport
 
-    public init(queue: any QueueClient, state: WorkerState, interval: Duration, logger: Logger, report: @escaping @Sendable () async -> WorkerReport) {
+    public init(queue: any QueueClient, state: WorkerState, interval: Duration, logger: Logger, report: @escaping @Sendable () async -> WorkerReport)
+    {
         self.queue = queue
         self.state = state
         self.interval = interval

@@ -53,8 +53,14 @@ public actor JobRunner {
     private let generationTimeout: Duration
 
     public init(
-        swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient, delivery: OutputDelivery,
-        deletesDeliveredOutputs: Bool = false, generationTimeout: Duration = .seconds(600), logger: Logger
+        swarm: any SwarmUIBackend,
+        parser: JobInputParser,
+        queue: any QueueClient,
+        httpClient: HTTPClient,
+        delivery: OutputDelivery,
+        deletesDeliveredOutputs: Bool = false,
+        generationTimeout: Duration = .seconds(600),
+        logger: Logger
     ) {
         self.swarm = swarm
         self.parser = parser
@@ -68,16 +74,38 @@ public actor JobRunner {
 
     /// A runner whose outputs go where the arguments say (see `OutputDelivery`).
     public init(
-        swarm: any SwarmUIBackend, parser: JobInputParser, queue: any QueueClient, httpClient: HTTPClient,
-        inlineMaxBytes: Int64, uploadsViaQueue: Bool = false, bucket: S3Configuration? = nil, keptOutputsPath: String? = nil,
-        deletesDeliveredOutputs: Bool = false, generationTimeout: Duration = .seconds(600), logger: Logger
+        swarm: any SwarmUIBackend,
+        parser: JobInputParser,
+        queue: any QueueClient,
+        httpClient: HTTPClient,
+        inlineMaxBytes: Int64,
+        uploadsViaQueue: Bool = false,
+        bucket: S3Configuration? = nil,
+        keptOutputsPath: String? = nil,
+        deletesDeliveredOutputs: Bool = false,
+        generationTimeout: Duration = .seconds(600),
+        logger: Logger
     ) {
         let delivery = OutputDelivery(
-            swarm: swarm, queue: queue, httpClient: httpClient, inlineMaxBytes: inlineMaxBytes, uploadsViaQueue: uploadsViaQueue,
-            bucket: bucket, keptOutputsPath: keptOutputsPath, logger: logger)
+            swarm: swarm,
+            queue: queue,
+            httpClient: httpClient,
+            inlineMaxBytes: inlineMaxBytes,
+            uploadsViaQueue: uploadsViaQueue,
+            bucket: bucket,
+            keptOutputsPath: keptOutputsPath,
+            logger: logger
+        )
         self.init(
-            swarm: swarm, parser: parser, queue: queue, httpClient: httpClient, delivery: delivery,
-            deletesDeliveredOutputs: deletesDeliveredOutputs, generationTimeout: generationTimeout, logger: logger)
+            swarm: swarm,
+            parser: parser,
+            queue: queue,
+            httpClient: httpClient,
+            delivery: delivery,
+            deletesDeliveredOutputs: deletesDeliveredOutputs,
+            generationTimeout: generationTimeout,
+            logger: logger
+        )
     }
 
     public func run(_ job: QueueJob) async -> JobOutcome {
@@ -121,10 +149,16 @@ public actor JobRunner {
                 try await swarm.deleteOutput(reference)
             } catch {
                 failures += 1
-                logger.warning("could not delete \(reference) from SwarmUI's output folder; it stays on the volume: \(error)", metadata: ["job.id": "\(jobID)"])
+                logger.warning(
+                    "could not delete \(reference) from SwarmUI's output folder; it stays on the volume: \(error)",
+                    metadata: ["job.id": "\(jobID)"]
+                )
             }
         }
-        logger.debug("deleted SwarmUI's copies of the delivered outputs", metadata: ["job.id": "\(jobID)", "files": "\(references.count - failures)"])
+        logger.debug(
+            "deleted SwarmUI's copies of the delivered outputs",
+            metadata: ["job.id": "\(jobID)", "files": "\(references.count - failures)"]
+        )
     }
 
     // MARK: Execution
@@ -163,7 +197,9 @@ public actor JobRunner {
                 // that apart from a bad request, and SwarmUI restarts the backend for the job's next try.
                 if let trouble = await backendTrouble() {
                     logger.warning("SwarmUI failed the job while its backend was \(trouble): \(failure.message)")
-                    return .report(.failure("SwarmUI's backend failed during the job (\(trouble); \(failure.message)); it can run again", retryable: true))
+                    return .report(
+                        .failure("SwarmUI's backend failed during the job (\(trouble); \(failure.message)); it can run again", retryable: true)
+                    )
                 }
                 logger.info("SwarmUI rejected the job: \(failure.message)")
                 return .report(.failure("SwarmUI: \(failure.message)"))

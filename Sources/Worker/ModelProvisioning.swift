@@ -37,10 +37,16 @@ public struct ModelProvisioner: Sendable {
         public var freeSpace: @Sendable (String) throws -> Int64
 
         public init(
-            concurrency: Int = 3, connections: Int = 32, totalConnections: Int = 64, minimumSegment: Int64 = 1 << 20,
-            maximumSegment: Int64 = 64 << 20, stateInterval: Duration = .seconds(1), maxAttempts: Int = 6,
+            concurrency: Int = 3,
+            connections: Int = 32,
+            totalConnections: Int = 64,
+            minimumSegment: Int64 = 1 << 20,
+            maximumSegment: Int64 = 64 << 20,
+            stateInterval: Duration = .seconds(1),
+            maxAttempts: Int = 6,
             backoff: Backoff = Backoff(initial: .seconds(2), maximum: .seconds(60)),
-            diskReserve: Int64 = 1 << 30, progressInterval: Duration = .seconds(1),
+            diskReserve: Int64 = 1 << 30,
+            progressInterval: Duration = .seconds(1),
             freeSpace: @escaping @Sendable (String) throws -> Int64 = ModelProvisioner.freeSpace(at:)
         ) {
             self.concurrency = max(1, concurrency)
@@ -95,7 +101,11 @@ public struct ModelProvisioner: Sendable {
     public var logger: Logger
 
     public init(
-        manifest: ModelManifest, modelsRoot: String, tokens: [String: Secret], httpClient: HTTPClient, options: Options = Options(),
+        manifest: ModelManifest,
+        modelsRoot: String,
+        tokens: [String: Secret],
+        httpClient: HTTPClient,
+        options: Options = Options(),
         logger: Logger
     ) {
         self.manifest = manifest
@@ -164,12 +174,14 @@ public struct ModelProvisioner: Sendable {
             metadata: [
                 "models": "\(missing.map(\.entry.name).joined(separator: ", "))",
                 "estimated": "\(formatBytes(missing.reduce(0) { $0 + $1.remainingBytes }))",
-            ])
+            ]
+        )
         let tracker = DownloadProgressTracker(
             files: missing.map { model in
                 let done: Int64 = if case .partial(let bytes) = model.status { bytes } else { 0 }
                 return (model.entry.name, done, model.entry.sizeBytes)
-            })
+            }
+        )
         let failures = await withTaskGroup(of: Void.self) { reporting -> [ModelProvisioningError] in
             let interval = options.progressInterval
             reporting.addTask {
@@ -187,8 +199,10 @@ public struct ModelProvisioner: Sendable {
         default: throw .several(failures)
         }
         return Summary(
-            downloaded: missing.map(\.entry.name), alreadyPresent: present.map(\.entry.name),
-            bytes: tracker.snapshot().done)
+            downloaded: missing.map(\.entry.name),
+            alreadyPresent: present.map(\.entry.name),
+            bytes: tracker.snapshot().done
+        )
     }
 
     /// At most `concurrency` downloads at once; returns the failures.
@@ -200,8 +214,16 @@ public struct ModelProvisioner: Sendable {
                 guard let next = queue.next() else { return }
                 let (index, model) = (next.offset, next.element)
                 let download = ModelDownload(
-                    entry: model.entry, destination: model.path, token: model.entry.tokenEnv.flatMap { tokens[$0] },
-                    httpClient: httpClient, options: options, slots: slots, tracker: tracker, index: index, logger: logger)
+                    entry: model.entry,
+                    destination: model.path,
+                    token: model.entry.tokenEnv.flatMap { tokens[$0] },
+                    httpClient: httpClient,
+                    options: options,
+                    slots: slots,
+                    tracker: tracker,
+                    index: index,
+                    logger: logger
+                )
                 group.addTask {
                     do throws(ModelProvisioningError) {
                         try FileSystem.makeDirectories(URL(fileURLWithPath: model.path).deletingLastPathComponent().path, for: model.entry.name)
@@ -277,7 +299,8 @@ extension FileSystem {
     /// Runs blocking file work (copying a tree, hashing gigabytes, fsync) on NIO's thread pool: Swift's cooperative
     /// threads are as few as the cores, and `/health` needs one while this runs.
     static func offload<T: Sendable, Failure: Error>(
-        orIfCancelled cancelled: Failure, _ body: @escaping @Sendable () throws(Failure) -> T
+        orIfCancelled cancelled: Failure,
+        _ body: @escaping @Sendable () throws(Failure) -> T
     ) async throws(Failure) -> T {
         let result: Result<T, Failure>
         do {

@@ -57,7 +57,8 @@ struct ModelDownload: Sendable {
                 let delay = options.backoff.delay(attempt: failures - 1)
                 logger.warning(
                     "model download failed, retrying",
-                    metadata: ["model": "\(entry.name)", "error": "\(error)", "retry_in_s": "\(String(format: "%.1f", delay.seconds))"])
+                    metadata: ["model": "\(entry.name)", "error": "\(error)", "retry_in_s": "\(String(format: "%.1f", delay.seconds))"]
+                )
                 do {
                     try await Task.sleep(for: delay)
                 } catch {
@@ -139,8 +140,13 @@ struct ModelDownload: Sendable {
             if options.connections > 1, let total, total - offset >= 2 * options.minimumSegment {
                 // The response is dropped unread, which closes its connection; the ranges open their own.
                 let plan = SegmentPlan(
-                    url: entry.url, total: total, prefix: offset, connections: options.connections,
-                    minimum: options.minimumSegment, maximum: options.maximumSegment)
+                    url: entry.url,
+                    total: total,
+                    prefix: offset,
+                    connections: options.connections,
+                    minimum: options.minimumSegment,
+                    maximum: options.maximumSegment
+                )
                 return (plan, response.url?.absoluteString)
             }
         case 200:
@@ -182,7 +188,8 @@ struct ModelDownload: Sendable {
         } catch let failure as FileSystem.Failure {
             throw .fileSystem(model: entry.name, detail: failure.description)
         } catch {
-            throw Task.isCancelled ? .cancelled : .transfer(model: entry.name, detail: "connection to \(host) broke at \(formatBytes(offset)): \(error)")
+            throw Task.isCancelled
+                ? .cancelled : .transfer(model: entry.name, detail: "connection to \(host) broke at \(formatBytes(offset)): \(error)")
         }
         if let total, offset != total {
             throw .transfer(model: entry.name, detail: "\(host) ended the transfer at \(formatBytes(offset)) of \(formatBytes(total))")
@@ -217,11 +224,12 @@ struct ModelDownload: Sendable {
     func refusal(status: Int) -> ModelProvisioningError {
         switch status {
         case 401, 403:
-            let hint = switch (token, entry.tokenEnv) {
-            case (nil, let variable?): "it needs a token: set \(variable)"
-            case (_?, let variable?): "the token in \(variable) was refused: check it is valid and may download this model"
-            default: "the file is not public; check the URL in models.json"
-            }
+            let hint =
+                switch (token, entry.tokenEnv) {
+                case (nil, let variable?): "it needs a token: set \(variable)"
+                case (_?, let variable?): "the token in \(variable) was refused: check it is valid and may download this model"
+                default: "the file is not public; check the URL in models.json"
+                }
             return .refused(model: entry.name, status: status, host: host, hint: hint)
         case 404, 410:
             return .refused(model: entry.name, status: status, host: host, hint: "the URL in models.json is wrong or the file was removed")

@@ -28,8 +28,18 @@ public struct ModelManifest: Sendable, Hashable {
         public var role: String
 
         public init(
-            name: String, subtype: String, folder: String, file: String, url: String, sizeBytes: Int64, sizeExact: Bool = false,
-            sha256: String? = nil, tokenEnv: String? = nil, tokenRequired: Bool = false, architecture: String? = nil, role: String = ""
+            name: String,
+            subtype: String,
+            folder: String,
+            file: String,
+            url: String,
+            sizeBytes: Int64,
+            sizeExact: Bool = false,
+            sha256: String? = nil,
+            tokenEnv: String? = nil,
+            tokenRequired: Bool = false,
+            architecture: String? = nil,
+            role: String = ""
         ) {
             self.name = name
             self.subtype = subtype
@@ -130,7 +140,9 @@ private struct EntryParser {
 
         if let subtype, let folder {
             if let allowed = ModelManifest.folders[subtype] {
-                if !allowed.contains(folder) { fail("folder", "'\(folder)' is not one SwarmUI scans for \(subtype) (\(allowed.joined(separator: ", ")))") }
+                if !allowed.contains(folder) {
+                    fail("folder", "'\(folder)' is not one SwarmUI scans for \(subtype) (\(allowed.joined(separator: ", ")))")
+                }
             } else {
                 fail("subtype", "'\(subtype)' is not a SwarmUI model subtype (\(ModelManifest.folders.keys.sorted().joined(separator: ", ")))")
             }
@@ -138,7 +150,9 @@ private struct EntryParser {
         if let file, !Self.isSafeRelativePath(file) { fail("file", "'\(file)' must be a relative path without '..'") }
         if let url {
             let parsed = URL(string: url)
-            if parsed?.host == nil || !["http", "https"].contains(parsed?.scheme?.lowercased() ?? "") { fail("url", "'\(url)' is not an http(s) URL") }
+            if parsed?.host == nil || !["http", "https"].contains(parsed?.scheme?.lowercased() ?? "") {
+                fail("url", "'\(url)' is not an http(s) URL")
+            }
         }
         if let size, size <= 0 { fail("size_bytes", "must be positive") }
         if let sha256, sha256.count != 64 || !sha256.allSatisfy(\.isHexDigit) { fail("sha256", "must be 64 hex digits or null") }
@@ -149,8 +163,19 @@ private struct EntryParser {
 
         guard let name, let subtype, let folder, let file, let url, let size, let sizeExact, let tokenRequired, problems.isEmpty else { return nil }
         return Entry(
-            name: name, subtype: subtype, folder: folder, file: file, url: url, sizeBytes: Int64(size), sizeExact: sizeExact,
-            sha256: sha256, tokenEnv: tokenEnv, tokenRequired: tokenRequired, architecture: architecture, role: role)
+            name: name,
+            subtype: subtype,
+            folder: folder,
+            file: file,
+            url: url,
+            sizeBytes: Int64(size),
+            sizeExact: sizeExact,
+            sha256: sha256,
+            tokenEnv: tokenEnv,
+            tokenRequired: tokenRequired,
+            architecture: architecture,
+            role: role
+        )
     }
 
     /// Folder names and file paths: no absolute paths, no `..`, no empty components.

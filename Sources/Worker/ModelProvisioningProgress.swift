@@ -56,7 +56,10 @@ final class DownloadProgressTracker: Sendable {
         state = Mutex(
             State(
                 files: files.map { .init(name: $0.name, done: $0.done, total: max($0.total, $0.done), state: .waiting, bytesPerSecond: 0) },
-                lastDone: files.map(\.done), lastSnapshot: .now))
+                lastDone: files.map(\.done),
+                lastSnapshot: .now
+            )
+        )
     }
 
     func update(_ index: Int, state newState: ModelDownloadProgress.FileState? = nil, done: Int64? = nil, total: Int64? = nil) {

@@ -150,7 +150,9 @@ extension ModelDownload {
                 return Task.isCancelled ? .cancelled : failure
             }
             logger.info(
-                "range cut, resuming it", metadata: ["model": "\(entry.name)", "at": "\(board.plan.segments[range].next)", "error": "\(failure)"])
+                "range cut, resuming it",
+                metadata: ["model": "\(entry.name)", "at": "\(board.plan.segments[range].next)", "error": "\(failure)"]
+            )
         }
         return nil
     }
@@ -267,7 +269,10 @@ extension ModelDownload {
         guard code != 0 else { return }
         try? removePartial()
         throw code == ENOSPC
-            ? .fileSystem(model: entry.name, detail: "no space left for \(formatBytes(size)) at \(partialPath): grow the volume or delete files on it")
+            ? .fileSystem(
+                model: entry.name,
+                detail: "no space left for \(formatBytes(size)) at \(partialPath): grow the volume or delete files on it"
+            )
             : fileError("posix_fallocate", partialPath, code)
     }
 }
@@ -276,7 +281,7 @@ extension SegmentPlan {
     /// The plan saved at `path`, nil when absent, unreadable or inconsistent.
     static func load(_ path: String) -> SegmentPlan? {
         guard let data = FileManager.default.contents(atPath: path), let plan = try? JSONDecoder().decode(SegmentPlan.self, from: data),
-              plan.isConsistent
+            plan.isConsistent
         else { return nil }
         return plan
     }

@@ -94,7 +94,7 @@ final class SegmentBoard: Sendable {
     func claim() -> (index: Int, segment: SegmentPlan.Segment)? {
         state.withLock { state in
             guard state.invalid == nil,
-                  let index = state.plan.segments.indices.first(where: { !state.plan.segments[$0].isComplete && !state.claimed.contains($0) })
+                let index = state.plan.segments.indices.first(where: { !state.plan.segments[$0].isComplete && !state.claimed.contains($0) })
             else { return nil }
             state.claimed.insert(index)
             return (index, state.plan.segments[index])

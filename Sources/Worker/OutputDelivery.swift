@@ -22,13 +22,24 @@ public struct OutputDelivery: Sendable {
     let logger: Logger
 
     public init(
-        swarm: any SwarmUIBackend, queue: any QueueClient, httpClient: HTTPClient, inlineMaxBytes: Int64, uploadsViaQueue: Bool = false,
-        bucket: S3Configuration? = nil, keptOutputsPath: String? = nil, logger: Logger
+        swarm: any SwarmUIBackend,
+        queue: any QueueClient,
+        httpClient: HTTPClient,
+        inlineMaxBytes: Int64,
+        uploadsViaQueue: Bool = false,
+        bucket: S3Configuration? = nil,
+        keptOutputsPath: String? = nil,
+        logger: Logger
     ) {
         self.swarm = swarm
         self.store = OutputStore(
-            queue: queue, uploadsViaQueue: uploadsViaQueue, bucket: bucket, httpClient: httpClient,
-            uploader: OutputUploader(httpClient: httpClient, logger: logger), inlineMaxBytes: inlineMaxBytes)
+            queue: queue,
+            uploadsViaQueue: uploadsViaQueue,
+            bucket: bucket,
+            httpClient: httpClient,
+            uploader: OutputUploader(httpClient: httpClient, logger: logger),
+            inlineMaxBytes: inlineMaxBytes
+        )
         self.kept = keptOutputsPath.map { KeptOutputs(directory: $0) }
         self.inlineMaxBytes = inlineMaxBytes
         self.logger = logger
@@ -47,7 +58,10 @@ public struct OutputDelivery: Sendable {
     /// The result's `files`, in batch order. `reused` says the outputs come from `reusable`: when SwarmUI's files are
     /// gone the record goes too, so that the next attempt generates again.
     func deliver(
-        _ outputs: [GeneratedOutput], to destination: OutputStore.Destination?, jobID: String, reused: Bool
+        _ outputs: [GeneratedOutput],
+        to destination: OutputStore.Destination?,
+        jobID: String,
+        reused: Bool
     ) async throws -> [JSONValue] {
         var files: [JSONValue] = []
         do {
@@ -130,7 +144,10 @@ public struct OutputDelivery: Sendable {
         let digest = hasher.finalize().hexString
         let name = Self.fileName(of: output.reference, index: index, contentType: source.contentType)
         return OutputFile(
-            name: name, contentType: source.contentType, bytes: Int64(bytes.count), sha256: digest,
+            name: name,
+            contentType: source.contentType,
+            bytes: Int64(bytes.count),
+            sha256: digest,
             url: "data:\(source.contentType);base64,\(bytes.base64EncodedString())"
         ).jsonValue
     }
@@ -140,15 +157,18 @@ public struct OutputDelivery: Sendable {
         guard let kept, kept.save(jobID: jobID, outputs: outputs, logger: logger) else { return failure }
         let places = outputs.map { KeptOutputs.location(of: $0.reference) }.joined(separator: ", ")
         var failure = failure
-        failure.message += " The output stays on the volume where SwarmUI saved it (\(places) in SwarmUI's folder;"
+        failure.message +=
+            " The output stays on the volume where SwarmUI saved it (\(places) in SwarmUI's folder;"
             + " recorded in \(kept.path(jobID: jobID))): a retry of this job on this worker stores it without generating again."
         return failure
     }
 
     private static func tooLarge(bytes: Int64, limit: Int64) -> JobFailure {
         JobFailure(
-            message: "output is \(formatBytes(bytes)), above the \(formatBytes(limit)) that can be returned inline; configure output storage (a swarmctl control plane, BUCKET_* on RunPod, or the job's s3Config) or raise SWARM_INLINE_MAX_BYTES",
-            retryable: false)
+            message:
+                "output is \(formatBytes(bytes)), above the \(formatBytes(limit)) that can be returned inline; configure output storage (a swarmctl control plane, BUCKET_* on RunPod, or the job's s3Config) or raise SWARM_INLINE_MAX_BYTES",
+            retryable: false
+        )
     }
 
     static func fileName(of reference: String, index: Int, contentType: String) -> String {

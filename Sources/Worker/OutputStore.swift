@@ -47,7 +47,11 @@ struct OutputStore: Sendable {
 
     /// Uploads `size` bytes that `open` yields from the start each time (a retry reopens the source).
     func store(
-        _ destination: Destination, jobID: String, name: String, size: Int64, contentType: String,
+        _ destination: Destination,
+        jobID: String,
+        name: String,
+        size: Int64,
+        contentType: String,
         open: @escaping @Sendable () async throws -> AnyByteSequence
     ) async throws -> Stored {
         do {

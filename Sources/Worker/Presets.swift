@@ -53,7 +53,9 @@ public struct Presets: Sendable, Hashable {
     public static func load(path: String?) throws(PresetsError) -> Presets {
         let data: Data
         if let path {
-            guard let contents = FileManager.default.contents(atPath: path) else { throw PresetsError(detail: "cannot read \(path) (SWARM_PRESETS_FILE)") }
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw PresetsError(detail: "cannot read \(path) (SWARM_PRESETS_FILE)")
+            }
             data = contents
         } else {
             data = Data(builtInPresetsJSON.utf8)

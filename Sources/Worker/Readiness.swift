@@ -29,9 +29,15 @@ public struct ReadinessWait: Sendable {
 
     /// Polls every 250 ms: a poll is one local status request, and READY is seen at most that long after it is true.
     public init(
-        swarm: any SwarmUIBackend, requirements: BackendRequirements = .none, timeout: Duration, pollInterval: Duration = .milliseconds(250),
-        reportInterval: Duration = .seconds(60), erroredGrace: Duration = .seconds(60), lackingSettle: Duration = .seconds(10),
-        processFailure: @escaping @Sendable () async -> String? = { nil }, everReady: @escaping @Sendable () async -> Bool = { false },
+        swarm: any SwarmUIBackend,
+        requirements: BackendRequirements = .none,
+        timeout: Duration,
+        pollInterval: Duration = .milliseconds(250),
+        reportInterval: Duration = .seconds(60),
+        erroredGrace: Duration = .seconds(60),
+        lackingSettle: Duration = .seconds(10),
+        processFailure: @escaping @Sendable () async -> String? = { nil },
+        everReady: @escaping @Sendable () async -> Bool = { false },
         mark: @escaping @Sendable (String) async -> Void = { _ in },
         logger: Logger
     ) {
@@ -91,7 +97,9 @@ public struct ReadinessWait: Sendable {
                         throw ReadinessError(reason: "\(reason) (still so after \(Int(lasted.seconds)) s\(setting))")
                     }
                     if recovering && firstSeen {
-                        logger.warning("SwarmUI's backend failed after it was ready; waiting up to \(Int(bound.seconds)) s for SwarmUI to restart it: \(reason)")
+                        logger.warning(
+                            "SwarmUI's backend failed after it was ready; waiting up to \(Int(bound.seconds)) s for SwarmUI to restart it: \(reason)"
+                        )
                     }
                     detail = "\(reason) (for \(Int(lasted.seconds)) s of at most \(Int(bound.seconds)) s)"
                 }

@@ -67,7 +67,7 @@ public actor ResultOutbox {
         do {
             try await queue.postDone(jobID: jobID, body: body)
             logger.info("result delivered", metadata: ["job.id": "\(jobID)"])
-        } catch where error.isRetryable {
+        } catch  where error.isRetryable {
             logger.warning("result not delivered yet, kept on the volume: \(error)", metadata: ["job.id": "\(jobID)"])
             return false
         } catch {

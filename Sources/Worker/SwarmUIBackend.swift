@@ -19,7 +19,13 @@ public protocol SwarmUIBackend: Sendable {
     func ping() async throws
     func listModels(path: String, depth: Int, subtype: String) async throws -> JSONValue
     func describeModel(name: String, subtype: String) async throws -> JSONValue
-    func downloadModel(url: String, type: String, name: String, metadata: JSONValue?, onProgress: @escaping @Sendable (Double) async -> Void) async throws
+    func downloadModel(
+        url: String,
+        type: String,
+        name: String,
+        metadata: JSONValue?,
+        onProgress: @escaping @Sendable (Double) async -> Void
+    ) async throws
     func editModelMetadata(model: String, subtype: String, changes: [String: JSONValue]) async throws
 }
 

@@ -54,7 +54,7 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
             let types: Set<String>
             do {
                 types = Set(try await client.nodeTypes(backend: backend.id))
-            } catch where error.code == .routeError(id: "bad_route") {
+            } catch  where error.code == .routeError(id: "bad_route") {
                 return nil
             }
             common = common.map { $0.intersection(types) } ?? types
@@ -62,7 +62,10 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
         return common ?? []
     }
 
-    public func generate(parameters: [String: JSONValue], onEvent: @escaping @Sendable (GenerationEvent) async -> Void) async throws -> [GeneratedOutput] {
+    public func generate(
+        parameters: [String: JSONValue],
+        onEvent: @escaping @Sendable (GenerationEvent) async -> Void
+    ) async throws -> [GeneratedOutput] {
         let images = parameters["images"]?.intValue ?? 1
         var arguments = parameters
         arguments.removeValue(forKey: "images")
@@ -106,7 +109,11 @@ public struct SwarmUIClientBackend: SwarmUIBackend {
     }
 
     public func downloadModel(
-        url: String, type: String, name: String, metadata: JSONValue?, onProgress: @escaping @Sendable (Double) async -> Void
+        url: String,
+        type: String,
+        name: String,
+        metadata: JSONValue?,
+        onProgress: @escaping @Sendable (Double) async -> Void
     ) async throws {
         try await translated { () async throws(SwarmUIError) in
             try await client.downloadModel(SwarmUIModelDownload(url: url, type: type, name: name, metadata: metadata)) { progress in

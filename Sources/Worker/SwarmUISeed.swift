@@ -40,11 +40,12 @@ public struct SwarmUISeed: Sendable {
     /// Copies the seed unless SwarmUI is already installed. `progress` runs after every file; throwing from it
     /// abandons the copy, which then leaves nothing behind, exactly like a failure.
     public func ensureInstalled(
-        logger: Logger, progress: (Progress) throws -> Void = { _ in }
+        logger: Logger,
+        progress: (Progress) throws -> Void = { _ in }
     ) throws(SwarmUISeedError) -> Outcome {
         if isInstalled { return .alreadyInstalled }
         guard let seedInfo = FileSystem.info(seedPath), FileSystem.isDirectory(seedInfo),
-              FileSystem.linkInfo(seedPath + "/" + Self.marker) != nil
+            FileSystem.linkInfo(seedPath + "/" + Self.marker) != nil
         else {
             throw .noSeed(seed: seedPath, install: installPath)
         }
@@ -88,7 +89,8 @@ public struct SwarmUISeed: Sendable {
             metadata: [
                 "files": "\(counts.files)", "copied": "\(formatBytes(counts.bytes))",
                 "seconds": "\(String(format: "%.1f", (ContinuousClock.now - started).seconds))",
-            ])
+            ]
+        )
         return .copied(files: counts.files, bytes: counts.bytes)
     }
 
@@ -221,8 +223,9 @@ enum FileSystem {
         var offset = 0
         while offset < bytes.count {
             let written =
-                if let position { pwrite(fd, bytes.baseAddress! + offset, bytes.count - offset, off_t(position + Int64(offset))) }
-                else { write(fd, bytes.baseAddress! + offset, bytes.count - offset) }
+                if let position { pwrite(fd, bytes.baseAddress! + offset, bytes.count - offset, off_t(position + Int64(offset))) } else {
+                    write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                }
             if written < 0 {
                 if errno == EINTR { continue }
                 throw Failure(operation: "write", path: path, code: errno)

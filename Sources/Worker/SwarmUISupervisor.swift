@@ -54,8 +54,14 @@ public struct SwarmUISupervisor: Service {
     public var launchEnvironment: @Sendable () -> [String: String] = { [:] }
 
     public init(
-        folder: String, host: String, port: Int, monitor: SwarmUIProcessMonitor, state: WorkerState, environment: [String: String],
-        redactor: SecretRedactor, logger: Logger
+        folder: String,
+        host: String,
+        port: Int,
+        monitor: SwarmUIProcessMonitor,
+        state: WorkerState,
+        environment: [String: String],
+        redactor: SecretRedactor,
+        logger: Logger
     ) {
         self.folder = folder
         self.host = host
@@ -70,7 +76,8 @@ public struct SwarmUISupervisor: Service {
     public func run() async throws {
         let script = folder + "/launch-linux.sh"
         guard FileManager.default.fileExists(atPath: script) else {
-            let reason = "\(script) not found: is SwarmUI installed on the volume (VOLUME_PATH), or should the worker attach to a running one (--attach)?"
+            let reason =
+                "\(script) not found: is SwarmUI installed on the volume (VOLUME_PATH), or should the worker attach to a running one (--attach)?"
             await monitor.fail(reason)
             throw SupervisorError(reason: reason)
         }
@@ -114,11 +121,18 @@ public struct SwarmUISupervisor: Service {
         let launchEnvironment = Dictionary(
             environment.merging(self.launchEnvironment()) { _, launch in launch }.compactMap { name, value in
                 Environment.Key(rawValue: name).map { ($0, value) }
-            }, uniquingKeysWith: { _, last in last })
+            },
+            uniquingKeysWith: { _, last in last }
+        )
         let result = try await Subprocess.run(
-            .name("bash"), arguments: [script, "--launch_mode", "none", "--host", host, "--port", String(port)],
-            environment: .custom(launchEnvironment), workingDirectory: FilePath(folder), platformOptions: options,
-            input: .none, output: .sequence, error: .sequence
+            .name("bash"),
+            arguments: [script, "--launch_mode", "none", "--host", host, "--port", String(port)],
+            environment: .custom(launchEnvironment),
+            workingDirectory: FilePath(folder),
+            platformOptions: options,
+            input: .none,
+            output: .sequence,
+            error: .sequence
         ) { execution in
             await state.markBoot("SwarmUI launched")
             return try await withGracefulShutdownHandler {

@@ -36,37 +36,67 @@ public struct WorkerApplication: Sendable {
     /// Pings from the first second: stage, download progress or error, jobs, SwarmUI's last lines (secrets redacted).
     func heartbeat() -> Heartbeat {
         Heartbeat(
-            queue: queue, state: state, interval: configuration.queue?.pingInterval ?? .seconds(10), logger: logger,
+            queue: queue,
+            state: state,
+            interval: configuration.queue?.pingInterval ?? .seconds(10),
+            logger: logger,
             report: { [state, monitor, redactor] in
                 // Scrubbed whole: the error reason may quote SwarmUI's status message, the tail its lines.
                 let report = await state.snapshot().report(swarmUIRestarts: await monitor.restarts, logTail: await monitor.lastLines.suffix(20))
                 return WorkerReport(json: redactor.redact(report.jsonValue))
-            })
+            }
+        )
     }
 
     /// SwarmUI's supervisor (unless attached) and the job loop, which need the prepared volume.
     func jobServices() throws(PresetsError) -> [any Service] {
         let presets = try Presets.load(path: configuration.presetsFile)
         let runner = JobRunner(
-            swarm: swarm, parser: JobInputParser(presets: presets), queue: queue, httpClient: httpClient,
+            swarm: swarm,
+            parser: JobInputParser(presets: presets),
+            queue: queue,
+            httpClient: httpClient,
             inlineMaxBytes: configuration.inlineMaxBytes,
-            uploadsViaQueue: configuration.queue?.acceptsUploads ?? false, bucket: configuration.outputBucket,
-            keptOutputsPath: configuration.keptOutputsPath, deletesDeliveredOutputs: !configuration.keepsSwarmUIOutputs,
-            generationTimeout: configuration.generationTimeout, logger: logger)
+            uploadsViaQueue: configuration.queue?.acceptsUploads ?? false,
+            bucket: configuration.outputBucket,
+            keptOutputsPath: configuration.keptOutputsPath,
+            deletesDeliveredOutputs: !configuration.keepsSwarmUIOutputs,
+            generationTimeout: configuration.generationTimeout,
+            logger: logger
+        )
         let outbox = ResultOutbox(directory: configuration.outboxPath, queue: queue, state: state, logger: logger)
         let monitor = monitor
         let readiness = ReadinessWait(
-            swarm: swarm, requirements: BackendRequirements(presets: presets), timeout: configuration.startupTimeout,
-            erroredGrace: configuration.erroredGrace, processFailure: { await monitor.failure },
-            everReady: { [state] in await state.swarmUIEverReady }, mark: { [state] in await state.markBoot($0) }, logger: logger)
+            swarm: swarm,
+            requirements: BackendRequirements(presets: presets),
+            timeout: configuration.startupTimeout,
+            erroredGrace: configuration.erroredGrace,
+            processFailure: { await monitor.failure },
+            everReady: { [state] in await state.swarmUIEverReady },
+            mark: { [state] in await state.markBoot($0) },
+            logger: logger
+        )
         let loop = JobLoop(
-            queue: queue, runner: runner, outbox: outbox, state: state, readiness: readiness,
-            shutdownGrace: configuration.shutdownGrace, logger: logger)
+            queue: queue,
+            runner: runner,
+            outbox: outbox,
+            state: state,
+            readiness: readiness,
+            shutdownGrace: configuration.shutdownGrace,
+            logger: logger
+        )
         var services: [any Service] = []
         if case .launch(let folder, let host, let port) = configuration.swarmUIMode {
             var supervisor = SwarmUISupervisor(
-                folder: folder, host: host, port: port, monitor: monitor, state: state,
-                environment: configuration.swarmUIEnvironment, redactor: redactor, logger: logger)
+                folder: folder,
+                host: host,
+                port: port,
+                monitor: monitor,
+                state: state,
+                environment: configuration.swarmUIEnvironment,
+                redactor: redactor,
+                logger: logger
+            )
             supervisor.launchEnvironment = { [volume = configuration.volumePath] in ComfyUISpeedups.launchEnvironment(volume: volume) }
             services.append(supervisor)
         }
@@ -79,12 +109,22 @@ public struct WorkerApplication: Sendable {
     /// ERROR of the preparation, which is reported for `errorHold` before the worker exits.
     public func run() async throws {
         let health = HealthServer(
-            host: configuration.healthHost, port: configuration.healthPort, state: state, monitor: monitor, redactor: redactor, logger: logger)
+            host: configuration.healthHost,
+            port: configuration.healthPort,
+            state: state,
+            monitor: monitor,
+            redactor: redactor,
+            logger: logger
+        )
         let worker = AfterVolumePrepared(
             prepare: { [configuration, state, logger] in
                 try await WorkerBootstrap.prepareVolume(configuration: configuration, state: state, logger: logger)
             },
-            services: { [self] in try jobServices() }, state: state, errorHold: configuration.errorHold, logger: logger)
+            services: { [self] in try jobServices() },
+            state: state,
+            errorHold: configuration.errorHold,
+            logger: logger
+        )
         // Shut down in reverse: the jobs finish while the heartbeat still keeps their leases.
         try await ServiceGroup(services: [health, heartbeat(), worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
     }
@@ -94,12 +134,20 @@ extension WorkerApplication {
     /// Reports `failure` as ERROR to the queue every `interval` for `hold` (or until SIGTERM/SIGINT), for a worker that
     /// cannot even start its services (an invalid configuration): exiting at once would have its supervisor start it
     /// again, fail the same way, and loop with no one told why.
-    public static func holdReporting(_ failure: WorkerFailure, to queue: any QueueClient, interval: Duration, for hold: Duration, logger: Logger) async {
+    public static func holdReporting(
+        _ failure: WorkerFailure,
+        to queue: any QueueClient,
+        interval: Duration,
+        for hold: Duration,
+        logger: Logger
+    ) async {
         let state = WorkerState()
         await state.setStage(.error(failure))
         let heartbeat = Heartbeat(queue: queue, state: state, interval: interval, logger: logger) { WorkerReport(stage: .error(failure)) }
         try? await ServiceGroup(
-            services: [heartbeat, ErrorHold(duration: hold)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            services: [heartbeat, ErrorHold(duration: hold)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
         ).run()
     }
 }
@@ -143,7 +191,8 @@ struct AfterVolumePrepared: Service {
                     services: services.map {
                         .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
                     },
-                    logger: logger)
+                    logger: logger
+                )
             ).run()
         } catch {
             if await state.stage.failure == nil {
@@ -152,7 +201,11 @@ struct AfterVolumePrepared: Service {
             let reported = await state.stage.failure
             logger.critical(
                 "\(error)",
-                metadata: ["kind": "\(reported?.kind.rawValue ?? "transient")", "exit_in": "\(Int(errorHold.seconds)) s (SWARM_ERROR_HOLD), reporting ERROR meanwhile"])
+                metadata: [
+                    "kind": "\(reported?.kind.rawValue ?? "transient")",
+                    "exit_in": "\(Int(errorHold.seconds)) s (SWARM_ERROR_HOLD), reporting ERROR meanwhile",
+                ]
+            )
             // A SIGTERM meanwhile ends the wait: the worker is being stopped anyway.
             try? await ErrorHold(duration: errorHold).run()
             throw error

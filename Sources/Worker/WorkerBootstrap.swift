@@ -14,7 +14,9 @@ public enum WorkerBootstrap {
     /// whether another try can help, and this throws.
     /// Attached to a SwarmUI run elsewhere, the volume holds none of SwarmUI, so only the downloads apply.
     public static func prepareVolume(
-        configuration: WorkerConfiguration, state: WorkerState, logger: Logger
+        configuration: WorkerConfiguration,
+        state: WorkerState,
+        logger: Logger
     ) async throws(VolumePreparationError) {
         await state.setStage(.provisioning)
         await state.markBoot("process start")
@@ -41,10 +43,13 @@ public enum WorkerBootstrap {
                         guard throttle.ready() else { return }
                         logger.info(
                             "downloading models: \(formatBytes(progress.done)) of \(formatBytes(progress.total)) (\(String(format: "%.1f", progress.percent))%)",
-                            metadata: ["files": "\(progress.files.filter { $0.state != .done }.map(\.summary).joined(separator: "; "))"])
+                            metadata: ["files": "\(progress.files.filter { $0.state != .done }.map(\.summary).joined(separator: "; "))"]
+                        )
                     }
                     logger.info(
-                        "models in place", metadata: ["downloaded": "\(summary.downloaded.count)", "already_present": "\(summary.alreadyPresent.count)"])
+                        "models in place",
+                        metadata: ["downloaded": "\(summary.downloaded.count)", "already_present": "\(summary.alreadyPresent.count)"]
+                    )
                 } catch {
                     throw .models(error)
                 }
@@ -73,17 +78,25 @@ public enum WorkerBootstrap {
     /// The manifest's missing models, downloaded under `configuration.modelsPath`; `swarm-worker models sync` and
     /// `prepareVolume` share it.
     public static func provisionModels(
-        configuration: WorkerConfiguration, manifestPath: String, logger: Logger,
+        configuration: WorkerConfiguration,
+        manifestPath: String,
+        logger: Logger,
         progress: @escaping @Sendable (ModelDownloadProgress) async -> Void
     ) async throws(ModelProvisioningError) -> ModelProvisioner.Summary {
         let manifest = try ModelManifest.load(path: manifestPath)
         let httpClient = ModelProvisioner.makeHTTPClient(connections: configuration.modelDownloadConnectionsTotal)
         let provisioner = ModelProvisioner(
-            manifest: manifest, modelsRoot: configuration.modelsPath, tokens: configuration.modelTokens, httpClient: httpClient,
+            manifest: manifest,
+            modelsRoot: configuration.modelsPath,
+            tokens: configuration.modelTokens,
+            httpClient: httpClient,
             options: .init(
-                concurrency: configuration.modelDownloadConcurrency, connections: configuration.modelDownloadConnections,
-                totalConnections: configuration.modelDownloadConnectionsTotal),
-            logger: logger)
+                concurrency: configuration.modelDownloadConcurrency,
+                connections: configuration.modelDownloadConnections,
+                totalConnections: configuration.modelDownloadConnectionsTotal
+            ),
+            logger: logger
+        )
         let outcome: Result<ModelProvisioner.Summary, ModelProvisioningError>
         do {
             outcome = .success(try await provisioner.provision(progress: progress))

@@ -153,24 +153,33 @@ public struct WorkerConfiguration: Sendable {
             let bucketSettings = ["SWARM_S3_BUCKET", "SWARM_S3_REGION", "SWARM_S3_FORCE_PATH_STYLE", "SWARM_S3_PUBLIC_BASE_URL"]
             if bucketVariables.contains(where: { !(env[$0] ?? "").isEmpty }) {
                 do {
-                    outputBucket = try S3Configuration(environment: env.filter { bucketVariables.contains($0.key) || bucketSettings.contains($0.key) })
+                    outputBucket = try S3Configuration(
+                        environment: env.filter { bucketVariables.contains($0.key) || bucketSettings.contains($0.key) }
+                    )
                 } catch {
                     problems.append(error.message)
                 }
             }
             queue = QueueEndpoints(
-                jobTakeTemplate: take, jobDoneTemplate: done,
+                jobTakeTemplate: take,
+                jobDoneTemplate: done,
                 jobStreamTemplate: env["RUNPOD_WEBHOOK_POST_STREAM"].flatMap { $0.isEmpty ? nil : $0 },
                 pingTemplate: env["RUNPOD_WEBHOOK_PING"].flatMap { $0.isEmpty ? nil : $0 },
-                workerID: workerID, apiKey: env["RUNPOD_AI_API_KEY"].flatMap { $0.isEmpty ? nil : Secret($0) },
-                pingInterval: pingInterval)
+                workerID: workerID,
+                apiKey: env["RUNPOD_AI_API_KEY"].flatMap { $0.isEmpty ? nil : Secret($0) },
+                pingInterval: pingInterval
+            )
         } else if let url = env["SWARM_QUEUE_URL"], !url.isEmpty {
-            let workerID = env["SWARM_WORKER_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? env["RUNPOD_POD_ID"].flatMap { $0.isEmpty ? nil : $0 }
+            let workerID =
+                env["SWARM_WORKER_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? env["RUNPOD_POD_ID"].flatMap { $0.isEmpty ? nil : $0 }
                 ?? Self.generatedWorkerID()
             do {
                 queue = try QueueEndpoints(
-                    queueURL: url, workerID: workerID, apiKey: env["SWARM_WORKER_KEY"].flatMap { $0.isEmpty ? nil : Secret($0) },
-                    pingInterval: pingInterval)
+                    queueURL: url,
+                    workerID: workerID,
+                    apiKey: env["SWARM_WORKER_KEY"].flatMap { $0.isEmpty ? nil : Secret($0) },
+                    pingInterval: pingInterval
+                )
             } catch {
                 problems.append(error.description)
                 queue = nil

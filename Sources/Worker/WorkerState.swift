@@ -8,8 +8,14 @@ extension WorkerState.Snapshot {
     /// The heartbeat report: what the fleet manager shows while an instance boots and uses to diagnose it.
     public func report(swarmUIRestarts: Int, logTail: some Collection<String>) -> WorkerReport {
         WorkerReport(
-            stage: stage, currentJob: currentJobID, pendingResults: undeliveredJobIDs.count, jobsSucceeded: jobsSucceeded,
-            jobsFailed: jobsFailed, swarmUIRestarts: swarmUIRestarts, logTail: Array(logTail))
+            stage: stage,
+            currentJob: currentJobID,
+            pendingResults: undeliveredJobIDs.count,
+            jobsSucceeded: jobsSucceeded,
+            jobsFailed: jobsFailed,
+            swarmUIRestarts: swarmUIRestarts,
+            logTail: Array(logTail)
+        )
     }
 }
 
@@ -45,8 +51,13 @@ public actor WorkerState {
 
     public func snapshot() -> Snapshot {
         Snapshot(
-            stage: stage, currentJobID: currentJobID, undeliveredJobIDs: undeliveredJobIDs, jobsSucceeded: jobsSucceeded,
-            jobsFailed: jobsFailed, swarmUIReady: swarmUIReady)
+            stage: stage,
+            currentJobID: currentJobID,
+            undeliveredJobIDs: undeliveredJobIDs,
+            jobsSucceeded: jobsSucceeded,
+            jobsFailed: jobsFailed,
+            swarmUIReady: swarmUIReady
+        )
     }
 
     public func setStage(_ stage: WorkerStage) { self.stage = stage }

@@ -10,7 +10,9 @@ import UnixSignals
 @main
 struct FalEmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "fal-emulator", abstract: "Serves fal.ai's queue API for the Wan 2.2 apps, with a CDN of real output files.")
+        commandName: "fal-emulator",
+        abstract: "Serves fal.ai's queue API for the Wan 2.2 apps, with a CDN of real output files."
+    )
 
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port to bind; 0 picks a free one.") var port = 8792
@@ -23,9 +25,15 @@ struct FalEmulatorCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "fal-emulator")
         logger.logLevel = .warning
-        let emulator = try FalEmulator(configuration: .init(
-            key: key, queueTime: .milliseconds(queueMilliseconds), runTime: .milliseconds(runMilliseconds), outputBytes: outputBytes,
-            directory: directory))
+        let emulator = try FalEmulator(
+            configuration: .init(
+                key: key,
+                queueTime: .milliseconds(queueMilliseconds),
+                runTime: .milliseconds(runMilliseconds),
+                outputBytes: outputBytes,
+                directory: directory
+            )
+        )
         let reachable = host == "0.0.0.0" ? "127.0.0.1" : host
         let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
             await emulator.setBaseURL("http://\(reachable):\(boundPort)")
@@ -33,7 +41,8 @@ struct FalEmulatorCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("fal.ai emulator listening on http://\(reachable):\(boundPort)\n".utf8))
         }
         let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
         try await group.run()
     }
 }

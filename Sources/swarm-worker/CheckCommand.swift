@@ -24,11 +24,16 @@ struct Check: AsyncParsableCommand {
             if !ok { failures += 1 }
         }
 
-        report(true, "configuration read (SwarmUI \(configuration.swarmUIMode == .attach ? "attached at" : "launched, API at") \(configuration.swarmUIURL))")
+        report(
+            true,
+            "configuration read (SwarmUI \(configuration.swarmUIMode == .attach ? "attached at" : "launched, API at") \(configuration.swarmUIURL))"
+        )
         if case .launch(let folder, _, _) = configuration.swarmUIMode {
             let script = folder + "/launch-linux.sh"
-            report(FileManager.default.isExecutableFile(atPath: script) || FileManager.default.fileExists(atPath: script),
-                   "SwarmUI install: \(script)")
+            report(
+                FileManager.default.isExecutableFile(atPath: script) || FileManager.default.fileExists(atPath: script),
+                "SwarmUI install: \(script)"
+            )
         }
         do {
             try FileManager.default.createDirectory(atPath: configuration.outboxPath, withIntermediateDirectories: true)

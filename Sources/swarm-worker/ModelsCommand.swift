@@ -10,7 +10,8 @@ import Foundation
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List or download the models in the manifest (SWARM_MODELS_FILE) under $VOLUME_PATH/SwarmUI/Models.",
-        subcommands: [ModelsList.self, ModelsSync.self])
+        subcommands: [ModelsList.self, ModelsSync.self]
+    )
 }
 
 /// Options both model subcommands share.
@@ -65,7 +66,9 @@ struct ModelsList: AsyncParsableCommand {
 
 struct ModelsSync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sync", abstract: "Download the missing models (resuming partial files), verify them and write SwarmUI sidecars.")
+        commandName: "sync",
+        abstract: "Download the missing models (resuming partial files), verify them and write SwarmUI sidecars."
+    )
 
     @OptionGroup var options: ModelsOptions
 
@@ -88,7 +91,8 @@ struct ModelsSync: AsyncParsableCommand {
             for name in summary.alreadyPresent { print("present  \(name)") }
             print(
                 "models in place under \(configuration.modelsPath): \(summary.downloaded.count) downloaded (\(formatBytes(summary.bytes))), "
-                    + "\(summary.alreadyPresent.count) already there")
+                    + "\(summary.alreadyPresent.count) already there"
+            )
         } catch {
             print("FAIL \(error)")
             throw ExitCode(1)

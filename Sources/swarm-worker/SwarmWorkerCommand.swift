@@ -15,7 +15,8 @@ struct SwarmWorkerCommand: AsyncParsableCommand {
         abstract: "Runs SwarmUI jobs pulled from a RunPod-compatible queue.",
         discussion: "Configuration comes from the environment; .env.example lists every variable with its default.",
         subcommands: [Run.self, Check.self, Models.self],
-        defaultSubcommand: Run.self)
+        defaultSubcommand: Run.self
+    )
 }
 
 /// Options every subcommand shares.
@@ -63,13 +64,16 @@ struct Run: AsyncParsableCommand {
             configuration: configuration,
             swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: logger),
             queue: HTTPQueueClient(endpoints: endpoints, httpClient: httpClient, logger: logger),
-            httpClient: httpClient, logger: logger)
+            httpClient: httpClient,
+            logger: logger
+        )
         logger.info(
             "swarm-worker starting",
             metadata: [
                 "worker.id": "\(endpoints.workerID)", "queue": "\(endpoints.jobTakeTemplate)", "swarmui": "\(configuration.swarmUIURL)",
                 "mode": "\(configuration.swarmUIMode == .attach ? "attach" : "launch")", "volume": "\(configuration.volumePath)",
-            ])
+            ]
+        )
         let outcome: (any Error)?
         do {
             try await application.run()
@@ -92,8 +96,12 @@ struct Run: AsyncParsableCommand {
         logger.critical("invalid configuration; reporting it to the queue for \(Int(error.errorHold.seconds)) s (SWARM_ERROR_HOLD) before exiting")
         let httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPQueueClient.httpClientConfiguration())
         await WorkerApplication.holdReporting(
-            WorkerFailure(reason: error.description, kind: .permanent), to: HTTPQueueClient(endpoints: endpoints, httpClient: httpClient, logger: logger),
-            interval: endpoints.pingInterval, for: error.errorHold, logger: logger)
+            WorkerFailure(reason: error.description, kind: .permanent),
+            to: HTTPQueueClient(endpoints: endpoints, httpClient: httpClient, logger: logger),
+            interval: endpoints.pingInterval,
+            for: error.errorHold,
+            logger: logger
+        )
         try? await httpClient.shutdown()
     }
 

@@ -49,7 +49,9 @@ struct Submit: AsyncParsableCommand {
             let sources = [prompt != nil, input != nil, file != nil, batch != nil].filter { $0 }.count
             guard sources == 1 else { throw ValidationError("give exactly one of --prompt, --input, --file or --batch") }
         }
-        if image != nil, batch != nil { throw ValidationError("--image is for one job; in a --batch file, name each job's picture in an \"image\" field") }
+        if image != nil, batch != nil {
+            throw ValidationError("--image is for one job; in a --batch file, name each job's picture in an \"image\" field")
+        }
         guard (1...10_000).contains(chunkSize) else { throw ValidationError("--chunk-size must be 1 to 10000") }
         if wait, batch != nil || images != nil { throw ValidationError("--wait follows one job; use 'swarmctl jobs' to follow a batch") }
     }
@@ -125,10 +127,14 @@ struct Submit: AsyncParsableCommand {
 
     /// One job per picture in `folder` (by name order), each uploaded first.
     private func submitFolder(_ folder: String, prompt: String, client: ControlPlaneClient) async throws {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { throw ValidationError("--images: cannot read the folder \(folder)") }
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else {
+            throw ValidationError("--images: cannot read the folder \(folder)")
+        }
         let pictures = names.filter { ControlPlaneClient.imageTypes[($0 as NSString).pathExtension.lowercased()] != nil }.sorted()
         guard !pictures.isEmpty else { throw ValidationError("--images: \(folder) holds no .png, .jpg, .webp or .gif pictures") }
-        let jobs = pictures.map { name -> JSONValue in ["input": ["prompt": .string(prompt), "image": .string((folder as NSString).appendingPathComponent(name))]] }
+        let jobs = pictures.map { name -> JSONValue in
+            ["input": ["prompt": .string(prompt), "image": .string((folder as NSString).appendingPathComponent(name))]]
+        }
         try await submitJobs(try await uploadingImages(jobs, relativeTo: nil, client: client).map(completed), client: client)
     }
 
@@ -166,7 +172,10 @@ struct Submit: AsyncParsableCommand {
         let parsed = try BatchFile.jobs(from: String(decoding: data, as: UTF8.self), format: .init(path: path))
         guard !parsed.isEmpty else { throw ValidationError("--batch: \(path) holds no jobs") }
         let folder = (path as NSString).deletingLastPathComponent
-        try await submitJobs(try await uploadingImages(parsed, relativeTo: folder.isEmpty ? "." : folder, client: client).map(completed), client: client)
+        try await submitJobs(
+            try await uploadingImages(parsed, relativeTo: folder.isEmpty ? "." : folder, client: client).map(completed),
+            client: client
+        )
     }
 
     private func submitJobs(_ jobs: [JSONValue], client: ControlPlaneClient) async throws {

@@ -6,7 +6,8 @@ import SwarmCore
 struct Costs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "What the jobs cost, against fal.ai's list price for the same videos.",
-        discussion: "Reads GET /v2/{endpoint}/costs. Spend is instances (booting, idle, busy) plus jobs forwarded to fal.ai; UTC days.")
+        discussion: "Reads GET /v2/{endpoint}/costs. Spend is instances (booting, idle, busy) plus jobs forwarded to fal.ai; UTC days."
+    )
     @OptionGroup var target: ClientOptions
     @Option(help: "How far back: 7d (days) or 48h (hours), counted in whole UTC days up to today.") var since = "7d"
     @Option(help: "One row per day or per job (day, job).") var by = "day"
@@ -47,14 +48,19 @@ struct Costs: AsyncParsableCommand {
         case .day:
             rows = [["DAY", "JOBS", "SPEND $", "BOOT $", "IDLE $", "BUSY $", "FAL.AI $", "SAVING $"]]
             rows += report.days.map {
-                [$0.day, String($0.jobsCompleted), usd($0.spendUSD), usd($0.spendByState.booting), usd($0.spendByState.idle), usd($0.spendByState.busy),
-                 usd($0.falEquivalentUSD), usd($0.savingUSD)]
+                [
+                    $0.day, String($0.jobsCompleted), usd($0.spendUSD), usd($0.spendByState.booting), usd($0.spendByState.idle),
+                    usd($0.spendByState.busy),
+                    usd($0.falEquivalentUSD), usd($0.savingUSD),
+                ]
             }
         case .job:
             rows = [["JOB", "DAY", "PROVIDER", "STATUS", "GPU", "SECONDS", "DIRECT $", "LOADED $", "FAL.AI $"]]
             rows += report.jobs.map {
-                [$0.jobID, $0.day, $0.provider, $0.status, $0.gpu ?? "-", String(format: "%.1f", $0.executionSeconds), usd($0.directCostUSD),
-                 usd($0.loadedCostUSD), usd($0.falEquivalentUSD)]
+                [
+                    $0.jobID, $0.day, $0.provider, $0.status, $0.gpu ?? "-", String(format: "%.1f", $0.executionSeconds), usd($0.directCostUSD),
+                    usd($0.loadedCostUSD), usd($0.falEquivalentUSD),
+                ]
             }
         }
         let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }

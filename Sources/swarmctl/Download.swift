@@ -57,7 +57,9 @@ struct Download: AsyncParsableCommand {
             } else {
                 let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .hours(1))
                 guard response.status == .ok else {
-                    throw DownloadError("\(name): HTTP \(response.status.code) from its link (an expired link? links last SWARM_PRESIGN_EXPIRES seconds)")
+                    throw DownloadError(
+                        "\(name): HTTP \(response.status.code) from its link (an expired link? links last SWARM_PRESIGN_EXPIRES seconds)"
+                    )
                 }
                 let total = expectedBytes ?? response.headers.first(name: "content-length").flatMap { Int64($0) }
                 var received: Int64 = 0

@@ -21,7 +21,9 @@ struct FleetFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Seconds between fleet rounds.", visibility: .hidden)) var fleetInterval: Double = 15
     @Option(help: ArgumentHelp("Seconds a rebooted instance gets to come back.", visibility: .hidden)) var rebootGrace: Double = 300
     @Option(
-        help: "An environment variable of serve's to pass to every instance as a secret (repeatable); CIVITAI_API_TOKEN and HUGGINGFACE_API_TOKEN are passed whenever set.")
+        help:
+            "An environment variable of serve's to pass to every instance as a secret (repeatable); CIVITAI_API_TOKEN and HUGGINGFACE_API_TOKEN are passed whenever set."
+    )
     var instanceEnv: [String] = []
     @OptionGroup(title: "Scaler (RunPod's; 'swarmctl instance scale' overrides it)") var scaler: ScalerFlags
 

@@ -22,7 +22,8 @@ struct InstanceCommand: AsyncParsableCommand {
             the instances; 'up' hands the count back to serve's --fleet-size, or sets it. vast.ai is asked when \
             VAST_API_KEY is set (VAST_API_URL overrides its address).
             """,
-        subcommands: [Status.self, Up.self, Scale.self, Logs.self, Down.self], defaultSubcommand: Status.self,
+        subcommands: [Status.self, Up.self, Scale.self, Logs.self, Down.self],
+        defaultSubcommand: Status.self,
         aliases: ["instances"]
     )
 
@@ -98,11 +99,14 @@ struct InstanceCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data((text + "\n").utf8))
         }
 
-        static func read(_ fleet: DatabaseFleetStore, client: VastAIClient?, labelStem: String) async throws -> (FleetSummary, [FleetInstanceStatus]) {
+        static func read(_ fleet: DatabaseFleetStore, client: VastAIClient?, labelStem: String) async throws -> (FleetSummary, [FleetInstanceStatus])
+        {
             let records = try await fleet.records()
             var summary = FleetSummary(
-                desiredSize: try await fleet.desiredSize(), creationHold: try await fleet.creationHold(),
-                spentToday: try await fleet.spentToday(now: Date()))
+                desiredSize: try await fleet.desiredSize(),
+                creationHold: try await fleet.creationHold(),
+                spentToday: try await fleet.spentToday(now: Date())
+            )
             summary.scalerOverride = try await fleet.scalerOverride()
             summary.scalerDecision = try await fleet.scalerDecision()
             // One listing per draw, whatever the fleet's size: it also carries the ports the by-id call may leave out.
@@ -150,7 +154,10 @@ struct InstanceCommand: AsyncParsableCommand {
             }
             // Unbuffered, so that it comes before --wait's status lines in a pipe.
             if let hold { Status.emit("cleared the creation hold: \(hold)") }
-            Status.emit(count.map { "fleet size set to \($0); serve keeps it until 'swarmctl instance up|down'" } ?? "fleet size handed back to serve's --fleet-size")
+            Status.emit(
+                count.map { "fleet size set to \($0); serve keeps it until 'swarmctl instance up|down'" }
+                    ?? "fleet size handed back to serve's --fleet-size"
+            )
             guard wait else { return }
             let wanted = max(1, count ?? 1)
             let watch = BootWatch(wanted: wanted, startedAt: Date(), timeout: timeout * 60)
@@ -233,7 +240,11 @@ struct InstanceCommand: AsyncParsableCommand {
         static func pick(_ name: String?, from records: [FleetInstanceRecord]) throws -> FleetInstanceRecord {
             guard let name else {
                 guard records.count == 1, let only = records.first else {
-                    throw ValidationError(records.isEmpty ? "no instances recorded" : "several instances; name one: " + records.map { "\($0.id) (\($0.label))" }.joined(separator: ", "))
+                    throw ValidationError(
+                        records.isEmpty
+                            ? "no instances recorded"
+                            : "several instances; name one: " + records.map { "\($0.id) (\($0.label))" }.joined(separator: ", ")
+                    )
                 }
                 return only
             }
@@ -264,12 +275,22 @@ struct InstanceCommand: AsyncParsableCommand {
             let pollInterval = Duration.seconds(min(3, max(0.2, confirmTimeout / 10)))
             try await context.withFleet { fleet in
                 let teardown = FleetTeardown(
-                    client: client, store: fleet, labelPrefix: prefix, confirmTimeout: timeout, pollInterval: pollInterval, settle: settle)
+                    client: client,
+                    store: fleet,
+                    labelPrefix: prefix,
+                    confirmTimeout: timeout,
+                    pollInterval: pollInterval,
+                    settle: settle
+                )
                 if !yes {
                     let targets = try await teardown.targets()
                     let names = targets.map { "\($0.id)" + ($0.label.map { " \($0)" } ?? "") }
-                    FileHandle.standardOutput.write(Data((
-                        "set the fleet to 0 instances" + (names.isEmpty ? "" : " and destroy \(names.joined(separator: ", "))") + "? [y/N] ").utf8))
+                    FileHandle.standardOutput.write(
+                        Data(
+                            ("set the fleet to 0 instances" + (names.isEmpty ? "" : " and destroy \(names.joined(separator: ", "))") + "? [y/N] ")
+                                .utf8
+                        )
+                    )
                     guard readLine()?.lowercased().hasPrefix("y") == true else {
                         print("nothing changed")
                         return

@@ -32,7 +32,8 @@ struct LocalWorkerService: Service {
             "SWARM_QUEUE_URL": "\(scheme)://127.0.0.1:\(port)/v2/swarmui",
             "SWARM_WORKER_KEY": workerKey.value,
             "SWARM_WORKER_ID": environment["SWARM_WORKER_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? "local-worker",
-            "VOLUME_PATH": environment["VOLUME_PATH"].flatMap { $0.isEmpty ? nil : $0 } ?? (dataDirectory as NSString).appendingPathComponent("local-worker"),
+            "VOLUME_PATH": environment["VOLUME_PATH"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? (dataDirectory as NSString).appendingPathComponent("local-worker"),
         ]) { _, override in override }
         let configuration = try WorkerConfiguration(environment: environment)
 
@@ -73,21 +74,26 @@ struct LocalWorkerService: Service {
                 local worker: NO SwarmUI answers at \(swarmUIURL): running the SwarmUI EMULATOR there instead. \
                 Jobs complete with placeholder images and videos, not real generations. Start SwarmUI (or set \
                 SWARMUI_API_URL) for real ones.
-                """)
+                """
+            )
             // SWARM_EMULATOR_OUTPUT_BYTES makes every emulated output that large, to exercise multipart uploads.
             let outputBytes = ProcessInfo.processInfo.environment["SWARM_EMULATOR_OUTPUT_BYTES"].flatMap { Int($0) }
             let emulator = SwarmUIEmulator(
                 configuration: .init(stepDuration: .milliseconds(50), largeOutputBytes: outputBytes),
-                outputRoot: (configuration.volumePath as NSString).appendingPathComponent("emulator/Output"))
+                outputRoot: (configuration.volumePath as NSString).appendingPathComponent("emulator/Output")
+            )
             services.append(emulator.application(host: "127.0.0.1", port: emulatorPort, logger: logger) { _ in })
             // Stopped after the worker and before the emulator: the emulator's server waits for open connections, and
             // the worker's pooled keep-alive connections to it would otherwise hold its shutdown forever.
             services.append(HTTPClientCloser(client: swarmHTTP))
         }
         let worker = WorkerApplication(
-            configuration: configuration, swarm: swarm,
+            configuration: configuration,
+            swarm: swarm,
             queue: HTTPQueueClient(endpoints: configuration.queue!, httpClient: queueHTTP, logger: logger),
-            httpClient: queueHTTP, logger: logger)
+            httpClient: queueHTTP,
+            logger: logger
+        )
         services += try worker.services()
         logger.info("local worker \(configuration.queue!.workerID) pulling from \(scheme)://127.0.0.1:\(port)/v2/swarmui")
         // A nested group: the parent's graceful shutdown reaches it, and it stops the worker before the emulator.

@@ -62,7 +62,9 @@ struct Offers: AsyncParsableCommand {
         if json {
             print(Self.json(shown, download: download).jsonString())
         } else {
-            printError("download per instance: \(Self.gigabytes(download.totalBytes)) GB (image \(Self.gigabytes(download.imageBytes)) + models \(Self.gigabytes(download.modelBytes)))")
+            printError(
+                "download per instance: \(Self.gigabytes(download.totalBytes)) GB (image \(Self.gigabytes(download.imageBytes)) + models \(Self.gigabytes(download.modelBytes)))"
+            )
             print(Self.table(shown))
         }
         if !ranking.rejected.isEmpty {
@@ -87,10 +89,19 @@ struct Offers: AsyncParsableCommand {
         }
         let gpuNames = gpus.isEmpty ? (environment["SWARM_FLEET_GPU"] ?? "").split(separator: ",").map(String.init) : gpus
         return OfferFilter(
-            gpuNames: gpuNames, numGPUs: numGPUs, minGPURAMGB: gpuRAM, minCUDA: minCUDA,
-            diskGB: try disk ?? number("SWARM_FLEET_DISK_GB") ?? 100, minReliability: minReliability, minInetDownMbps: minInetDown,
-            minDirectPorts: minDirectPorts, verifiedOnly: !includeUnverified, maxDPH: try maxDPH ?? number("SWARM_FLEET_MAX_DPH"),
-            minDurationHours: minDurationHours, excludedMachineIDs: Set(excludedMachines))
+            gpuNames: gpuNames,
+            numGPUs: numGPUs,
+            minGPURAMGB: gpuRAM,
+            minCUDA: minCUDA,
+            diskGB: try disk ?? number("SWARM_FLEET_DISK_GB") ?? 100,
+            minReliability: minReliability,
+            minInetDownMbps: minInetDown,
+            minDirectPorts: minDirectPorts,
+            verifiedOnly: !includeUnverified,
+            maxDPH: try maxDPH ?? number("SWARM_FLEET_MAX_DPH"),
+            minDurationHours: minDurationHours,
+            excludedMachineIDs: Set(excludedMachines)
+        )
     }
 
     private func downloadEstimate() throws -> DownloadEstimate {

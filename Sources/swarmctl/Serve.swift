@@ -36,8 +36,14 @@ struct Serve: AsyncParsableCommand {
 
     var options: ServeOptions {
         var options = ServeOptions(
-            host: host, port: port, dataDirectory: dataDir, databaseURL: database, endpoints: endpoints,
-            leaseTimeout: .seconds(leaseTimeout), maxAttempts: maxAttempts, localWorker: localWorker
+            host: host,
+            port: port,
+            dataDirectory: dataDir,
+            databaseURL: database,
+            endpoints: endpoints,
+            leaseTimeout: .seconds(leaseTimeout),
+            maxAttempts: maxAttempts,
+            localWorker: localWorker
         )
         options.fleet = fleet.options
         options.tlsCertificate = tlsCert
@@ -65,7 +71,14 @@ struct Serve: AsyncParsableCommand {
             let workerKey = APIKey.generate(scope: .worker)
             settings.configuration.inProcessWorkerKeys.append(workerKey)
             additionalServices.append(
-                LocalWorkerService(serverPort: serverPort, workerKey: workerKey, dataDirectory: dataDir, scheme: settings.tls == nil ? "http" : "https", logger: logger))
+                LocalWorkerService(
+                    serverPort: serverPort,
+                    workerKey: workerKey,
+                    dataDirectory: dataDir,
+                    scheme: settings.tls == nil ? "http" : "https",
+                    logger: logger
+                )
+            )
         }
         do {
             try await runControlPlane(settings: settings, logger: logger, additionalServices: additionalServices) { port in

@@ -8,7 +8,9 @@ struct SwarmCtl: AsyncParsableCommand {
             Client commands talk to the server at SWARM_URL (default http://127.0.0.1:8288) with the client key in \
             SWARM_API_KEY. 'keys' opens the database directly.
             """,
-        subcommands: [Serve.self, Submit.self, Status.self, Download.self, Jobs.self, Cancel.self, Costs.self, Keys.self, Offers.self, InstanceCommand.self]
+        subcommands: [
+            Serve.self, Submit.self, Status.self, Download.self, Jobs.self, Cancel.self, Costs.self, Keys.self, Offers.self, InstanceCommand.self,
+        ]
     )
 }
 

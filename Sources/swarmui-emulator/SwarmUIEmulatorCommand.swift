@@ -10,7 +10,8 @@ import UnixSignals
 struct SwarmUIEmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swarmui-emulator",
-        abstract: "Serves SwarmUI's API with deterministic fake outputs (no GPU needed).")
+        abstract: "Serves SwarmUI's API with deterministic fake outputs (no GPU needed)."
+    )
 
     @Option(help: "Address to bind.")
     var host = "127.0.0.1"
@@ -58,7 +59,8 @@ struct SwarmUIEmulatorCommand: AsyncParsableCommand {
             dataDirectory: root,
             allowsCrash: true,
             droppedFeatures: Set(droppedFeatures),
-            droppedNodeTypes: Set(droppedNodeTypes))
+            droppedNodeTypes: Set(droppedNodeTypes)
+        )
         let emulator = SwarmUIEmulator(configuration: configuration, outputRoot: root + "/Output")
         let host = host
         let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
@@ -66,7 +68,10 @@ struct SwarmUIEmulatorCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("SwarmUI emulator listening on http://\(host):\(boundPort)\n".utf8))
         }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: [app],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
         // Open generation sockets would otherwise hold a graceful shutdown for as long as they run.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(5)
         let group = ServiceGroup(configuration: groupConfiguration)

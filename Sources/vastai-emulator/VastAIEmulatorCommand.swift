@@ -12,7 +12,8 @@ import VastAIEmulator
 struct VastAIEmulatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vastai-emulator",
-        abstract: "Serves vast.ai's REST API with emulated offers and instances (no account needed).")
+        abstract: "Serves vast.ai's REST API with emulated offers and instances (no account needed)."
+    )
 
     @Option(help: "Address to bind.") var host = "127.0.0.1"
     @Option(help: "Port to bind; 0 picks a free one.") var port = 8791
@@ -21,7 +22,8 @@ struct VastAIEmulatorCommand: AsyncParsableCommand {
     @Option(name: .customLong("created-ms"), help: "Milliseconds in 'created'.") var createdMilliseconds = 3_000
     @Option(name: .customLong("loading-ms"), help: "Milliseconds in 'loading' (the image pull).") var loadingMilliseconds = 10_000
     @Option(name: .customLong("reboot-ms"), help: "Milliseconds in 'rebooting'.") var rebootMilliseconds = 3_000
-    @Option(name: .customLong("log-delay-ms"), help: "Milliseconds before a requested log appears at its result_url.") var logDelayMilliseconds = 1_000
+    @Option(name: .customLong("log-delay-ms"), help: "Milliseconds before a requested log appears at its result_url.") var logDelayMilliseconds =
+        1_000
     @Option(help: "JSON file: image reference → what its instances run (entrypoint, cmd, env, paths, port_variables, env_file).")
     var images: String?
     @Option(help: "Directory for the instances that run an image (each gets <id>/workspace, console.log).") var instancesDir: String?
@@ -32,19 +34,30 @@ struct VastAIEmulatorCommand: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "vastai-emulator")
         logger.logLevel = .warning
-        let imageTable = try images.map { try JSONDecoder().decode([String: EmulatedImage].self, from: Data(contentsOf: URL(fileURLWithPath: $0))) } ?? [:]
+        let imageTable =
+            try images.map { try JSONDecoder().decode([String: EmulatedImage].self, from: Data(contentsOf: URL(fileURLWithPath: $0))) } ?? [:]
         guard imageTable.isEmpty || instancesDir != nil else { throw ValidationError("--images needs --instances-dir") }
-        let templateList: [JSONValue] = try templates.map { path throws -> [JSONValue] in
-            guard let list = JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: path)))?.arrayValue else {
-                throw ValidationError("--templates: \(path) is not a JSON list")
-            }
-            return list
-        } ?? []
-        let emulator = VastAIEmulator(configuration: .init(
-            apiKey: apiKey, nullAfterCreate: .milliseconds(nullMilliseconds), createdTime: .milliseconds(createdMilliseconds),
-            loadingTime: .milliseconds(loadingMilliseconds), rebootTime: .milliseconds(rebootMilliseconds),
-            logUploadDelay: .milliseconds(logDelayMilliseconds), images: imageTable, instancesDirectory: instancesDir,
-            templates: templateList, listsTakenOffers: listsTakenOffers))
+        let templateList: [JSONValue] =
+            try templates.map { path throws -> [JSONValue] in
+                guard let list = JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: path)))?.arrayValue else {
+                    throw ValidationError("--templates: \(path) is not a JSON list")
+                }
+                return list
+            } ?? []
+        let emulator = VastAIEmulator(
+            configuration: .init(
+                apiKey: apiKey,
+                nullAfterCreate: .milliseconds(nullMilliseconds),
+                createdTime: .milliseconds(createdMilliseconds),
+                loadingTime: .milliseconds(loadingMilliseconds),
+                rebootTime: .milliseconds(rebootMilliseconds),
+                logUploadDelay: .milliseconds(logDelayMilliseconds),
+                images: imageTable,
+                instancesDirectory: instancesDir,
+                templates: templateList,
+                listsTakenOffers: listsTakenOffers
+            )
+        )
         let reachable = host == "0.0.0.0" ? "127.0.0.1" : host
         let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
             await emulator.setBaseURL("http://\(reachable):\(boundPort)")
@@ -52,7 +65,8 @@ struct VastAIEmulatorCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("vast.ai emulator listening on http://\(reachable):\(boundPort)\n".utf8))
         }
         let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
         // Instances' processes end with the emulator, as vast's would with the host.
         do {
             try await group.run()

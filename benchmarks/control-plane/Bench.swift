@@ -17,7 +17,9 @@ import SwarmCore
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "control-plane-bench", abstract: "Benchmark the control plane on loopback and print figures.")
+        commandName: "control-plane-bench",
+        abstract: "Benchmark the control plane on loopback and print figures."
+    )
 
     @Option(help: "Concurrent HTTP workers.") var workers = 32
     @Option(help: "Jobs for the throughput run.") var jobs = 12_000
@@ -38,9 +40,12 @@ struct Bench: AsyncParsableCommand {
         let (store, services) = try storage.open(logger: logger)
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
         let app = buildApplication(
-            configuration: ControlPlaneConfiguration(longPollTimeout: .seconds(10)), store: store,
-            server: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)), logger: logger,
-            additionalServices: services, onServerRunning: { portSink.yield($0) }
+            configuration: ControlPlaneConfiguration(longPollTimeout: .seconds(10)),
+            store: store,
+            server: ApplicationConfiguration(address: .hostname("127.0.0.1", port: 0)),
+            logger: logger,
+            additionalServices: services,
+            onServerRunning: { portSink.yield($0) }
         )
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await app.run() }
@@ -81,7 +86,9 @@ struct Bench: AsyncParsableCommand {
         let pipeline = Double(roundJobs * rounds) / pipelineTime.seconds
         print(String(format: "  /healthz (no-op):            %8.0f requests/s", baseline))
         print(String(format: "  submit+take+done:            %8.0f jobs/s = %.0f requests/s", pipeline, pipeline * 3))
-        print(String(format: "  ratio to /healthz:           %8.2f (requests/s, %d alternating rounds; target >= 0.5)", pipeline * 3 / baseline, rounds))
+        print(
+            String(format: "  ratio to /healthz:           %8.2f (requests/s, %d alternating rounds; target >= 0.5)", pipeline * 3 / baseline, rounds)
+        )
         // How far the machine's drift moved the ratio within this run.
         print(String(format: "  ratio of single rounds:      %8.2f to %.2f", roundRatios.min() ?? 0, roundRatios.max() ?? 0))
 
@@ -90,7 +97,13 @@ struct Bench: AsyncParsableCommand {
             while await turns.claim() { try await Self.storeStep(store) }
         }
         let storeRate = Double(jobs) / storeTime.seconds
-        print(String(format: "  same jobs, store alone:      %8.0f jobs/s (no HTTP: %.0f%% of a pipeline job's time)", storeRate, pipeline / storeRate * 100))
+        print(
+            String(
+                format: "  same jobs, store alone:      %8.0f jobs/s (no HTTP: %.0f%% of a pipeline job's time)",
+                storeRate,
+                pipeline / storeRate * 100
+            )
+        )
 
         var latencies: [Duration] = []
         try await load.connected { submitter in
@@ -199,7 +212,10 @@ final class BenchConnection {
     private var responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
     private let requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
 
-    private init(responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator, requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>) {
+    private init(
+        responses: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator,
+        requests: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>
+    ) {
         self.responses = responses
         self.requests = requests
     }

@@ -31,21 +31,38 @@ extension Bench {
         print("  \(Self.falClients) clients, one request each every 100 ms, \(seconds) s per side")
         for (name, targets) in [("/healthz", healthz), ("fal status", status)] {
             let result = try await paced(load, paths: targets, duration: .seconds(seconds))
-            print(String(format: "  paced %-12@ %7.0f requests/s (wanted %d), latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
-                         name as NSString, result.rate, Self.falClients * 10, result.p50.ms, result.p99.ms, result.max.ms))
+            print(
+                String(
+                    format: "  paced %-12@ %7.0f requests/s (wanted %d), latency p50 %.2f ms, p99 %.2f ms, max %.2f ms",
+                    name as NSString,
+                    result.rate,
+                    Self.falClients * 10,
+                    result.p50.ms,
+                    result.p99.ms,
+                    result.max.ms
+                )
+            )
         }
         var (healthzCount, statusCount) = (0, 0)
         for _ in 0..<4 {
             healthzCount += try await unpaced(load, paths: healthz, duration: .seconds(2))
             statusCount += try await unpaced(load, paths: status, duration: .seconds(2))
         }
-        print(String(format: "  unpaced, 200 connections:   /healthz %.0f requests/s, fal status %.0f requests/s, ratio %.2f (4 alternating rounds of 2 s)",
-                     Double(healthzCount) / 8, Double(statusCount) / 8, Double(statusCount) / Double(max(1, healthzCount))))
+        print(
+            String(
+                format:
+                    "  unpaced, 200 connections:   /healthz %.0f requests/s, fal status %.0f requests/s, ratio %.2f (4 alternating rounds of 2 s)",
+                Double(healthzCount) / 8,
+                Double(statusCount) / 8,
+                Double(statusCount) / Double(max(1, healthzCount))
+            )
+        )
         _ = try await load.connected { try await $0.send(.POST, "/v2/swarmui/purge-queue") }
     }
 
     /// Each client sends one request per interval on its own connection; returns the answered rate and latencies.
-    private func paced(_ load: Load, paths: [String], duration: Duration) async throws -> (rate: Double, p50: Duration, p99: Duration, max: Duration) {
+    private func paced(_ load: Load, paths: [String], duration: Duration) async throws -> (rate: Double, p50: Duration, p99: Duration, max: Duration)
+    {
         let started = ContinuousClock.now
         let end = started + duration
         let latencies = try await withThrowingTaskGroup(of: [Duration].self) { group in

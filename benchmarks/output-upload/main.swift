@@ -81,11 +81,13 @@ final class BenchQueue: Sendable {
         }
         router.get("v2/bench/ping/{worker}") { _, _ in Response(status: .ok) }
         return Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { await onListening($0.localAddress?.port ?? 0) }, logger: quiet)
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { await onListening($0.localAddress?.port ?? 0) },
+            logger: quiet
+        )
     }
 }
-
 
 /// A field of /proc/<pid>/status in KiB (VmHWM: the peak resident set).
 func statusKiB(pid: Int32, _ field: String) -> Int? {
@@ -225,13 +227,18 @@ func measure(_ target: Target, rounds: Int, bytes: Int, swarmUI: String, swarmRo
         curlTimes.append(curlTime)
         print(
             "  round \(round): swarm-worker \(formatSeconds(workerTime)) (\(mibPerSecond(bytes, workerTime)))   "
-                + "curl -T \(formatSeconds(curlTime)) (\(mibPerSecond(bytes, curlTime)))   ratio \(String(format: "%.2f", curlTime.seconds / workerTime.seconds))")
+                + "curl -T \(formatSeconds(curlTime)) (\(mibPerSecond(bytes, curlTime)))   ratio \(String(format: "%.2f", curlTime.seconds / workerTime.seconds))"
+        )
         if let extra { print("    \(extra)") }
     }
     let workerTotal = workerTimes.reduce(.zero, +)
     let curlTotal = curlTimes.reduce(.zero, +)
-    print("  swarm-worker peak RSS (VmHWM): \(String(format: "%.1f MiB", Double(peakHWM) / 1024))  (\(String(format: "%.1f MiB", Double(idleHWM ?? 0) / 1024)) before the first job)   target < 64 MiB")
-    print("  throughput ratio, swarm-worker / curl -T, over \(rounds) round(s): \(String(format: "%.2f", curlTotal.seconds / workerTotal.seconds))   target ≥ 0.8")
+    print(
+        "  swarm-worker peak RSS (VmHWM): \(String(format: "%.1f MiB", Double(peakHWM) / 1024))  (\(String(format: "%.1f MiB", Double(idleHWM ?? 0) / 1024)) before the first job)   target < 64 MiB"
+    )
+    print(
+        "  throughput ratio, swarm-worker / curl -T, over \(rounds) round(s): \(String(format: "%.2f", curlTotal.seconds / workerTotal.seconds))   target ≥ 0.8"
+    )
 }
 
 /// A client request to the control plane: status and JSON body.
@@ -257,32 +264,43 @@ func findFile(named name: String, under root: String) throws -> String? {
     return nil
 }
 
-
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("output-upload-\(UUID().uuidString.prefix(8))").path
 defer { try? FileManager.default.removeItem(atPath: work) }
 let jobInput: JSONValue = ["prompt": "a large output", "model": .string(model), "steps": 1]
 print("output-upload: one \(options.bytes)-byte output per job from the SwarmUI emulator, through the swarm-worker binary, loopback")
 
-let emulatorConfiguration = SwarmUIEmulator.Configuration(stepDuration: .zero, defaultSteps: 1, largeOutputBytes: options.bytes, dataDirectory: work + "/swarmui")
+let emulatorConfiguration = SwarmUIEmulator.Configuration(
+    stepDuration: .zero,
+    defaultSteps: 1,
+    largeOutputBytes: options.bytes,
+    dataDirectory: work + "/swarmui"
+)
 try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { swarm in
     // 1. S3 (moto), the worker signing its own uploads (RunPod's BUCKET_* variables): multipart above 64 MiB.
     let bucket = "swarm-bench-" + UUID().uuidString.prefix(8).lowercased()
     let storage = S3Storage(
         configuration: S3Configuration(
-            endpoint: try S3Endpoint(url: options.s3), bucket: bucket, region: "us-east-1",
-            credentials: S3Credentials(accessKeyID: "bench", secretAccessKey: Secret("bench"))),
-        httpClient: .shared)
+            endpoint: try S3Endpoint(url: options.s3),
+            bucket: bucket,
+            region: "us-east-1",
+            credentials: S3Credentials(accessKeyID: "bench", secretAccessKey: Secret("bench"))
+        ),
+        httpClient: .shared
+    )
     // moto checks no signatures: a bare PUT creates the bucket.
     var create = HTTPClientRequest(url: "\(options.s3)/\(bucket)")
     create.method = .PUT
-    guard try await HTTPClient.shared.execute(create, timeout: .seconds(30)).status == .ok else { throw BenchError("cannot create bucket \(bucket) at \(options.s3)") }
+    guard try await HTTPClient.shared.execute(create, timeout: .seconds(30)).status == .ok else {
+        throw BenchError("cannot create bucket \(bucket) at \(options.s3)")
+    }
     let queue = BenchQueue()
     try await withLoopbackServer(queue.application) { port in
         let queueURL = "http://127.0.0.1:\(port)/v2/bench"
         let s3 = Target(
             label: "S3 at \(options.s3) (moto), multipart in 8 MiB parts, CompleteMultipartUpload included",
             workerEnvironment: [
-                "RUNPOD_WEBHOOK_GET_JOB": "\(queueURL)/job-take/$RUNPOD_POD_ID", "RUNPOD_WEBHOOK_POST_OUTPUT": "\(queueURL)/job-done/$RUNPOD_POD_ID/$ID",
+                "RUNPOD_WEBHOOK_GET_JOB": "\(queueURL)/job-take/$RUNPOD_POD_ID",
+                "RUNPOD_WEBHOOK_POST_OUTPUT": "\(queueURL)/job-done/$RUNPOD_POD_ID/$ID",
                 "RUNPOD_WEBHOOK_PING": "\(queueURL)/ping/$RUNPOD_POD_ID", "RUNPOD_POD_ID": "bench", "RUNPOD_AI_API_KEY": "bench",
                 "BUCKET_ENDPOINT_URL": options.s3, "BUCKET_ACCESS_KEY_ID": "bench", "BUCKET_SECRET_ACCESS_KEY": "bench", "SWARM_S3_BUCKET": bucket,
             ],
@@ -292,13 +310,25 @@ try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { sw
             },
             output: { id in queue.result(id).map { $0["output"] ?? $0 } },
             checkAndRemove: { key, bytes in
-                guard try await storage.head(key: key)?.bytes == Int64(bytes) else { throw BenchError("the object \(key) does not hold \(bytes) bytes") }
+                guard try await storage.head(key: key)?.bytes == Int64(bytes) else {
+                    throw BenchError("the object \(key) does not hold \(bytes) bytes")
+                }
                 // moto keeps objects in memory.
                 try await storage.deleteObject(key: key)
             },
             putURL: { key in storage.presignPut(key: key, contentType: nil) },
-            afterRound: { path, id in try await multipartReference(path, key: "swarmui/reference-\(id)/output.png", bytes: options.bytes, storage: storage) })
-        try await measure(s3, rounds: options.rounds, bytes: options.bytes, swarmUI: swarm.baseURL, swarmRoot: work + "/swarmui", volume: work + "/volume-s3")
+            afterRound: { path, id in
+                try await multipartReference(path, key: "swarmui/reference-\(id)/output.png", bytes: options.bytes, storage: storage)
+            }
+        )
+        try await measure(
+            s3,
+            rounds: options.rounds,
+            bytes: options.bytes,
+            swarmUI: swarm.baseURL,
+            swarmRoot: work + "/swarmui",
+            volume: work + "/volume-s3"
+        )
     }
 
     // 2. The control plane's local storage (SWARM_STORAGE=local): the worker PUTs each output to a signed link.
@@ -309,8 +339,12 @@ try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { sw
     let store = try SQLiteJobStore.inMemory()
     try await withLoopbackServer({ @Sendable onListening in
         buildApplication(
-            configuration: configuration, store: store, server: .init(address: .hostname("127.0.0.1", port: 0)), logger: quiet,
-            onServerRunning: onListening)
+            configuration: configuration,
+            store: store,
+            server: .init(address: .hostname("127.0.0.1", port: 0)),
+            logger: quiet,
+            onServerRunning: onListening
+        )
     }) { port in
         let base = "http://127.0.0.1:\(port)"
         let local = LocalStorage(directory: directory, baseURL: base, signingSecret: secret)
@@ -331,7 +365,15 @@ try await SwarmUIEmulator.withRunning(configuration: emulatorConfiguration) { sw
                 guard try local.head(key: key)?.bytes == Int64(bytes) else { throw BenchError("the file \(key) does not hold \(bytes) bytes") }
                 try local.remove(key: key)
             },
-            putURL: { key in local.signedURL(method: "PUT", key: key) })
-        try await measure(target, rounds: options.rounds, bytes: options.bytes, swarmUI: swarm.baseURL, swarmRoot: work + "/swarmui", volume: work + "/volume-local")
+            putURL: { key in local.signedURL(method: "PUT", key: key) }
+        )
+        try await measure(
+            target,
+            rounds: options.rounds,
+            bytes: options.bytes,
+            swarmUI: swarm.baseURL,
+            swarmRoot: work + "/swarmui",
+            volume: work + "/volume-local"
+        )
     }
 }

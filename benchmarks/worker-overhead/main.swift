@@ -70,8 +70,11 @@ final class BenchQueue: Sendable {
             return Response(status: .noContent)
         }
         return Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { await onListening($0.localAddress?.port ?? 0) }, logger: quiet)
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { await onListening($0.localAddress?.port ?? 0) },
+            logger: quiet
+        )
     }
 }
 
@@ -82,7 +85,6 @@ func percentile(_ values: [Duration], _ p: Double) -> Duration {
 }
 
 func ms(_ d: Duration) -> String { String(format: "%.3f ms", d.seconds * 1000) }
-
 
 func rssKiB(pid: Int32) -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
@@ -98,7 +100,8 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
     // 1. Idle RSS of the real binary, attached to the emulator, polling a queue with no work.
     let idleQueue = BenchQueue(count: 0)
     let idleRSS: Int? = try await withLoopbackServer(idleQueue.application) { port in
-        let binary = ProcessInfo.processInfo.environment["SWARM_WORKER_BINARY"]
+        let binary =
+            ProcessInfo.processInfo.environment["SWARM_WORKER_BINARY"]
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("swarm-worker").path
         guard FileManager.default.isExecutableFile(atPath: binary) else { return nil }
         let process = Process()
@@ -124,8 +127,12 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
         ])
         let swarmHTTP = SwarmUIClientBackend.makeHTTPClient(configuration)
         let app = WorkerApplication(
-            configuration: configuration, swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
-            queue: HTTPQueueClient(endpoints: configuration.queue!, httpClient: httpClient, logger: quiet), httpClient: httpClient, logger: quiet)
+            configuration: configuration,
+            swarm: SwarmUIClientBackend(configuration: configuration, httpClient: swarmHTTP, logger: quiet),
+            queue: HTTPQueueClient(endpoints: configuration.queue!, httpClient: httpClient, logger: quiet),
+            httpClient: httpClient,
+            logger: quiet
+        )
         let start = ContinuousClock.now
         let group = ServiceGroup(services: try app.services(), logger: quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -139,7 +146,10 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
     }
 
     // 3. The same generations from a bare client: what SwarmUI alone costs per job.
-    let bareHTTP = HTTPClient(eventLoopGroupProvider: .singleton, configuration: SwarmUIConfiguration(baseURL: swarm.baseURL).httpClientConfiguration())
+    let bareHTTP = HTTPClient(
+        eventLoopGroupProvider: .singleton,
+        configuration: SwarmUIConfiguration(baseURL: swarm.baseURL).httpClientConfiguration()
+    )
     let client = SwarmUIClient(configuration: SwarmUIConfiguration(baseURL: swarm.baseURL), httpClient: bareHTTP, logger: quiet)
     let bareStart = ContinuousClock.now
     for _ in 0..<jobCount {
@@ -167,8 +177,12 @@ try await SwarmUIEmulator.withRunning(configuration: .init(stepDuration: .zero, 
 
     print("worker-overhead: \(jobCount) jobs against the SwarmUI emulator (zero-time steps), loopback")
     let measured = ProcessInfo.processInfo.environment["SWARM_WORKER_BINARY"] == nil ? "this build's swarm-worker" : "the image's swarm-worker build"
-    print("  idle RSS (\(measured), attached, no jobs): \(idleRSS.map { String(format: "%.1f MiB", Double($0) / 1024) } ?? "n/a (build the swarm-worker product first)")  target ≤ 20 MiB")
+    print(
+        "  idle RSS (\(measured), attached, no jobs): \(idleRSS.map { String(format: "%.1f MiB", Double($0) / 1024) } ?? "n/a (build the swarm-worker product first)")  target ≤ 20 MiB"
+    )
     print("  take answered → generate request:  p50 \(ms(percentile(inbound, 0.5)))  p99 \(ms(percentile(inbound, 0.99)))  (targets 2 ms / 10 ms)")
     print("  last frame → job-done received:   p50 \(ms(percentile(outbound, 0.5)))  p99 \(ms(percentile(outbound, 0.99)))  (targets 2 ms / 10 ms)")
-    print("  per job, worker end to end: \(ms(workerWall / jobCount))   bare SwarmUI client: \(ms(bareWall / jobCount))   ratio \(String(format: "%.2f", workerWall.seconds / bareWall.seconds))")
+    print(
+        "  per job, worker end to end: \(ms(workerWall / jobCount))   bare SwarmUI client: \(ms(bareWall / jobCount))   ratio \(String(format: "%.2f", workerWall.seconds / bareWall.seconds))"
+    )
 }

@@ -29,10 +29,12 @@ enum CostChart {
         for tick in 0...4 {
             let value = maximum * Double(tick) / 4
             let ty = number(y(value))
-            parts.append("""
+            parts.append(
+                """
                 <line class="grid" x1="\(number(left))" x2="\(number(width - 8))" y1="\(ty)" y2="\(ty)"></line>\
                 <text class="axis" x="\(number(left - 6))" y="\(ty)" text-anchor="end" dominant-baseline="middle">\(WebFormat.dollarsShort(value))</text>
-                """)
+                """
+            )
         }
         // Label at most about a dozen days, so that they never overlap at 390 px.
         let labelEvery = max(1, Int((Double(days.count) / 12).rounded(.up)))
@@ -40,14 +42,18 @@ enum CostChart {
             let x0 = left + slot * Double(index) + slot / 2
             let spendTop = y(day.spendUSD)
             let falTop = y(day.falEquivalentUSD)
-            parts.append("""
+            parts.append(
+                """
                 <rect class="bar-spend" data-day="\(day.day)" data-spend="\(day.spendUSD)" x="\(number(x0 - bar))" y="\(number(spendTop))" \
                 width="\(number(bar))" height="\(number(top + plotHeight - spendTop))"><title>\(day.day): spent \(WebFormat.dollars(day.spendUSD))</title></rect>\
                 <rect class="bar-fal" data-day="\(day.day)" data-fal="\(day.falEquivalentUSD)" x="\(number(x0))" y="\(number(falTop))" \
                 width="\(number(bar))" height="\(number(top + plotHeight - falTop))"><title>\(day.day): fal.ai \(WebFormat.dollars(day.falEquivalentUSD))</title></rect>
-                """)
+                """
+            )
             if index % labelEvery == 0 {
-                parts.append("<text class=\"axis\" x=\"\(number(x0))\" y=\"\(number(height - bottom + 16))\" text-anchor=\"middle\">\(String(day.day.suffix(5)))</text>")
+                parts.append(
+                    "<text class=\"axis\" x=\"\(number(x0))\" y=\"\(number(height - bottom + 16))\" text-anchor=\"middle\">\(String(day.day.suffix(5)))</text>"
+                )
             }
         }
         let legendY = number(height - 6)

@@ -51,7 +51,8 @@ enum WebFormat {
 
     static func time(_ date: Date?) -> String {
         guard let date else { return "—" }
-        return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon)) + " UTC"
+        return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon))
+            + " UTC"
     }
 
     static func milliseconds(_ value: Int64?) -> String {

@@ -64,29 +64,35 @@ extension WebRoutes {
         var headers = securityHeaders()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            var previous: WebSnapshot?
-            let end = ContinuousClock.now + Self.eventLifetime
-            var lastWrite = ContinuousClock.now
-            while ContinuousClock.now < end, !Task.isCancelled {
-                // A signed-out session stops receiving at once.
-                guard let value = WebSessions.cookie(WebSessions.cookieName, in: cookie), sessions.session(cookieValue: value) != nil else { break }
-                let snapshot = try await Self.snapshot(store: store, endpoint: endpoint, watched: watched, lease: lease)
-                let lines = snapshot.events(since: previous)
-                if !lines.isEmpty {
-                    try await writer.write(ByteBuffer(string: lines.joined()))
-                    lastWrite = .now
-                } else if ContinuousClock.now - lastWrite > .seconds(15) {
-                    // A comment keeps proxies from closing an idle stream and finds a closed connection.
-                    try await writer.write(ByteBuffer(string: ": idle\n\n"))
-                    lastWrite = .now
+        return Response(
+            status: .ok,
+            headers: headers,
+            body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+                var previous: WebSnapshot?
+                let end = ContinuousClock.now + Self.eventLifetime
+                var lastWrite = ContinuousClock.now
+                while ContinuousClock.now < end, !Task.isCancelled {
+                    // A signed-out session stops receiving at once.
+                    guard let value = WebSessions.cookie(WebSessions.cookieName, in: cookie), sessions.session(cookieValue: value) != nil else {
+                        break
+                    }
+                    let snapshot = try await Self.snapshot(store: store, endpoint: endpoint, watched: watched, lease: lease)
+                    let lines = snapshot.events(since: previous)
+                    if !lines.isEmpty {
+                        try await writer.write(ByteBuffer(string: lines.joined()))
+                        lastWrite = .now
+                    } else if ContinuousClock.now - lastWrite > .seconds(15) {
+                        // A comment keeps proxies from closing an idle stream and finds a closed connection.
+                        try await writer.write(ByteBuffer(string: ": idle\n\n"))
+                        lastWrite = .now
+                    }
+                    previous = snapshot
+                    try await Task.sleep(for: Self.eventInterval)
                 }
-                previous = snapshot
-                try await Task.sleep(for: Self.eventInterval)
+                try await writer.finish(nil)
             }
-            try await writer.finish(nil)
-        })
+        )
     }
 
     static func snapshot(store: any JobStore, endpoint: String, watched: String?, lease: TimeInterval) async throws -> WebSnapshot {

@@ -76,8 +76,11 @@ struct WebRoutes {
 
     func pageContext(_ request: Request, _ visitor: Visitor) -> WebViews.PageContext {
         WebViews.PageContext(
-            csrf: sessions.csrfToken(for: visitor.session), signedIn: visitor.signedIn, endpoint: endpoint(request),
-            endpoints: core.configuration.endpoints.sorted())
+            csrf: sessions.csrfToken(for: visitor.session),
+            signedIn: visitor.signedIn,
+            endpoint: endpoint(request),
+            endpoints: core.configuration.endpoints.sorted()
+        )
     }
 
     func endpoint(_ request: Request) -> String {
@@ -92,11 +95,19 @@ struct WebRoutes {
             let (body, status) = try await render(visitor)
             return html(body, status: status, cookie: visitor.setCookie)
         } catch let error as WebProblem {
-            return html(WebViews.message(title: error.title, text: error.text, context: pageContext(request, visitor)), status: error.status, cookie: visitor.setCookie)
+            return html(
+                WebViews.message(title: error.title, text: error.text, context: pageContext(request, visitor)),
+                status: error.status,
+                cookie: visitor.setCookie
+            )
         } catch {
             core.logger.error("web page failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             let text = "reading the page's data failed: \(error)"
-            return html(WebViews.message(title: "Error", text: text, context: pageContext(request, visitor)), status: .internalServerError, cookie: visitor.setCookie)
+            return html(
+                WebViews.message(title: "Error", text: text, context: pageContext(request, visitor)),
+                status: .internalServerError,
+                cookie: visitor.setCookie
+            )
         }
     }
 
@@ -121,8 +132,10 @@ struct WebRoutes {
         let existing = sessions.session(request)
         let session = existing ?? sessions.newSession(keyDigest: nil)
         return html(
-            WebViews.signIn(csrf: sessions.csrfToken(for: session), error: nil, open: open), status: .ok,
-            cookie: existing == nil ? sessions.setCookie(session) : nil)
+            WebViews.signIn(csrf: sessions.csrfToken(for: session), error: nil, open: open),
+            status: .ok,
+            cookie: existing == nil ? sessions.setCookie(session) : nil
+        )
     }
 
     private func signIn(_ request: Request) async throws -> Response {
@@ -135,15 +148,22 @@ struct WebRoutes {
             let session = sessions.newSession(keyDigest: nil)
             return html(
                 WebViews.signIn(csrf: sessions.csrfToken(for: session), error: "The sign-in form was stale; try again.", open: open),
-                status: .forbidden, cookie: sessions.setCookie(session))
+                status: .forbidden,
+                cookie: sessions.setCookie(session)
+            )
         }
         let key = (form["key"] ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
         let digest = KeyRing.digest(key)
         guard !key.isEmpty, try await core.keys.scope(ofKeyDigest: digest) == .client else {
             core.logger.notice("web sign-in refused: key not recognised")
             return html(
-                WebViews.signIn(csrf: sessions.csrfToken(for: anonymous), error: "That key is not a client key of this server (or it was revoked).", open: open),
-                status: .unauthorized)
+                WebViews.signIn(
+                    csrf: sessions.csrfToken(for: anonymous),
+                    error: "That key is not a client key of this server (or it was revoked).",
+                    open: open
+                ),
+                status: .unauthorized
+            )
         }
         sessions.signOut(anonymous)
         let session = sessions.newSession(keyDigest: digest.hexString)
@@ -188,7 +208,13 @@ struct WebRoutes {
             }
         }
         let data = WebViews.Overview(
-            counts: counts, workersByStage: stages, completedLastHour: completed, today: today, costProblem: problem, costsWired: costs != nil)
+            counts: counts,
+            workersByStage: stages,
+            completedLastHour: completed,
+            today: today,
+            costProblem: problem,
+            costsWired: costs != nil
+        )
         return (WebViews.overview(data, context: pageContext(request, visitor)), .ok)
     }
 
@@ -197,7 +223,9 @@ struct WebRoutes {
         let query = request.uri.queryParameters
         var filter = WebViews.JobFilter(status: nil, provider: nil, since: 86_400)
         if let text = query.get("status"), !text.isEmpty {
-            guard let status = JobStatus(rawValue: text.uppercased()) else { throw WebProblem(.badRequest, "Bad filter", "'\(text)' is not a job status") }
+            guard let status = JobStatus(rawValue: text.uppercased()) else {
+                throw WebProblem(.badRequest, "Bad filter", "'\(text)' is not a job status")
+            }
             filter.status = status
         }
         if let text = query.get("provider"), !text.isEmpty { filter.provider = text }
@@ -209,7 +237,13 @@ struct WebRoutes {
         if let costs {
             do {
                 let from = Self.utcCalendar.startOfDay(for: oldest ?? now.addingTimeInterval(-core.configuration.retention.seconds))
-                let report = try await costs.costReport(endpoint: endpoint, from: from, to: Self.utcCalendar.startOfDay(for: now), group: .job, now: now)
+                let report = try await costs.costReport(
+                    endpoint: endpoint,
+                    from: from,
+                    to: Self.utcCalendar.startOfDay(for: now),
+                    group: .job,
+                    now: now
+                )
                 for row in report.jobs { providers[row.jobID] = row.provider }
             } catch {
                 note = "Providers not shown: costs not available: \(error)"
@@ -229,7 +263,14 @@ struct WebRoutes {
             guard let next = page.nextCursor else { break }
             cursor = next
         }
-        let html = WebViews.jobs(shown, providers: providers, filter: filter, note: note, context: pageContext(request, visitor), costsWired: costs != nil)
+        let html = WebViews.jobs(
+            shown,
+            providers: providers,
+            filter: filter,
+            note: note,
+            context: pageContext(request, visitor),
+            costsWired: costs != nil
+        )
         return (html, .ok)
     }
 
@@ -244,8 +285,12 @@ struct WebRoutes {
             let now = Date()
             do {
                 let report = try await costs.costReport(
-                    endpoint: job.endpoint, from: Self.utcCalendar.startOfDay(for: job.createdAt),
-                    to: Self.utcCalendar.startOfDay(for: job.finishedAt ?? now), group: .job, now: now)
+                    endpoint: job.endpoint,
+                    from: Self.utcCalendar.startOfDay(for: job.createdAt),
+                    to: Self.utcCalendar.startOfDay(for: job.finishedAt ?? now),
+                    group: .job,
+                    now: now
+                )
                 cost = report.jobs.first { $0.jobID == job.id }
             } catch {
                 problem = "costs not available: \(error)"
@@ -262,8 +307,14 @@ struct WebRoutes {
     private func fleet(_ request: Request, _ visitor: Visitor) async throws -> (HTML, HTTPResponse.Status) {
         let now = Date()
         var data = WebViews.FleetView(
-            instances: [], workers: [], desiredSize: nil, creationHold: nil, spentToday: nil, fleetRunning: vast != nil,
-            notice: request.uri.queryParameters.get("done"))
+            instances: [],
+            workers: [],
+            desiredSize: nil,
+            creationHold: nil,
+            spentToday: nil,
+            fleetRunning: vast != nil,
+            notice: request.uri.queryParameters.get("done")
+        )
         if let fleet = DatabaseFleetStore(store: store) {
             let listed = await vastListing()
             data.instances = try await fleet.records().map { FleetInstanceStatus(record: $0, vast: listed?[$0.id], vastAsked: listed != nil) }
@@ -313,7 +364,9 @@ struct WebRoutes {
             try await fleet.setDesiredSize(0)
             done = "Fleet size set to 0: serve destroys the instances within a round."
         case .replace:
-            guard let vast else { throw WebProblem(.conflict, "No fleet", "this serve runs no vast.ai fleet (VAST_API_KEY unset): nothing can replace the instance") }
+            guard let vast else {
+                throw WebProblem(.conflict, "No fleet", "this serve runs no vast.ai fleet (VAST_API_KEY unset): nothing can replace the instance")
+            }
             guard let id, var member = try await fleet.members().first(where: { $0.id == id }) else {
                 throw WebProblem(.notFound, "No such instance", "no instance \(id.map(String.init) ?? "") in the fleet")
             }
@@ -326,7 +379,10 @@ struct WebRoutes {
             try await fleet.update(member)
             done = "Destroy of instance \(id) sent: serve rents its replacement once vast.ai shows it gone."
         }
-        core.logger.notice("web fleet action", metadata: ["action": "\(action.rawValue)", "count": "\(count.map(String.init) ?? "-")", "id": "\(id.map(String.init) ?? "-")"])
+        core.logger.notice(
+            "web fleet action",
+            metadata: ["action": "\(action.rawValue)", "count": "\(count.map(String.init) ?? "-")", "id": "\(id.map(String.init) ?? "-")"]
+        )
         return redirect("/fleet?done=\(done.percentEncodedForQuery)", cookie: visitor.setCookie)
     }
 
@@ -336,7 +392,9 @@ struct WebRoutes {
         }
         var wanted: Int?
         if let count, !count.isEmpty {
-            guard let value = Int(count), (0...100).contains(value) else { throw WebProblem(.badRequest, "Bad count", "'\(count)' is not a whole number from 0 to 100") }
+            guard let value = Int(count), (0...100).contains(value) else {
+                throw WebProblem(.badRequest, "Bad count", "'\(count)' is not a whole number from 0 to 100")
+            }
             wanted = value
         }
         var instance: Int?
@@ -365,7 +423,13 @@ struct WebRoutes {
             }
         }
         let html = WebViews.costs(
-            report, problem: problem, from: WebFormat.day(from), to: WebFormat.day(to), costsWired: costs != nil, context: pageContext(request, visitor))
+            report,
+            problem: problem,
+            from: WebFormat.day(from),
+            to: WebFormat.day(to),
+            costsWired: costs != nil,
+            context: pageContext(request, visitor)
+        )
         return (html, .ok)
     }
 

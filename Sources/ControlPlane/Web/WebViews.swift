@@ -79,16 +79,21 @@ enum WebViews {
 
     static func signIn(csrf: String, error: String?, open: Bool) -> HTML {
         let message: HTML = error.map { "<p class=\"error\" role=\"alert\">\($0)</p>" } ?? ""
-        let openNote: HTML = open ? #"<p class="note">This server has no client keys yet: the page is open on this machine. <a href="/">Go to the overview</a>.</p>"# : ""
-        return document(title: "Sign in", body: """
-            <main id="main" class="signin" tabindex="-1"><h1>swarmctl: sign in</h1>\(openNote)\(message)
-            <form method="post" action="/signin"><input type="hidden" name="csrf" value="\(csrf)">
-            <label for="key">Client API key</label>
-            <input id="key" name="key" type="password" autocomplete="current-password" required spellcheck="false">
-            <p class="hint">A client key, as the API takes ('swarmctl keys create --scope client' makes one). It is checked, then \
-            forgotten: the browser keeps only a session cookie.</p>
-            <button type="submit">Sign in</button></form></main>
-            """)
+        let openNote: HTML =
+            open
+            ? #"<p class="note">This server has no client keys yet: the page is open on this machine. <a href="/">Go to the overview</a>.</p>"# : ""
+        return document(
+            title: "Sign in",
+            body: """
+                <main id="main" class="signin" tabindex="-1"><h1>swarmctl: sign in</h1>\(openNote)\(message)
+                <form method="post" action="/signin"><input type="hidden" name="csrf" value="\(csrf)">
+                <label for="key">Client API key</label>
+                <input id="key" name="key" type="password" autocomplete="current-password" required spellcheck="false">
+                <p class="hint">A client key, as the API takes ('swarmctl keys create --scope client' makes one). It is checked, then \
+                forgotten: the browser keeps only a session cookie.</p>
+                <button type="submit">Sign in</button></form></main>
+                """
+        )
     }
 
     static func message(title: String, text: String, context: PageContext?) -> HTML {
@@ -130,9 +135,14 @@ enum WebViews {
         } else if !data.costsWired {
             money = "<div class=\"card wide\"><h2>Today's spend</h2>\(costsUnavailable)</div>"
         } else {
-            money = "<div class=\"card wide\"><h2>Today's spend</h2><p class=\"note\" data-costs-unavailable>costs not available: \(data.costProblem ?? "no report")</p></div>"
+            money =
+                "<div class=\"card wide\"><h2>Today's spend</h2><p class=\"note\" data-costs-unavailable>costs not available: \(data.costProblem ?? "no report")</p></div>"
         }
-        return page(.overview, title: "Overview", context: context, """
+        return page(
+            .overview,
+            title: "Overview",
+            context: context,
+            """
             <section class="cards" aria-label="Queue and money">
             <div class="card"><h2>Queue depth</h2><p class="big">\(count(.inQueue))</p></div>
             <div class="card"><h2>In progress</h2><p class="big">\(count(.inProgress))</p></div>
@@ -142,7 +152,8 @@ enum WebViews {
             <section aria-label="Jobs by status"><table><caption>Jobs by status</caption><thead><tr><th scope="col">Status</th><th scope="col">Jobs</th></tr></thead><tbody>\
             \(JobStatus.allCases.map { status -> HTML in "<tr><td>\(status.rawValue)</td><td class=\"num\">\(count(status))</td></tr>" })</tbody></table></section>
             <section aria-label="Workers">\(stages)</section>
-            """)
+            """
+        )
     }
 
     // MARK: Jobs
@@ -167,10 +178,19 @@ enum WebViews {
         "<span class=\"status status-\(job.status.rawValue.lowercased())\" data-job-status=\"\(job.id)\">\(job.status.rawValue)</span>"
     }
 
-    static func jobs(_ jobs: [JobRecord], providers: [String: String], filter: JobFilter, note: String?, context: PageContext, costsWired: Bool) -> HTML {
-        let statusOptions = [HTML("<option value=\"\">any</option>")] + JobStatus.allCases.map { status -> HTML in
-            "<option value=\"\(status.rawValue)\"\(filter.status == status ? " selected" : "")>\(status.rawValue)</option>"
-        }
+    static func jobs(
+        _ jobs: [JobRecord],
+        providers: [String: String],
+        filter: JobFilter,
+        note: String?,
+        context: PageContext,
+        costsWired: Bool
+    ) -> HTML {
+        let statusOptions =
+            [HTML("<option value=\"\">any</option>")]
+            + JobStatus.allCases.map { status -> HTML in
+                "<option value=\"\(status.rawValue)\"\(filter.status == status ? " selected" : "")>\(status.rawValue)</option>"
+            }
         let providerOptions = ["", "vastai", "fal"].map { name -> HTML in
             "<option value=\"\(name)\"\((filter.provider ?? "") == name ? " selected" : "")>\(name.isEmpty ? "any" : name)</option>"
         }
@@ -187,7 +207,11 @@ enum WebViews {
         }
         let noteHTML: HTML = note.map { "<p class=\"note\">\($0)</p>" } ?? ""
         let live = filter == JobFilter(status: nil, provider: nil, since: filter.since)
-        return page(.jobs, title: "Jobs", context: context, """
+        return page(
+            .jobs,
+            title: "Jobs",
+            context: context,
+            """
             <form method="get" action="/jobs" class="filters" aria-label="Filter jobs">
             <input type="hidden" name="endpoint" value="\(context.endpoint)">
             <label for="f-status">Status</label> <select id="f-status" name="status">\(statusOptions)</select>
@@ -199,7 +223,8 @@ enum WebViews {
             <thead><tr><th scope="col">Job</th><th scope="col">Status</th><th scope="col">Provider</th><th scope="col">Created</th>\
             <th scope="col">Execution</th><th scope="col">Prompt</th></tr></thead>
             <tbody\(live ? " data-live-jobs" : "")>\(rows)</tbody></table></div>
-            """)
+            """
+        )
     }
 
     struct JobDetail: Sendable {
@@ -227,7 +252,10 @@ enum WebViews {
         let compact = value.jsonString()
         var text = compact
         if let object = try? JSONSerialization.jsonObject(with: Data(compact.utf8), options: [.fragmentsAllowed]),
-            let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
+            let data = try? JSONSerialization.data(
+                withJSONObject: object,
+                options: [.prettyPrinted, .sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]
+            )
         {
             text = String(decoding: data, as: UTF8.self)
         }
@@ -273,7 +301,11 @@ enum WebViews {
             detail.workerLog.isEmpty
             ? "<p>No log lines from its worker.</p>"
             : "<pre class=\"log\">\(detail.workerLog.joined(separator: "\n"))</pre>"
-        return page(.jobs, title: "Job \(job.id)", context: context, """
+        return page(
+            .jobs,
+            title: "Job \(job.id)",
+            context: context,
+            """
             <div id="job-detail" data-job-page="\(job.id)">
             <dl class="facts"><dt>Status</dt><dd>\(statusCell(job))</dd><dt>Endpoint</dt><dd>\(job.endpoint)</dd>\
             <dt>Worker</dt><dd>\(job.workerID ?? "—")</dd><dt>Attempts</dt><dd>\(job.attempts)</dd>\
@@ -286,7 +318,8 @@ enum WebViews {
             <section><h2>Input</h2><pre class="input">\(prettyJSON(job.input))</pre></section>
             <section><h2>Worker log</h2><p class="hint">The last lines its worker sent with a ping.</p>\(log)</section>
             </div>
-            """)
+            """
+        )
     }
 
     // MARK: Fleet
@@ -321,7 +354,8 @@ enum WebViews {
             let gpu = record.report?.extra["gpu"]?.stringValue ?? instance.vast?.gpuName ?? "—"
             let log: HTML =
                 record.logTail.isEmpty
-                ? "—" : "<details><summary>\(record.logTail.count) line(s)</summary><pre class=\"log\">\(record.logTail.suffix(20).joined(separator: "\n"))</pre></details>"
+                ? "—"
+                : "<details><summary>\(record.logTail.count) line(s)</summary><pre class=\"log\">\(record.logTail.suffix(20).joined(separator: "\n"))</pre></details>"
             return """
                 <tr><th scope="row">\(record.label) <span class="muted">(\(record.id))</span></th>\
                 <td><span data-stage="\(record.label)">\(record.report?.stageName ?? "not heard from")</span>\(record.state == .active ? "" : " [\(record.state.rawValue)]")\
@@ -342,7 +376,11 @@ enum WebViews {
         let notice: HTML = data.notice.map { "<p class=\"notice\" role=\"status\">\($0)</p>" } ?? ""
         let hold: HTML = data.creationHold.map { "<p class=\"error\">Creation on hold: \($0) ('Up' clears it).</p>" } ?? ""
         let spent: HTML = data.spentToday.map { " Spent today on instances: \(WebFormat.dollarsShort($0))." } ?? ""
-        return page(.fleet, title: "Fleet", context: context, """
+        return page(
+            .fleet,
+            title: "Fleet",
+            context: context,
+            """
             \(notice)<p>Wanted: \(data.desiredSize.map { "\($0) instance(s)" } ?? "serve's --fleet-size").\(spent)\
             \(data.fleetRunning ? "" : " This serve does not run the vast.ai fleet (VAST_API_KEY unset): the records below are what the database keeps.")</p>\(hold)
             <div class="actions">
@@ -359,7 +397,8 @@ enum WebViews {
             <thead><tr><th scope="col">Worker</th><th scope="col">Endpoint</th><th scope="col">Stage</th><th scope="col">Download</th>\
             <th scope="col">Jobs</th><th scope="col">Last ping</th></tr></thead>
             <tbody>\(workerRows.isEmpty ? "<tr><td colspan=\"6\">No worker is pinging.</td></tr>" : HTML.join(workerRows))</tbody></table></div>
-            """)
+            """
+        )
     }
 
     enum FleetAction: String, Sendable {
@@ -378,12 +417,18 @@ enum WebViews {
         var fields: [HTML] = []
         if let count { fields.append("<input type=\"hidden\" name=\"count\" value=\"\(count)\">") }
         if let id { fields.append("<input type=\"hidden\" name=\"id\" value=\"\(id)\">") }
-        return page(.fleet, title: "Confirm: \(action.rawValue)", context: context, live: false, """
+        return page(
+            .fleet,
+            title: "Confirm: \(action.rawValue)",
+            context: context,
+            live: false,
+            """
             <p>\(action.question(count: count, id: id))</p>
             <form method="post" action="/fleet/action"><input type="hidden" name="csrf" value="\(context.csrf)">\
             <input type="hidden" name="action" value="\(action.rawValue)">\(fields)
             <button type="submit" class="danger" autofocus>Confirm \(action.rawValue)</button> <a href="/fleet">Cancel</a></form>
-            """)
+            """
+        )
     }
 
     // MARK: Costs
@@ -397,10 +442,12 @@ enum WebViews {
             <button type="submit">Show</button></form>
             """
         guard let report else {
-            let note: HTML = costsWired ? "<p class=\"note\" data-costs-unavailable>costs not available: \(problem ?? "no report")</p>" : costsUnavailable
+            let note: HTML =
+                costsWired ? "<p class=\"note\" data-costs-unavailable>costs not available: \(problem ?? "no report")</p>" : costsUnavailable
             return page(.costs, title: "Costs", context: context, live: false, "\(range)\(note)")
         }
-        let export = "/v2/\(context.endpoint.percentEncodedForQuery)/costs?group=day&format=csv&from=\(from.percentEncodedForQuery)&to=\(to.percentEncodedForQuery)"
+        let export =
+            "/v2/\(context.endpoint.percentEncodedForQuery)/costs?group=day&format=csv&from=\(from.percentEncodedForQuery)&to=\(to.percentEncodedForQuery)"
         let rows = report.days.map { day -> HTML in
             """
             <tr><th scope="row">\(day.day)</th><td class="num">\(day.jobsCompleted)</td><td class="num">\(WebFormat.dollarsShort(day.spendUSD))</td>\
@@ -408,7 +455,12 @@ enum WebViews {
             """
         }
         let totals = report.totals
-        return page(.costs, title: "Costs", context: context, live: false, """
+        return page(
+            .costs,
+            title: "Costs",
+            context: context,
+            live: false,
+            """
             \(range)
             <div class="costs">
             <figure class="chart">\(CostChart.svg(days: report.days))<figcaption>Spend against the fal.ai equivalent per day (UTC), \(report.currency)</figcaption></figure>
@@ -419,6 +471,7 @@ enum WebViews {
             <td class="num" data-total-fal>\(WebFormat.dollarsShort(totals.falEquivalentUSD))</td><td class="num" data-total-saving>\(WebFormat.dollarsShort(totals.savingUSD))</td></tr></tfoot>
             </table></div></div>
             <p><a href="\(export)" download data-export>Export CSV</a></p>
-            """)
+            """
+        )
     }
 }
