@@ -86,6 +86,7 @@ let package = Package(
             name: "JobStore",
             dependencies: [
                 "SwarmCore", "JobProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -98,7 +99,7 @@ let package = Package(
         .target(
             name: "ControlPlane",
             dependencies: [
-                "SwarmCore", "JobProtocol", "JobStore", "Storage", "VastAI",
+                "SwarmCore", "JobProtocol", "JobStore", "Storage", "VastAI", "Fleet",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -130,7 +131,7 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
-        // Typed client for vast.ai's REST API, offer ranking and the fleet's planning rules.
+        // Typed client for vast.ai's REST API: offers, instances, templates, errors, the create request.
         .target(
             name: "VastAI",
             dependencies: [
@@ -138,6 +139,17 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The fleet on vast.ai: planning, reconciling and scaling rules, offer ranking, its records on the job store,
+        // status, boot watch, teardown and the service `serve` runs.
+        .target(
+            name: "Fleet",
+            dependencies: [
+                "SwarmCore", "JobProtocol", "JobStore", "VastAI",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
@@ -210,7 +222,7 @@ let package = Package(
         .executableTarget(
             name: "swarmctl",
             dependencies: [
-                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore", "JobProtocol", "VastAI",
+                "ControlPlane", "Worker", "SwarmUIEmulator", "SwarmCore", "JobStore", "JobProtocol", "VastAI", "Fleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -359,7 +371,7 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI", "Worker", "FalEmulator",
+                "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI", "Fleet", "Worker", "FalEmulator",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -387,13 +399,32 @@ let package = Package(
         .testTarget(
             name: "VastAITests",
             dependencies: [
-                "VastAI", "VastAIEmulator", "SwarmCore", "JobProtocol",
+                "VastAI", "VastAIEmulator", "VastAITestSupport", "SwarmCore", "JobProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "tests/VastAITests",
+            swiftSettings: strictSettings
+        ),
+        // `withVast`: a client with short waits against a fresh vast.ai emulator, for VastAITests and FleetTests.
+        .target(
+            name: "VastAITestSupport",
+            dependencies: [
+                "VastAI", "VastAIEmulator", "SwarmCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "tests/VastAITestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "FleetTests",
+            dependencies: [
+                "Fleet", "VastAI", "VastAIEmulator", "VastAITestSupport", "SwarmCore", "JobProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "tests/FleetTests",
             swiftSettings: strictSettings
         ),
         // Whole programs as child processes: swarm-worker, swarmctl, the emulator.

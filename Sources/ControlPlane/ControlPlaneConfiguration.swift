@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import JobStore
 import SwarmCore
 
@@ -6,7 +7,7 @@ import SwarmCore
 /// (see `ServeOptions.configuration(environment:)`); tests build it directly.
 public struct ControlPlaneConfiguration: Sendable {
     /// The endpoint every server has.
-    public static let defaultEndpoint = "swarmui"
+    public static let defaultEndpoint = QueueEndpoints.defaultEndpoint
 
     /// Endpoint names served under `/v2/{endpoint}`; always holds `swarmui`.
     public var endpoints: Set<String>

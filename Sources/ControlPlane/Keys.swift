@@ -5,23 +5,7 @@ import JobStore
 import SwarmCore
 import Synchronization
 
-/// API keys: how they are made, hashed and checked. Keys are never stored or logged, only their SHA-256.
-public enum APIKey {
-    /// A new random key, prefixed by scope so that a person can tell a worker key from a client key at a glance.
-    public static func generate(scope: KeyScope) -> Secret {
-        var bytes = [UInt8](repeating: 0, count: 32)
-        var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
-        let body = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return Secret("swarm_\(scope == .client ? "c" : "w")_\(body)")
-    }
-
-    /// Hex SHA-256, the form keys are stored and looked up in.
-    public static func hash(_ key: String) -> String {
-        SHA256.hash(data: Data(key.utf8)).hexString
-    }
-
+extension APIKey {
     /// The key an `Authorization` header carries: `Bearer <key>` (the SDK's clients), `Key <key>` (fal's clients) or
     /// the raw key (RunPod's workers and curl examples).
     static func fromAuthorization(_ header: String?) -> String? {

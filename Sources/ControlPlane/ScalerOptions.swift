@@ -1,3 +1,4 @@
+import Fleet
 import Foundation
 import Logging
 import VastAI
@@ -38,7 +39,7 @@ extension FleetSettings {
 
 extension FleetSettings {
     /// The scaler's inputs from the database: serve's settings under what `instance scale` stored, and the queue.
-    func scaling(store: DatabaseFleetStore, logger: Logger) -> FleetScaling {
+    public func scaling(store: DatabaseFleetStore, logger: Logger) -> FleetScaling {
         let settings = self
         let lastProblem = LastProblem()
         return FleetScaling(

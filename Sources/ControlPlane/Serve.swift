@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Fleet
 import Foundation
 import Hummingbird
 import HummingbirdCore

@@ -153,3 +153,8 @@ public struct QueueConfigurationError: Error, Sendable, Hashable, CustomStringCo
 
     public var description: String { "\(variable): \(problem)" }
 }
+
+extension QueueEndpoints {
+    /// The endpoint every control plane serves (`/v2/swarmui`), and the one the fleet's workers take from.
+    public static let defaultEndpoint = "swarmui"
+}

@@ -141,4 +141,9 @@ public struct OfferFilter: Sendable, Hashable {
 public struct OfferRejection: Sendable, Hashable, CustomStringConvertible {
     public var filter: String
     public var description: String
+
+    public init(filter: String, description: String) {
+        self.filter = filter
+        self.description = description
+    }
 }

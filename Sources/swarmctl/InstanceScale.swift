@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlPlane
+import Fleet
 import Foundation
 import VastAI
 

@@ -1,4 +1,5 @@
 import ControlPlane
+import Fleet
 import Foundation
 import JobProtocol
 import JobStore

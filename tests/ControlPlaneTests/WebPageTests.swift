@@ -1,4 +1,5 @@
 @testable import ControlPlane
+import Fleet
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -3,6 +3,7 @@ import SwarmCore
 import Testing
 import VastAI
 import VastAIEmulator
+import VastAITestSupport
 
 /// The emulator runs what vast would run for a create request, and no more: the image's ENTRYPOINT only under run
 /// type `args`, otherwise only the on-start script, with the request's env reaching it only through `/etc/environment`.

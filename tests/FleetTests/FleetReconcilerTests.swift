@@ -1,3 +1,4 @@
+import Fleet
 import Foundation
 import JobProtocol
 import Logging
@@ -5,6 +6,7 @@ import SwarmCore
 import Testing
 import VastAI
 import VastAIEmulator
+import VastAITestSupport
 
 /// The planner's decisions carried out against the emulator, round by round.
 @Suite struct FleetReconcilerTests {

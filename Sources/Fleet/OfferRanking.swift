@@ -1,5 +1,6 @@
 import Foundation
 import SwarmCore
+import VastAI
 
 /// The bytes a new instance downloads before it can work: the image plus the models.
 public struct DownloadEstimate: Sendable, Hashable {

@@ -1,6 +1,7 @@
 import Foundation
 import JobProtocol
 import SwarmCore
+import VastAI
 
 /// How the fleet is to be kept.
 public struct FleetPolicy: Sendable, Hashable {

@@ -2,6 +2,7 @@ import Foundation
 import JobProtocol
 import Logging
 import SwarmCore
+import VastAI
 
 /// What the fleet must remember across restarts. The control plane implements it on its database;
 /// `InMemoryFleetStore` is the reference.

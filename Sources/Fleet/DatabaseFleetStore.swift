@@ -49,18 +49,18 @@ public struct DatabaseFleetStore: FleetStore {
     /// `swarmctl instance up|down`; nil hands the count back to `serve`'s `--fleet-size`.
     public func setDesiredSize(_ size: Int?) async throws { try await database.setFleetDesiredSize(size) }
     /// The scaler settings `swarmctl instance scale` stored for `endpoint`; nil: serve's flags alone.
-    public func scalerOverride(endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws -> ScalerOverride? {
+    public func scalerOverride(endpoint: String = QueueEndpoints.defaultEndpoint) async throws -> ScalerOverride? {
         try await database.fleetScaler(endpoint: endpoint).flatMap(ScalerOverride.init(jsonText:))
     }
 
     /// nil (or an empty override) hands every setting back to serve's flags.
-    public func setScalerOverride(_ override: ScalerOverride?, endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws {
+    public func setScalerOverride(_ override: ScalerOverride?, endpoint: String = QueueEndpoints.defaultEndpoint) async throws {
         try await database.setFleetScaler(override.flatMap { $0.isEmpty ? nil : $0.jsonText }, endpoint: endpoint)
     }
 
     /// The endpoint's queue for the scaler: counts, the oldest queued job's age (among the newest 500 queued: past
     /// that the age is a lower bound), and the workers holding a job.
-    public func fleetLoad(endpoint: String = ControlPlaneConfiguration.defaultEndpoint, now: Date = Date()) async throws -> FleetLoad {
+    public func fleetLoad(endpoint: String = QueueEndpoints.defaultEndpoint, now: Date = Date()) async throws -> FleetLoad {
         let counts = try await database.counts(endpoint: endpoint)
         let queued = counts[.inQueue] ?? 0
         var oldest: Date?
@@ -80,11 +80,11 @@ public struct DatabaseFleetStore: FleetStore {
     }
 
     public func recordScalerDecision(_ text: String) async throws {
-        try await database.setFleetScalerDecision(text, endpoint: ControlPlaneConfiguration.defaultEndpoint)
+        try await database.setFleetScalerDecision(text, endpoint: QueueEndpoints.defaultEndpoint)
     }
 
     /// The scaler's latest decision as serve logged it; nil before serve decided anything.
-    public func scalerDecision(endpoint: String = ControlPlaneConfiguration.defaultEndpoint) async throws -> String? {
+    public func scalerDecision(endpoint: String = QueueEndpoints.defaultEndpoint) async throws -> String? {
         try await database.fleetScalerDecision(endpoint: endpoint)
     }
 

@@ -1,3 +1,4 @@
+import Fleet
 import Foundation
 import JobProtocol
 import Logging
@@ -5,6 +6,7 @@ import SwarmCore
 import Testing
 import VastAI
 import VastAIEmulator
+import VastAITestSupport
 
 /// The scaler carried out against the emulator: scale from zero, warm stop, resume, and a resume that fails.
 @Suite struct FleetScalingTests {

@@ -53,7 +53,7 @@ public struct FleetInstanceStatus: Sendable {
         return KnownFailure.recognize(statusMessage: vast?.statusMessage, logLines: lines)
     }
 
-    var vastText: String {
+    public var vastText: String {
         guard vastAsked else { return "vast not asked (VAST_API_KEY unset)" }
         guard let vast else { return record.state == .destroying ? "vast: gone" : "vast: not listed (destroyed, or just created)" }
         var text = "vast " + (vast.actualStatus?.description ?? "setting up")
@@ -63,7 +63,7 @@ public struct FleetInstanceStatus: Sendable {
         return text
     }
 
-    var workerText: String {
+    public var workerText: String {
         guard let stage = record.report?.stage else { return "worker not heard from" }
         var text = "worker \(stage.name.rawValue)"
         if let download { text += " " + download.summary }
@@ -124,7 +124,7 @@ public struct FleetInstanceStatus: Sendable {
     }
 
     /// "42 s", "12m", "3h05m".
-    static func span(_ seconds: TimeInterval) -> String {
+    public static func span(_ seconds: TimeInterval) -> String {
         let whole = Int(max(0, seconds))
         if whole < 60 { return "\(whole) s" }
         let minutes = whole / 60

@@ -1,3 +1,4 @@
+import Fleet
 import Foundation
 import JobProtocol
 import Logging
@@ -6,6 +7,7 @@ import SwarmCore
 import Testing
 import VastAI
 import VastAIEmulator
+import VastAITestSupport
 
 /// A bursty day replayed in accelerated time: the reconciler and the scaler against the emulator, round by round on
 /// a simulated clock, with simulated workers that boot (download + SwarmUI start, or SwarmUI start alone after a
