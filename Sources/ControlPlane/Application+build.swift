@@ -25,7 +25,7 @@ import VastAI
 ///   - webFleetClient: lets the web page's Fleet view replace an instance; nil when serve runs no vast.ai fleet.
 public func buildApplication(
     configuration: ControlPlaneConfiguration,
-    store: any JobStore,
+    store: any ControlPlaneStore,
     server: ApplicationConfiguration = ApplicationConfiguration(address: .hostname("127.0.0.1", port: 8288)),
     serverBuilder: HTTPServerBuilder = .http1(),
     httpClient: HTTPClient = .shared,

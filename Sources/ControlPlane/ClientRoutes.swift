@@ -10,7 +10,7 @@ struct ClientRoutes {
     /// Forwards jobs to fal.ai when this server has it.
     var fal: FalForwarder? = nil
     private var configuration: ControlPlaneConfiguration { core.configuration }
-    private var store: any JobStore { core.store }
+    private var store: any ControlPlaneStore { core.store }
 
     func register(on group: RouterGroup<ControlPlaneRequestContext>) {
         group.post("run") { request, context in try await run(request, context, sync: false) }

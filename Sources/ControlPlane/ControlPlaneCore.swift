@@ -7,7 +7,7 @@ import SwarmCore
 /// What the routes and background services share: the store, the settings, and the signals that wake long polls.
 final class ControlPlaneCore: Sendable {
     let configuration: ControlPlaneConfiguration
-    let store: any JobStore
+    let store: any ControlPlaneStore
     let keys: KeyRing
     let metrics: ControlPlaneMetrics
     let logger: Logger
@@ -23,7 +23,7 @@ final class ControlPlaneCore: Sendable {
     /// needs a PostgreSQL store's pool running).
     let migrated = Latch()
 
-    init(configuration: ControlPlaneConfiguration, store: any JobStore, logger: Logger) {
+    init(configuration: ControlPlaneConfiguration, store: any ControlPlaneStore, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.keys = KeyRing(configuration: configuration, store: store)

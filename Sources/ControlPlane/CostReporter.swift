@@ -6,11 +6,11 @@ import Logging
 import SwarmCore
 
 /// `CostReporting` on the job store: reads the attempt and instance records (`CostRecordStore`) and hands them to
-/// `CostArithmetic`. A store without cost records (a test double) reports zeros.
+/// `CostArithmetic`.
 public struct StoreCostReporter: CostReporting {
-    let store: any JobStore
+    let store: any ControlPlaneStore
 
-    public init(store: any JobStore) {
+    public init(store: any ControlPlaneStore) {
         self.store = store
     }
 
@@ -18,11 +18,8 @@ public struct StoreCostReporter: CostReporting {
         let start = CostArithmetic.floorDay(from)
         let last = CostArithmetic.floorDay(to)
         let end = last.addingTimeInterval(CostArithmetic.day)
-        guard let records = store as? any CostRecordStore else {
-            return CostArithmetic.report(from: start, to: last, group: group, now: now, instances: [], attempts: [], external: [])
-        }
         // A day earlier too: the first attempts of a job retried across midnight are part of its cost.
-        var attempts = try await records.jobAttempts(endpoint: endpoint, overlapping: start.addingTimeInterval(-CostArithmetic.day), end)
+        var attempts = try await store.jobAttempts(endpoint: endpoint, overlapping: start.addingTimeInterval(-CostArithmetic.day), end)
         // An attempt still open may belong to a job that ended without this worker's report (cancelled, timed out,
         // failed by lease expiry): the job's record says when and how.
         let lastAttempt = Dictionary(attempts.map { ($0.jobID, $0.attempt) }, uniquingKeysWith: max)
@@ -38,7 +35,7 @@ public struct StoreCostReporter: CostReporting {
                 attempts[index].outcome = job.status.rawValue
             }
         }
-        let instances = try await records.instanceCosts(overlapping: start, end)
+        let instances = try await store.instanceCosts(overlapping: start, end)
         return CostArithmetic.report(
             from: start,
             to: last,
@@ -52,8 +49,7 @@ public struct StoreCostReporter: CostReporting {
 
     /// Jobs forwarded to another provider (fal.ai), with what it charged and the list price of what it made.
     func forwardedJobs(endpoint: String, start: Date, end: Date) async throws -> [ExternalJobCost] {
-        guard let records = store as? any CostRecordStore else { return [] }
-        return try await records.forwardedJobs(endpoint: endpoint, finishedIn: start, end).map { job in
+        try await store.forwardedJobs(endpoint: endpoint, finishedIn: start, end).map { job in
             let video = CostVideo.size(of: job.input)
             return ExternalJobCost(
                 jobID: job.jobID,
@@ -74,8 +70,8 @@ final class CostRecording: Sendable {
     /// Workers whose READY was recorded by this process: later pings (every few seconds) skip the write.
     private let readyRecorded = Mutex<Set<String>>([])
 
-    static func taken(_ jobs: [JobRecord], worker: String, store: any JobStore, logger: Logger) async {
-        guard let records = store as? any CostRecordStore, !jobs.isEmpty else { return }
+    static func taken(_ jobs: [JobRecord], worker: String, store: any CostRecordStore, logger: Logger) async {
+        guard !jobs.isEmpty else { return }
         let attempts = jobs.map { job in
             let video = CostVideo.size(of: job.input)
             return JobAttemptRecord(
@@ -89,36 +85,34 @@ final class CostRecording: Sendable {
             )
         }
         do {
-            try await records.recordAttemptsStarted(attempts)
+            try await store.recordAttemptsStarted(attempts)
         } catch {
             logger.warning("cost records: \(error)")
         }
     }
 
-    static func finished(_ job: JobRecord, store: any JobStore, logger: Logger) async {
-        guard let records = store as? any CostRecordStore else { return }
+    static func finished(_ job: JobRecord, store: any CostRecordStore, logger: Logger) async {
         do {
-            try await records.recordAttemptEnded(jobID: job.id, attempt: job.attempts, at: job.finishedAt ?? Date(), outcome: job.status.rawValue)
+            try await store.recordAttemptEnded(jobID: job.id, attempt: job.attempts, at: job.finishedAt ?? Date(), outcome: job.status.rawValue)
         } catch {
             logger.warning("cost records: \(error)")
         }
     }
 
     /// A requeued job's attempt ended now, not for good.
-    static func requeued(_ job: JobRecord, store: any JobStore, now: Date, logger: Logger) async {
-        guard let records = store as? any CostRecordStore else { return }
+    static func requeued(_ job: JobRecord, store: any CostRecordStore, now: Date, logger: Logger) async {
         do {
-            try await records.recordAttemptEnded(jobID: job.id, attempt: job.attempts, at: now, outcome: JobStatus.inQueue.rawValue)
+            try await store.recordAttemptEnded(jobID: job.id, attempt: job.attempts, at: now, outcome: JobStatus.inQueue.rawValue)
         } catch {
             logger.warning("cost records: \(error)")
         }
     }
 
-    func pinged(worker: String, report: WorkerReport?, store: any JobStore, now: Date, logger: Logger) async {
-        guard report?.stage == .ready, let records = store as? any CostRecordStore else { return }
+    func pinged(worker: String, report: WorkerReport?, store: any CostRecordStore, now: Date, logger: Logger) async {
+        guard report?.stage == .ready else { return }
         guard readyRecorded.withLock({ $0.insert(worker).inserted }) else { return }
         do {
-            try await records.recordWorkerReady(label: worker, at: now)
+            try await store.recordWorkerReady(label: worker, at: now)
         } catch {
             logger.warning("cost records: \(error)")
         }

@@ -13,7 +13,7 @@ struct OutputRoutes {
     let core: ControlPlaneCore
     let outputs: OutputStorageSettings
     let httpClient: HTTPClient
-    private var store: any JobStore { core.store }
+    private var store: any ControlPlaneStore { core.store }
 
     /// A request for a target announces a name, size and content type: a small JSON body.
     private static let requestLimit = 64 << 10

@@ -95,7 +95,7 @@ public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
 
     /// Opens the store, creating the SQLite directory. Migrations are not applied yet: a PostgreSQL store must be
     /// running first. Its services (the connection pool) come back, to be run before anything uses the store.
-    public func open(logger: Logger) throws -> (store: any JobStore, services: [any Service]) {
+    public func open(logger: Logger) throws -> (store: any ControlPlaneStore, services: [any Service]) {
         switch self {
         case .sqlite(let path):
             let directory = (path as NSString).deletingLastPathComponent
@@ -116,7 +116,7 @@ public enum DatabaseLocation: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Runs `body` with the store open, migrated and (for PostgreSQL) its pool running; for one-shot commands.
-    public func withStore<T: Sendable>(logger: Logger, _ body: @Sendable (any JobStore) async throws -> T) async throws -> T {
+    public func withStore<T: Sendable>(logger: Logger, _ body: @Sendable (any ControlPlaneStore) async throws -> T) async throws -> T {
         let (store, services) = try open(logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             for service in services { group.addTask { try await service.run() } }
@@ -273,8 +273,7 @@ public func runControlPlane(
     let clientKeysExist = Mutex(settings.configuration.environmentKeyScopes.contains(.client))
     let (serverRunning, serverRunningContinuation) = AsyncStream<Void>.makeStream()
     let fleet = try settings.fleet.map { fleetSettings throws(ServeError) in
-        guard let fleetStore = DatabaseFleetStore(store: store) else { throw ServeError("the fleet needs a database that keeps fleet records") }
-        return FleetService(settings: fleetSettings, store: fleetStore, serverRunning: serverRunning, logger: logger)
+        return FleetService(settings: fleetSettings, store: DatabaseFleetStore(store: store), serverRunning: serverRunning, logger: logger)
     }
     let scheme = settings.tls == nil ? "http" : "https"
     if settings.tls == nil, !ServeSettings.isLoopback(options.host) {

@@ -24,7 +24,7 @@ struct WorkerAvailability: Sendable, Hashable {
     /// A rented instance pulls and downloads, then boots; a resumed one only boots (`ColdStart`'s defaults).
     static let coldStart = ColdStart()
 
-    static func read(store: any JobStore, endpoint: String, leaseTimeout: Duration, now: Date) async throws -> WorkerAvailability {
+    static func read(store: any ControlPlaneStore, endpoint: String, leaseTimeout: Duration, now: Date) async throws -> WorkerAvailability {
         var result = WorkerAvailability()
         // A worker that has not pinged within a lease is gone; the store keeps it only for the record.
         let horizon = now.addingTimeInterval(-leaseTimeout.seconds)
@@ -36,8 +36,7 @@ struct WorkerAvailability: Sendable, Hashable {
             default: result.initializing += 1
             }
         }
-        guard let fleet = store as? any FleetRecordStore else { return result }
-        let records = try await fleet.fleetInstances().filter { $0.state == .active }
+        let records = try await store.fleetInstances().filter { $0.state == .active }
         result.fleetKnown = !records.isEmpty
         let live = Set(workers.map(\.id))
         for record in records {

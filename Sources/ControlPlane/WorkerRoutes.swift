@@ -10,7 +10,7 @@ import SwarmCore
 struct WorkerRoutes {
     let core: ControlPlaneCore
     private var configuration: ControlPlaneConfiguration { core.configuration }
-    private var store: any JobStore { core.store }
+    private var store: any ControlPlaneStore { core.store }
     let costs = CostRecording()
 
     func register(on group: RouterGroup<ControlPlaneRequestContext>) {

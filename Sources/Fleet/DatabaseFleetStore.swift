@@ -7,17 +7,10 @@ import VastAI
 /// The fleet's memory on the job store's database, so that a restarted `serve` adopts its instances. Each instance
 /// gets a worker key of its own, stored hashed under an id derived from its label and revoked when it is forgotten.
 public struct DatabaseFleetStore: FleetStore {
-    public typealias Database = any JobStore & FleetRecordStore
-    private let database: Database
+    private let database: any ControlPlaneStore
 
-    public init(database: Database) {
-        self.database = database
-    }
-
-    /// The store behind `serve`, when its backend keeps fleet records (both built-in backends do).
-    public init?(store: any JobStore) {
-        guard let database = store as? Database else { return nil }
-        self.database = database
+    public init(store: any ControlPlaneStore) {
+        self.database = store
     }
 
     public func members() async throws -> [FleetMember] {
@@ -30,8 +23,8 @@ public struct DatabaseFleetStore: FleetStore {
 
     public func update(_ member: FleetMember) async throws {
         try await database.updateFleetInstance(Self.record(member))
-        if let gpu = member.vast?.gpuName, let costs = database as? any CostRecordStore {
-            try await costs.recordFleetInstanceGPU(id: member.id, gpu: gpu)
+        if let gpu = member.vast?.gpuName {
+            try await database.recordFleetInstanceGPU(id: member.id, gpu: gpu)
         }
     }
 

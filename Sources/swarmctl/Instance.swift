@@ -49,10 +49,7 @@ struct InstanceCommand: AsyncParsableCommand {
         }
 
         func withFleet<T: Sendable>(_ body: @Sendable (DatabaseFleetStore) async throws -> T) async throws -> T {
-            try await storage.withStore { store in
-                guard let fleet = DatabaseFleetStore(store: store) else { throw ValidationError("this database keeps no fleet records") }
-                return try await body(fleet)
-            }
+            try await storage.withStore { store in try await body(DatabaseFleetStore(store: store)) }
         }
     }
 

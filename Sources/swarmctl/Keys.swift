@@ -16,7 +16,7 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "Directory of the SQLite database.") var dataDir = "./.swarm"
         @Option(help: "Database URL: postgres://... or a SQLite file.") var database: String?
 
-        func withStore<T: Sendable>(_ body: @Sendable (any JobStore) async throws -> T) async throws -> T {
+        func withStore<T: Sendable>(_ body: @Sendable (any ControlPlaneStore) async throws -> T) async throws -> T {
             let location = try DatabaseLocation(dataDirectory: dataDir, databaseURL: database)
             return try await location.withStore(logger: Logger(label: "swarmctl.keys"), body)
         }

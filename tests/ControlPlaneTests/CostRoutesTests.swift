@@ -13,7 +13,7 @@ import Testing
 
     /// A fleet instance at $36/h (1 cent a second) whose worker is READY and runs one Wan job to completion.
     static func runOneJob(_ api: Harness) async throws -> String {
-        let fleet = try #require(api.store as? any FleetRecordStore)
+        let fleet = api.store
         try await fleet.insertFleetInstance(FleetInstanceRecord(id: 77, label: "swarm-a", dphTotal: 36, createdAt: Date().addingTimeInterval(-60)))
         let ping = try await api.call(.post, "/v2/swarmui/ping/swarm-a", ["stage": "ready"], auth: .worker)
         #expect(ping.status == .ok)

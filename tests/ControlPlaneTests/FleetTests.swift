@@ -139,7 +139,7 @@ import VastAI
     @Test func membersCarryTheirWorkersPingsAndKeysAreRevokedWithThem() async throws {
         let store = try SQLiteJobStore.inMemory()
         try await store.migrate()
-        let fleet = try #require(DatabaseFleetStore(store: store))
+        let fleet = DatabaseFleetStore(store: store)
         let now = Date(timeIntervalSince1970: 1_800_000_000)
         try await fleet.insert(FleetMember(id: 7, label: "swarm-a", offerID: 1004, machineID: 3, dphTotal: 0.7, createdAt: now))
         let key = try await fleet.mintWorkerKey(label: "swarm-a", now: now)
@@ -175,7 +175,7 @@ import VastAI
     @Test func theWantedSizeIsTheDatabasesUntilHandedBack() async throws {
         let store = try SQLiteJobStore.inMemory()
         try await store.migrate()
-        let fleet = try #require(DatabaseFleetStore(store: store))
+        let fleet = DatabaseFleetStore(store: store)
         #expect(try await fleet.desiredSize() == nil)
         try await fleet.setDesiredSize(0)
         #expect(try await fleet.desiredSize() == 0)

@@ -11,7 +11,7 @@ import SwarmCore
 /// A control plane on the real SQLite store (in memory), driven in process through HummingbirdTesting.
 struct Harness: Sendable {
     let client: any TestClientProtocol
-    let store: any JobStore
+    let store: any ControlPlaneStore
     /// Sent as `Authorization: Bearer <key>` unless a call says otherwise.
     var clientKey: String?
     var workerKey: String?

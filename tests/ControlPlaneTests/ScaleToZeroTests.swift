@@ -18,7 +18,7 @@ import Testing
             #expect(waiting["estimatedStartSeconds"] == nil)
 
             // The scaler stopped the fleet's one instance: a resume takes SwarmUI's boot.
-            let fleet = try #require(api.store as? any FleetRecordStore)
+            let fleet = api.store
             let now = Date()
             try await fleet.insertFleetInstance(FleetInstanceRecord(id: 9, label: "swarm-s", dphTotal: 0.4, createdAt: now.addingTimeInterval(-7200)))
             var record = try #require(try await fleet.fleetInstances().first)

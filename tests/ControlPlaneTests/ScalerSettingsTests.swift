@@ -51,7 +51,7 @@ import VastAI
     @Test func theLoadIsReadFromTheQueue() async throws {
         let store = try SQLiteJobStore.inMemory()
         try await store.migrate()
-        let fleet = try #require(DatabaseFleetStore(store: store))
+        let fleet = DatabaseFleetStore(store: store)
         let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         #expect(try await fleet.fleetLoad(now: t0) == FleetLoad(queue: QueueLoad()))
         _ = try await store.enqueue([NewJob(id: "a", endpoint: "swarmui", input: [:])], now: t0)
@@ -73,7 +73,7 @@ import VastAI
     @Test func whatInstanceScaleStoresOutranksServesFlagsUntilReset() async throws {
         let store = try SQLiteJobStore.inMemory()
         try await store.migrate()
-        let fleet = try #require(DatabaseFleetStore(store: store))
+        let fleet = DatabaseFleetStore(store: store)
         let settings = try Self.settings(ScalerOverride(workersMax: 4, scaler: .requestCount, scalerValue: 10))
         #expect(try await fleet.scalerOverride() == nil)
         #expect(settings.effectiveScaler(stored: try await fleet.scalerOverride()).settings == settings.scaler)

@@ -111,7 +111,7 @@ struct Browser: Sendable {
 func withWebPage(
     _ configuration: ControlPlaneConfiguration = ControlPlaneConfiguration(longPollTimeout: .milliseconds(200)),
     costs: (any CostReporting)? = nil,
-    _ test: @escaping @Sendable (Browser, any JobStore) async throws -> Void
+    _ test: @escaping @Sendable (Browser, any ControlPlaneStore) async throws -> Void
 ) async throws {
     let store = try SQLiteJobStore.inMemory()
     try await buildApplication(configuration: configuration, store: store, logger: quietLogger, costReporting: costs).test(.router) { client in
@@ -326,7 +326,7 @@ func withWebPage(
     @Test func fleetActionsAreConfirmedAndNeedTheCSRFToken() async throws {
         try await withWebPage { browser, store in
             var browser = browser
-            let fleet = try #require(DatabaseFleetStore(store: store))
+            let fleet = DatabaseFleetStore(store: store)
             try await fleet.insert(FleetMember(id: 77, label: "swarm-abc", offerID: 1, machineID: 2, dphTotal: 0.42, createdAt: Date()))
             try await store.heartbeat(
                 workerID: "swarm-abc",

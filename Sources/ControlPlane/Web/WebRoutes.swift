@@ -25,7 +25,7 @@ struct WebRoutes {
     let vast: VastAIClient?
     /// See `contentSecurityPolicy(outputs:)`.
     let csp: String
-    private var store: any JobStore { core.store }
+    private var store: any ControlPlaneStore { core.store }
 
     init(core: ControlPlaneCore, sessions: WebSessions, costs: (any CostReporting)?, vast: VastAIClient?) {
         self.core = core
@@ -316,13 +316,12 @@ struct WebRoutes {
             fleetRunning: vast != nil,
             notice: request.uri.queryParameters.get("done")
         )
-        if let fleet = DatabaseFleetStore(store: store) {
-            let listed = await vastListing()
-            data.instances = try await fleet.records().map { FleetInstanceStatus(record: $0, vast: listed?[$0.id], vastAsked: listed != nil) }
-            data.desiredSize = try await fleet.desiredSize()
-            data.creationHold = try await fleet.creationHold()
-            data.spentToday = try await fleet.spentToday(now: now)
-        }
+        let fleet = DatabaseFleetStore(store: store)
+        let listed = await vastListing()
+        data.instances = try await fleet.records().map { FleetInstanceStatus(record: $0, vast: listed?[$0.id], vastAsked: listed != nil) }
+        data.desiredSize = try await fleet.desiredSize()
+        data.creationHold = try await fleet.creationHold()
+        data.spentToday = try await fleet.spentToday(now: now)
         let horizon = now.addingTimeInterval(-core.configuration.leaseTimeout.seconds)
         data.workers = try await store.workers(endpoint: nil).filter { $0.lastSeen >= horizon }.sorted { $0.id < $1.id }
         return (WebViews.fleet(data, now: now, context: pageContext(request, visitor)), .ok)
@@ -354,7 +353,7 @@ struct WebRoutes {
     /// replace destroys the instance as the fleet's own replace does, and serve rents another in its place.
     private func fleetAction(_ form: [String: String], _ visitor: Visitor) async throws -> Response {
         let (action, count, id) = try Self.fleetRequest(action: form["action"], count: form["count"], id: form["id"])
-        guard let fleet = DatabaseFleetStore(store: store) else { throw WebProblem(.conflict, "No fleet", "this database keeps no fleet records") }
+        let fleet = DatabaseFleetStore(store: store)
         let done: String
         switch action {
         case .up:
