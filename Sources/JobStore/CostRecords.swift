@@ -131,7 +131,7 @@ extension FleetTables {
             "read forwarded jobs",
             "SELECT id, provider, status, finished_at, fal_cost_usd, input FROM jobs WHERE endpoint = $1 AND provider IS NOT NULL "
                 + "AND provider <> 'vastai' AND finished_at >= $2 AND finished_at < $3 ORDER BY finished_at",
-            [FleetValue(endpoint), FleetValue(start), FleetValue(end)],
+            [ColumnValue(endpoint), ColumnValue(start), ColumnValue(end)],
             columns: [.text, .text, .text, .integer, .real, .text]
         )
         return rows.compactMap { row in
@@ -151,12 +151,12 @@ extension FleetTables {
         // One statement per chunk (a batch take is one write, not one per job); SQLite allows 500 compound SELECTs.
         for start in stride(from: 0, to: attempts.count, by: 200) {
             let chunk = attempts[start..<min(start + 200, attempts.count)]
-            var values: [FleetValue] = []
+            var values: [ColumnValue] = []
             let rows = chunk.map { attempt in
                 let base = values.count
                 values += [
-                    FleetValue(attempt.jobID), FleetValue(attempt.attempt), FleetValue(attempt.endpoint), FleetValue(attempt.workerID),
-                    FleetValue(attempt.startedAt), FleetValue(attempt.videoFrames), FleetValue(attempt.videoResolution),
+                    ColumnValue(attempt.jobID), ColumnValue(attempt.attempt), ColumnValue(attempt.endpoint), ColumnValue(attempt.workerID),
+                    ColumnValue(attempt.startedAt), ColumnValue(attempt.videoFrames), ColumnValue(attempt.videoResolution),
                 ]
                 return
                     "SELECT CAST($\(base + 1) AS TEXT) AS job_id, CAST($\(base + 2) AS BIGINT) AS attempt, CAST($\(base + 3) AS TEXT) AS endpoint, "
@@ -180,7 +180,7 @@ extension FleetTables {
         try await fleetExecute(
             "end attempt \(attempt) of job \(jobID)",
             "UPDATE job_attempts SET ended_at = $1, outcome = $2 WHERE job_id = $3 AND attempt = $4 AND ended_at IS NULL",
-            [FleetValue(time), FleetValue(outcome), FleetValue(jobID), FleetValue(attempt)]
+            [ColumnValue(time), ColumnValue(outcome), ColumnValue(jobID), ColumnValue(attempt)]
         )
     }
 
@@ -188,7 +188,7 @@ extension FleetTables {
         try await fleetExecute(
             "record worker \(label) ready",
             "INSERT INTO fleet_worker_ready (label, ready_at) VALUES ($1, $2) ON CONFLICT (label) DO NOTHING",
-            [FleetValue(label), FleetValue(time)]
+            [ColumnValue(label), ColumnValue(time)]
         )
     }
 
@@ -196,7 +196,7 @@ extension FleetTables {
         try await fleetExecute(
             "record GPU of fleet instance \(id)",
             "UPDATE fleet_instances SET gpu_name = $1 WHERE id = $2 AND gpu_name IS NULL",
-            [FleetValue(gpu), FleetValue(id)]
+            [ColumnValue(gpu), ColumnValue(id)]
         )
     }
 
@@ -206,7 +206,7 @@ extension FleetTables {
             "SELECT job_id, attempt, endpoint, worker_id, instance_id, dollars_per_hour, gpu, started_at, ended_at, outcome, "
                 + "video_frames, video_resolution FROM job_attempts WHERE endpoint = $1 AND started_at < $2 "
                 + "AND (ended_at IS NULL OR ended_at >= $3) ORDER BY started_at, job_id, attempt",
-            [FleetValue(endpoint), FleetValue(end), FleetValue(start)],
+            [ColumnValue(endpoint), ColumnValue(end), ColumnValue(start)],
             columns: [.text, .integer, .text, .text, .integer, .real, .text, .integer, .integer, .text, .integer, .text]
         )
         return rows.compactMap { row in
@@ -237,7 +237,7 @@ extension FleetTables {
             "SELECT f.id, f.label, f.gpu_name, f.dph_total, f.created_at, r.ready_at, f.destroy_requested_at, f.removed_at "
                 + "FROM fleet_instances f LEFT JOIN fleet_worker_ready r ON r.label = f.label "
                 + "WHERE f.dph_total IS NOT NULL AND f.created_at < $1 AND (f.removed_at IS NULL OR f.removed_at >= $2) ORDER BY f.id",
-            [FleetValue(end), FleetValue(start)],
+            [ColumnValue(end), ColumnValue(start)],
             columns: [.integer, .text, .text, .real, .integer, .integer, .integer, .integer]
         )
         return rows.compactMap { row in

@@ -5,8 +5,7 @@ import GRDB
 extension FleetTables {
     func readFalSpend(day: String) async throws(JobStoreError) -> Double {
         let rows = try await fleetQuery("read fal.ai spend", "SELECT dollars FROM fal_spend WHERE day = $1", [.text(day)], columns: [.real])
-        if case .real(let dollars)? = rows.first?.first { return dollars }
-        return 0
+        return rows.first?.first?.double ?? 0
     }
 
 }

@@ -104,36 +104,32 @@ public protocol FleetRecordStore: Sendable {
     func setFleetScalerDecision(_ text: String?, endpoint: String) async throws(JobStoreError)
 }
 
-/// A value of the fleet tables: the types both databases store alike.
-enum FleetValue: Sendable, Hashable {
-    case integer(Int64)
-    case real(Double)
-    case text(String)
-    case null
-
+/// The fleet's SQL binds and reads the job tables' `ColumnValue`: a NULL is the column kind's nil.
+extension ColumnValue {
+    /// What a column is read as.
     enum Kind: Sendable { case integer, real, text }
 
-    init(_ value: Int?) { self = value.map { .integer(Int64($0)) } ?? .null }
-    init(_ value: Double?) { self = value.map { .real($0) } ?? .null }
-    init(_ value: String?) { self = value.map { .text($0) } ?? .null }
-    init(_ value: Date?) { self = value.map { .integer($0.epochMilliseconds) } ?? .null }
+    init(_ value: Int?) { self = .integer(value.map(Int64.init)) }
+    init(_ value: Double?) { self = .real(value) }
+    init(_ value: String?) { self = .text(value) }
+    init(_ value: Date?) { self = .integer(value?.epochMilliseconds) }
 
-    var int: Int? { if case .integer(let value) = self { Int(value) } else { nil } }
-    var double: Double? { if case .real(let value) = self { value } else { nil } }
-    var string: String? { if case .text(let value) = self { value } else { nil } }
+    var int: Int? { if case .integer(let value?) = self { Int(value) } else { nil } }
+    var double: Double? { if case .real(let value?) = self { value } else { nil } }
+    var string: String? { if case .text(let value?) = self { value } else { nil } }
     var date: Date? { int.map { Date(epochMilliseconds: Int64($0)) } }
 }
 
 /// What a backend provides so that the fleet's SQL below is written once: run a statement whose parameters are
 /// `$1`, `$2`… in order, and read rows of the given column kinds.
 protocol FleetTables: FleetRecordStore {
-    func fleetExecute(_ operation: String, _ sql: String, _ values: [FleetValue]) async throws(JobStoreError)
+    func fleetExecute(_ operation: String, _ sql: String, _ values: [ColumnValue]) async throws(JobStoreError)
     func fleetQuery(
         _ operation: String,
         _ sql: String,
-        _ values: [FleetValue],
-        columns: [FleetValue.Kind]
-    ) async throws(JobStoreError) -> [[FleetValue]]
+        _ values: [ColumnValue],
+        columns: [ColumnValue.Kind]
+    ) async throws(JobStoreError) -> [[ColumnValue]]
 }
 
 /// Migration 3 in both databases (same SQL). Times are epoch milliseconds, flags 0/1, as in the job tables.
@@ -161,18 +157,18 @@ extension FleetTables {
         "id, label, offer_id, machine_id, state, dph_total, created_at, reboots, last_reboot_at, destroy_requested_at, "
             + "last_status_at, warned_slow_start, removed_at, stopped_at, resumed_at"
     }
-    private static var ownKinds: [FleetValue.Kind] {
+    private static var ownKinds: [ColumnValue.Kind] {
         [.integer, .text, .integer, .integer, .text, .real, .integer, .integer, .integer, .integer, .integer, .integer, .integer, .integer, .integer]
     }
     private static var creationHoldName: String { "creation_hold" }
     private static var desiredSizeName: String { "desired_size" }
 
-    private static func values(_ record: FleetInstanceRecord) -> [FleetValue] {
+    private static func values(_ record: FleetInstanceRecord) -> [ColumnValue] {
         [
-            FleetValue(record.id), FleetValue(record.label), FleetValue(record.offerID), FleetValue(record.machineID),
-            FleetValue(record.state.rawValue), FleetValue(record.dphTotal), FleetValue(record.createdAt), FleetValue(record.reboots),
-            FleetValue(record.lastRebootAt), FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt),
-            FleetValue(record.warnedSlowStart ? 1 : 0), FleetValue(record.removedAt), FleetValue(record.stoppedAt), FleetValue(record.resumedAt),
+            ColumnValue(record.id), ColumnValue(record.label), ColumnValue(record.offerID), ColumnValue(record.machineID),
+            ColumnValue(record.state.rawValue), ColumnValue(record.dphTotal), ColumnValue(record.createdAt), ColumnValue(record.reboots),
+            ColumnValue(record.lastRebootAt), ColumnValue(record.destroyRequestedAt), ColumnValue(record.lastStatusAt),
+            ColumnValue(record.warnedSlowStart ? 1 : 0), ColumnValue(record.removedAt), ColumnValue(record.stoppedAt), ColumnValue(record.resumedAt),
         ]
     }
 
@@ -227,9 +223,9 @@ extension FleetTables {
             "UPDATE fleet_instances SET state = $1, reboots = $2, last_reboot_at = $3, destroy_requested_at = $4, "
                 + "last_status_at = $5, warned_slow_start = $6, stopped_at = $8, resumed_at = $9 WHERE id = $7 AND removed_at IS NULL",
             [
-                FleetValue(record.state.rawValue), FleetValue(record.reboots), FleetValue(record.lastRebootAt),
-                FleetValue(record.destroyRequestedAt), FleetValue(record.lastStatusAt), FleetValue(record.warnedSlowStart ? 1 : 0),
-                FleetValue(record.id), FleetValue(record.stoppedAt), FleetValue(record.resumedAt),
+                ColumnValue(record.state.rawValue), ColumnValue(record.reboots), ColumnValue(record.lastRebootAt),
+                ColumnValue(record.destroyRequestedAt), ColumnValue(record.lastStatusAt), ColumnValue(record.warnedSlowStart ? 1 : 0),
+                ColumnValue(record.id), ColumnValue(record.stoppedAt), ColumnValue(record.resumedAt),
             ]
         )
     }
@@ -238,7 +234,7 @@ extension FleetTables {
         try await fleetExecute(
             "remove fleet instance \(id)",
             "UPDATE fleet_instances SET state = $1, removed_at = $2 WHERE id = $3 AND removed_at IS NULL",
-            [FleetValue(FleetInstanceRecord.State.removed.rawValue), FleetValue(time), FleetValue(id)]
+            [ColumnValue(FleetInstanceRecord.State.removed.rawValue), ColumnValue(time), ColumnValue(id)]
         )
     }
 
@@ -251,7 +247,7 @@ extension FleetTables {
         try await fleetExecute(
             "exclude machine \(machineID)",
             "INSERT INTO fleet_failed_machines (machine_id, added_at) VALUES ($1, $2) ON CONFLICT (machine_id) DO NOTHING",
-            [FleetValue(machineID), FleetValue(time)]
+            [ColumnValue(machineID), ColumnValue(time)]
         )
     }
 
@@ -292,7 +288,7 @@ extension FleetTables {
         let rows = try await fleetQuery(
             "read fleet setting \(name)",
             "SELECT value FROM fleet_settings WHERE name = $1",
-            [FleetValue(name)],
+            [ColumnValue(name)],
             columns: [.text]
         )
         return rows.first?[0].string
@@ -302,7 +298,7 @@ extension FleetTables {
         try await fleetExecute(
             "set fleet setting \(name)",
             "INSERT INTO fleet_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            [FleetValue(name), FleetValue(value)]
+            [ColumnValue(name), ColumnValue(value)]
         )
     }
 
@@ -310,7 +306,7 @@ extension FleetTables {
         let rows = try await fleetQuery(
             "sum fleet spending",
             "SELECT dph_total, created_at, removed_at FROM fleet_instances WHERE dph_total IS NOT NULL AND (removed_at IS NULL OR removed_at > $1)",
-            [FleetValue(start)],
+            [ColumnValue(start)],
             columns: [.real, .integer, .integer]
         )
         return rows.reduce(0) { total, row in

@@ -518,7 +518,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         append(row.columnValues, to: &binds)
     }
 
-    private static func append(_ values: [ColumnValue], to binds: inout PostgresBindings) {
+    static func append(_ values: [ColumnValue], to binds: inout PostgresBindings) {
         for value in values {
             switch value {
             case .text(let text): binds.append(text)
