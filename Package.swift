@@ -90,6 +90,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -135,7 +136,7 @@ let package = Package(
         .target(
             name: "VastAI",
             dependencies: [
-                "SwarmCore", "JobProtocol",
+                "SwarmCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -212,7 +213,7 @@ let package = Package(
         .executableTarget(
             name: "swarm-worker",
             dependencies: [
-                "Worker", "SwarmUI", "JobProtocol", "SwarmCore", "CSwarmMalloc",
+                "Worker", "JobProtocol", "SwarmCore", "CSwarmMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -237,7 +238,7 @@ let package = Package(
         .executableTarget(
             name: "swarmui-emulator",
             dependencies: [
-                "SwarmUIEmulator", "SwarmCore",
+                "SwarmUIEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
