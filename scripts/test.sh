@@ -11,6 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "formatting (swift format lint, settings in .swift-format)"
 swift format lint --recursive --strict --parallel --configuration .swift-format Package.swift Sources tests benchmarks
 
+step "module graph (scripts/check-architecture.sh: Package.swift, docs/architecture.md and the imports agree)"
+scripts/check-architecture.sh
+
 step "PostgreSQL for the store tests (scripts/postgres.sh)"
 SWARM_TEST_DATABASE_URL="$(scripts/postgres.sh | tail -n 1)"
 export SWARM_TEST_DATABASE_URL
