@@ -1,4 +1,3 @@
-import JobStore
 import Logging
 import ServiceLifecycle
 import SwarmCore
