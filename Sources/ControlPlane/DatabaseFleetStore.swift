@@ -79,6 +79,9 @@ public struct DatabaseFleetStore: FleetStore {
         )
     }
 
+    public func recordStopped(id: Int, at time: Date) async throws { try await database.recordFleetStop(id: id, at: time) }
+    public func recordResumed(id: Int, at time: Date) async throws { try await database.recordFleetResume(id: id, at: time) }
+
     public func recordScalerDecision(_ text: String) async throws {
         try await database.setFleetScalerDecision(text, endpoint: ControlPlaneConfiguration.defaultEndpoint)
     }
@@ -130,7 +133,8 @@ public struct DatabaseFleetStore: FleetStore {
             lastStatusAt: member.lastStatusAt,
             warnedSlowStart: member.warnedSlowStart,
             stoppedAt: member.stoppedAt,
-            resumedAt: member.resumedAt
+            resumedAt: member.resumedAt,
+            storageDollarsPerHour: member.storageDollarsPerHour
         )
     }
 
@@ -151,7 +155,8 @@ public struct DatabaseFleetStore: FleetStore {
             lastStatusAt: record.lastStatusAt,
             warnedSlowStart: record.warnedSlowStart,
             stoppedAt: record.stoppedAt,
-            resumedAt: record.resumedAt
+            resumedAt: record.resumedAt,
+            storageDollarsPerHour: record.storageDollarsPerHour
         )
     }
 }
