@@ -58,16 +58,11 @@ public struct DatabaseFleetStore: FleetStore {
         try await database.setFleetScaler(override.flatMap { $0.isEmpty ? nil : $0.jsonText }, endpoint: endpoint)
     }
 
-    /// The endpoint's queue for the scaler: counts, the oldest queued job's age (among the newest 500 queued: past
-    /// that the age is a lower bound), and the workers holding a job.
+    /// The endpoint's queue for the scaler: counts, the oldest queued job's age, and the workers holding a job.
     public func fleetLoad(endpoint: String = ControlPlaneConfiguration.defaultEndpoint, now: Date = Date()) async throws -> FleetLoad {
         let counts = try await database.counts(endpoint: endpoint)
         let queued = counts[.inQueue] ?? 0
-        var oldest: Date?
-        if queued > 0 {
-            oldest = try await database.listJobs(endpoint: endpoint, status: .inQueue, limit: min(queued, 500), cursor: nil).jobs.map(\.createdAt)
-                .min()
-        }
+        let oldest = queued > 0 ? try await database.oldestQueuedJobs(endpoint: endpoint, limit: 1).first?.createdAt : nil
         let busy = try await database.workers(endpoint: endpoint).filter { !$0.jobIDs.isEmpty }.map(\.id)
         return FleetLoad(
             queue: QueueLoad(
