@@ -58,7 +58,8 @@ public struct DatabaseFleetStore: FleetStore {
         try await database.setFleetScaler(override.flatMap { $0.isEmpty ? nil : $0.jsonText }, endpoint: endpoint)
     }
 
-    /// The endpoint's queue for the scaler: counts, the oldest queued job's age, and the workers holding a job.
+    /// The endpoint's queue for the scaler: counts, the oldest queued job's age, the workers holding a job, and when
+    /// each fleet worker was last active (its idle timer's start, across restarts).
     public func fleetLoad(endpoint: String = ControlPlaneConfiguration.defaultEndpoint, now: Date = Date()) async throws -> FleetLoad {
         let counts = try await database.counts(endpoint: endpoint)
         let queued = counts[.inQueue] ?? 0
@@ -70,7 +71,8 @@ public struct DatabaseFleetStore: FleetStore {
                 inProgress: counts[.inProgress] ?? 0,
                 oldestQueuedAge: oldest.map { max(0, now.timeIntervalSince($0)) }
             ),
-            busyWorkers: Set(busy)
+            busyWorkers: Set(busy),
+            idleSince: try await database.fleetWorkersIdleSince()
         )
     }
 

@@ -111,6 +111,9 @@ public protocol FleetRecordStore: Sendable {
     func recordFleetStop(id: Int, at time: Date) async throws(JobStoreError)
     /// Ends the instance's open stop, if any.
     func recordFleetResume(id: Int, at time: Date) async throws(JobStoreError)
+    /// Per live instance's label, when its worker last ended an attempt or, if later, first became READY: what its
+    /// idle time is counted from, kept across restarts of `serve`.
+    func fleetWorkersIdleSince() async throws(JobStoreError) -> [String: Date]
     /// The stops that overlap `[start, end)`, by instance id, oldest first.
     func fleetStops(overlapping start: Date, _ end: Date) async throws(JobStoreError) -> [Int: [InstanceBilling.Stop]]
 }

@@ -3,12 +3,13 @@ import JobProtocol
 import SwarmCore
 
 /// Migration 9 in both databases (issue 23): each warm stop of an instance, so that its stopped time is billed at
-/// the storage price and its running time at `$/h`; the storage price itself, kept at rental; and the queue's
-/// creation order per endpoint, for the oldest queued jobs.
+/// the storage price and its running time at `$/h`; the storage price itself, kept at rental; the queue's creation
+/// order per endpoint, for the oldest queued jobs; and each worker's attempts by end, for its idle time.
 let fleetStopHistoryStatements = [
     "ALTER TABLE fleet_instances ADD COLUMN storage_dph DOUBLE PRECISION",
     "CREATE TABLE fleet_stops (instance_id BIGINT NOT NULL, stopped_at BIGINT NOT NULL, resumed_at BIGINT, PRIMARY KEY (instance_id, stopped_at))",
     "CREATE INDEX jobs_queued_order ON jobs (endpoint, created_at, seq) WHERE status = '\(JobStatus.inQueue.rawValue)'",
+    "CREATE INDEX job_attempts_worker ON job_attempts (worker_id, ended_at)",
 ]
 
 extension FleetTables {
@@ -26,6 +27,22 @@ extension FleetTables {
             "UPDATE fleet_stops SET resumed_at = $1 WHERE instance_id = $2 AND resumed_at IS NULL",
             [FleetValue(time), FleetValue(id)]
         )
+    }
+
+    public func fleetWorkersIdleSince() async throws(JobStoreError) -> [String: Date] {
+        let rows = try await fleetQuery(
+            "read fleet workers' last activity",
+            "SELECT f.label, (SELECT MAX(a.ended_at) FROM job_attempts a WHERE a.worker_id = f.label), r.ready_at "
+                + "FROM fleet_instances f LEFT JOIN fleet_worker_ready r ON r.label = f.label WHERE f.removed_at IS NULL",
+            [],
+            columns: [.text, .integer, .integer]
+        )
+        var since: [String: Date] = [:]
+        for row in rows {
+            guard let label = row[0].string, let latest = [row[1].date, row[2].date].compactMap({ $0 }).max() else { continue }
+            since[label] = latest
+        }
+        return since
     }
 
     public func fleetStops(overlapping start: Date, _ end: Date) async throws(JobStoreError) -> [Int: [InstanceBilling.Stop]] {

@@ -63,7 +63,8 @@ public actor FleetReconciler {
     private let createAttempts = 3
     /// The scaler (issue 23); nil: the fleet keeps its size.
     private var scaling: FleetScaling?
-    /// Since when each ready worker has held no job (in memory: a restart gives idle workers a fresh timeout).
+    /// Since when each ready worker has held no job; a worker first seen idle starts from the records'
+    /// (`FleetLoad.idleSince`), so that a restart does not give idle workers a fresh timeout.
     private var idleSince: [Int: Date] = [:]
     /// Instances whose resume vast refused.
     private var refusedResumes: Set<Int> = []
@@ -221,7 +222,13 @@ public actor FleetReconciler {
             } else {
                 state = .booting
             }
-            if state == .idle { idleSince[member.id] = idleSince[member.id] ?? now } else { idleSince[member.id] = nil }
+            if state == .idle {
+                // Never before its resume: what the records hold then is from before the stop.
+                let recorded = load.idleSince[member.label].map { max($0, member.resumedAt ?? $0) }
+                idleSince[member.id] = idleSince[member.id] ?? min(recorded ?? now, now)
+            } else {
+                idleSince[member.id] = nil
+            }
             instances.append(
                 ScalerInstance(
                     id: member.id,

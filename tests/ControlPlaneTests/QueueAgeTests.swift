@@ -18,4 +18,14 @@ import VastAI
         #expect(load.queue.inQueue == 601)
         #expect(load.queue.oldestQueuedAge == 200)
     }
+
+    @Test func theLoadCarriesEachFleetWorkersLastActivity() async throws {
+        let store = try SQLiteJobStore.inMemory()
+        try await store.migrate()
+        let fleet = try #require(DatabaseFleetStore(store: store))
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        try await store.insertFleetInstance(FleetInstanceRecord(id: 1, label: "swarm-a", dphTotal: 1, createdAt: t0))
+        try await store.recordWorkerReady(label: "swarm-a", at: t0 + 60)
+        #expect(try await fleet.fleetLoad(now: t0 + 100).idleSince == ["swarm-a": t0 + 60])
+    }
 }

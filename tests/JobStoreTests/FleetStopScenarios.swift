@@ -36,4 +36,27 @@ import Testing
             #expect(instance.stops == stops && instance.storageDollarsPerHour == 0.36)
         }
     }
+
+    @Test(arguments: Backend.enabled)
+    func aWorkersIdleTimeStartsAtItsLastAttemptsEndOrItsReady(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let fleet = try #require(store as? any FleetRecordStore)
+            let costs = try #require(store as? any CostRecordStore)
+            for (id, label) in [(1, "swarm-a"), (2, "swarm-b"), (3, "swarm-c"), (4, "swarm-gone")] {
+                try await fleet.insertFleetInstance(FleetInstanceRecord(id: id, label: label, dphTotal: 1, createdAt: t0))
+            }
+            // a: READY at 100, then two jobs, the last ending at 900. b: READY at 200, no job. c: never READY.
+            try await costs.recordWorkerReady(label: "swarm-a", at: at(100))
+            try await costs.recordWorkerReady(label: "swarm-b", at: at(200))
+            try await costs.recordAttemptsStarted([
+                JobAttemptRecord(jobID: "j1", attempt: 1, endpoint: "ep", workerID: "swarm-a", startedAt: at(300)),
+                JobAttemptRecord(jobID: "j2", attempt: 1, endpoint: "ep", workerID: "swarm-a", startedAt: at(600)),
+            ])
+            try await costs.recordAttemptEnded(jobID: "j2", attempt: 1, at: at(900), outcome: "COMPLETED")
+            try await costs.recordAttemptEnded(jobID: "j1", attempt: 1, at: at(500), outcome: "COMPLETED")
+            try await costs.recordWorkerReady(label: "swarm-gone", at: at(50))
+            try await fleet.removeFleetInstance(id: 4, at: at(60))
+            #expect(try await fleet.fleetWorkersIdleSince() == ["swarm-a": at(900), "swarm-b": at(200)])
+        }
+    }
 }
