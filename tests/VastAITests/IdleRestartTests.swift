@@ -8,23 +8,20 @@ import VastAI
 /// give idle workers a fresh `--idle-timeout`.
 @Suite struct IdleRestartTests {
     @Test func aRestartedReconcilerDoesNotResetTheIdleTimer() async throws {
-        try await withVast(FleetReconcilerTests.fastEmulator) { _, client in
-            let store = InMemoryFleetStore()
-            let load = FleetScalingTests.Load()
-            let fleet = await FleetScalingTests.scaled(client, store, load)
-            let t0 = Date()
+        try await ScaledFleet.with { scaled in
+            let (store, load, t0) = (scaled.store, scaled.load, scaled.t0)
             await load.set(QueueLoad(inQueue: 1, oldestQueuedAge: 1))
-            try await fleet.reconcile(now: t0)
+            try await scaled.fleet.reconcile(now: t0)
             let member = try #require(await store.members().first)
             await store.recordPing(id: member.id, stage: .ready, at: t0 + 1)
             await load.set(QueueLoad(inProgress: 1), busy: [member.label])
-            try await fleet.reconcile(now: t0 + 2)
+            try await scaled.fleet.reconcile(now: t0 + 2)
             // Its job ended at t0 + 3, as the records say; then serve restarts.
             await load.set(QueueLoad(), idleSince: [member.label: t0 + 3])
-            try await fleet.reconcile(now: t0 + 4)
-            #expect(await fleet.lastDecision?.choice(for: member.id)?.action == .keep)
+            try await scaled.fleet.reconcile(now: t0 + 4)
+            #expect(await scaled.fleet.lastDecision?.choice(for: member.id)?.action == .keep)
 
-            let restarted = await FleetScalingTests.scaled(client, store, load)
+            let restarted = await scaled.restarted()
             try await restarted.reconcile(now: t0 + 6)
             #expect(await restarted.lastDecision?.choice(for: member.id)?.action == .keep)
             // Idle since t0 + 3, not since the restart: past the 5 s timeout at t0 + 9, stopped (keep-warm 1).
@@ -35,19 +32,16 @@ import VastAI
     }
 
     @Test func aResumedWorkerIsNotIdleSinceBeforeItsStop() async throws {
-        try await withVast(FleetReconcilerTests.fastEmulator) { _, client in
-            let store = InMemoryFleetStore()
-            let load = FleetScalingTests.Load()
-            let fleet = await FleetScalingTests.scaled(client, store, load)
-            let t0 = Date()
-            let member = try await FleetScalingTests.rentOneAndStopIt(fleet, store, load, at: t0)
+        try await ScaledFleet.with { scaled in
+            let (store, load, t0) = (scaled.store, scaled.load, scaled.t0)
+            let (member, _) = try await scaled.stoppedOne()
             await load.set(QueueLoad(inQueue: 1, oldestQueuedAge: 1))
-            try await fleet.reconcile(now: t0 + 100)
+            try await scaled.fleet.reconcile(now: t0 + 100)
             #expect(await store.members().first?.resumedAt == t0 + 100)
             await store.recordPing(id: member.id, stage: .ready, at: t0 + 101)
             // The records still say READY at t0 + 1: the timer starts at the resume, so nothing is stopped at once.
             await load.set(QueueLoad(), idleSince: [member.label: t0 + 1])
-            let restarted = await FleetScalingTests.scaled(client, store, load)
+            let restarted = await scaled.restarted()
             try await restarted.reconcile(now: t0 + 102)
             #expect(await restarted.lastDecision?.choice(for: member.id)?.action == .keep)
             try await restarted.reconcile(now: t0 + 106)
