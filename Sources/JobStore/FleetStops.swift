@@ -46,10 +46,12 @@ extension FleetTables {
     }
 
     public func fleetStops(overlapping start: Date, _ end: Date) async throws(JobStoreError) -> [Int: [InstanceBilling.Stop]] {
+        // A stop still open when its instance was destroyed stays open: the instance's removal ends it.
         let rows = try await fleetQuery(
             "list fleet stops",
-            "SELECT instance_id, stopped_at, resumed_at FROM fleet_stops WHERE stopped_at < $1 AND (resumed_at IS NULL OR resumed_at > $2) "
-                + "ORDER BY instance_id, stopped_at",
+            "SELECT s.instance_id, s.stopped_at, s.resumed_at FROM fleet_stops s JOIN fleet_instances f ON f.id = s.instance_id "
+                + "WHERE s.stopped_at < $1 AND (s.resumed_at IS NULL OR s.resumed_at > $2) AND (f.removed_at IS NULL OR f.removed_at > $2) "
+                + "ORDER BY s.instance_id, s.stopped_at",
             [FleetValue(end), FleetValue(start)],
             columns: [.integer, .integer, .integer]
         )

@@ -34,6 +34,12 @@ import Testing
             #expect(try await fleet.fleetStops(overlapping: at(4200), at(5000))[5] == nil)
             let instance = try #require(try await costs.instanceCosts(overlapping: t0, at(7200)).first)
             #expect(instance.stops == stops && instance.storageDollarsPerHour == 0.36)
+
+            // Destroyed while stopped: its open stop ends with it.
+            try await fleet.removeFleetInstance(id: 5, at: at(8000))
+            #expect(try await fleet.fleetStops(overlapping: at(7200), at(9000))[5] == [stops[1]])
+            #expect(try await fleet.fleetStops(overlapping: at(8000), at(9000)).isEmpty)
+            #expect(abs(try await fleet.fleetSpent(since: t0, now: at(9000)) - (2.4 + 0.48 + 0.08)) < 1e-9)
         }
     }
 
