@@ -1,3 +1,4 @@
+import Fleet
 import AsyncHTTPClient
 import Foundation
 import Hummingbird
@@ -23,6 +24,7 @@ import VastAI
 ///     the store's connection pool or a local worker.
 ///   - costReporting: the cost figures of the costs API and the web page; nil: computed from `store`'s records.
 ///   - webFleetClient: lets the web page's Fleet view replace an instance; nil when serve runs no vast.ai fleet.
+///   - fleetStart: the fleet's download and boot, for queued jobs' start estimates; nil when serve runs no fleet.
 public func buildApplication(
     configuration: ControlPlaneConfiguration,
     store: any ControlPlaneStore,
@@ -33,6 +35,7 @@ public func buildApplication(
     additionalServices: [any Service] = [],
     costReporting: (any CostReporting)? = nil,
     webFleetClient: VastAIClient? = nil,
+    fleetStart: ColdStart? = nil,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> Application<RouterResponder<ControlPlaneRequestContext>> {
     let core = ControlPlaneCore(configuration: configuration, store: store, logger: logger)
@@ -54,7 +57,7 @@ public func buildApplication(
     WebRoutes(core: core, sessions: sessions, costs: costs, vast: webFleetClient).register(on: router)
     let clientGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .client, keys: core.keys, sessions: sessions))
     let fal = configuration.fal.map { FalForwarder(core: core, settings: $0, httpClient: httpClient) }
-    ClientRoutes(core: core, fal: fal).register(on: clientGroup)
+    ClientRoutes(core: core, fal: fal, fleetStart: fleetStart).register(on: clientGroup)
     let workerGroup = router.group("v2/:endpoint").add(middleware: AuthMiddleware(required: .worker, keys: core.keys))
     WorkerRoutes(core: core).register(on: workerGroup)
     CostRoutes(core: core, costs: costs).register(on: clientGroup)

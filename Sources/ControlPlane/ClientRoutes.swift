@@ -1,14 +1,18 @@
+import Fleet
 import Foundation
 import Hummingbird
 import JobProtocol
 import JobStore
 import SwarmCore
+import VastAI
 
 /// The client API under `/v2/{endpoint}` (runpod.md §2), plus `run-batch` and `jobs`.
 struct ClientRoutes {
     let core: ControlPlaneCore
     /// Forwards jobs to fal.ai when this server has it.
     var fal: FalForwarder? = nil
+    /// serve's fleet's download and boot, for a queued job's start estimate; nil without a fleet.
+    var fleetStart: ColdStart? = nil
     private var configuration: ControlPlaneConfiguration { core.configuration }
     private var store: any ControlPlaneStore { core.store }
 
@@ -143,7 +147,13 @@ struct ClientRoutes {
     }
 
     private func availability(_ endpoint: String) async throws -> WorkerAvailability {
-        try await WorkerAvailability.read(store: store, endpoint: endpoint, leaseTimeout: configuration.leaseTimeout, now: Date())
+        try await WorkerAvailability.read(
+            store: store,
+            endpoint: endpoint,
+            leaseTimeout: configuration.leaseTimeout,
+            now: Date(),
+            coldStart: fleetStart
+        )
     }
 
     // MARK: Changing

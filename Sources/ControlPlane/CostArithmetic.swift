@@ -35,10 +35,11 @@ public struct ExternalJobCost: Sendable, Hashable {
 /// The cost report from records, without I/O: see docs/costs.md for the rules and worked examples.
 ///
 /// - Instance money is `$/h × seconds` from creation to the end of billing, split by UTC hour into booting (until
-///   the worker's first READY), busy (some attempt running) and idle (the rest).
+///   the worker's first READY), busy (some attempt running) and idle (the rest); during a warm stop it is billed its
+///   storage price instead, as `stopped`.
 /// - A job's direct cost is the sum over its attempts of `seconds × $/h` of the instance that ran it; an attempt
 ///   whose instance died ends where the instance ended, and is paid by the job.
-/// - A job's loaded cost adds, for each hour it ran in, a share of that instance-hour's booting and idle money in
+/// - A job's loaded cost adds, for each hour it ran in, a share of that instance-hour's booting, idle and stopped money in
 ///   proportion to its seconds in the hour. An hour without jobs has nobody to share with: its money stays in the
 ///   day's idle/booting spend only.
 /// - Forwarded jobs cost what the provider charged, on the day they finished.
@@ -106,21 +107,30 @@ public enum CostArithmetic {
             // A job ran, so the worker was ready by then even if its READY ping was never recorded.
             let ready = [instance.readyAt, own.map(\.start).min()].compactMap { $0 }.min() ?? billedEnd
             let rate = instance.dollarsPerHour / hour
+            let storageRate = (instance.storageDollarsPerHour ?? 0) / hour
             var cursor = max(floorHour(max(instance.createdAt, start)), floorHour(start))
             while cursor < min(billedEnd, end) {
                 let next = cursor.addingTimeInterval(hour)
                 let slot = (max(cursor, start, instance.createdAt), min(next, end, billedEnd))
                 cursor = next
                 guard slot.1 > slot.0 else { continue }
-                let booting = overlap(slot, (instance.createdAt, ready))
-                let busy = unionLength(own.map { ($0.start, $0.end) }, within: (max(slot.0, ready), slot.1))
-                let idle = max(0, slot.1.timeIntervalSince(slot.0) - booting - busy)
+                // Booting, busy and idle count the time it ran; its warm stops bill storage alone.
+                let running = InstanceBilling.running((slot.0, slot.1), stops: instance.stops)
+                var (booting, busy, runningSeconds) = (0.0, 0.0, 0.0)
+                for piece in running {
+                    booting += overlap((piece.start, piece.end), (instance.createdAt, ready))
+                    busy += unionLength(own.map { ($0.start, $0.end) }, within: (max(piece.start, ready), piece.end))
+                    runningSeconds += piece.end.timeIntervalSince(piece.start)
+                }
+                let idle = max(0, runningSeconds - booting - busy)
+                let stopped = max(0, slot.1.timeIntervalSince(slot.0) - runningSeconds) * storageRate
                 let name = dayName(slot.0)
                 guard var row = days[name] else { continue }
                 row.spendByState.booting += booting * rate
                 row.spendByState.busy += busy * rate
                 row.spendByState.idle += idle * rate
-                let money = (booting + busy + idle) * rate
+                row.spendByState.stopped += stopped
+                let money = (booting + busy + idle) * rate + stopped
                 row.spendByInstance[String(instance.id), default: 0] += money
                 row.spendByProvider["vastai", default: 0] += money
                 row.spendUSD += money
@@ -128,7 +138,7 @@ public enum CostArithmetic {
                 let jobSeconds = own.map { ($0.attempt.jobID, overlap(slot, ($0.start, $0.end))) }.filter { $0.1 > 0 }
                 let total = jobSeconds.reduce(0) { $0 + $1.1 }
                 if total > 0 {
-                    for (job, seconds) in jobSeconds { overheadShare[job, default: 0] += (booting + idle) * rate * seconds / total }
+                    for (job, seconds) in jobSeconds { overheadShare[job, default: 0] += ((booting + idle) * rate + stopped) * seconds / total }
                 }
             }
         }

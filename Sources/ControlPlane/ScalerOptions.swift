@@ -49,8 +49,7 @@ extension FleetSettings {
                 return effective
             },
             load: { try await store.fleetLoad() },
-            // The download at 500 Mb/s, a typical host (48 GB: about 13 minutes, the "about 15").
-            coldStart: ColdStart(downloadSeconds: Double(settings.download.totalBytes) * 8 / 500e6, bootSeconds: 90),
+            coldStart: settings.coldStart,
             diskGB: settings.diskGB
         )
     }

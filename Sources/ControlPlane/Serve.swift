@@ -296,6 +296,7 @@ public func runControlPlane(
         logger: logger,
         additionalServices: storeServices,
         webFleetClient: settings.fleet.map { VastAIClient(configuration: $0.vast, logger: logger) },
+        fleetStart: settings.fleet?.coldStart,
         onServerRunning: { port in
             let endpoints = settings.configuration.endpoints.sorted().joined(separator: ", ")
             let keys = clientKeysExist.withLock { $0 } ? "API keys required" : "no client API keys exist, open to this machine only"

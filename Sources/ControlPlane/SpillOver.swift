@@ -90,6 +90,8 @@ final class SpillOverService: Service, Sendable {
     let core: ControlPlaneCore
     let forwarder: FalForwarder
     let settings: SpillSettings
+    /// The oldest queued jobs looked at per round: past them, jobs are younger and wait their turn.
+    static let candidates = 200
     /// Jobs already logged as waiting for lack of budget, so the log says it once per job.
     private let toldWaiting = Mutex<Set<String>>([])
 
@@ -110,28 +112,29 @@ final class SpillOverService: Service, Sendable {
         }
     }
 
+    /// One read of the oldest queued jobs and of the day's spend per round; the spend is kept current as this round
+    /// reserves from it (the reservation itself is atomic in the store).
     private func round(endpoint: String) async throws {
-        let queued = try await core.store.listJobs(endpoint: endpoint, status: .inQueue, limit: 200, cursor: nil).jobs.sorted {
-            $0.createdAt < $1.createdAt
-        }
+        let queued = try await core.store.oldestQueuedJobs(endpoint: endpoint, limit: Self.candidates)
         guard !queued.isEmpty else { return }
         let workers = try await core.store.workers(endpoint: endpoint)
         let fresh = workers.filter { Date().timeIntervalSince($0.lastSeen) < core.configuration.leaseTimeout.seconds }
         let idleReady = fresh.contains { $0.report?.stage == .ready && $0.jobIDs.isEmpty }
         let now = Date()
+        let day = SpillDecision.day(now)
+        var spent = try await core.store.falSpend(day: day)
         for (position, job) in queued.enumerated() {
             let provider = job.input["provider"]?.stringValue ?? "auto"
-            guard provider == "auto", let full = try await core.store.job(id: job.id) else { continue }
-            let request = try? FalForwardMapping.request(for: full.input)
+            guard provider == "auto" else { continue }
+            let request = try? FalForwardMapping.request(for: job.input)
             let price = request.flatMap { FalPriceList.price(frames: $0.frames, resolution: $0.resolution) }
-            let day = SpillDecision.day(now)
             let decision = SpillDecision.decide(
                 .init(
                     age: .milliseconds(Int64(now.timeIntervalSince(job.createdAt) * 1000)),
                     idleReadyWorker: idleReady,
                     queuePosition: position,
                     estimatedWait: nil,
-                    spentToday: try await core.store.falSpend(day: day),
+                    spentToday: spent,
                     budgetPerDay: settings.budgetPerDay,
                     price: price,
                     spillAfter: settings.after
@@ -150,6 +153,7 @@ final class SpillOverService: Service, Sendable {
                 if try await forwarder.claim(id: job.id) == nil {
                     _ = try await core.store.reserveFalSpend(day: day, dollars: -price, budget: 0)  // a worker took it meanwhile
                 } else {
+                    spent += price
                     core.logger.info(
                         "job \(job.id) spilled over to fal.ai after waiting \(Int(now.timeIntervalSince(job.createdAt))) s ($\(String(format: "%.2f", price)))"
                     )

@@ -21,10 +21,17 @@ struct WorkerAvailability: Sendable, Hashable {
     /// Whether a vast.ai fleet is recorded (so a worker will be started for queued jobs).
     var fleetKnown = false
 
-    /// A rented instance pulls and downloads, then boots; a resumed one only boots (`ColdStart`'s defaults).
-    static let coldStart = ColdStart()
+    /// Seconds for a resumed instance to boot, when nothing else is starting.
+    var resumeSeconds = ColdStart().bootSeconds
 
-    static func read(store: any ControlPlaneStore, endpoint: String, leaseTimeout: Duration, now: Date) async throws -> WorkerAvailability {
+    /// - Parameter coldStart: serve's fleet's download and boot (`FleetSettings.coldStart`); nil: `ColdStart`'s defaults.
+    static func read(
+        store: any ControlPlaneStore,
+        endpoint: String,
+        leaseTimeout: Duration,
+        now: Date,
+        coldStart: ColdStart? = nil
+    ) async throws -> WorkerAvailability {
         var result = WorkerAvailability()
         // A worker that has not pinged within a lease is gone; the store keeps it only for the record.
         let horizon = now.addingTimeInterval(-leaseTimeout.seconds)
@@ -39,6 +46,11 @@ struct WorkerAvailability: Sendable, Hashable {
         let records = try await store.fleetInstances().filter { $0.state == .active }
         result.fleetKnown = !records.isEmpty
         let live = Set(workers.map(\.id))
+        var estimate = StartEstimate(coldStart: coldStart ?? ColdStart())
+        result.resumeSeconds = estimate.resumeSeconds
+        if records.contains(where: { $0.stoppedAt == nil && $0.resumedAt == nil && !live.contains($0.label) }) {
+            estimate.measuredRental = StartEstimate.measured(try await store.instanceCosts(overlapping: now.addingTimeInterval(-7 * 86_400), now))
+        }
         for record in records {
             if record.stoppedAt != nil {
                 result.stopped += 1
@@ -49,8 +61,8 @@ struct WorkerAvailability: Sendable, Hashable {
             if !live.contains(record.label) { result.initializing += 1 }
             let left =
                 resumed
-                ? coldStart.bootSeconds - now.timeIntervalSince(record.resumedAt ?? now)
-                : coldStart.downloadSeconds + coldStart.bootSeconds - now.timeIntervalSince(record.createdAt)
+                ? estimate.resumeSeconds - now.timeIntervalSince(record.resumedAt ?? now)
+                : estimate.rentalSeconds - now.timeIntervalSince(record.createdAt)
             result.estimatedStart = min(result.estimatedStart ?? .infinity, max(0, left))
         }
         return result
@@ -72,7 +84,7 @@ struct WorkerAvailability: Sendable, Hashable {
             fields["estimatedStartSeconds"] = .int(Int(estimatedStart.rounded(.up)))
         } else if stopped > 0 {
             fields["workerStatus"] = "starting"
-            fields["estimatedStartSeconds"] = .int(Int(Self.coldStart.bootSeconds))
+            fields["estimatedStartSeconds"] = .int(Int(resumeSeconds))
         } else if fleetKnown || initializing > 0 {
             fields["workerStatus"] = "starting"
         } else {

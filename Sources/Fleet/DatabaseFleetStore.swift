@@ -51,16 +51,12 @@ public struct DatabaseFleetStore: FleetStore {
         try await database.setFleetScaler(override.flatMap { $0.isEmpty ? nil : $0.jsonText }, endpoint: endpoint)
     }
 
-    /// The endpoint's queue for the scaler: counts, the oldest queued job's age (among the newest 500 queued: past
-    /// that the age is a lower bound), and the workers holding a job.
+    /// The endpoint's queue for the scaler: counts, the oldest queued job's age, the workers holding a job, and when
+    /// each fleet worker was last active (its idle timer's start, across restarts).
     public func fleetLoad(endpoint: String = QueueEndpoints.defaultEndpoint, now: Date = Date()) async throws -> FleetLoad {
         let counts = try await database.counts(endpoint: endpoint)
         let queued = counts[.inQueue] ?? 0
-        var oldest: Date?
-        if queued > 0 {
-            oldest = try await database.listJobs(endpoint: endpoint, status: .inQueue, limit: min(queued, 500), cursor: nil).jobs.map(\.createdAt)
-                .min()
-        }
+        let oldest = queued > 0 ? try await database.oldestQueuedJobs(endpoint: endpoint, limit: 1).first?.createdAt : nil
         let busy = try await database.workers(endpoint: endpoint).filter { !$0.jobIDs.isEmpty }.map(\.id)
         return FleetLoad(
             queue: QueueLoad(
@@ -68,9 +64,13 @@ public struct DatabaseFleetStore: FleetStore {
                 inProgress: counts[.inProgress] ?? 0,
                 oldestQueuedAge: oldest.map { max(0, now.timeIntervalSince($0)) }
             ),
-            busyWorkers: Set(busy)
+            busyWorkers: Set(busy),
+            idleSince: try await database.fleetWorkersIdleSince()
         )
     }
+
+    public func recordStopped(id: Int, at time: Date) async throws { try await database.recordFleetStop(id: id, at: time) }
+    public func recordResumed(id: Int, at time: Date) async throws { try await database.recordFleetResume(id: id, at: time) }
 
     public func recordScalerDecision(_ text: String) async throws {
         try await database.setFleetScalerDecision(text, endpoint: QueueEndpoints.defaultEndpoint)
@@ -123,7 +123,8 @@ public struct DatabaseFleetStore: FleetStore {
             lastStatusAt: member.lastStatusAt,
             warnedSlowStart: member.warnedSlowStart,
             stoppedAt: member.stoppedAt,
-            resumedAt: member.resumedAt
+            resumedAt: member.resumedAt,
+            storageDollarsPerHour: member.storageDollarsPerHour
         )
     }
 
@@ -144,7 +145,8 @@ public struct DatabaseFleetStore: FleetStore {
             lastStatusAt: record.lastStatusAt,
             warnedSlowStart: record.warnedSlowStart,
             stoppedAt: record.stoppedAt,
-            resumedAt: record.resumedAt
+            resumedAt: record.resumedAt,
+            storageDollarsPerHour: record.storageDollarsPerHour
         )
     }
 }

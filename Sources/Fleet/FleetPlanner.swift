@@ -86,6 +86,8 @@ public struct FleetMember: Sendable, Hashable {
     public var stoppedAt: Date?
     /// When the scaler last started it again after a stop.
     public var resumedAt: Date?
+    /// What it bills while stopped, $/h (its disk at the offer's `storage_cost`); nil: unknown.
+    public var storageDollarsPerHour: Double?
 
     public init(
         id: Int,
@@ -104,7 +106,8 @@ public struct FleetMember: Sendable, Hashable {
         lastStatusAt: Date? = nil,
         warnedSlowStart: Bool = false,
         stoppedAt: Date? = nil,
-        resumedAt: Date? = nil
+        resumedAt: Date? = nil,
+        storageDollarsPerHour: Double? = nil
     ) {
         self.id = id
         self.label = label
@@ -123,6 +126,7 @@ public struct FleetMember: Sendable, Hashable {
         self.warnedSlowStart = warnedSlowStart
         self.stoppedAt = stoppedAt
         self.resumedAt = resumedAt
+        self.storageDollarsPerHour = storageDollarsPerHour
     }
 }
 

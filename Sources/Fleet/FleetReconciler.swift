@@ -20,8 +20,13 @@ public protocol FleetStore: Sendable {
     func setCreationHold(_ reason: String?) async throws
     /// The instance count `swarmctl instance up|down` set, kept across restarts; nil: the policy's own.
     func desiredSize() async throws -> Int?
-    /// Dollars spent since 00:00 UTC of `now`, on instances present and past.
+    /// Dollars spent since 00:00 UTC of `now`, on instances present and past: `$/h` while running, the storage price
+    /// while stopped.
     func spentToday(now: Date) async throws -> Double
+    /// A warm stop begins: from `time` the instance bills its storage only, until `recordResumed`.
+    func recordStopped(id: Int, at time: Date) async throws
+    /// The instance runs, and bills `$/h`, again.
+    func recordResumed(id: Int, at time: Date) async throws
     /// The scaler's decision in words, kept for `swarmctl instance status` when it changes.
     func recordScalerDecision(_ text: String) async throws
 }
@@ -59,7 +64,8 @@ public actor FleetReconciler {
     private let createAttempts = 3
     /// The scaler (issue 23); nil: the fleet keeps its size.
     private var scaling: FleetScaling?
-    /// Since when each ready worker has held no job (in memory: a restart gives idle workers a fresh timeout).
+    /// Since when each ready worker has held no job; a worker first seen idle starts from the records'
+    /// (`FleetLoad.idleSince`), so that a restart does not give idle workers a fresh timeout.
     private var idleSince: [Int: Date] = [:]
     /// Instances whose resume vast refused.
     private var refusedResumes: Set<Int> = []
@@ -217,7 +223,13 @@ public actor FleetReconciler {
             } else {
                 state = .booting
             }
-            if state == .idle { idleSince[member.id] = idleSince[member.id] ?? now } else { idleSince[member.id] = nil }
+            if state == .idle {
+                // Never before its resume: what the records hold then is from before the stop.
+                let recorded = load.idleSince[member.label].map { max($0, member.resumedAt ?? $0) }
+                idleSince[member.id] = idleSince[member.id] ?? min(recorded ?? now, now)
+            } else {
+                idleSince[member.id] = nil
+            }
             instances.append(
                 ScalerInstance(
                     id: member.id,
@@ -260,6 +272,7 @@ public actor FleetReconciler {
         var byID = Dictionary(members.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for choice in decision.choices {
             guard let id = choice.id, var member = byID[id] else { continue }
+            var resumed = false
             do {
                 switch choice.action {
                 case .keep, .rent:
@@ -272,6 +285,7 @@ public actor FleetReconciler {
                 case .resume:
                     do {
                         try await client.startInstance(id: id)
+                        resumed = true
                     } catch let error as VastAIError {
                         // Its GPU went to someone else: the next round destroys it and rents anew.
                         refusedResumes.insert(id)
@@ -286,6 +300,9 @@ public actor FleetReconciler {
                     idleSince[id] = nil
                 }
                 try await store.update(member)
+                // The stop history bills storage while stopped; a refused resume stays stopped until its destroy.
+                if choice.action == .stop { try await store.recordStopped(id: id, at: now) }
+                if resumed { try await store.recordResumed(id: id, at: now) }
                 byID[id] = member
                 logger.notice("scaler: \(choice)", metadata: ["instance": "\(id)"])
             } catch let error as VastAIError {
@@ -340,7 +357,10 @@ public actor FleetReconciler {
                         offerID: ranked.offer.id,
                         machineID: ranked.offer.machineID,
                         dphTotal: ranked.offer.dphTotal,
-                        createdAt: now
+                        createdAt: now,
+                        storageDollarsPerHour: ranked.offer.storageCostPerGBMonth.map {
+                            InstanceBilling.storagePerHour(diskGB: filter.diskGB, perGBMonth: $0)
+                        }
                     )
                 )
             } catch {
@@ -412,7 +432,8 @@ extension FleetAction {
 /// `FleetStore` in memory: for tests, and the reference for a database-backed one.
 public actor InMemoryFleetStore: FleetStore {
     private var records: [Int: FleetMember] = [:]
-    private var removed: [(dph: Double, from: Date, to: Date)] = []
+    private var removed: [FleetMember] = []
+    private var stops: [Int: [InstanceBilling.Stop]] = [:]
     private var failed: Set<Int> = []
     private var hold: String?
     private var wanted: Int?
@@ -434,8 +455,10 @@ public actor InMemoryFleetStore: FleetStore {
     }
 
     public func remove(id: Int) {
-        if let member = records.removeValue(forKey: id), let price = member.dphTotal {
-            removed.append((price, member.createdAt, Date()))
+        // Billing ended when the destroy was sent.
+        if var member = records.removeValue(forKey: id) {
+            member.destroyRequestedAt = member.destroyRequestedAt ?? Date()
+            removed.append(member)
         }
     }
 
@@ -447,12 +470,23 @@ public actor InMemoryFleetStore: FleetStore {
     public func setDesiredSize(_ size: Int?) { wanted = size }
 
     public func spentToday(now: Date) -> Double {
-        let midnight = Calendar(identifier: .gregorian).startOfDay(for: now, in: TimeZone(identifier: "UTC")!)
-        func cost(_ dph: Double, _ from: Date, _ to: Date) -> Double {
-            max(0, min(to, now).timeIntervalSince(max(from, midnight))) / 3600 * dph
+        spent(since: Calendar(identifier: .gregorian).startOfDay(for: now, in: TimeZone(identifier: "UTC")!), now: now)
+    }
+
+    /// Dollars spent between `start` and `now`, until each instance's destroy was sent.
+    public func spent(since start: Date, now: Date) -> Double {
+        (removed + records.values).reduce(0) { total, member in
+            let window = (start: max(member.createdAt, start), end: min(member.destroyRequestedAt ?? now, now))
+            guard let dph = member.dphTotal, window.end > window.start else { return total }
+            return total
+                + InstanceBilling.dollars(window, dollarsPerHour: dph, storagePerHour: member.storageDollarsPerHour, stops: stops[member.id] ?? [])
         }
-        let past = removed.reduce(0) { $0 + cost($1.dph, $1.from, $1.to) }
-        return records.values.reduce(past) { total, member in total + cost(member.dphTotal ?? 0, member.createdAt, now) }
+    }
+
+    public func recordStopped(id: Int, at time: Date) { stops[id, default: []].append(InstanceBilling.Stop(stoppedAt: time)) }
+
+    public func recordResumed(id: Int, at time: Date) {
+        if let open = stops[id]?.lastIndex(where: { $0.resumedAt == nil }) { stops[id]?[open].resumedAt = time }
     }
 
     /// What the worker's ping brings: its stage (with progress or error) and newest log lines.

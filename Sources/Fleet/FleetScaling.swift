@@ -37,9 +37,13 @@ public struct FleetScaling: Sendable {
 public struct FleetLoad: Sendable, Hashable {
     public var queue: QueueLoad
     public var busyWorkers: Set<String>
+    /// By label, when each worker last ended a job or became READY, from the records: the idle timer of a worker
+    /// first seen idle (after a restart of `serve`) starts there, not at the restart.
+    public var idleSince: [String: Date]
 
-    public init(queue: QueueLoad, busyWorkers: Set<String> = []) {
+    public init(queue: QueueLoad, busyWorkers: Set<String> = [], idleSince: [String: Date] = [:]) {
         self.queue = queue
         self.busyWorkers = busyWorkers
+        self.idleSince = idleSince
     }
 }

@@ -52,7 +52,8 @@ public struct JobAttemptRecord: Sendable, Hashable {
 }
 
 /// A rented instance's life as the cost report reads it: billed from `createdAt` to `endedAt` (destroy requested,
-/// or removed), booting until `readyAt` (its worker's first READY ping).
+/// or removed), booting until `readyAt` (its worker's first READY ping), at `storageDollarsPerHour` instead of
+/// `dollarsPerHour` during its warm stops.
 public struct InstanceCostRecord: Sendable, Hashable {
     public var id: Int
     public var label: String
@@ -61,8 +62,21 @@ public struct InstanceCostRecord: Sendable, Hashable {
     public var createdAt: Date
     public var readyAt: Date?
     public var endedAt: Date?
+    /// Its disk's storage price, $/h, billed while stopped; nil: unknown (a rental before migration 9), 0.
+    public var storageDollarsPerHour: Double?
+    public var stops: [InstanceBilling.Stop]
 
-    public init(id: Int, label: String, gpu: String? = nil, dollarsPerHour: Double, createdAt: Date, readyAt: Date? = nil, endedAt: Date? = nil) {
+    public init(
+        id: Int,
+        label: String,
+        gpu: String? = nil,
+        dollarsPerHour: Double,
+        createdAt: Date,
+        readyAt: Date? = nil,
+        endedAt: Date? = nil,
+        storageDollarsPerHour: Double? = nil,
+        stops: [InstanceBilling.Stop] = []
+    ) {
         self.id = id
         self.label = label
         self.gpu = gpu
@@ -70,6 +84,8 @@ public struct InstanceCostRecord: Sendable, Hashable {
         self.createdAt = createdAt
         self.readyAt = readyAt
         self.endedAt = endedAt
+        self.storageDollarsPerHour = storageDollarsPerHour
+        self.stops = stops
     }
 }
 
@@ -234,12 +250,13 @@ extension FleetTables {
         // Billing stops when the destroy is sent (vast stops charging then), else when the instance was removed.
         let rows = try await fleetQuery(
             "list instance costs",
-            "SELECT f.id, f.label, f.gpu_name, f.dph_total, f.created_at, r.ready_at, f.destroy_requested_at, f.removed_at "
+            "SELECT f.id, f.label, f.gpu_name, f.dph_total, f.created_at, r.ready_at, f.destroy_requested_at, f.removed_at, f.storage_dph "
                 + "FROM fleet_instances f LEFT JOIN fleet_worker_ready r ON r.label = f.label "
                 + "WHERE f.dph_total IS NOT NULL AND f.created_at < $1 AND (f.removed_at IS NULL OR f.removed_at >= $2) ORDER BY f.id",
             [ColumnValue(end), ColumnValue(start)],
-            columns: [.integer, .text, .text, .real, .integer, .integer, .integer, .integer]
+            columns: [.integer, .text, .text, .real, .integer, .integer, .integer, .integer, .real]
         )
+        let stops = try await fleetStops(overlapping: start, end)
         return rows.compactMap { row in
             guard let id = row[0].int, let label = row[1].string, let dph = row[3].double, let created = row[4].date else { return nil }
             return InstanceCostRecord(
@@ -249,7 +266,9 @@ extension FleetTables {
                 dollarsPerHour: dph,
                 createdAt: created,
                 readyAt: row[5].date,
-                endedAt: row[6].date ?? row[7].date
+                endedAt: row[6].date ?? row[7].date,
+                storageDollarsPerHour: row[8].double,
+                stops: stops[id] ?? []
             )
         }
     }

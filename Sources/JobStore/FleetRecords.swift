@@ -33,6 +33,8 @@ public struct FleetInstanceRecord: Sendable, Hashable {
     public var stoppedAt: Date?
     /// When the scaler last asked vast to start it again after a stop.
     public var resumedAt: Date?
+    /// What it bills while stopped, $/h: its disk × the offer's `storage_cost`, from the rental (migration 9).
+    public var storageDollarsPerHour: Double?
     /// The worker's last ping (read from `workers`, never written through this record).
     public var lastPing: Date?
     public var report: WorkerReport?
@@ -54,7 +56,8 @@ public struct FleetInstanceRecord: Sendable, Hashable {
         lastPing: Date? = nil,
         report: WorkerReport? = nil,
         stoppedAt: Date? = nil,
-        resumedAt: Date? = nil
+        resumedAt: Date? = nil,
+        storageDollarsPerHour: Double? = nil
     ) {
         self.id = id
         self.label = label
@@ -73,6 +76,7 @@ public struct FleetInstanceRecord: Sendable, Hashable {
         self.report = report
         self.stoppedAt = stoppedAt
         self.resumedAt = resumedAt
+        self.storageDollarsPerHour = storageDollarsPerHour
     }
 }
 
@@ -94,7 +98,8 @@ public protocol FleetRecordStore: Sendable {
     /// The instance count `swarmctl instance up|down` set; nil: the count `serve` was started with.
     func fleetDesiredSize() async throws(JobStoreError) -> Int?
     func setFleetDesiredSize(_ size: Int?) async throws(JobStoreError)
-    /// Dollars spent between `start` and `now` on every instance, present and removed.
+    /// Dollars spent between `start` and `now` on every instance, present and removed: `$/h` while running, the
+    /// storage price while stopped.
     func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double
     /// The endpoint's scaler settings set with `swarmctl instance scale` (JSON); nil: `serve`'s flags.
     func fleetScaler(endpoint: String) async throws(JobStoreError) -> String?
@@ -102,6 +107,15 @@ public protocol FleetRecordStore: Sendable {
     /// The scaler's latest decision as serve explained it, for `swarmctl instance status`.
     func fleetScalerDecision(endpoint: String) async throws(JobStoreError) -> String?
     func setFleetScalerDecision(_ text: String?, endpoint: String) async throws(JobStoreError)
+    /// A warm stop begins: from `time` the instance bills storage only, until `recordFleetResume`.
+    func recordFleetStop(id: Int, at time: Date) async throws(JobStoreError)
+    /// Ends the instance's open stop, if any.
+    func recordFleetResume(id: Int, at time: Date) async throws(JobStoreError)
+    /// Per live instance's label, when its worker last ended an attempt or, if later, first became READY: what its
+    /// idle time is counted from, kept across restarts of `serve`.
+    func fleetWorkersIdleSince() async throws(JobStoreError) -> [String: Date]
+    /// The stops that overlap `[start, end)`, by instance id, oldest first.
+    func fleetStops(overlapping start: Date, _ end: Date) async throws(JobStoreError) -> [Int: [InstanceBilling.Stop]]
 }
 
 /// The fleet's SQL binds and reads the job tables' `ColumnValue`: a NULL is the column kind's nil.
@@ -155,10 +169,13 @@ let fleetStopStatements = [
 extension FleetTables {
     private static var ownColumns: String {
         "id, label, offer_id, machine_id, state, dph_total, created_at, reboots, last_reboot_at, destroy_requested_at, "
-            + "last_status_at, warned_slow_start, removed_at, stopped_at, resumed_at"
+            + "last_status_at, warned_slow_start, removed_at, stopped_at, resumed_at, storage_dph"
     }
     private static var ownKinds: [ColumnValue.Kind] {
-        [.integer, .text, .integer, .integer, .text, .real, .integer, .integer, .integer, .integer, .integer, .integer, .integer, .integer, .integer]
+        [
+            .integer, .text, .integer, .integer, .text, .real, .integer, .integer, .integer, .integer, .integer, .integer, .integer, .integer,
+            .integer, .real,
+        ]
     }
     private static var creationHoldName: String { "creation_hold" }
     private static var desiredSizeName: String { "desired_size" }
@@ -169,6 +186,7 @@ extension FleetTables {
             ColumnValue(record.state.rawValue), ColumnValue(record.dphTotal), ColumnValue(record.createdAt), ColumnValue(record.reboots),
             ColumnValue(record.lastRebootAt), ColumnValue(record.destroyRequestedAt), ColumnValue(record.lastStatusAt),
             ColumnValue(record.warnedSlowStart ? 1 : 0), ColumnValue(record.removedAt), ColumnValue(record.stoppedAt), ColumnValue(record.resumedAt),
+            ColumnValue(record.storageDollarsPerHour),
         ]
     }
 
@@ -198,10 +216,11 @@ extension FleetTables {
                 lastStatusAt: row[10].date,
                 warnedSlowStart: row[11].int == 1,
                 removedAt: row[12].date,
-                lastPing: row[15].date,
-                report: row[16].string.flatMap { JobRow.decode(WorkerReport.self, $0) },
+                lastPing: row[16].date,
+                report: row[17].string.flatMap { JobRow.decode(WorkerReport.self, $0) },
                 stoppedAt: row[13].date,
-                resumedAt: row[14].date
+                resumedAt: row[14].date,
+                storageDollarsPerHour: row[15].double
             )
         }
     }
@@ -305,14 +324,17 @@ extension FleetTables {
     public func fleetSpent(since start: Date, now: Date) async throws(JobStoreError) -> Double {
         let rows = try await fleetQuery(
             "sum fleet spending",
-            "SELECT dph_total, created_at, removed_at FROM fleet_instances WHERE dph_total IS NOT NULL AND (removed_at IS NULL OR removed_at > $1)",
+            "SELECT dph_total, created_at, removed_at, id, storage_dph FROM fleet_instances "
+                + "WHERE dph_total IS NOT NULL AND (removed_at IS NULL OR removed_at > $1)",
             [ColumnValue(start)],
-            columns: [.real, .integer, .integer]
+            columns: [.real, .integer, .integer, .integer, .real]
         )
+        let stops = try await fleetStops(overlapping: start, now)
         return rows.reduce(0) { total, row in
-            guard let dph = row[0].double, let created = row[1].date else { return total }
-            let end = min(row[2].date ?? now, now)
-            return total + max(0, end.timeIntervalSince(max(created, start))) / 3600 * dph
+            guard let dph = row[0].double, let created = row[1].date, let id = row[3].int else { return total }
+            let window = (start: max(created, start), end: min(row[2].date ?? now, now))
+            guard window.end > window.start else { return total }
+            return total + InstanceBilling.dollars(window, dollarsPerHour: dph, storagePerHour: row[4].double, stops: stops[id] ?? [])
         }
     }
 }

@@ -17,6 +17,8 @@ public protocol JobStore: Sendable {
     func job(id: String) async throws(JobStoreError) -> JobRecord?
     /// Newest first; `cursor` is the opaque value of the previous page's `nextCursor`. Listed jobs carry no s3Config.
     func listJobs(endpoint: String, status: JobStatus?, limit: Int, cursor: String?) async throws(JobStoreError) -> JobPage
+    /// The endpoint's queued jobs, oldest first (creation order), at most `limit`; they carry no s3Config.
+    func oldestQueuedJobs(endpoint: String, limit: Int) async throws(JobStoreError) -> [JobRecord]
     /// Cancels a job that is not final: a queued job ends at once; a running one ends and is marked for job-stop.
     func cancel(id: String, now: Date) async throws(JobStoreError) -> JobRecord?
     /// Puts a FAILED or TIMED_OUT job back in the queue under the same id; nil when that is not allowed.

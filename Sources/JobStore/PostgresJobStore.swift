@@ -148,6 +148,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         (6, "provider and fal.ai request of each job", providerColumnStatements(real: "double precision")),
         (7, "job attempts and instance readiness for costs", costTableStatements),
         (8, "fleet warm stop", fleetStopStatements),
+        (9, "fleet stop history, storage price, queued order", fleetStopHistoryStatements),
     ]
 
     /// Serializes `migrate()` across replicas starting together (an arbitrary constant of ours).

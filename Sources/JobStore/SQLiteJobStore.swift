@@ -147,6 +147,9 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
         migrator.registerMigration("8 fleet warm stop") { db in
             for statement in fleetStopStatements { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("9 fleet stop history, storage price, queued order") { db in
+            for statement in fleetStopHistoryStatements { try db.execute(sql: statement) }
+        }
         return migrator
     }
 

@@ -110,11 +110,9 @@ import VastAITestSupport
                 for member in await store.members() {
                     if member.stoppedAt != nil || member.destroyRequestedAt != nil {
                         gone.insert(member.label)
-                        day.cost += member.stoppedAt != nil ? 100 * 0.15 / 720 * round / 3600 : 0
                         continue
                     }
                     up += 1
-                    day.cost += (member.dphTotal ?? 0) * round / 3600
                     let bootedAt =
                         member.resumedAt.map { $0.timeIntervalSince(start) + boot } ?? member.createdAt.timeIntervalSince(start) + download + boot
                     if t >= bootedAt {
@@ -128,6 +126,8 @@ import VastAITestSupport
                 t += round
             }
             day.zeroAfterBurst.append(await store.members().allSatisfy { $0.stoppedAt != nil || $0.destroyRequestedAt != nil })
+            // What the daily budget's guard counts: $/h while running, the disk's storage price while stopped.
+            day.cost = await store.spent(since: start, now: start.addingTimeInterval(t))
             return day
         }
     }

@@ -12,7 +12,9 @@ import VastAITestSupport
 @Suite struct FleetScalingTests {
     actor Load {
         var load = FleetLoad(queue: QueueLoad())
-        func set(_ queue: QueueLoad, busy: Set<String> = []) { load = FleetLoad(queue: queue, busyWorkers: busy) }
+        func set(_ queue: QueueLoad, busy: Set<String> = [], idleSince: [String: Date] = [:]) {
+            load = FleetLoad(queue: queue, busyWorkers: busy, idleSince: idleSince)
+        }
     }
 
     static let settings = ScalerSettings(workersMin: 0, workersMax: 2, idleTimeout: 5, scaler: .requestCount, scalerValue: 5, keepWarm: 1)

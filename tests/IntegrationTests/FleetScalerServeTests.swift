@@ -46,6 +46,13 @@ struct FleetScalerServeTests {
                 return fleet.count == 2 && fleet.count(where: \.stopped) == 1 ? fleet.first(where: \.stopped) : nil
             }
             try await server.waitForLine(containing: "scaler: stop instance \(stopped.id)")
+            // The stop is billed at the disk's storage price (100 GB at the offer's $0.15/GB/month), under `stopped`.
+            let stoppedSpend = try await eventually("the stop in the day's costs") {
+                let days = try await FleetServeTests.call(.GET, "\(queue)/costs")
+                let spend = days.json?["days"]?.arrayValue?.last?["spend_by_state"]?["stopped"]?.doubleValue ?? 0
+                return spend > 0 ? spend : nil
+            }
+            #expect(stoppedSpend < 0.01)
             let health = try await FleetServeTests.call(.GET, "\(queue)/health")
             #expect(health.json?["workers"]?["stopped"] == 1)
             let status = try await FleetServeTests.status(directory, vast)
