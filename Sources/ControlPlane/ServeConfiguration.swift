@@ -13,9 +13,10 @@ import VastAI
 /// variables are listed in `.env.example`: `SWARM_API_KEYS`, `SWARM_WORKER_KEYS`, `SWARM_WEBHOOK_SECRET`, output
 /// storage (`SWARM_STORAGE` and the variables `StorageConfiguration` reads), `SWARM_STORAGE_SECRET`,
 /// `SWARM_PUBLIC_URL`, `SWARM_TLS_CERT`/`SWARM_TLS_KEY`, `SWARM_FAL_KEY_ENV`, `SWARM_FAL_URL`, `SWARM_SPILL_AFTER`,
-/// `SWARM_SPILL_BUDGET_PER_DAY`, the fleet's `VAST_API_KEY`, `VAST_API_URL`, `SWARM_FLEET_SIZE`, `SWARM_FLEET_GPU`,
-/// `SWARM_FLEET_MAX_DPH`, `SWARM_FLEET_DISK_GB`, the scaler's `SWARM_WORKERS_MIN`, `SWARM_WORKERS_MAX`,
-/// `SWARM_IDLE_TIMEOUT`, `SWARM_SCALER_TYPE`, `SWARM_SCALER_VALUE`, `SWARM_KEEP_WARM`, and `LOG_LEVEL`.
+/// `SWARM_SPILL_BUDGET_PER_DAY`, `SWARM_EMULATOR_OUTPUT_BYTES` (`--local-worker`), the fleet's `VAST_API_KEY`,
+/// `VAST_API_URL`, `SWARM_FLEET_SIZE`, `SWARM_FLEET_GPU`, `SWARM_FLEET_MAX_DPH`, `SWARM_FLEET_DISK_GB`, the scaler's
+/// `SWARM_WORKERS_MIN`, `SWARM_WORKERS_MAX`, `SWARM_IDLE_TIMEOUT`, `SWARM_SCALER_TYPE`, `SWARM_SCALER_VALUE`,
+/// `SWARM_KEEP_WARM`, and `LOG_LEVEL`. A `--local-worker` reads its own variables (`WorkerConfiguration`).
 public struct ServeConfiguration: Sendable {
     /// Where the server listens, and whether through TLS.
     public var listen: Listen
@@ -26,9 +27,19 @@ public struct ServeConfiguration: Sendable {
     public var controlPlane: ControlPlaneConfiguration
     /// The vast.ai fleet and its scaler; nil without `VAST_API_KEY`.
     public var fleet: FleetSettings?
-    /// Also run a worker in this process (wired by the caller through `additionalServices`).
-    public var localWorker: Bool
+    /// `--local-worker`: also run a worker in this process (wired by the caller through `additionalServices`).
+    public var localWorker: LocalWorker?
     public var logLevel: Logger.Level
+
+    /// The worker `--local-worker` runs beside the server.
+    public struct LocalWorker: Sendable {
+        /// serve's environment, which the worker reads as its own (`WorkerConfiguration`) under the settings that
+        /// point it at this server.
+        public var environment: [String: String]
+        /// `SWARM_EMULATOR_OUTPUT_BYTES`: makes every output of the SwarmUI emulator it runs when no SwarmUI answers
+        /// that large, to exercise multipart uploads.
+        public var emulatorOutputBytes: Int?
+    }
 
     /// The address, and the TLS files of `--tls-cert`/`--tls-key` (or `SWARM_TLS_CERT`/`SWARM_TLS_KEY`).
     public struct Listen: Sendable {
@@ -98,7 +109,12 @@ public struct ServeConfiguration: Sendable {
         controlPlane.scheme = listen.scheme
         controlPlane.publicURL = (flags.fleet.publicURL ?? env["SWARM_PUBLIC_URL"]).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         controlPlane.fal = try Self.fal(flags, env)
-        localWorker = flags.localWorker
+        localWorker =
+            flags.localWorker
+            ? LocalWorker(
+                environment: environment,
+                emulatorOutputBytes: try env.value(nil, "--local-worker", "SWARM_EMULATOR_OUTPUT_BYTES")
+            ) : nil
         logLevel = (env["LOG_LEVEL"]?.lowercased()).flatMap(Logger.Level.init(rawValue:)) ?? .info
     }
 

@@ -28,12 +28,13 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = configuration.logLevel
         var additionalServices: [any Service] = []
         let (serverPort, portContinuation) = AsyncStream<Int>.makeStream()
-        if configuration.localWorker {
+        if let localWorker = configuration.localWorker {
             // A key of its own, accepted as a worker key without closing a server that has no keys otherwise.
             let workerKey = APIKey.generate(scope: .worker)
             configuration.controlPlane.inProcessWorkerKeys.append(workerKey)
             additionalServices.append(
                 LocalWorkerService(
+                    settings: localWorker,
                     serverPort: serverPort,
                     workerKey: workerKey,
                     dataDirectory: configuration.dataDirectory,

@@ -206,7 +206,10 @@ import VastAI
         #expect(configuration.listen.host == "0.0.0.0" && configuration.listen.port == 0 && !configuration.listen.isLoopback)
         #expect(configuration.listen.scheme == "http" && configuration.controlPlane.scheme == "http")
         #expect(configuration.database == .sqlite(path: "./.swarm/swarm.db"))
-        #expect(configuration.localWorker && configuration.logLevel == .debug && configuration.fleet == nil)
+        #expect(configuration.localWorker?.environment["SWARM_API_KEYS"] == "c1, c2" && configuration.localWorker?.emulatorOutputBytes == nil)
+        #expect(configuration.logLevel == .debug && configuration.fleet == nil)
+        #expect(try Self.read(["--local-worker"], ["SWARM_EMULATOR_OUTPUT_BYTES": "1000"]).localWorker?.emulatorOutputBytes == 1000)
+        #expect(try Self.read([], [:]).localWorker == nil)
         let controlPlane = configuration.controlPlane
         #expect(controlPlane.endpoints == ["swarmui", "other"] && controlPlane.leaseTimeout == .seconds(30) && controlPlane.maxAttempts == 5)
         #expect(controlPlane.clientKeys.map(\.value) == ["c1", "c2"] && controlPlane.workerKeys.map(\.value) == ["w1"])
@@ -224,6 +227,7 @@ import VastAI
             (["--lease-timeout", "2"], [:], ["--lease-timeout", "at least 5 seconds"]),
             (["--endpoint", "a/b"], [:], ["--endpoint", "'a/b'", "letters, digits"]),
             (["--database", "mysql://h/db"], [:], ["--database", "postgres://"]),
+            (["--local-worker"], ["SWARM_EMULATOR_OUTPUT_BYTES": "12MB"], ["SWARM_EMULATOR_OUTPUT_BYTES: '12MB' is not a number (--local-worker)"]),
             ([], ["SWARM_STORAGE": "ftp"], ["SWARM_STORAGE=ftp", "local or s3"]),
             (["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/dev/null"], [:], ["--tls-cert (SWARM_TLS_CERT)", "cannot read"]),
             ([], ["SWARM_TLS_KEY": "/dev/null"], ["--tls-key needs --tls-cert (SWARM_TLS_CERT)"]),
