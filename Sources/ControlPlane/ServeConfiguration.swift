@@ -14,7 +14,8 @@ import VastAI
 /// storage (`SWARM_STORAGE` and the variables `StorageConfiguration` reads), `SWARM_STORAGE_SECRET`,
 /// `SWARM_PUBLIC_URL`, `SWARM_TLS_CERT`/`SWARM_TLS_KEY`, `SWARM_FAL_KEY_ENV`, `SWARM_FAL_URL`, `SWARM_SPILL_AFTER`,
 /// `SWARM_SPILL_BUDGET_PER_DAY`, `SWARM_EMULATOR_OUTPUT_BYTES` (`--local-worker`), the fleet's `VAST_API_KEY`,
-/// `VAST_API_URL`, `SWARM_FLEET_SIZE`, `SWARM_FLEET_GPU`, `SWARM_FLEET_MAX_DPH`, `SWARM_FLEET_DISK_GB`, the scaler's
+/// `VAST_API_URL`, `SWARM_FLEET_SIZE`, `SWARM_FLEET_GPU`, `SWARM_FLEET_MAX_DPH`, `SWARM_FLEET_DISK_GB`,
+/// `SWARM_FLEET_IMAGE`, `SWARM_FLEET_TEMPLATE`, `SWARM_BUDGET_PER_DAY`, `SWARM_HEARTBEAT_TIMEOUT`, the scaler's
 /// `SWARM_WORKERS_MIN`, `SWARM_WORKERS_MAX`, `SWARM_IDLE_TIMEOUT`, `SWARM_SCALER_TYPE`, `SWARM_SCALER_VALUE`,
 /// `SWARM_KEEP_WARM`, and `LOG_LEVEL`. A `--local-worker` reads its own variables (`WorkerConfiguration`).
 public struct ServeConfiguration: Sendable {
@@ -177,11 +178,16 @@ public struct ServeConfiguration: Sendable {
         let filter = OfferFilter(gpuNames: gpus, diskGB: diskGB, maxDPH: try env.value(flags.maxDPH, "--max-dph", "SWARM_FLEET_MAX_DPH"))
 
         let source: CreateInstanceRequest.Source
-        switch (flags.image, flags.template) {
-        case (let image?, nil): source = .image(image)
-        case (nil, let template?): source = .template(hashID: template)
-        case (nil, nil): throw ServeError("VAST_API_KEY is set, so the fleet is on: give the worker's --image or a --template hash")
-        case (.some, .some): throw ServeError("--image and --template: give one, not both")
+        // A flag outranks both variables; of the variables, the template wins (.env.example).
+        switch (flags.image, flags.template, env["SWARM_FLEET_TEMPLATE"], env["SWARM_FLEET_IMAGE"]) {
+        case (.some, .some, _, _): throw ServeError("--image and --template: give one, not both")
+        case (let image?, nil, _, _): source = .image(image)
+        case (nil, let template?, _, _), (nil, nil, let template?, _): source = .template(hashID: template)
+        case (nil, nil, nil, let image?): source = .image(image)
+        case (nil, nil, nil, nil):
+            throw ServeError(
+                "VAST_API_KEY is set, so the fleet is on: give the worker's --image (or SWARM_FLEET_IMAGE) or a --template hash (or SWARM_FLEET_TEMPLATE)"
+            )
         }
         guard !flags.fleetLabel.isEmpty, flags.fleetLabel.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
         else { throw ServeError("--fleet-label: '\(flags.fleetLabel)' must be letters, digits, '-' or '_'") }
@@ -194,15 +200,16 @@ public struct ServeConfiguration: Sendable {
         }
         var base = publicURL
         while base.hasSuffix("/") { base.removeLast() }
-        if let budget = flags.budgetPerDay, budget <= 0 { throw ServeError("--budget-per-day: must be more than 0 dollars") }
+        let budgetPerDay = try env.value(flags.budgetPerDay, "--budget-per-day", "SWARM_BUDGET_PER_DAY")
+        if let budgetPerDay, budgetPerDay <= 0 { throw ServeError("--budget-per-day (SWARM_BUDGET_PER_DAY): must be more than 0 dollars") }
         let policy = FleetPolicy(
             desiredSize: size,
             labelPrefix: flags.fleetLabel,
-            heartbeatTimeout: .seconds(flags.heartbeatTimeout),
+            heartbeatTimeout: .seconds(try env.value(flags.heartbeatTimeout, "--heartbeat-timeout", "SWARM_HEARTBEAT_TIMEOUT") ?? 300),
             startWarning: .seconds(flags.startWarn * 60),
             startReplaceAfter: flags.startReplace.map { .seconds($0 * 60) },
             rebootGrace: .seconds(flags.rebootGrace),
-            budgetPerDay: flags.budgetPerDay
+            budgetPerDay: budgetPerDay
         )
         let scaler = try Self.scaler(flags.scaler, env, fleetSize: size, sizeGiven: flags.fleetSize != nil || env["SWARM_FLEET_SIZE"] != nil)
         var secrets: [String: Secret] = [:]

@@ -33,12 +33,16 @@ public struct FleetFlags: ParsableArguments {
     @Option(name: .customLong("gpu"), help: "A GPU model to rent, e.g. 'RTX 5090' (repeatable; env SWARM_FLEET_GPU, comma-separated; default any).")
     var gpus: [String] = []
     @Option(help: "Highest price per instance, $/h including disk (env SWARM_FLEET_MAX_DPH).") var maxDPH: Double?
-    @Option(help: "The worker's docker image, repo/name:tag.") var image: String?
-    @Option(help: "A vast.ai template hash to start instances from, instead of --image.") var template: String?
+    @Option(help: "The worker's docker image, repo/name:tag (env SWARM_FLEET_IMAGE).") var image: String?
+    @Option(
+        help: "A vast.ai template hash to start instances from, instead of --image (env SWARM_FLEET_TEMPLATE, which wins over SWARM_FLEET_IMAGE)."
+    )
+    var template: String?
     @Option(help: "Disk per instance, GB (env SWARM_FLEET_DISK_GB, default 100).") var disk: Double?
     @Option(help: "Label prefix of the fleet's instances; others with it are destroyed as orphans.") var fleetLabel = "swarm"
-    @Option(help: "Dollars per UTC day the fleet may spend; no new instance past it.") var budgetPerDay: Double?
-    @Option(help: "Seconds without a worker ping after which an instance counts as dead.") var heartbeatTimeout = 300
+    @Option(help: "Dollars per UTC day the fleet may spend; no new instance past it (env SWARM_BUDGET_PER_DAY).") var budgetPerDay: Double?
+    @Option(help: "Seconds without a worker ping after which an instance counts as dead (env SWARM_HEARTBEAT_TIMEOUT, default 300).")
+    var heartbeatTimeout: Int?
     @Option(help: "Minutes after which a start that is not READY gets a warning.") var startWarn = 20
     @Option(help: "Minutes after which a start that is not READY is replaced (default: never).") var startReplace: Int?
     @Option(help: "This server's URL as instances reach it, e.g. https://queue.example.com (env SWARM_PUBLIC_URL).") var publicURL: String?

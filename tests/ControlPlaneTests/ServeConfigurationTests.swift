@@ -136,6 +136,24 @@ import VastAI
             base: fleetOn
         ),
         Setting(
+            flag: ["--budget-per-day", "30"],
+            variables: ["SWARM_BUDGET_PER_DAY": "20"],
+            value: { $0.fleet!.policy.budgetPerDay.map { "\($0)" } },
+            fromFlag: "30.0",
+            fromVariable: "20.0",
+            byDefault: nil,
+            base: fleetOn
+        ),
+        Setting(
+            flag: ["--heartbeat-timeout", "120"],
+            variables: ["SWARM_HEARTBEAT_TIMEOUT": "200"],
+            value: { "\($0.fleet!.policy.heartbeatTimeout.components.seconds)" },
+            fromFlag: "120",
+            fromVariable: "200",
+            byDefault: "300",
+            base: fleetOn
+        ),
+        Setting(
             flag: ["--public-url", "https://a.example/"],
             variables: ["SWARM_PUBLIC_URL": "https://b.example"],
             value: { $0.controlPlane.publicURL },
@@ -195,6 +213,25 @@ import VastAI
         #expect(setting.value(try Self.read(arguments, environment)) == setting.byDefault)
     }
 
+    /// A flag outranks both variables; of the two variables, the template wins (as .env.example says).
+    @Test func theWorkersImageOrTemplateComesFromAFlagThenTheVariables() throws {
+        func source(_ arguments: [String], _ environment: [String: String]) throws -> String {
+            let fleet = try #require(
+                try Self.read(["--public-url", "https://q.example"] + arguments, ["VAST_API_KEY": "k"].merging(environment) { $1 }).fleet
+            )
+            switch fleet.source {
+            case .image(let image): return "image \(image)"
+            case .template(let hashID): return "template \(hashID)"
+            }
+        }
+        let both = ["SWARM_FLEET_IMAGE": "env/w:2", "SWARM_FLEET_TEMPLATE": "envhash"]
+        #expect(try source(["--image", "flag/w:1"], both) == "image flag/w:1")
+        #expect(try source(["--template", "flaghash"], both) == "template flaghash")
+        #expect(try source([], both) == "template envhash")
+        #expect(try source([], ["SWARM_FLEET_IMAGE": "env/w:2"]) == "image env/w:2")
+        #expect(try source([], ["SWARM_FLEET_IMAGE": "env/w:2", "SWARM_FLEET_TEMPLATE": ""]) == "image env/w:2")
+    }
+
     @Test func theRestIsReadOnceIntoItsGroups() throws {
         let configuration = try Self.read(
             ["--host", "0.0.0.0", "--port", "0", "--endpoint", "other", "--lease-timeout", "30", "--max-attempts", "5", "--local-worker"],
@@ -247,11 +284,16 @@ import VastAI
 
     @Test(
         arguments: [
-            ([], ["VAST_API_KEY": "k", "SWARM_PUBLIC_URL": "https://q.example"], ["--image", "--template"]),
+            (
+                [], ["VAST_API_KEY": "k", "SWARM_PUBLIC_URL": "https://q.example"],
+                ["--image (or SWARM_FLEET_IMAGE)", "--template hash (or SWARM_FLEET_TEMPLATE)"]
+            ),
             (["--image", "i", "--template", "t"], ["SWARM_PUBLIC_URL": "https://q.example"], ["--image and --template", "give one"]),
             (["--image", "i"], ["SWARM_PUBLIC_URL": ""], ["--public-url (or SWARM_PUBLIC_URL)"]),
             (["--image", "i", "--fleet-label", "a b"], [:], ["--fleet-label", "letters, digits"]),
             (["--image", "i", "--budget-per-day", "0"], [:], ["--budget-per-day", "more than 0"]),
+            (["--image", "i"], ["SWARM_BUDGET_PER_DAY": "-5"], ["--budget-per-day (SWARM_BUDGET_PER_DAY)", "more than 0"]),
+            (["--image", "i"], ["SWARM_HEARTBEAT_TIMEOUT": "5m"], ["SWARM_HEARTBEAT_TIMEOUT: '5m' is not a number (--heartbeat-timeout)"]),
             (["--image", "i", "--instance-env", "NOT_SET"], [:], ["--instance-env NOT_SET", "no NOT_SET"]),
             (["--image", "i"], ["SWARM_FLEET_SIZE": "-1"], ["--fleet-size (SWARM_FLEET_SIZE)", "0 or more"]),
             (["--image", "i"], ["SWARM_FLEET_SIZE": "two"], ["SWARM_FLEET_SIZE: 'two' is not a number (--fleet-size)"]),
