@@ -101,6 +101,7 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "SwarmCore", "JobProtocol", "JobStore", "Storage", "VastAI", "Fleet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -373,6 +374,7 @@ let package = Package(
             name: "ControlPlaneTests",
             dependencies: [
                 "ControlPlane", "JobStore", "JobProtocol", "SwarmCore", "Storage", "VastAI", "Fleet", "Worker", "FalEmulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

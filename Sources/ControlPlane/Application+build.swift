@@ -18,7 +18,7 @@ import VastAI
 ///   - store: where jobs live; a store that needs a running service (a connection pool) passes it in
 ///     `additionalServices` ahead of anything that uses it.
 ///   - server: address and server settings (`.init(address: .hostname(host, port: 0))` for an ephemeral port).
-///   - serverBuilder: plain HTTP/1.1, or inside TLS (`ServeSettings.serverBuilder()`).
+///   - serverBuilder: plain HTTP/1.1, or inside TLS (`ServeConfiguration.Listen.serverBuilder()`).
 ///   - httpClient: sends webhooks.
 ///   - additionalServices: run in the application's service group before the control plane's own services, e.g.
 ///     the store's connection pool or a local worker.

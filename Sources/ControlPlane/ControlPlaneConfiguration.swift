@@ -4,7 +4,7 @@ import JobStore
 import SwarmCore
 
 /// Everything the control plane's routes and services need to know, resolved once from flags and environment
-/// (see `ServeOptions.configuration(environment:)`); tests build it directly.
+/// (`ServeConfiguration.controlPlane`); tests build it directly.
 public struct ControlPlaneConfiguration: Sendable {
     /// The endpoint every server has.
     public static let defaultEndpoint = QueueEndpoints.defaultEndpoint

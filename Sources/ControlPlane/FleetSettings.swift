@@ -5,38 +5,8 @@ import Logging
 import SwarmCore
 import VastAI
 
-/// `swarmctl serve`'s fleet flags, as parsed; nil fields fall back to the environment, then to the defaults.
-public struct FleetOptions: Sendable {
-    public var size: Int?
-    public var gpus: [String] = []
-    public var maxDPH: Double?
-    public var image: String?
-    public var template: String?
-    public var diskGB: Double?
-    public var labelPrefix = "swarm"
-    public var budgetPerDay: Double?
-    public var heartbeatTimeout: Duration = .seconds(300)
-    public var startWarning: Duration = .seconds(20 * 60)
-    /// nil: a slow start is never replaced.
-    public var startReplaceAfter: Duration?
-    /// The server's URL as instances reach it.
-    public var publicURL: String?
-    /// What a new instance pulls (image and models), for ranking offers by their first 10 minutes.
-    public var downloadGB: Double = 48
-    public var roundInterval: Duration = .seconds(15)
-    public var rebootGrace: Duration = .seconds(300)
-    /// Names of serve's environment variables passed on to every instance, as secrets (`--instance-env`).
-    public var instanceEnv: [String] = []
-    /// `--workers-min`, `--workers-max`, `--idle-timeout`, `--scaler`, `--scaler-value`, `--keep-warm` as given.
-    public var scaler = ScalerOverride()
-
-    public init() {}
-}
-
-/// The fleet `serve` keeps on vast.ai: on when `VAST_API_KEY` is set.
-///
-/// Environment: `VAST_API_KEY`, `VAST_API_URL`, `SWARM_FLEET_SIZE`, `SWARM_FLEET_GPU` (comma-separated),
-/// `SWARM_FLEET_MAX_DPH`, `SWARM_FLEET_DISK_GB`, `SWARM_PUBLIC_URL`.
+/// The fleet `serve` keeps on vast.ai: on when `VAST_API_KEY` is set. Read with the rest of `serve`'s settings by
+/// `ServeConfiguration.init(flags:environment:)`.
 public struct FleetSettings: Sendable {
     public var vast: VastAIClient.Configuration
     public var policy: FleetPolicy
@@ -56,75 +26,6 @@ public struct FleetSettings: Sendable {
     /// Tokens the worker's model downloads need (the Civitai model cannot be fetched without its token); passed on
     /// whenever serve has them.
     public static let modelTokenVariables = ["CIVITAI_API_TOKEN", "HUGGINGFACE_API_TOKEN"]
-
-    /// nil when `VAST_API_KEY` is unset: no fleet.
-    public init?(options: FleetOptions, environment: [String: String]) throws(ServeError) {
-        guard environment["VAST_API_KEY"].map({ !$0.trimmingCharacters(in: .whitespaces).isEmpty }) == true else { return nil }
-        do {
-            vast = try VastAIClient.Configuration(environment: environment)
-        } catch {
-            throw ServeError("VAST_API_KEY: \(error)")
-        }
-        let env = { (name: String) in environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-        func number<T: LosslessStringConvertible>(_ flag: String, _ variable: String, _ value: T?) throws(ServeError) -> T? {
-            if let value { return value }
-            guard let text = env(variable) else { return nil }
-            guard let parsed = T(text) else { throw ServeError("\(variable): '\(text)' is not a number (\(flag))") }
-            return parsed
-        }
-        let size = try number("--fleet-size", "SWARM_FLEET_SIZE", options.size) ?? 1
-        guard size >= 0 else { throw ServeError("--fleet-size: must be 0 or more") }
-        diskGB = try number("--disk", "SWARM_FLEET_DISK_GB", options.diskGB) ?? 100
-        guard diskGB > 0 else { throw ServeError("--disk: must be more than 0 GB") }
-        let gpus =
-            options.gpus.isEmpty ? (env("SWARM_FLEET_GPU") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } : options.gpus
-        filter = OfferFilter(gpuNames: gpus, diskGB: diskGB, maxDPH: try number("--max-dph", "SWARM_FLEET_MAX_DPH", options.maxDPH))
-
-        switch (options.image, options.template) {
-        case (let image?, nil): source = .image(image)
-        case (nil, let template?): source = .template(hashID: template)
-        case (nil, nil): throw ServeError("VAST_API_KEY is set, so the fleet is on: give the worker's --image or a --template hash")
-        case (.some, .some): throw ServeError("--image and --template: give one, not both")
-        }
-        guard !options.labelPrefix.isEmpty, options.labelPrefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
-        else { throw ServeError("--fleet-label: '\(options.labelPrefix)' must be letters, digits, '-' or '_'") }
-        guard let publicURL = options.publicURL ?? env("SWARM_PUBLIC_URL"), let url = URL(string: publicURL),
-            url.scheme == "http" || url.scheme == "https", url.host != nil
-        else {
-            throw ServeError(
-                "VAST_API_KEY is set, so the fleet is on: give --public-url (or SWARM_PUBLIC_URL), the http(s) URL instances reach this server at"
-            )
-        }
-        var base = publicURL
-        while base.hasSuffix("/") { base.removeLast() }
-        queueURL = base + "/v2/swarmui"
-        if let budget = options.budgetPerDay, budget <= 0 { throw ServeError("--budget-per-day: must be more than 0 dollars") }
-        policy = FleetPolicy(
-            desiredSize: size,
-            labelPrefix: options.labelPrefix,
-            heartbeatTimeout: options.heartbeatTimeout,
-            startWarning: options.startWarning,
-            startReplaceAfter: options.startReplaceAfter,
-            rebootGrace: options.rebootGrace,
-            budgetPerDay: options.budgetPerDay
-        )
-        scaler = try Self.scalerSettings(options.scaler, fleetSize: size, sizeGiven: options.size != nil || env("SWARM_FLEET_SIZE") != nil)
-        download = DownloadEstimate(totalGB: options.downloadGB)
-        roundInterval = options.roundInterval
-        var secrets: [String: Secret] = [:]
-        for name in Self.modelTokenVariables { if let value = env(name) { secrets[name] = Secret(value) } }
-        for name in options.instanceEnv {
-            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }), !name.first!.isNumber else {
-                throw ServeError("--instance-env: '\(name)' is not an environment variable name")
-            }
-            guard !["SWARM_WORKER_KEY", "SWARM_WORKER_ID", "SWARM_QUEUE_URL"].contains(name) else {
-                throw ServeError("--instance-env: \(name) is set by the fleet itself for each instance")
-            }
-            guard let value = env(name) else { throw ServeError("--instance-env \(name): serve's environment has no \(name) to pass on") }
-            secrets[name] = Secret(value)
-        }
-        instanceSecrets = secrets
-    }
 
     /// The create body for the instance labeled `label`, whose worker key is `workerKey`.
     ///

@@ -193,11 +193,12 @@ public struct ComfyUISpeedups: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// What SwarmUI (and so ComfyUI) gets in its environment from the check: the libcuda folder triton needs.
-    public static func launchEnvironment(volume: String) -> [String: String] {
+    /// What SwarmUI (and so ComfyUI) gets in its environment from the check: the libcuda folder triton needs, unless
+    /// the operator set one in `given` (the worker's `swarmUIEnvironment`).
+    public static func launchEnvironment(volume: String, given: [String: String] = [:]) -> [String: String] {
         guard let data = FileManager.default.contents(atPath: cacheFile(volume: volume)),
             let check = try? JSONDecoder().decode(Check.self, from: data), let directory = check.libcudaDir,
-            ProcessInfo.processInfo.environment["TRITON_LIBCUDA_PATH"] == nil
+            given["TRITON_LIBCUDA_PATH"] == nil
         else { return [:] }
         return ["TRITON_LIBCUDA_PATH": directory]
     }

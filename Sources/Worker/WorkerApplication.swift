@@ -97,7 +97,9 @@ public struct WorkerApplication: Sendable {
                 redactor: redactor,
                 logger: logger
             )
-            supervisor.launchEnvironment = { [volume = configuration.volumePath] in ComfyUISpeedups.launchEnvironment(volume: volume) }
+            supervisor.launchEnvironment = { [volume = configuration.volumePath, given = configuration.swarmUIEnvironment] in
+                ComfyUISpeedups.launchEnvironment(volume: volume, given: given)
+            }
             services.append(supervisor)
         }
         services.append(loop)

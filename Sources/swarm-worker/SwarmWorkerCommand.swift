@@ -24,9 +24,14 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Use the SwarmUI already running at SWARMUI_API_URL instead of launching one (SWARMUI_ATTACH=1).")
     var attach = false
 
+    /// The worker's configuration: its environment, read by `WorkerConfiguration` and nowhere else, and `--attach`.
+    func readConfiguration() throws(WorkerConfigurationError) -> WorkerConfiguration {
+        try WorkerConfiguration(environment: ProcessInfo.processInfo.environment, attach: attach)
+    }
+
     func loadConfiguration() throws -> WorkerConfiguration {
         do throws(WorkerConfigurationError) {
-            return try WorkerConfiguration(environment: ProcessInfo.processInfo.environment, attach: attach)
+            return try readConfiguration()
         } catch {
             Self.explain(error)
             throw ExitCode(2)
@@ -47,7 +52,7 @@ struct Run: AsyncParsableCommand {
         Self.boundMallocHeap()
         let configuration: WorkerConfiguration
         do throws(WorkerConfigurationError) {
-            configuration = try WorkerConfiguration(environment: ProcessInfo.processInfo.environment, attach: options.attach)
+            configuration = try options.readConfiguration()
         } catch {
             CommonOptions.explain(error)
             if let endpoints = error.queue { await Self.report(error, to: endpoints) }

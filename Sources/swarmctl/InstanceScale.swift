@@ -4,34 +4,6 @@ import Fleet
 import Foundation
 import VastAI
 
-extension ScalerType: ExpressibleByArgument {}
-
-/// RunPod's scaler settings as flags, shared by `serve` and `instance scale`; unset ones are nil.
-struct ScalerFlags: ParsableArguments {
-    @Option(help: "Workers kept even without jobs (default: --fleet-size; 0 lets the fleet scale to zero).") var workersMin: Int?
-    @Option(help: "Most workers at once (default: --fleet-size).") var workersMax: Int?
-    @Option(help: "Seconds a ready worker may sit without a job before it is scaled down (default 300).") var idleTimeout: Double?
-    @Option(
-        help:
-            "queue-delay: add a worker when a job waited more than --scaler-value seconds; request-count: ceil(jobs / --scaler-value) workers (default queue-delay)."
-    )
-    var scaler: ScalerType?
-    @Option(help: "Seconds (queue-delay) or jobs per worker (request-count), at least 1 (default 4).") var scalerValue: Double?
-    @Option(help: "Most stopped instances kept (disk and models kept, storage billed) for a resume in seconds; 0: scale-down destroys (default 1).")
-    var keepWarm: Int?
-
-    var override: ScalerOverride {
-        ScalerOverride(
-            workersMin: workersMin,
-            workersMax: workersMax,
-            idleTimeout: idleTimeout,
-            scaler: scaler,
-            scalerValue: scalerValue,
-            keepWarm: keepWarm
-        )
-    }
-}
-
 extension InstanceCommand {
     struct Scale: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

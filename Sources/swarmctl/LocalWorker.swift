@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ControlPlane
 import JobProtocol
 import Logging
 import NIOSSL
@@ -13,6 +14,8 @@ import Foundation
 /// any remote worker. It attaches to the SwarmUI at `SWARMUI_API_URL` when one answers there (a local GPU), or else
 /// runs the SwarmUI emulator on that address, and says so loudly: its outputs are placeholders.
 struct LocalWorkerService: Service {
+    /// Its environment, and the emulator's output size.
+    let settings: ServeConfiguration.LocalWorker
     /// The control plane's port, once it listens.
     let serverPort: AsyncStream<Int>
     /// Registered with the server as an in-process worker key.
@@ -25,7 +28,7 @@ struct LocalWorkerService: Service {
     func run() async throws {
         var ports = serverPort.makeAsyncIterator()
         guard let port = await ports.next() else { return }
-        var environment = ProcessInfo.processInfo.environment
+        var environment = settings.environment
         let swarmUIURL = (try? WorkerConfiguration(environment: environment, attach: true).swarmUIURL) ?? "http://127.0.0.1:7801"
         environment.merge([
             "SWARMUI_ATTACH": "1", "SWARMUI_API_URL": swarmUIURL,
@@ -76,10 +79,8 @@ struct LocalWorkerService: Service {
                 SWARMUI_API_URL) for real ones.
                 """
             )
-            // SWARM_EMULATOR_OUTPUT_BYTES makes every emulated output that large, to exercise multipart uploads.
-            let outputBytes = ProcessInfo.processInfo.environment["SWARM_EMULATOR_OUTPUT_BYTES"].flatMap { Int($0) }
             let emulator = SwarmUIEmulator(
-                configuration: .init(stepDuration: .milliseconds(50), largeOutputBytes: outputBytes),
+                configuration: .init(stepDuration: .milliseconds(50), largeOutputBytes: settings.emulatorOutputBytes),
                 outputRoot: (configuration.volumePath as NSString).appendingPathComponent("emulator/Output")
             )
             services.append(emulator.application(host: "127.0.0.1", port: emulatorPort, logger: logger) { _ in })

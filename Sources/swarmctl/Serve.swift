@@ -15,73 +15,36 @@ struct Serve: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
-    @Option(help: "Port to listen on (0 picks a free one).") var port = 8288
-    @Option(help: "Directory for the SQLite database.") var dataDir = "./.swarm"
-    @Option(help: "Database URL: postgres://user:pass@host/db[?sslmode=disable&schema=NAME], or a SQLite file.") var database: String?
-    @Option(name: .customLong("endpoint"), help: "An endpoint to serve besides 'swarmui' (repeatable).") var endpoints: [String] = []
-    @Option(help: "Seconds a taken job stays leased without a ping naming it.") var leaseTimeout = 60
-    @Option(help: "Takes after which a job whose lease keeps expiring fails.") var maxAttempts = 3
-    @Flag(help: "Also run a worker in this process.") var localWorker = false
-    @Option(help: "Serve HTTPS with this PEM certificate chain (or SWARM_TLS_CERT); needs --tls-key.") var tlsCert: String?
-    @Option(help: "The PEM private key of --tls-cert (or SWARM_TLS_KEY).") var tlsKey: String?
-    @Option(help: "Environment variable holding the fal.ai key, e.g. FAL_KEY (or SWARM_FAL_KEY_ENV): enables provider \"fal\".")
-    var falKeyEnv: String?
-    @Option(help: "fal.ai's queue API (or SWARM_FAL_URL; default https://queue.fal.run).") var falURL: String?
-    @Option(help: "Forward an auto job to fal.ai once it would wait longer than this for a READY worker, e.g. 2m (or SWARM_SPILL_AFTER).")
-    var spillAfter: String?
-    @Option(help: "Dollars per UTC day spill-over may spend on fal.ai (or SWARM_SPILL_BUDGET_PER_DAY); needed with --spill-after.")
-    var spillBudgetPerDay: String?
-    @OptionGroup(title: "vast.ai fleet (on when VAST_API_KEY is set)") var fleet: FleetFlags
-
-    var options: ServeOptions {
-        var options = ServeOptions(
-            host: host,
-            port: port,
-            dataDirectory: dataDir,
-            databaseURL: database,
-            endpoints: endpoints,
-            leaseTimeout: .seconds(leaseTimeout),
-            maxAttempts: maxAttempts,
-            localWorker: localWorker
-        )
-        options.fleet = fleet.options
-        options.tlsCertificate = tlsCert
-        options.tlsKey = tlsKey
-        options.falKeyEnv = falKeyEnv
-        options.falURL = falURL
-        options.spillAfter = spillAfter
-        options.spillBudgetPerDay = spillBudgetPerDay
-        return options
-    }
+    @OptionGroup var flags: ServeFlags
 
     func run() async throws {
-        var settings: ServeSettings
+        var configuration: ServeConfiguration
         do {
-            settings = try ServeSettings(options: options)
+            configuration = try ServeConfiguration(flags: flags, environment: ProcessInfo.processInfo.environment)
         } catch {
             throw ValidationError(error.description)
         }
         var logger = Logger(label: "swarmctl.serve")
-        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        logger.logLevel = configuration.logLevel
         var additionalServices: [any Service] = []
         let (serverPort, portContinuation) = AsyncStream<Int>.makeStream()
-        if localWorker {
+        if let localWorker = configuration.localWorker {
             // A key of its own, accepted as a worker key without closing a server that has no keys otherwise.
             let workerKey = APIKey.generate(scope: .worker)
-            settings.configuration.inProcessWorkerKeys.append(workerKey)
+            configuration.controlPlane.inProcessWorkerKeys.append(workerKey)
             additionalServices.append(
                 LocalWorkerService(
+                    settings: localWorker,
                     serverPort: serverPort,
                     workerKey: workerKey,
-                    dataDirectory: dataDir,
-                    scheme: settings.tls == nil ? "http" : "https",
+                    dataDirectory: configuration.dataDirectory,
+                    scheme: configuration.listen.scheme,
                     logger: logger
                 )
             )
         }
         do {
-            try await runControlPlane(settings: settings, logger: logger, additionalServices: additionalServices) { port in
+            try await runControlPlane(configuration: configuration, logger: logger, additionalServices: additionalServices) { port in
                 portContinuation.yield(port)
                 portContinuation.finish()
             }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import ControlPlane
 import Fleet
 import Foundation
@@ -11,46 +12,43 @@ import VastAI
 @Suite struct FleetTests {
     static let vastOn = ["VAST_API_KEY": "k", "SWARM_PUBLIC_URL": "https://queue.example.com/"]
 
-    static func options(image: String? = "ghcr.io/o/w:1") -> FleetOptions {
-        var options = FleetOptions()
-        options.image = image
-        return options
+    /// serve's fleet as `ServeConfiguration` reads it from these flags (and `--image image`) and `environment`.
+    static func fleet(image: String? = "ghcr.io/o/w:1", _ arguments: [String] = [], environment: [String: String]) throws -> FleetSettings? {
+        let flags = try ServeFlags.parse((image.map { ["--image", $0] } ?? []) + arguments)
+        // A storage secret of its own, so that reading the configuration writes none into the data directory.
+        return try ServeConfiguration(flags: flags, environment: environment.merging(["SWARM_STORAGE_SECRET": "s"]) { old, _ in old }).fleet
     }
 
     @Test func theFleetIsOffWithoutAVastKey() throws {
-        #expect(try FleetSettings(options: Self.options(), environment: [:]) == nil)
-        #expect(try ServeSettings(options: ServeOptions(), environment: [:]).fleet == nil)
+        #expect(try Self.fleet(environment: [:]) == nil)
+        #expect(try ServeConfiguration(flags: ServeFlags.parse([]), environment: [:]).fleet == nil)
     }
 
     @Test func readsFlagsThenEnvironment() throws {
         let environment = Self.vastOn.merging([
             "SWARM_FLEET_SIZE": "3", "SWARM_FLEET_GPU": "RTX 5090, RTX_4090", "VAST_API_URL": "http://127.0.0.1:9",
         ]) { $1 }
-        let settings = try #require(try FleetSettings(options: Self.options(), environment: environment))
+        let settings = try #require(try Self.fleet(environment: environment))
         #expect(settings.policy.desiredSize == 3 && settings.policy.labelPrefix == "swarm")
         #expect(settings.filter.gpuNames == ["RTX 5090", "RTX 4090"])
         #expect(settings.queueURL == "https://queue.example.com/v2/swarmui")
         #expect(settings.vast.baseURL == "http://127.0.0.1:9")
 
-        var options = Self.options()
-        options.size = 2
-        #expect(try FleetSettings(options: options, environment: environment)?.policy.desiredSize == 2)
+        #expect(try Self.fleet(["--fleet-size", "2"], environment: environment)?.policy.desiredSize == 2)
     }
 
     @Test func refusesAFleetItCannotStart() {
-        #expect(throws: ServeError.self) { try FleetSettings(options: Self.options(image: nil), environment: Self.vastOn) }
-        #expect(throws: ServeError.self) { try FleetSettings(options: Self.options(), environment: ["VAST_API_KEY": "k"]) }
+        #expect(throws: ServeError.self) { try Self.fleet(image: nil, environment: Self.vastOn) }
+        #expect(throws: ServeError.self) { try Self.fleet(environment: ["VAST_API_KEY": "k"]) }
         #expect(throws: ServeError.self) {
-            try FleetSettings(options: Self.options(), environment: Self.vastOn.merging(["SWARM_FLEET_SIZE": "many"]) { $1 })
+            try Self.fleet(environment: Self.vastOn.merging(["SWARM_FLEET_SIZE": "many"]) { $1 })
         }
     }
 
     /// vast replaces the image's ENTRYPOINT under ssh and jupyter run types: the request itself must start the worker.
     @Test func theCreateRequestStartsTheWorkerAndCarriesTheTokensAsSecrets() throws {
         let environment = Self.vastOn.merging(["CIVITAI_API_TOKEN": "civ-1", "HUGGINGFACE_API_TOKEN": "hf-2", "EXTRA_TOKEN": "x-3"]) { $1 }
-        var options = Self.options()
-        options.instanceEnv = ["EXTRA_TOKEN"]
-        let settings = try #require(try FleetSettings(options: options, environment: environment))
+        let settings = try #require(try Self.fleet(["--instance-env", "EXTRA_TOKEN"], environment: environment))
         let request = settings.createRequest(label: "swarm-a1", workerKey: Secret("swarm_w_k"))
         #expect(request.runtype == "ssh_direc ssh_proxy" && request.onstart == "bash /opt/swarm/onstart.sh")
         #expect(request.env == ["SWARM_WORKER_ID": "swarm-a1", "SWARM_QUEUE_URL": "https://queue.example.com/v2/swarmui", "-p 18080:18080": "1"])
@@ -63,18 +61,14 @@ import VastAI
         #expect(!"\(request)".contains("civ-1") && !"\(request)".contains("swarm_w_k"))
 
         // From a template, the template's run type and on-start script apply.
-        var fromTemplate = Self.options(image: nil)
-        fromTemplate.template = "abc123"
-        let templated = try #require(try FleetSettings(options: fromTemplate, environment: environment)).createRequest(
+        let templated = try #require(try Self.fleet(image: nil, ["--template", "abc123"], environment: environment)).createRequest(
             label: "swarm-b",
             workerKey: Secret("k")
         )
         #expect(templated.runtype == nil && templated.onstart == nil && templated.secretEnv["CIVITAI_API_TOKEN"]?.value == "civ-1")
 
-        options.instanceEnv = ["MISSING_ONE"]
-        #expect(throws: ServeError.self) { try FleetSettings(options: options, environment: environment) }
-        options.instanceEnv = ["SWARM_WORKER_KEY"]
-        #expect(throws: ServeError.self) { try FleetSettings(options: options, environment: environment) }
+        #expect(throws: ServeError.self) { try Self.fleet(["--instance-env", "MISSING_ONE"], environment: environment) }
+        #expect(throws: ServeError.self) { try Self.fleet(["--instance-env", "SWARM_WORKER_KEY"], environment: environment) }
     }
 
     @Test func aTemplateThatWouldNotStartTheWorkerIsRefused() {

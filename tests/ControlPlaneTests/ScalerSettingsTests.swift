@@ -8,11 +8,11 @@ import VastAI
 
 /// `serve`'s scaler flags and what `swarmctl instance scale` stores over them.
 @Suite struct ScalerSettingsTests {
+    /// serve's fleet with `scaler` given as flags (`--workers-max=4` …) and `size` as `--fleet-size`.
     static func settings(_ scaler: ScalerOverride, size: Int? = nil, environment: [String: String] = [:]) throws -> FleetSettings {
-        var options = FleetTests.options()
-        options.scaler = scaler
-        options.size = size
-        return try #require(try FleetSettings(options: options, environment: FleetTests.vastOn.merging(environment) { $1 }))
+        let words = scaler.flags.split(separator: " ").map(String.init)
+        let arguments = stride(from: 0, to: words.count, by: 2).map { "\(words[$0])=\(words[$0 + 1])" } + (size.map { ["--fleet-size=\($0)"] } ?? [])
+        return try #require(try FleetTests.fleet(arguments, environment: FleetTests.vastOn.merging(environment) { $1 }))
     }
 
     @Test func theDefaultsKeepTheFleetSize() throws {

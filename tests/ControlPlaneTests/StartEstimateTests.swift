@@ -20,9 +20,7 @@ import VastAI
         let store = try SQLiteJobStore.inMemory()
         try await store.migrate()
         // 30 GB at 500 Mb/s is 480 s, plus SwarmUI's 90 s boot.
-        var options = FleetTests.options()
-        options.downloadGB = 30
-        let settings = try #require(try FleetSettings(options: options, environment: FleetTests.vastOn))
+        let settings = try #require(try FleetTests.fleet(["--download-gb", "30"], environment: FleetTests.vastOn))
         #expect(settings.coldStart == ColdStart(downloadSeconds: 480, bootSeconds: 90))
 
         try await store.insertFleetInstance(FleetInstanceRecord(id: 1, label: "swarm-new", dphTotal: 0.4, createdAt: Self.now - 100))

@@ -92,6 +92,18 @@ import Foundation
         #expect(machine.runCount == 2)
     }
 
+    /// The operator's own TRITON_LIBCUDA_PATH, read with the rest of the worker's configuration, is left alone.
+    @Test func theOperatorsLibcudaPathWinsOverTheChecks() async throws {
+        let machine = try Machine(
+            answer: #"{"sage_attention": true, "detail": "ok", "gpu": "RTX 5090", "capability": "12.0", "libcuda_dir": "/usr/lib/wsl/lib"}"#
+        )
+        await machine.speedups().apply(logger: quiet)
+        let configuration = try WorkerConfiguration(environment: ["VOLUME_PATH": machine.volume, "TRITON_LIBCUDA_PATH": "/opt/cuda/lib"])
+        #expect(configuration.swarmUIEnvironment["TRITON_LIBCUDA_PATH"] == "/opt/cuda/lib")
+        #expect(ComfyUISpeedups.launchEnvironment(volume: machine.volume, given: configuration.swarmUIEnvironment).isEmpty)
+        #expect(ComfyUISpeedups.launchEnvironment(volume: machine.volume, given: [:]) == ["TRITON_LIBCUDA_PATH": "/usr/lib/wsl/lib"])
+    }
+
     @Test func aPassingCheckKeepsTheFlagAndOffRemovesIt() async throws {
         let machine = try Machine(answer: #"{"sage_attention": true, "detail": "ok", "gpu": "RTX 4090", "capability": "8.9", "libcuda_dir": null}"#)
         await machine.speedups().apply(logger: quiet)
