@@ -147,9 +147,13 @@ enum WebAssets {
           source.addEventListener('worker', function (event) {
             const worker = JSON.parse(event.data);
             each('data-stage', worker.id, function (element) { element.textContent = worker.stage; });
-            each('data-progress', worker.id, function (element) { element.value = worker.percent === null ? 0 : worker.percent; });
+            // A downloading worker's ping without a figure (its total not known yet) keeps the bar where it was.
+            const keep = worker.percent === null && worker.stage === 'DOWNLOADING';
+            each('data-progress', worker.id, function (element) {
+              if (!keep) { element.value = worker.percent === null ? 0 : worker.percent; }
+            });
             each('data-percent', worker.id, function (element) {
-              element.textContent = worker.percent === null ? '—' : worker.percent.toFixed(1) + '%';
+              if (!keep) { element.textContent = worker.percent === null ? '—' : worker.percent.toFixed(1) + '%'; }
             });
           });
         })();
