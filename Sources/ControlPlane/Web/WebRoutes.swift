@@ -24,14 +24,23 @@ struct WebRoutes {
     let vast: VastAIClient?
     /// See `contentSecurityPolicy(outputs:)`.
     let csp: String
+    /// The snapshots behind every open `/events` stream.
+    let eventHub: WebEventHub
     private var store: any JobStore { core.store }
 
-    init(core: ControlPlaneCore, sessions: WebSessions, costs: (any CostReporting)?, vast: VastAIClient?) {
+    init(core: ControlPlaneCore, sessions: WebSessions, costs: any CostReporting, vast: VastAIClient?) {
         self.core = core
         self.sessions = sessions
         self.costs = costs
         self.vast = vast
         self.csp = Self.contentSecurityPolicy(outputs: core.configuration.outputs)
+        self.eventHub = WebEventHub(
+            store: core.store,
+            work: core.work,
+            lease: core.configuration.leaseTimeout.seconds,
+            interval: Self.eventInterval,
+            logger: core.logger
+        )
     }
 
     func register(on router: Router<ControlPlaneRequestContext>) {
