@@ -90,8 +90,6 @@ final class SpillOverService: Service, Sendable {
     let core: ControlPlaneCore
     let forwarder: FalForwarder
     let settings: SpillSettings
-    /// Jobs already logged as waiting for lack of budget, so the log says it once per job.
-    private let toldWaiting = Mutex<Set<String>>([])
 
     init(core: ControlPlaneCore, forwarder: FalForwarder, settings: SpillSettings) {
         self.core = core
@@ -119,6 +117,8 @@ final class SpillOverService: Service, Sendable {
         let fresh = workers.filter { Date().timeIntervalSince($0.lastSeen) < core.configuration.leaseTimeout.seconds }
         let idleReady = fresh.contains { $0.report?.stage == .ready && $0.jobIDs.isEmpty }
         let now = Date()
+        var waiting: Set<String> = []
+        defer { core.spillWaits.keep(only: waiting, endpoint: endpoint) }
         for (position, job) in queued.enumerated() {
             let provider = job.input["provider"]?.stringValue ?? "auto"
             guard provider == "auto", let full = try await core.store.job(id: job.id) else { continue }
@@ -140,10 +140,11 @@ final class SpillOverService: Service, Sendable {
             switch decision {
             case .wait: continue
             case .budgetExhausted(let spent, let budget, let price):
-                if toldWaiting.withLock({ $0.insert(job.id).inserted }) {
-                    core.logger.notice(
-                        "job \(job.id) waits for the fleet: the spill-over budget of $\(budget) for \(day) has $\(String(format: "%.2f", spent)) spent, and fal.ai would charge $\(String(format: "%.2f", price))"
-                    )
+                let reason =
+                    "waits for the fleet: the spill-over budget of $\(budget) for \(day) has $\(String(format: "%.2f", spent)) spent, and fal.ai would charge $\(String(format: "%.2f", price))"
+                waiting.insert(job.id)
+                if core.spillWaits.record(id: job.id, endpoint: endpoint, reason: reason) {
+                    core.logger.notice("job \(job.id) \(reason)")
                 }
             case .forward:
                 guard let price, try await core.store.reserveFalSpend(day: day, dollars: price, budget: settings.budgetPerDay) else { continue }
