@@ -60,6 +60,12 @@ import Testing
         // The swarmui task ended with its last tab; only "other" reads now.
         #expect(hub.activeEndpoints == 1)
         _ = late
-        _ = watcher
+
+        // At shutdown the work signal closes: the streams end instead of holding the exit.
+        work.close()
+        var ended = false
+        while !ended, ContinuousClock.now < deadline + .seconds(5) { ended = await watcher.next() == nil }
+        #expect(ended)
+        #expect(hub.activeEndpoints == 0)
     }
 }

@@ -114,13 +114,7 @@ final class WebEventHub: Sendable {
                 if Task.isCancelled { return }
                 logger.warning("web page events: reading the store failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
                 // Every stream ends; the page's script reconnects and the first subscriber starts a new task.
-                let subscribers = feeds.withLock { feeds -> [Subscriber] in
-                    guard let feed = feeds[endpoint], feed.token == token else { return [] }
-                    feeds[endpoint] = nil
-                    return Array(feed.subscribers.values)
-                }
-                for subscriber in subscribers { subscriber.continuation.finish() }
-                return
+                return end(endpoint: endpoint, token: token)
             }
             let subscribers = feeds.withLock { feeds -> [Subscriber] in
                 guard feeds[endpoint]?.token == token else { return [] }
@@ -134,7 +128,20 @@ final class WebEventHub: Sendable {
                 await group.next()
                 group.cancelAll()
             }
+            // The server is shutting down (it closes the work signal, which then never waits): the streams end
+            // rather than hold the exit.
+            if work.isClosed { return end(endpoint: endpoint, token: token) }
         }
+    }
+
+    /// Ends every stream of this feed and forgets it.
+    private func end(endpoint: String, token: UUID) {
+        let subscribers = feeds.withLock { feeds -> [Subscriber] in
+            guard let feed = feeds[endpoint], feed.token == token else { return [] }
+            feeds[endpoint] = nil
+            return Array(feed.subscribers.values)
+        }
+        for subscriber in subscribers { subscriber.continuation.finish() }
     }
 
     private func read(endpoint: String, watching: Set<String>) async throws -> Reading {
