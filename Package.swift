@@ -181,7 +181,7 @@ let package = Package(
         .executableTarget(
             name: "fal-emulator",
             dependencies: [
-                "FalEmulator",
+                "FalEmulator", "LoopbackServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -192,7 +192,13 @@ let package = Package(
         // A Hummingbird application on an ephemeral loopback port for the length of a call: emulators, benchmarks.
         .target(
             name: "LoopbackServer",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSettings
         ),
         // Stand-in for SwarmUI on machines without a GPU; never linked into swarm-worker.
@@ -239,7 +245,7 @@ let package = Package(
         .executableTarget(
             name: "swarmui-emulator",
             dependencies: [
-                "SwarmUIEmulator",
+                "SwarmUIEmulator", "LoopbackServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -250,7 +256,7 @@ let package = Package(
         .executableTarget(
             name: "vastai-emulator",
             dependencies: [
-                "VastAIEmulator", "SwarmCore",
+                "VastAIEmulator", "SwarmCore", "LoopbackServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -434,7 +440,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore", "VastAI", "VastAIEmulator",
+                "swarm-worker", "swarmctl", "swarmui-emulator", "JobProtocol", "SwarmCore", "VastAI", "VastAIEmulator", "LoopbackServer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -73,7 +73,9 @@ public func buildApplication(
         router: router,
         server: serverBuilder,
         configuration: server,
-        services: additionalServices + [WorkSignalService(core: core), ExpiryService(core: core), WebhookService(core: core, httpClient: httpClient)]
+        services: additionalServices + [
+            WorkSignalService(core: core), ExpiryService(core: core, fal: fal), WebhookService(core: core, httpClient: httpClient),
+        ]
             + (fal.map { [$0] } ?? [])
             + (fal.flatMap { forwarder in configuration.fal?.spill.map { [SpillOverService(core: core, forwarder: forwarder, settings: $0)] } } ?? []),
         onServerRunning: { channel in

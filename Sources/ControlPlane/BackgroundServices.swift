@@ -1,4 +1,5 @@
 import Foundation
+import JobProtocol
 import JobStore
 import Logging
 import SwarmCore
@@ -23,6 +24,8 @@ struct WorkSignalService: Service {
 /// `maxAttempts`), jobs past `executionTimeout` or `ttl` become TIMED_OUT, old final jobs are deleted.
 struct ExpiryService: Service {
     let core: ControlPlaneCore
+    /// Cancels the fal.ai request of a forwarded job that timed out here, which fal.ai would otherwise run and charge.
+    var fal: FalForwarder?
 
     func run() async throws {
         await core.migrated.wait()
@@ -52,7 +55,9 @@ struct ExpiryService: Service {
             core.logger.notice("jobs timed out", metadata: ["jobs": "\(report.timedOut)"])
         }
         for id in report.failed + report.timedOut {
-            if let job = try await core.store.job(id: id) { core.jobEnded(job) }
+            guard let job = try await core.store.job(id: id) else { continue }
+            core.jobEnded(job)
+            if job.status == .timedOut { await fal?.cancelled(job) }
         }
     }
 }

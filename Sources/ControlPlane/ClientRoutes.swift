@@ -48,7 +48,8 @@ struct ClientRoutes {
         let latest = try await core.awaitFinal(id: stored.id, timeout: .milliseconds(wait)) ?? stored
         if latest.status.isFinal { return .json(JobView.status(latest)) }
         // Still queued at the end of the wait: say whether a worker is starting, and when it should be ready.
-        return .json(try await availability(endpoint).annotate(JobView.brief(latest), job: latest))
+        let brief = try await availability(endpoint).annotate(JobView.brief(latest), job: latest)
+        return .json(core.spillWaits.annotate(brief, id: latest.id))
     }
 
     /// `input.provider` values this server accepts: `fal` only with fal.ai configured.
@@ -94,7 +95,8 @@ struct ClientRoutes {
             job = try await core.awaitFinal(id: job.id, timeout: .milliseconds(wait)) ?? job
         }
         guard job.status == .inQueue else { return .json(JobView.status(job)) }
-        return .json(try await availability(job.endpoint).annotate(JobView.status(job), job: job))
+        let status = try await availability(job.endpoint).annotate(JobView.status(job), job: job)
+        return .json(core.spillWaits.annotate(status, id: job.id))
     }
 
     /// Each chunk is handed out once: the SDK's `stream()` yields everything it receives on every poll.

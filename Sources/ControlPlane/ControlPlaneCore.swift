@@ -19,6 +19,8 @@ final class ControlPlaneCore: Sendable {
     let stops = KeyedSignal()
     /// One key, `WebhookService.wakeKey`: a job with a webhook became final.
     let webhooksDue = KeyedSignal()
+    /// Queued jobs that spill-over would forward but for the day's budget (shown in their status).
+    let spillWaits = SpillWaits()
     /// Opened once the store is migrated; background services wait for it (they start before the migration, which
     /// needs a PostgreSQL store's pool running).
     let migrated = Latch()

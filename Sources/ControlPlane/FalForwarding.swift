@@ -202,7 +202,7 @@ public final class FalForwarder: Service, Sendable {
         }
     }
 
-    /// Cancels the fal.ai request of a job that was cancelled here.
+    /// Cancels the fal.ai request of a job that was cancelled or timed out here.
     func cancelled(_ job: JobRecord) async {
         guard job.provider == Self.provider, let id = job.falRequestID,
             let app = try? FalForwardMapping.request(for: job.input).app
@@ -249,7 +249,11 @@ public final class FalForwarder: Service, Sendable {
                 guard mine || Date().timeIntervalSince(job.startedAt ?? job.createdAt) > Self.orphanedClaim else { return }
                 let id = try await client.submit(app: request.app, body: request.body)
                 let price = FalPriceList.price(frames: request.frames, resolution: request.resolution)
-                _ = try await core.store.recordFalRequest(id: job.id, requestID: id, costUSD: price, now: Date())
+                guard try await core.store.recordFalRequest(id: job.id, requestID: id, costUSD: price, now: Date()) else {
+                    // The job ended here meanwhile (cancelled, timed out): fal.ai must not run it for nobody.
+                    await client.cancel(app: request.app, id: id)
+                    return
+                }
                 backOff(job.id)
                 return
             }

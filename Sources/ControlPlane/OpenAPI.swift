@@ -49,6 +49,7 @@ let openAPIJSON = #"""
             "output": {}, "error": {"type": "string"}, "workerId": {"type": "string"}, "retries": {"type": "integer"},
             "provider": {"type": "string", "enum": ["vastai", "fal"], "description": "Who ran the job; absent while it waits."},
             "falRequestId": {"type": "string"}, "falCostUsd": {"type": "number", "description": "What fal.ai charged, USD."},
+            "spillOver": {"type": "string", "description": "Why a queued auto job waits for the fleet although it would spill over to fal.ai: the day's budget is spent. Absent otherwise."},
             "webhookDelivered": {"type": "boolean"},
             "webhookAttempts": {"type": "array", "items": {"type": "object", "properties": {"at": {"type": "string"}, "status": {"type": "integer"}, "error": {"type": "string"}}}}}},
           "WorkerJob": {"type": "object", "required": ["id", "input"], "properties": {"id": {"type": "string"}, "input": {}, "webhook": {"type": "string"}, "s3Config": {"type": "object"}}},

@@ -92,8 +92,6 @@ final class SpillOverService: Service, Sendable {
     let settings: SpillSettings
     /// The oldest queued jobs looked at per round: past them, jobs are younger and wait their turn.
     static let candidates = 200
-    /// Jobs already logged as waiting for lack of budget, so the log says it once per job.
-    private let toldWaiting = Mutex<Set<String>>([])
 
     init(core: ControlPlaneCore, forwarder: FalForwarder, settings: SpillSettings) {
         self.core = core
@@ -123,6 +121,8 @@ final class SpillOverService: Service, Sendable {
         let now = Date()
         let day = SpillDecision.day(now)
         var spent = try await core.store.falSpend(day: day)
+        var waiting: Set<String> = []
+        defer { core.spillWaits.keep(only: waiting, endpoint: endpoint) }
         for (position, job) in queued.enumerated() {
             let provider = job.input["provider"]?.stringValue ?? "auto"
             guard provider == "auto" else { continue }
@@ -143,10 +143,11 @@ final class SpillOverService: Service, Sendable {
             switch decision {
             case .wait: continue
             case .budgetExhausted(let spent, let budget, let price):
-                if toldWaiting.withLock({ $0.insert(job.id).inserted }) {
-                    core.logger.notice(
-                        "job \(job.id) waits for the fleet: the spill-over budget of $\(budget) for \(day) has $\(String(format: "%.2f", spent)) spent, and fal.ai would charge $\(String(format: "%.2f", price))"
-                    )
+                let reason =
+                    "waits for the fleet: the spill-over budget of $\(budget) for \(day) has $\(String(format: "%.2f", spent)) spent, and fal.ai would charge $\(String(format: "%.2f", price))"
+                waiting.insert(job.id)
+                if core.spillWaits.record(id: job.id, endpoint: endpoint, reason: reason) {
+                    core.logger.notice("job \(job.id) \(reason)")
                 }
             case .forward:
                 guard let price, try await core.store.reserveFalSpend(day: day, dollars: price, budget: settings.budgetPerDay) else { continue }

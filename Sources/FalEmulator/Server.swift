@@ -2,48 +2,29 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import LoopbackServer
+// `RunningLoopbackEmulator` is part of this module's API: its users read its members without importing LoopbackServer.
+@_exported import LoopbackServer
 import NIOCore
 import SwarmCore
 
-/// An emulator serving on a port, as handed to `withRunning`'s body.
-public struct RunningFalEmulator: Sendable {
-    public let port: Int
-    /// `http://127.0.0.1:<port>`: the value for `--fal-url`.
-    public let baseURL: String
-    public let emulator: FalEmulator
-}
+/// An emulator serving on a port, as handed to `withRunning`'s body; its `baseURL` is the value for `--fal-url`.
+public typealias RunningFalEmulator = RunningLoopbackEmulator<FalEmulator>
 
-extension FalEmulator {
+extension FalEmulator: LoopbackEmulator {
+    public static let serverName = "fal-emulator"
+
     /// Runs an emulator on an ephemeral port of 127.0.0.1 for the duration of `body`.
     public static func withRunning<T>(
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "fal-emulator", factory: { _ in SwiftLogNoOpLogHandler() }),
         _ body: (RunningFalEmulator) async throws -> T
     ) async throws -> T {
-        let emulator = try FalEmulator(configuration: configuration)
-        return try await withLoopbackServer({ emulator.application(host: "127.0.0.1", port: 0, logger: logger, onListening: $0) }) { port in
-            let baseURL = "http://127.0.0.1:\(port)"
-            await emulator.setBaseURL(baseURL)
-            return try await body(RunningFalEmulator(port: port, baseURL: baseURL, emulator: emulator))
-        }
+        try await withRunningEmulator(try FalEmulator(configuration: configuration), logger: logger, body)
     }
 
-    public nonisolated func application(
-        host: String,
-        port: Int,
-        logger: Logger,
-        onListening: @escaping @Sendable (Int) async -> Void
-    ) -> some ApplicationProtocol {
-        Application(
-            router: makeRouter(),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "fal-emulator"),
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger
-        )
-    }
+    public func started(baseURL: String) { setBaseURL(baseURL) }
 
-    nonisolated func makeRouter() -> Router<BasicRequestContext> {
+    public nonisolated func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         // The CDN: public, no key, like v3.fal.media. Streamed from the file.
         router.get("/cdn/:name") { _, context -> Response in

@@ -463,6 +463,7 @@ public final class PostgresJobStore: JobStore, RuleBackedJobStore, Service {
         try await transaction("delete expired") { connection, logger in
             var binds = PostgresBindings()
             binds.append(cutoff.epochMilliseconds)
+            _ = try await connection.query(PostgresQuery(unsafeSQL: expiredAttemptsDeletion(placeholder: "$1"), binds: binds), logger: logger)
             let deletion = PostgresQuery(unsafeSQL: expiredJobsDeletion(placeholder: "$1") + " RETURNING id", binds: binds)
             let deleted = try await connection.query(deletion, logger: logger).collect().count
             _ = try await connection.query("DELETE FROM workers WHERE last_seen <= \(cutoff.epochMilliseconds)", logger: logger)

@@ -78,7 +78,17 @@ let runningIndexStatements = [
 /// Retention's delete, in SQL both databases read (`finished_at <= ` matches `jobs_finished`); `placeholder` writes
 /// the cutoff's parameter.
 func expiredJobsDeletion(placeholder: String) -> String {
-    "DELETE FROM jobs WHERE status IN (\(finalStatusesSQL)) AND finished_at <= \(placeholder)"
+    "DELETE FROM jobs WHERE \(expiredJobsCondition(placeholder: placeholder))"
+}
+
+/// The attempts (cost records) of the jobs `expiredJobsDeletion` deletes, run before it in the same transaction, so
+/// that `job_attempts` does not outgrow the jobs it describes.
+func expiredAttemptsDeletion(placeholder: String) -> String {
+    "DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE \(expiredJobsCondition(placeholder: placeholder)))"
+}
+
+private func expiredJobsCondition(placeholder: String) -> String {
+    "status IN (\(finalStatusesSQL)) AND finished_at <= \(placeholder)"
 }
 
 /// The condition of `pendingWebhooks`, in SQL both databases read (and that matches `jobs_webhook_pending`).

@@ -376,6 +376,7 @@ public final class SQLiteJobStore: JobStore, RuleBackedJobStore {
 
     func deleteExpired(cutoff: Date) async throws(JobStoreError) -> Int {
         try await write("delete expired") { db in
+            try db.execute(sql: expiredAttemptsDeletion(placeholder: "?"), arguments: [cutoff.epochMilliseconds])
             try db.execute(sql: expiredJobsDeletion(placeholder: "?"), arguments: [cutoff.epochMilliseconds])
             let deleted = db.changesCount
             try db.execute(sql: "DELETE FROM workers WHERE last_seen <= ?", arguments: [cutoff.epochMilliseconds])

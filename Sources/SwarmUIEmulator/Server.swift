@@ -3,19 +3,17 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
-import LoopbackServer
+// `RunningLoopbackEmulator` is part of this module's API: its users read its members without importing LoopbackServer.
+@_exported import LoopbackServer
 import NIOCore
 import SwarmCore
 
 /// An emulator serving on a port, as handed to `withRunning`'s body.
-public struct RunningEmulator: Sendable {
-    public let port: Int
-    /// `http://127.0.0.1:<port>`.
-    public let baseURL: String
-    public let emulator: SwarmUIEmulator
-}
+public typealias RunningEmulator = RunningLoopbackEmulator<SwarmUIEmulator>
 
-extension SwarmUIEmulator {
+extension SwarmUIEmulator: LoopbackEmulator {
+    public static let serverName = "SwarmUI"
+
     /// Runs an emulator on an ephemeral port of 127.0.0.1 for the duration of `body`.
     public static func withRunning<T>(
         configuration: Configuration = Configuration(),
@@ -28,9 +26,7 @@ extension SwarmUIEmulator {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("swarmui-emulator-\(UUID().uuidString)").path
         defer { if temporary { try? FileManager.default.removeItem(atPath: root) } }
         let emulator = SwarmUIEmulator(configuration: configuration, outputRoot: root + "/Output")
-        return try await withLoopbackServer({ emulator.application(host: "127.0.0.1", port: 0, logger: logger, onListening: $0) }) { port in
-            try await body(RunningEmulator(port: port, baseURL: "http://127.0.0.1:\(port)", emulator: emulator))
-        }
+        return try await withRunningEmulator(emulator, logger: logger, body)
     }
 
     /// The Hummingbird application serving SwarmUI's routes plus `/Emulator/...` control routes.
@@ -41,16 +37,17 @@ extension SwarmUIEmulator {
         onListening: @escaping @Sendable (Int) async -> Void
     ) -> some ApplicationProtocol {
         let router = makeRouter()
-        return Application(
-            router: router,
+        return application(
+            routes: router,
             server: .http1WebSocketUpgrade(webSocketRouter: router, configuration: .init(ws: .init(maxFrameSize: 1 << 24))),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "SwarmUI"),
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger
+            host: host,
+            port: port,
+            logger: logger,
+            onListening: onListening
         )
     }
 
-    nonisolated func makeRouter() -> Router<BasicWebSocketRequestContext> {
+    public nonisolated func makeRouter() -> Router<BasicWebSocketRequestContext> {
         let router = Router(context: BasicWebSocketRequestContext.self)
         if let token = configuration.requiredBearerToken {
             router.add(middleware: BearerGate(expected: "Bearer \(token)"))

@@ -1,4 +1,5 @@
 import Foundation
+import LoopbackServer
 import SwarmCore
 
 #if canImport(Glibc)
@@ -107,7 +108,7 @@ final class EmulatedContainer: @unchecked Sendable {
         var hostPorts: [Int: Int] = [:]
         var imageEnv = image.env.mapValues { Self.mapVolume($0, workspace: workspace) }
         for (variable, containerPort) in image.portVariables.sorted(by: { $0.key < $1.key }) {
-            let port = try freePort()
+            let port = try freeLoopbackPort()
             hostPorts[containerPort] = port
             imageEnv[variable] = String(port)
         }
@@ -191,23 +192,6 @@ final class EmulatedContainer: @unchecked Sendable {
 
     private static func mapVolume(_ value: String, workspace: String) -> String {
         value == "/workspace" || value.hasPrefix("/workspace/") ? workspace + value.dropFirst("/workspace".count) : value
-    }
-
-    /// A port nothing listens on now, from the kernel.
-    private static func freePort() throws -> Int {
-        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socketFD >= 0 else { throw EmulatorError("socket: \(errno)") }
-        defer { close(socketFD) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) == 0 && getsockname(socketFD, $0, &length) == 0 }
-        }
-        guard bound else { throw EmulatorError("bind: \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

@@ -2,56 +2,34 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Logging
-import LoopbackServer
+// `RunningLoopbackEmulator` is part of this module's API: its users read its members without importing LoopbackServer.
+@_exported import LoopbackServer
 import NIOCore
 import SwarmCore
 
-/// An emulator serving on a port, as handed to `withRunning`'s body.
-public struct RunningVastAIEmulator: Sendable {
-    public let port: Int
-    /// `http://127.0.0.1:<port>`: the value for `VAST_API_URL`.
-    public let baseURL: String
-    public let emulator: VastAIEmulator
-}
+/// An emulator serving on a port, as handed to `withRunning`'s body; its `baseURL` is the value for `VAST_API_URL`.
+public typealias RunningVastAIEmulator = RunningLoopbackEmulator<VastAIEmulator>
 
-extension VastAIEmulator {
+extension VastAIEmulator: LoopbackEmulator {
+    /// vast's API answers from nginx.
+    public static let serverName = "nginx"
+
     /// Runs an emulator on an ephemeral port of 127.0.0.1 for the duration of `body`.
     public static func withRunning<T>(
         configuration: Configuration = Configuration(),
         logger: Logger = Logger(label: "vastai-emulator", factory: { _ in SwiftLogNoOpLogHandler() }),
         _ body: (RunningVastAIEmulator) async throws -> T
     ) async throws -> T {
-        let emulator = VastAIEmulator(configuration: configuration)
-        return try await withLoopbackServer({ emulator.application(host: "127.0.0.1", port: 0, logger: logger, onListening: $0) }) { port in
-            let baseURL = "http://127.0.0.1:\(port)"
-            await emulator.setBaseURL(baseURL)
-            do {
-                let result = try await body(RunningVastAIEmulator(port: port, baseURL: baseURL, emulator: emulator))
-                await emulator.shutdown()
-                return result
-            } catch {
-                await emulator.shutdown()
-                throw error
-            }
-        }
+        try await withRunningEmulator(VastAIEmulator(configuration: configuration), logger: logger, body)
     }
 
-    /// The Hummingbird application serving vast's `/api/v0/...` routes and the log files at `/logs/...`.
-    public nonisolated func application(
-        host: String,
-        port: Int,
-        logger: Logger,
-        onListening: @escaping @Sendable (Int) async -> Void
-    ) -> some ApplicationProtocol {
-        Application(
-            router: makeRouter(),
-            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "nginx"),
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger
-        )
-    }
+    public func started(baseURL: String) { setBaseURL(baseURL) }
 
-    nonisolated func makeRouter() -> Router<BasicRequestContext> {
+    /// Instances' processes end with the emulator, as vast's would with the host.
+    public func stopping() { shutdown() }
+
+    /// vast's `/api/v0/...` routes and the log files at `/logs/...`.
+    public nonisolated func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.post("/api/v0/bundles") { request, _ in
             try await self.call(request, isSearch: true) { body in await self.search(body ?? [:]) }

@@ -2,8 +2,7 @@ import ArgumentParser
 import FalEmulator
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
+import LoopbackServer
 
 /// fal.ai's queue API stand-in as a process, for tests that run `swarmctl serve` with `--fal-url` pointing here.
 /// Steer it through `/emulator/...` (fail-next, latency) and read what it charged at `/emulator/charges`.
@@ -34,15 +33,6 @@ struct FalEmulatorCommand: AsyncParsableCommand {
                 directory: directory
             )
         )
-        let reachable = host == "0.0.0.0" ? "127.0.0.1" : host
-        let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
-            await emulator.setBaseURL("http://\(reachable):\(boundPort)")
-            // Tests parse this exact line.
-            FileHandle.standardOutput.write(Data("fal.ai emulator listening on http://\(reachable):\(boundPort)\n".utf8))
-        }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
-        try await group.run()
+        try await serveEmulator(emulator, name: "fal.ai emulator", host: host, port: port, logger: logger)
     }
 }

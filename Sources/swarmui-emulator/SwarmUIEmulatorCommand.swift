@@ -1,9 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
-import ServiceLifecycle
+import LoopbackServer
 import SwarmUIEmulator
-import UnixSignals
 
 /// SwarmUI stand-in for machines without a GPU. Accepts SwarmUI's launch flags so `launch-linux.sh` can exec it.
 @main
@@ -62,19 +61,6 @@ struct SwarmUIEmulatorCommand: AsyncParsableCommand {
             droppedNodeTypes: Set(droppedNodeTypes)
         )
         let emulator = SwarmUIEmulator(configuration: configuration, outputRoot: root + "/Output")
-        let host = host
-        let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
-            // Tests and supervisors parse this exact line.
-            FileHandle.standardOutput.write(Data("SwarmUI emulator listening on http://\(host):\(boundPort)\n".utf8))
-        }
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: [app],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        )
-        // Open generation sockets would otherwise hold a graceful shutdown for as long as they run.
-        groupConfiguration.maximumGracefulShutdownDuration = .seconds(5)
-        let group = ServiceGroup(configuration: groupConfiguration)
-        try await group.run()
+        try await serveEmulator(emulator, name: "SwarmUI emulator", host: host, port: port, logger: logger)
     }
 }

@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
+import LoopbackServer
 import SwarmCore
 import VastAIEmulator
 
@@ -58,22 +57,6 @@ struct VastAIEmulatorCommand: AsyncParsableCommand {
                 listsTakenOffers: listsTakenOffers
             )
         )
-        let reachable = host == "0.0.0.0" ? "127.0.0.1" : host
-        let app = emulator.application(host: host, port: port, logger: logger) { boundPort in
-            await emulator.setBaseURL("http://\(reachable):\(boundPort)")
-            // Tests parse this exact line.
-            FileHandle.standardOutput.write(Data("vast.ai emulator listening on http://\(reachable):\(boundPort)\n".utf8))
-        }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
-        // Instances' processes end with the emulator, as vast's would with the host.
-        do {
-            try await group.run()
-        } catch {
-            await emulator.shutdown()
-            throw error
-        }
-        await emulator.shutdown()
+        try await serveEmulator(emulator, name: "vast.ai emulator", host: host, port: port, logger: logger)
     }
 }

@@ -16,6 +16,7 @@ import Testing
 
     static func withForwarding(
         emulator: FalEmulator.Configuration = .init(queueTime: .milliseconds(100), runTime: .milliseconds(200), outputBytes: 300_000),
+        spill: SpillSettings? = nil,
         _ test: @escaping @Sendable (Harness, RunningFalEmulator, String) async throws -> Void
     ) async throws {
         try await FalEmulator.withRunning(configuration: emulator) { fal in
@@ -31,6 +32,7 @@ import Testing
                 initialPoll: .milliseconds(50),
                 maximumPoll: .milliseconds(200)
             )
+            configuration.fal?.spill = spill
             try await withControlPlane(configuration) { api in try await test(api, fal, directory) }
         }
     }
@@ -84,6 +86,61 @@ import Testing
             #expect(try await api.call(.post, "/v2/swarmui/cancel/\(id)").status == .ok)
             let status = await fal.emulator.status(id: request, logs: false)
             #expect(status.body["error_type"] == "request_cancelled")
+        }
+    }
+
+    @Test func aForwardedJobThatTimesOutHereCancelsItsFalRequest() async throws {
+        try await Self.withForwarding(emulator: .init(queueTime: .seconds(30), runTime: .seconds(30))) { api, fal, _ in
+            let id = try await api.submit(Self.input, extra: ["policy": ["executionTimeout": 5_000]])
+            var requestID: String?
+            for _ in 0..<100 where requestID == nil {
+                requestID = try await api.status(id)["falRequestId"]?.stringValue
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let request = try #require(requestID)
+            #expect(await fal.emulator.status(id: request, logs: false).body["status"] == "IN_QUEUE")
+            let ended = try await api.eventually(id, timeout: .seconds(15)) { $0 == "TIMED_OUT" || $0 == "COMPLETED" || $0 == "FAILED" }
+            #expect(ended["status"] == "TIMED_OUT", "\(ended.text)")
+            #expect(ended["provider"] == "fal")
+            var cancelled = false
+            for _ in 0..<100 where !cancelled {
+                cancelled = await fal.emulator.status(id: request, logs: false).body["error_type"] == "request_cancelled"
+                if !cancelled { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(cancelled, "the fal.ai request of a job that timed out here must be cancelled")
+        }
+    }
+
+    @Test func aJobThatWaitsBecauseTheSpillOverBudgetIsSpentSaysSoInItsStatus() async throws {
+        // fal.ai's price of the job (81 frames at 480p) is $0.2025: a budget of $0.10 cannot pay for it.
+        try await Self.withForwarding(spill: SpillSettings(after: .zero, budgetPerDay: 0.1)) { api, fal, _ in
+            var input = Self.input.objectValue ?? [:]
+            input["provider"] = "vastai"
+            let pinned = try await api.submit(.object(input))
+            input["provider"] = nil
+            let auto = try await api.submit(.object(input))
+            let waiting = try await Self.eventually(api, auto) { $0["spillOver"] != nil }
+            #expect(waiting["status"] == "IN_QUEUE")
+            #expect(waiting["provider"] == nil)
+            let reason = try #require(waiting["spillOver"]?.stringValue)
+            #expect(reason.contains("spill-over budget of $0.1 ") && reason.contains("fal.ai would charge $0.20"), "\(reason)")
+            // Only the job spill-over would forward says so.
+            #expect(try await api.status(pinned)["spillOver"] == nil)
+            #expect(await fal.emulator.submittedCount() == 0)
+            // Once a worker takes it, it no longer waits: the field goes with the queue.
+            #expect(try await api.take() != nil)
+            #expect(try await api.take() != nil)
+            #expect(try await api.status(auto)["spillOver"] == nil)
+        }
+    }
+
+    /// Reads the job's status until `predicate` holds or 10 s pass; returns the last answer.
+    static func eventually(_ api: Harness, _ id: String, _ predicate: (Harness.Answer) -> Bool) async throws -> Harness.Answer {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            let answer = try await api.status(id)
+            if predicate(answer) || ContinuousClock.now > deadline { return answer }
+            try await Task.sleep(for: .milliseconds(50))
         }
     }
 

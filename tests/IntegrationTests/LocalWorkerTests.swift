@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Crypto
+import LoopbackServer
 import NIOCore
 import NIOHTTP1
 import SwarmCore
@@ -158,7 +159,7 @@ struct LocalWorkerTests {
     static func withServer(environment: [String: String], _ check: (JSONValue, Int) async throws -> Void) async throws {
         let directory = try Paths.temporaryDirectory("swarmctl-local")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let swarmUIPort = freePort()
+        let swarmUIPort = try freeLoopbackPort()
         let server = try ChildProcess(
             "swarmctl",
             executable: Paths.binary("swarmctl"),

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import LoopbackServer
 import NIOCore
 import NIOHTTP1
 import SwarmCore
@@ -35,7 +36,7 @@ struct WorkerRig {
         )
         if withPresetModels { try placePresetModels(in: swarmUI.appendingPathComponent("Models")) }
         let peer = try await QueuePeer.start(stateFile: directory.appendingPathComponent("queue.json").path)
-        let swarmUIPort = freePort()
+        let swarmUIPort = try freeLoopbackPort()
         var emulatorProcess: ChildProcess?
         if attach {
             let process = try ChildProcess(
@@ -46,7 +47,7 @@ struct WorkerRig {
             try await process.waitForLine(containing: "SwarmUI emulator listening on")
             emulatorProcess = process
         }
-        let healthPort = freePort()
+        let healthPort = try freeLoopbackPort()
         var environment = [
             "VOLUME_PATH": volume.path, "SWARMUI_HOST": "127.0.0.1", "SWARMUI_PORT": String(swarmUIPort),
             "SWARMUI_API_URL": "http://127.0.0.1:\(swarmUIPort)", "SWARMUI_ATTACH": attach ? "1" : "0",

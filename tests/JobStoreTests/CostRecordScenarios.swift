@@ -52,6 +52,27 @@ import Testing
     }
 
     @Test(arguments: Backend.enabled)
+    func retentionDeletesTheAttemptsOfTheJobsItDeletes(_ backend: Backend) async throws {
+        try await withStore(backend) { store in
+            let (costs, _) = try records(store)
+            _ = try await store.enqueue([newJob("old"), newJob("recent"), newJob("running")], now: t0)
+            let taken = try await store.take(endpoint: "ep", workerID: "w", limit: 3, leaseUntil: at(100_000), now: at(1))
+            #expect(taken.count == 3)
+            try await costs.recordAttemptsStarted(
+                taken.map { JobAttemptRecord(jobID: $0.id, attempt: 1, endpoint: "ep", workerID: "w", startedAt: at(1)) }
+            )
+            _ = try await store.finish(id: "old", workerID: "w", result: .completed(output: nil), maxAttempts: 3, now: at(10))
+            _ = try await store.finish(id: "recent", workerID: "w", result: .completed(output: nil), maxAttempts: 3, now: at(2_000))
+
+            let report = try await store.expire(now: at(3_620), maxAttempts: 3, retention: .seconds(3600))
+            #expect(report.deleted == 1)
+            #expect(try await store.job(id: "old") == nil)
+            let left = try await costs.jobAttempts(endpoint: "ep", overlapping: t0, at(100_000)).map(\.jobID).sorted()
+            #expect(left == ["recent", "running"])
+        }
+    }
+
+    @Test(arguments: Backend.enabled)
     func aBatchTakesAttemptsAreRecordedInChunks(_ backend: Backend) async throws {
         try await withStore(backend) { store in
             let (costs, fleet) = try records(store)

@@ -45,20 +45,21 @@ struct WebSnapshot: Sendable, Equatable {
 }
 
 extension WebRoutes {
-    /// How often `/events` looks at the store, and for how long one connection lasts (EventSource reconnects).
+    /// How often the shared snapshot task looks at the store when nothing signals (`WebEventHub`), and for how long
+    /// one connection lasts (EventSource reconnects).
     static let eventInterval: Duration = .milliseconds(500)
     static let eventLifetime: Duration = .seconds(600)
 
     /// Server-sent events for the page's script: `job` (the newest 100 of the endpoint, and the one a job page shows),
-    /// `counts` (jobs by status) and `worker` (stage and download progress of every worker pinging).
+    /// `counts` (jobs by status) and `worker` (stage and download progress of every worker pinging). Every open stream
+    /// of an endpoint reads the same snapshots (`WebEventHub`).
     func events(_ request: Request) async throws -> Response {
         guard let visitor = try await currentVisitor(request), visitor.setCookie == nil else {
             return html(WebViews.message(title: "Sign in", text: "sign in first", context: nil), status: .unauthorized)
         }
         let endpoint = self.endpoint(request)
         let watched = request.uri.queryParameters.get("job")
-        let store = core.store
-        let lease = core.configuration.leaseTimeout.seconds
+        let hub = eventHub
         let sessions = sessions
         let cookie = request.headers[values: .cookie]
         var headers = securityHeaders()
@@ -72,12 +73,11 @@ extension WebRoutes {
                 var previous: WebSnapshot?
                 let end = ContinuousClock.now + Self.eventLifetime
                 var lastWrite = ContinuousClock.now
-                while ContinuousClock.now < end, !Task.isCancelled {
+                for await snapshot in hub.subscribe(endpoint: endpoint, watching: watched) {
                     // A signed-out session stops receiving at once.
-                    guard let value = WebSessions.cookie(WebSessions.cookieName, in: cookie), sessions.session(cookieValue: value) != nil else {
-                        break
-                    }
-                    let snapshot = try await Self.snapshot(store: store, endpoint: endpoint, watched: watched, lease: lease)
+                    guard ContinuousClock.now < end, let value = WebSessions.cookie(WebSessions.cookieName, in: cookie),
+                        sessions.session(cookieValue: value) != nil
+                    else { break }
                     let lines = snapshot.events(since: previous)
                     if !lines.isEmpty {
                         try await writer.write(ByteBuffer(string: lines.joined()))
@@ -88,27 +88,9 @@ extension WebRoutes {
                         lastWrite = .now
                     }
                     previous = snapshot
-                    try await Task.sleep(for: Self.eventInterval)
                 }
                 try await writer.finish(nil)
             }
         )
-    }
-
-    static func snapshot(store: any JobStore, endpoint: String, watched: String?, lease: TimeInterval) async throws -> WebSnapshot {
-        var snapshot = WebSnapshot()
-        for job in try await store.listJobs(endpoint: endpoint, status: nil, limit: 100, cursor: nil).jobs {
-            snapshot.jobs[job.id] = WebSnapshot.job(job, watched: false)
-        }
-        if let watched, snapshot.jobs[watched] == nil, let job = try await store.job(id: watched) {
-            snapshot.jobs[job.id] = WebSnapshot.job(job, watched: true)
-        }
-        let counts = try await store.counts(endpoint: endpoint)
-        snapshot.counts = .object(Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0.rawValue, JSONValue.int(counts[$0] ?? 0)) }))
-        let horizon = Date().addingTimeInterval(-lease)
-        for worker in try await store.workers(endpoint: nil) where worker.lastSeen >= horizon {
-            snapshot.workers[worker.id] = WebSnapshot.worker(worker)
-        }
-        return snapshot
     }
 }

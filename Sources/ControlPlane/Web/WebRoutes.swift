@@ -19,20 +19,29 @@ import VastAI
 struct WebRoutes {
     let core: ControlPlaneCore
     let sessions: WebSessions
-    /// Today's spend and the fal.ai comparison; nil until a cost accounting is wired in ("costs not available").
-    let costs: (any CostReporting)?
+    /// Today's spend and the fal.ai comparison (`buildApplication` always passes one).
+    let costs: any CostReporting
     /// Sends an instance's destroy for "replace"; nil when this serve runs no vast.ai fleet.
     let vast: VastAIClient?
     /// See `contentSecurityPolicy(outputs:)`.
     let csp: String
+    /// The snapshots behind every open `/events` stream.
+    let eventHub: WebEventHub
     private var store: any ControlPlaneStore { core.store }
 
-    init(core: ControlPlaneCore, sessions: WebSessions, costs: (any CostReporting)?, vast: VastAIClient?) {
+    init(core: ControlPlaneCore, sessions: WebSessions, costs: any CostReporting, vast: VastAIClient?) {
         self.core = core
         self.sessions = sessions
         self.costs = costs
         self.vast = vast
         self.csp = Self.contentSecurityPolicy(outputs: core.configuration.outputs)
+        self.eventHub = WebEventHub(
+            store: core.store,
+            work: core.work,
+            lease: core.configuration.leaseTimeout.seconds,
+            interval: Self.eventInterval,
+            logger: core.logger
+        )
     }
 
     func register(on router: Router<ControlPlaneRequestContext>) {
@@ -200,21 +209,18 @@ struct WebRoutes {
         }
         var today: DayCost?
         var problem: String?
-        if let costs {
+        do {
             let day = Self.utcCalendar.startOfDay(for: now)
-            do {
-                today = try await costs.costReport(endpoint: endpoint, from: day, to: day, group: .day, now: now).days.last
-            } catch {
-                problem = "\(error)"
-            }
+            today = try await costs.costReport(endpoint: endpoint, from: day, to: day, group: .day, now: now).days.last
+        } catch {
+            problem = "\(error)"
         }
         let data = WebViews.Overview(
             counts: counts,
             workersByStage: stages,
             completedLastHour: completed,
             today: today,
-            costProblem: problem,
-            costsWired: costs != nil
+            costProblem: problem
         )
         return (WebViews.overview(data, context: pageContext(request, visitor)), .ok)
     }
@@ -235,20 +241,18 @@ struct WebRoutes {
         let oldest = filter.since.map { now.addingTimeInterval(-TimeInterval($0)) }
         var providers: [String: String] = [:]
         var note: String?
-        if let costs {
-            do {
-                let from = Self.utcCalendar.startOfDay(for: oldest ?? now.addingTimeInterval(-core.configuration.retention.seconds))
-                let report = try await costs.costReport(
-                    endpoint: endpoint,
-                    from: from,
-                    to: Self.utcCalendar.startOfDay(for: now),
-                    group: .job,
-                    now: now
-                )
-                for row in report.jobs { providers[row.jobID] = row.provider }
-            } catch {
-                note = "Providers not shown: costs not available: \(error)"
-            }
+        do {
+            let from = Self.utcCalendar.startOfDay(for: oldest ?? now.addingTimeInterval(-core.configuration.retention.seconds))
+            let report = try await costs.costReport(
+                endpoint: endpoint,
+                from: from,
+                to: Self.utcCalendar.startOfDay(for: now),
+                group: .job,
+                now: now
+            )
+            for row in report.jobs { providers[row.jobID] = row.provider }
+        } catch {
+            note = "Providers not shown: costs not available: \(error)"
         }
         // Newest first, at most 100 shown and 1,000 read: a page of a large store stays quick.
         var shown: [JobRecord] = []
@@ -269,8 +273,7 @@ struct WebRoutes {
             providers: providers,
             filter: filter,
             note: note,
-            context: pageContext(request, visitor),
-            costsWired: costs != nil
+            context: pageContext(request, visitor)
         )
         return (html, .ok)
     }
@@ -282,26 +285,24 @@ struct WebRoutes {
         }
         var cost: JobCost?
         var problem: String?
-        if let costs {
+        do {
             let now = Date()
-            do {
-                let report = try await costs.costReport(
-                    endpoint: job.endpoint,
-                    from: Self.utcCalendar.startOfDay(for: job.createdAt),
-                    to: Self.utcCalendar.startOfDay(for: job.finishedAt ?? now),
-                    group: .job,
-                    now: now
-                )
-                cost = report.jobs.first { $0.jobID == job.id }
-            } catch {
-                problem = "costs not available: \(error)"
-            }
+            let report = try await costs.costReport(
+                endpoint: job.endpoint,
+                from: Self.utcCalendar.startOfDay(for: job.createdAt),
+                to: Self.utcCalendar.startOfDay(for: job.finishedAt ?? now),
+                group: .job,
+                now: now
+            )
+            cost = report.jobs.first { $0.jobID == job.id }
+        } catch {
+            problem = "costs not available: \(error)"
         }
         var log: [String] = []
         if let worker = job.workerID {
             log = try await store.workers(endpoint: job.endpoint).first { $0.id == worker }?.report?.logTail ?? []
         }
-        let detail = WebViews.JobDetail(job: job, cost: cost, costProblem: problem, costsWired: costs != nil, workerLog: log)
+        let detail = WebViews.JobDetail(job: job, cost: cost, costProblem: problem, workerLog: log)
         return (WebViews.job(detail, context: pageContext(request, visitor)), .ok)
     }
 
@@ -415,19 +416,16 @@ struct WebRoutes {
         guard to.timeIntervalSince(from) <= 366 * 86_400 else { throw WebProblem(.badRequest, "Bad range", "show at most 366 days at once") }
         var report: CostReport?
         var problem: String?
-        if let costs {
-            do {
-                report = try await costs.costReport(endpoint: endpoint(request), from: from, to: to, group: .day, now: now)
-            } catch {
-                problem = "\(error)"
-            }
+        do {
+            report = try await costs.costReport(endpoint: endpoint(request), from: from, to: to, group: .day, now: now)
+        } catch {
+            problem = "\(error)"
         }
         let html = WebViews.costs(
             report,
             problem: problem,
             from: WebFormat.day(from),
             to: WebFormat.day(to),
-            costsWired: costs != nil,
             context: pageContext(request, visitor)
         )
         return (html, .ok)

@@ -33,9 +33,6 @@ enum WebViews {
         var endpoints: [String]
     }
 
-    static let costsUnavailable: HTML =
-        #"<p class="note" data-costs-unavailable>costs not available: this server has no cost accounting wired in.</p>"#
-
     // MARK: Layout
 
     static func document(title: String, body: HTML, live: Bool = false, endpoint: String = "") -> HTML {
@@ -112,7 +109,6 @@ enum WebViews {
         var today: DayCost?
         /// Why today's costs are missing, when they are.
         var costProblem: String?
-        var costsWired: Bool
     }
 
     static func overview(_ data: Overview, context: PageContext) -> HTML {
@@ -133,8 +129,6 @@ enum WebViews {
                 <div class="card"><h2>fal.ai equivalent</h2><p class="big" data-today-fal>\(WebFormat.dollarsShort(today.falEquivalentUSD))</p></div>
                 <div class="card"><h2>Saving</h2><p class="big" data-today-saving>\(WebFormat.dollarsShort(today.savingUSD))</p></div>
                 """
-        } else if !data.costsWired {
-            money = "<div class=\"card wide\"><h2>Today's spend</h2>\(costsUnavailable)</div>"
         } else {
             money =
                 "<div class=\"card wide\"><h2>Today's spend</h2><p class=\"note\" data-costs-unavailable>costs not available: \(data.costProblem ?? "no report")</p></div>"
@@ -184,8 +178,7 @@ enum WebViews {
         providers: [String: String],
         filter: JobFilter,
         note: String?,
-        context: PageContext,
-        costsWired: Bool
+        context: PageContext
     ) -> HTML {
         let statusOptions =
             [HTML("<option value=\"\">any</option>")]
@@ -216,9 +209,9 @@ enum WebViews {
             <form method="get" action="/jobs" class="filters" aria-label="Filter jobs">
             <input type="hidden" name="endpoint" value="\(context.endpoint)">
             <label for="f-status">Status</label> <select id="f-status" name="status">\(statusOptions)</select>
-            <label for="f-provider">Provider</label> <select id="f-provider" name="provider"\(costsWired ? "" : " disabled")>\(providerOptions)</select>
+            <label for="f-provider">Provider</label> <select id="f-provider" name="provider">\(providerOptions)</select>
             <label for="f-since">Time</label> <select id="f-since" name="since">\(sinceOptions)</select>
-            <button type="submit">Filter</button></form>\(costsWired ? "" : "<p class=\"note\">Provider filter: costs not available.</p>" as HTML)
+            <button type="submit">Filter</button></form>
             \(noteHTML)
             <div class="table-wrap" role="region" aria-label="Jobs" tabindex="0"><table><caption>\(jobs.count) job(s), newest first</caption>
             <thead><tr><th scope="col">Job</th><th scope="col">Status</th><th scope="col">Provider</th><th scope="col">Created</th>\
@@ -232,7 +225,6 @@ enum WebViews {
         var job: JobRecord
         var cost: JobCost?
         var costProblem: String?
-        var costsWired: Bool
         var workerLog: [String]
     }
 
@@ -292,8 +284,6 @@ enum WebViews {
                 <dt>Direct cost</dt><dd data-job-direct>\(WebFormat.dollars(cost.directCostUSD))</dd>\
                 <dt>Loaded cost</dt><dd data-job-loaded>\(WebFormat.dollars(cost.loadedCostUSD))</dd>\(fal)</dl>
                 """
-        } else if !detail.costsWired {
-            costHTML = costsUnavailable
         } else {
             costHTML = "<p class=\"note\">\(detail.costProblem ?? "No cost recorded for this job yet.")</p>"
         }
@@ -434,7 +424,7 @@ enum WebViews {
 
     // MARK: Costs
 
-    static func costs(_ report: CostReport?, problem: String?, from: String, to: String, costsWired: Bool, context: PageContext) -> HTML {
+    static func costs(_ report: CostReport?, problem: String?, from: String, to: String, context: PageContext) -> HTML {
         let range: HTML = """
             <form method="get" action="/costs" class="filters" aria-label="Date range">
             <input type="hidden" name="endpoint" value="\(context.endpoint)">
@@ -443,8 +433,7 @@ enum WebViews {
             <button type="submit">Show</button></form>
             """
         guard let report else {
-            let note: HTML =
-                costsWired ? "<p class=\"note\" data-costs-unavailable>costs not available: \(problem ?? "no report")</p>" : costsUnavailable
+            let note: HTML = "<p class=\"note\" data-costs-unavailable>costs not available: \(problem ?? "no report")</p>"
             return page(.costs, title: "Costs", context: context, live: false, "\(range)\(note)")
         }
         let export =
