@@ -156,7 +156,8 @@ enum FalApp: String, CaseIterable, Sendable {
         }
         video["format"] = "h264-mp4"
         input["video"] = .object(video)
-        input["loras"] = .array(loras)
+        // The acceleration LoRA is an image-to-video one: text-to-video keeps its preset's own T2V LoRA pair, or none.
+        if self != .textToVideo || !accelerated { input["loras"] = .array(self == .textToVideo ? [] : loras) }
         if !params.isEmpty { input["params"] = .object(params) }
         return .object(input)
     }

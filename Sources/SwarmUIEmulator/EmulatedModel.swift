@@ -68,6 +68,19 @@ public struct EmulatedModel: Sendable, Hashable {
             architecture: "wan-2_1-text2video-14b/lora"
         ),
         EmulatedModel(name: "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors", subtype: "LoRA", architecture: "wan-2_1-text2video-14b/lora"),
+        // The text-to-video preset's: SwarmUI reads the T2V GGUFs' class from the sidecar the worker writes.
+        EmulatedModel(name: "Wan2.2-T2V-A14B-HighNoise-Q4_K_M.gguf", architecture: "wan-2_1-text2video-14b", standardWidth: 832, standardHeight: 480),
+        EmulatedModel(name: "Wan2.2-T2V-A14B-LowNoise-Q4_K_M.gguf", architecture: "wan-2_1-text2video-14b", standardWidth: 832, standardHeight: 480),
+        EmulatedModel(
+            name: "wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
+            subtype: "LoRA",
+            architecture: "wan-2_1-text2video-14b/lora"
+        ),
+        EmulatedModel(
+            name: "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors",
+            subtype: "LoRA",
+            architecture: "wan-2_1-text2video-14b/lora"
+        ),
     ]
 
     /// Models of different subtypes live in different name spaces.

@@ -45,6 +45,29 @@ let builtInPresetsJSON = #"""
               "resolution": "Image"
             }
           }
+        },
+        "wan22-t2v-lightx2v": {
+          "description": "Wan 2.2 text-to-video A14B (QuantStack Q4_K_M GGUF), 4 steps: the high-noise expert as the base model with the lightx2v T2V high-noise LoRA for the first half, the low-noise expert as a step-swap refiner with the lightx2v T2V low-noise LoRA for the second; CFG 1, shift 5, 832x480, 81 frames at 16 fps. Send prompt only (no init_image).",
+          "input": {
+            "model": "Wan2.2-T2V-A14B-HighNoise-Q4_K_M.gguf",
+            "width": 832,
+            "height": 480,
+            "video": {
+              "model": "Wan2.2-T2V-A14B-HighNoise-Q4_K_M.gguf",
+              "swap_model": "Wan2.2-T2V-A14B-LowNoise-Q4_K_M.gguf",
+              "swap_percent": 0.5,
+              "frames": 81,
+              "fps": 16,
+              "steps": 4,
+              "cfg": 1,
+              "format": "h264-mp4"
+            },
+            "loras": [
+              {"name": "wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise", "weight": 1, "confinement": "base"},
+              {"name": "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise", "weight": 1, "confinement": "refiner"}
+            ],
+            "params": {"sigmashift": 5}
+          }
         }
       }
     }

@@ -50,7 +50,7 @@ public struct WorkerApplication: Sendable {
 
     /// SwarmUI's supervisor (unless attached) and the job loop, which need the prepared volume.
     func jobServices() throws(PresetsError) -> [any Service] {
-        let presets = try Presets.load(path: configuration.presetsFile)
+        let presets = try configuration.loadPresets()
         let runner = JobRunner(
             swarm: swarm,
             parser: JobInputParser(presets: presets),

@@ -33,12 +33,24 @@ public enum WorkerBootstrap {
                 }
                 await state.markBoot("seed check")
             }
+            // Before any download: SWARM_PRESETS decides which models to fetch, and a name it gets wrong fails now.
+            let presets: Presets
+            do {
+                presets = try configuration.loadPresets()
+            } catch {
+                throw .presets(error)
+            }
             // The GPU check (seconds, once per GPU and image) runs alongside the downloads, off the critical path.
             async let speedups: Void = launches ? ComfyUISpeedups(configuration: configuration).apply(logger: logger) : ()
             if let manifestPath = configuration.modelsFile {
                 let throttle = Throttle(every: .seconds(10))
                 do {
-                    let summary = try await provisionModels(configuration: configuration, manifestPath: manifestPath, logger: logger) { progress in
+                    let summary = try await provisionModels(
+                        configuration: configuration,
+                        manifestPath: manifestPath,
+                        presets: configuration.presetNames == nil ? nil : presets,
+                        logger: logger
+                    ) { progress in
                         await state.setStage(.downloading(DownloadProgress(doneBytes: progress.done, totalBytes: progress.total)))
                         guard throttle.ready() else { return }
                         logger.info(
@@ -58,12 +70,6 @@ public enum WorkerBootstrap {
             await speedups
             if launches { await state.markBoot("GPU check") }
             if launches {
-                let presets: Presets
-                do {
-                    presets = try Presets.load(path: configuration.presetsFile)
-                } catch {
-                    throw .presets(error)
-                }
                 let missing = missingPresetModels(presets, modelsRoot: configuration.modelsPath)
                 if !missing.isEmpty { throw .models(.presetModelsMissing(models: missing, modelsRoot: configuration.modelsPath)) }
                 await state.markBoot("preset models")
@@ -76,14 +82,16 @@ public enum WorkerBootstrap {
     }
 
     /// The manifest's missing models, downloaded under `configuration.modelsPath`; `swarm-worker models sync` and
-    /// `prepareVolume` share it.
+    /// `prepareVolume` share it. With `presets` (those SWARM_PRESETS chooses), only the models they need.
     public static func provisionModels(
         configuration: WorkerConfiguration,
         manifestPath: String,
+        presets: Presets? = nil,
         logger: Logger,
         progress: @escaping @Sendable (ModelDownloadProgress) async -> Void
     ) async throws(ModelProvisioningError) -> ModelProvisioner.Summary {
-        let manifest = try ModelManifest.load(path: manifestPath)
+        var manifest = try ModelManifest.load(path: manifestPath)
+        if let presets { manifest = manifest.limited(to: presets) }
         let httpClient = ModelProvisioner.makeHTTPClient(connections: configuration.modelDownloadConnectionsTotal)
         let provisioner = ModelProvisioner(
             manifest: manifest,

@@ -25,6 +25,9 @@ public struct WorkerConfiguration: Sendable {
     /// Nil when no queue is configured (`swarm-worker check` says so; `run` refuses to start).
     public var queue: QueueEndpoints?
     public var presetsFile: String?
+    /// The presets this worker serves (`SWARM_PRESETS`, a comma list); nil serves every preset in the file. Limits the
+    /// models downloaded and the backend's requirements to what those presets need.
+    public var presetNames: [String]?
     /// How long a job may keep running after SIGTERM before it is interrupted and reported retryable.
     public var shutdownGrace: Duration
     /// How long a worker that cannot serve (a failed preparation or start) keeps reporting ERROR before it exits.
@@ -108,6 +111,8 @@ public struct WorkerConfiguration: Sendable {
         healthPort = int("WORKER_HEALTH_PORT", 18080)
         healthHost = env["WORKER_HEALTH_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "0.0.0.0"
         presetsFile = env["SWARM_PRESETS_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+        let presetList = (env["SWARM_PRESETS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        presetNames = presetList.isEmpty ? nil : presetList
         shutdownGrace = .seconds(int("SHUTDOWN_GRACE", 60))
         errorHold = .seconds(int("SWARM_ERROR_HOLD", 300))
         generationTimeout = .seconds(max(1, int("GENERATION_TIMEOUT", 600)))

@@ -46,7 +46,7 @@ struct Check: AsyncParsableCommand {
         }
         var requirements = BackendRequirements.none
         do {
-            let presets = try Presets.load(path: configuration.presetsFile)
+            let presets = try configuration.loadPresets()
             requirements = BackendRequirements(presets: presets)
             report(true, "presets: \(presets.names.joined(separator: ", "))")
         } catch {

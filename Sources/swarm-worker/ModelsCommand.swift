@@ -9,7 +9,8 @@ import Foundation
 /// `swarm-worker models list|sync`: the worker's model provisioning on its own, for a person on the box.
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List or download the models in the manifest (SWARM_MODELS_FILE) under $VOLUME_PATH/SwarmUI/Models.",
+        abstract:
+            "List or download the models in the manifest (SWARM_MODELS_FILE) under $VOLUME_PATH/SwarmUI/Models; with SWARM_PRESETS, only those presets' models.",
         subcommands: [ModelsList.self, ModelsSync.self]
     )
 }
@@ -21,14 +22,20 @@ struct ModelsOptions: ParsableArguments {
     @Option(help: "The models manifest; defaults to SWARM_MODELS_FILE.")
     var manifest: String?
 
-    /// The configuration and the manifest path, or exit 2 saying what to set.
-    func load() throws -> (WorkerConfiguration, String) {
+    /// The configuration, the manifest path and the presets SWARM_PRESETS chooses (nil: all), or exit 2 saying what
+    /// to set.
+    func load() throws -> (WorkerConfiguration, String, Presets?) {
         let configuration = try common.loadConfiguration()
         guard let path = manifest ?? configuration.modelsFile else {
             FileHandle.standardError.write(Data("swarm-worker: no models manifest: set SWARM_MODELS_FILE or pass --manifest\n".utf8))
             throw ExitCode(2)
         }
-        return (configuration, path)
+        do {
+            return (configuration, path, try configuration.chosenPresets())
+        } catch {
+            FileHandle.standardError.write(Data("swarm-worker: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
     }
 }
 
@@ -38,8 +45,9 @@ struct ModelsList: AsyncParsableCommand {
     @OptionGroup var options: ModelsOptions
 
     func run() async throws {
-        let (configuration, path) = try options.load()
-        let manifest = try loadManifest(path)
+        let (configuration, path, presets) = try options.load()
+        var manifest = try loadManifest(path)
+        if let presets { manifest = manifest.limited(to: presets) }
         let statuses = ModelProvisioner.status(of: manifest, modelsRoot: configuration.modelsPath)
         for model in statuses {
             let state: String =
@@ -73,12 +81,17 @@ struct ModelsSync: AsyncParsableCommand {
     @OptionGroup var options: ModelsOptions
 
     func run() async throws {
-        let (configuration, path) = try options.load()
+        let (configuration, path, presets) = try options.load()
         let logger = SwarmLogging.bootstrap(level: configuration.logLevel, label: "swarm-worker.models", redacting: configuration.secrets)
         let throttle = Throttle(every: .seconds(2))
         let announced = Announced()
         do {
-            let summary = try await WorkerBootstrap.provisionModels(configuration: configuration, manifestPath: path, logger: logger) { progress in
+            let summary = try await WorkerBootstrap.provisionModels(
+                configuration: configuration,
+                manifestPath: path,
+                presets: presets,
+                logger: logger
+            ) { progress in
                 for file in progress.files where file.state == .done && announced.first(file.name) {
                     print("done     \(file.name) (\(formatBytes(file.total)))")
                 }

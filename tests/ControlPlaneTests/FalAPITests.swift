@@ -286,8 +286,27 @@ import Testing
             #expect(request.mode == .imageToVideo)
             #expect(request.parameters["videomodel"] != nil)
         }
-        // The built-in presets have no text-to-video preset: such a job fails on the worker, naming the ones it has.
-        #expect(throws: InputError.self) { try parser.parse(try FalApp.textToVideo.jobInput(["prompt": "p"])) }
+        // Text-to-video runs the built-in T2V preset: its high-noise expert as the model, the low-noise one as a step-swap
+        // refiner, each with its own T2V speed LoRA (base 5, refiner 1), not the image-to-video acceleration LoRA.
+        guard case .generate(let text) = try parser.parse(try FalApp.textToVideo.jobInput(["prompt": "p", "num_frames": 33])) else {
+            Issue.record("text-to-video: not a generate request")
+            return
+        }
+        #expect(text.mode == .textToVideo)
+        #expect(text.parameters["model"] == "Wan2.2-T2V-A14B-HighNoise-Q4_K_M.gguf")
+        #expect(text.parameters["refinermodel"] == "Wan2.2-T2V-A14B-LowNoise-Q4_K_M.gguf")
+        #expect(text.parameters["refinermethod"] == "StepSwap")
+        #expect(text.parameters["textvideoframes"] == 33)
+        #expect(text.parameters["videomodel"] == nil && text.parameters["initimage"] == nil)
+        #expect(
+            text.parameters["loras"] == ["wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise", "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise"]
+        )
+        #expect(text.parameters["lorasectionconfinement"] == [5, 1])
+        guard case .generate(let slow) = try parser.parse(try FalApp.textToVideo.jobInput(["prompt": "p", "acceleration": "none"])) else {
+            Issue.record("text-to-video without acceleration: not a generate request")
+            return
+        }
+        #expect(slow.parameters["loras"] == nil && slow.parameters["steps"] == 27)
         // The RunPod API's provider field reaches the worker, which accepts it.
         #expect(throws: Never.self) {
             try parser.parse(["preset": "wan22-i2v-lightx2v", "prompt": "p", "init_image": "https://x/y.png", "provider": "vastai"])

@@ -12,12 +12,12 @@ struct ModelTests {
         try await withEmulatorClient { _, client in
             let root = try await client.listModels(path: "", depth: 1)
             #expect(root["folders"]?.arrayValue?.contains("Wan") == true)
-            // The presets' four GGUF models sit at the top of the folder, as the image installs them.
-            #expect(root["files"]?.arrayValue?.count == 4)
+            // The presets' six GGUF models sit at the top of the folder, as the image installs them.
+            #expect(root["files"]?.arrayValue?.count == 6)
             let wan = try await client.listModels(path: "Wan", depth: 2)
             #expect(wan["files"]?.arrayValue?.count == 4)
             let loras = try await client.listModels(path: "", depth: 3, subtype: "LoRA")
-            #expect(loras["files"]?.arrayValue?.count == 4)
+            #expect(loras["files"]?.arrayValue?.count == 6)
             // `.safetensors` may be left out.
             let model = try await client.describeModel(name: "Wan/wan2.2_i2v_high_noise_14B_fp8_scaled")
             #expect(model["name"]?.stringValue == high)

@@ -105,6 +105,12 @@ def test_presets_refer_only_to_listed_models(models, presets):
 # LoRA section confinement of each image-to-video stage (swarmui.md section 7): the first model runs in `video`,
 # the swap model in `videoswap`; `everywhere` reaches both.
 STAGE_SECTIONS = {"video.model": ("video", "high"), "video.swap_model": ("videoswap", "low")}
+# A text-to-video pair runs as base model and step-swap refiner (swarmui.md section 9), so its LoRAs go to `base`/`refiner`.
+T2V_STAGE_SECTIONS = {"video.model": ("base", "high"), "video.swap_model": ("refiner", "low")}
+
+
+def is_text_to_video(model):
+    return "text2video" in (model.get("architecture") or "") and not model["subtype"] == "LoRA"
 
 
 def test_each_video_stage_runs_its_expert_with_its_speed_lora(models, presets):
@@ -115,7 +121,9 @@ def test_each_video_stage_runs_its_expert_with_its_speed_lora(models, presets):
         if video is None:
             continue
         loras = values.get("loras", [])
-        for field, (section, expert) in STAGE_SECTIONS.items():
+        first = by_name.get(video.get("model"), {})
+        sections = T2V_STAGE_SECTIONS if first and is_text_to_video(first) else STAGE_SECTIONS
+        for field, (section, expert) in sections.items():
             name = video.get(field.split(".")[1])
             assert name is not None, f"preset {preset_name}: a Wan 2.2 A14B pipeline needs {field} (its {expert}-noise expert)"
             model = by_name.get(name)
@@ -137,3 +145,18 @@ def test_the_users_three_models_are_each_in_a_preset(presets):
     for required in ("Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf", "wan22EnhancedNSFWCameraPrompt_nsfwFASTMOVEV2Q8H.gguf",
                      "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise"):
         assert required in named, required
+
+
+def test_text_to_video_has_a_preset_of_text_to_video_models(models, presets):
+    """The fal text-to-video route asks the workers for wan22-t2v-lightx2v: it must exist and run T2V experts, whose
+    architecture SwarmUI cannot read from GGUF headers (the sidecar carries it)."""
+    by_name = {m["name"]: m for m in models["models"]}
+    preset = presets["presets"]["wan22-t2v-lightx2v"]["input"]
+    assert "init_image" not in preset
+    for key in ("model", "swap_model"):
+        model = by_name[preset["video"][key]]
+        assert model["architecture"] == "wan-2_1-text2video-14b", model["name"]
+        assert "T2V" in model["name"] and model["url"].startswith("https://huggingface.co/QuantStack/Wan2.2-T2V-A14B-GGUF/")
+    for lora in preset["loras"]:
+        assert by_name[lora["name"]]["architecture"] == "wan-2_1-text2video-14b/lora"
+        assert "_t2v_" in lora["name"]

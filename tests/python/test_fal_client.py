@@ -87,6 +87,17 @@ def test_submit_status_with_logs_then_get_runs_on_a_worker(server):
     assert len(body) == video["file_size"] > 0
 
 
+def test_text_to_video_gets_a_video_from_the_workers_t2v_preset(server):
+    """The text-to-video route asks the worker for wan22-t2v-lightx2v, which the built-in presets ship: a prompt alone
+    comes back as a video (before that preset, the job failed naming the presets the worker had)."""
+    result = fal_client.subscribe("fal-ai/wan/v2.2-a14b/text-to-video", arguments={"prompt": "waves at dusk", "num_frames": 17, "resolution": "480p"})
+    video = result["video"]
+    assert video["content_type"].startswith("video/")
+    assert result["prompt"] == "waves at dusk"
+    body = download(video["url"])
+    assert len(body) == video["file_size"] > 0
+
+
 def test_subscribe_reports_queue_updates(server):
     updates = []
     result = fal_client.subscribe(APP, arguments=arguments(), with_logs=True, on_queue_update=updates.append)
