@@ -83,8 +83,9 @@ enum FalForwardMapping {
         if let params = fields["params"]?.objectValue, let other = params.keys.sorted().first(where: { $0 != "sigmashift" }) {
             throw .badRequest(field: "input.params.\(other)", "cannot be forwarded to fal.ai; leave it out or use provider \"vastai\"")
         }
-        // The preset's own acceleration LoRA is fal's default `acceleration: regular`; any other LoRA has no fal equivalent here.
-        if let loras = fields["loras"]?.arrayValue, let other = loras.first(where: { $0["name"] != FalApp.accelerationLoRA["name"] }) {
+        // The preset's own acceleration LoRAs are fal's default `acceleration: regular`; any other LoRA has no fal equivalent here.
+        let acceleration = Set(FalApp.accelerationLoRAs.compactMap { $0["name"] })
+        if let loras = fields["loras"]?.arrayValue, let other = loras.first(where: { !acceleration.contains($0["name"] ?? .null) }) {
             throw .badRequest(
                 field: "input.loras",
                 "\(other["name"]?.stringValue ?? "a LoRA") cannot be forwarded to fal.ai; use provider \"vastai\""

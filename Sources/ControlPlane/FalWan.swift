@@ -37,9 +37,12 @@ enum FalApp: String, CaseIterable, Sendable {
         }
     }
 
-    /// The 4-step LoRA of the preset: a `/lora` request's list replaces the preset's, so it is put back first.
-    static let accelerationLoRA: JSONValue = [
-        "name": "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise", "weight": 1, "confinement": "video",
+    /// The image-to-video preset's 4-step LoRA pair, one per Wan 2.2 expert (builder/presets.json): a job's list replaces
+    /// the preset's, so `acceleration: regular` puts both back, the high-noise one on the video stage and the low-noise
+    /// one on the swap stage.
+    static let accelerationLoRAs: [JSONValue] = [
+        ["name": "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise", "weight": 1, "confinement": "video"],
+        ["name": "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise", "weight": 1, "confinement": "videoswap"],
     ]
 
     /// Width and height of fal's resolutions per aspect ratio, multiples of 16.
@@ -104,7 +107,7 @@ enum FalApp: String, CaseIterable, Sendable {
         if self != .textToVideo { video["resolution"] = .string(ratio == "auto" ? "Image Aspect, Model Res" : "Image") }
 
         let accelerated = (try f.choice("acceleration", ["none", "regular"]) ?? "regular") == "regular"
-        var loras: [JSONValue] = accelerated ? [Self.accelerationLoRA] : []
+        var loras: [JSONValue] = accelerated ? Self.accelerationLoRAs : []
         if let steps = try f.int("num_inference_steps", in: 2...40) {
             video["steps"] = .int(steps)
         } else if !accelerated {

@@ -232,7 +232,7 @@ import Testing
         #expect(defaults["width"] == 1280)
         #expect(defaults["height"] == 720)
         #expect(defaults["video"]?["resolution"] == "Image Aspect, Model Res")
-        #expect(defaults["loras"] == .array([FalApp.accelerationLoRA]))
+        #expect(defaults["loras"] == .array(FalApp.accelerationLoRAs))
         #expect(defaults["video"]?["steps"] == nil)
 
         let custom = try FalApp.imageToVideo.jobInput([
@@ -285,6 +285,23 @@ import Testing
             }
             #expect(request.mode == .imageToVideo)
             #expect(request.parameters["videomodel"] != nil)
+        }
+        // fal's default `acceleration: regular` keeps the preset's LoRA pair: high-noise on the video stage (2), low-noise
+        // on the swap stage (3); a `/lora` request's own LoRA comes after them.
+        let sections: [(FalApp, JSONValue, JSONValue)] = [
+            (.imageToVideo, ["prompt": "p", "image_url": "https://x/y.png"], [2, 3]),
+            (.imageToVideoLoRA, ["prompt": "p", "image_url": "https://x/y.png", "loras": [["path": "style", "transformer": "low"]]], [2, 3, 3]),
+        ]
+        for (app, body, expected) in sections {
+            guard case .generate(let request) = try parser.parse(try app.jobInput(body)) else {
+                Issue.record("\(app): not a generate request")
+                continue
+            }
+            #expect(request.parameters["lorasectionconfinement"] == expected)
+            #expect(
+                request.parameters["loras"]?.arrayValue?.prefix(2).map { $0 }
+                    == ["wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise", "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise"]
+            )
         }
         // Text-to-video runs the built-in T2V preset: its high-noise expert as the model, the low-noise one as a step-swap
         // refiner, each with its own T2V speed LoRA (base 5, refiner 1), not the image-to-video acceleration LoRA.
