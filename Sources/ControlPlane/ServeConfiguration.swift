@@ -92,7 +92,7 @@ public struct ServeConfiguration: Sendable {
             signingSecret = try OutputStorageSettings.persistentSecret(in: flags.dataDir)
         }
         dataDirectory = flags.dataDir
-        database = try DatabaseLocation(dataDirectory: flags.dataDir, databaseURL: flags.database)
+        database = try SharedSettings.database(dataDirectory: flags.dataDir, flag: flags.database, environment: environment)
         fleet = try Self.fleet(flags.fleet, env)
         listen = Listen(
             host: flags.host,
@@ -190,8 +190,7 @@ public struct ServeConfiguration: Sendable {
                 "VAST_API_KEY is set, so the fleet is on: give the worker's --image (or SWARM_FLEET_IMAGE) or a --template hash (or SWARM_FLEET_TEMPLATE)"
             )
         }
-        guard !flags.fleetLabel.isEmpty, flags.fleetLabel.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
-        else { throw ServeError("--fleet-label: '\(flags.fleetLabel)' must be letters, digits, '-' or '_'") }
+        let fleetLabel = try SharedSettings.fleetLabel(flag: flags.fleetLabel, environment: env.variables)
         guard let publicURL = flags.publicURL ?? env["SWARM_PUBLIC_URL"], let url = URL(string: publicURL),
             url.scheme == "http" || url.scheme == "https", url.host != nil
         else {
@@ -205,7 +204,7 @@ public struct ServeConfiguration: Sendable {
         if let budgetPerDay, budgetPerDay <= 0 { throw ServeError("--budget-per-day (SWARM_BUDGET_PER_DAY): must be more than 0 dollars") }
         let policy = FleetPolicy(
             desiredSize: size,
-            labelPrefix: flags.fleetLabel,
+            labelPrefix: fleetLabel,
             heartbeatTimeout: .seconds(try env.value(flags.heartbeatTimeout, "--heartbeat-timeout", "SWARM_HEARTBEAT_TIMEOUT") ?? 300),
             startWarning: .seconds(flags.startWarn * 60),
             startReplaceAfter: flags.startReplace.map { .seconds($0 * 60) },
@@ -285,6 +284,24 @@ public struct ServeConfiguration: Sendable {
 }
 
 /// `serve`'s environment as the reader sees it: an empty variable counts as unset.
+/// What the other `swarmctl` commands (`keys`, `costs`, `instance`) share with `serve`, read the same way, so that they
+/// open the database and find the instances `serve` made from the same flags or variables.
+public enum SharedSettings {
+    /// `--database`, else `SWARM_DATABASE_URL`, else the SQLite file in `dataDirectory`.
+    public static func database(dataDirectory: String, flag: String?, environment: [String: String]) throws(ServeError) -> DatabaseLocation {
+        try DatabaseLocation(dataDirectory: dataDirectory, databaseURL: flag ?? ServeEnvironment(variables: environment)["SWARM_DATABASE_URL"])
+    }
+
+    /// `--fleet-label`, else `SWARM_FLEET_LABEL`, else "swarm": the prefix of the fleet's instance labels.
+    public static func fleetLabel(flag: String?, environment: [String: String]) throws(ServeError) -> String {
+        let label = flag ?? ServeEnvironment(variables: environment)["SWARM_FLEET_LABEL"] ?? "swarm"
+        guard !label.isEmpty, label.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            throw ServeError("--fleet-label (SWARM_FLEET_LABEL): '\(label)' must be letters, digits, '-' or '_'")
+        }
+        return label
+    }
+}
+
 struct ServeEnvironment {
     let variables: [String: String]
 

@@ -8,7 +8,8 @@ public struct ServeFlags: ParsableArguments {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8288
     @Option(help: "Directory for the SQLite database.") var dataDir = "./.swarm"
-    @Option(help: "Database URL: postgres://user:pass@host/db[?sslmode=disable&schema=NAME], or a SQLite file.") var database: String?
+    @Option(help: "Database URL: postgres://user:pass@host/db[?sslmode=disable&schema=NAME], or a SQLite file (or SWARM_DATABASE_URL).") var database:
+        String?
     @Option(name: .customLong("endpoint"), help: "An endpoint to serve besides 'swarmui' (repeatable).") var endpoints: [String] = []
     @Option(help: "Seconds a taken job stays leased without a ping naming it.") var leaseTimeout = 60
     @Option(help: "Takes after which a job whose lease keeps expiring fails.") var maxAttempts = 3
@@ -40,7 +41,7 @@ public struct FleetFlags: ParsableArguments {
     )
     var template: String?
     @Option(help: "Disk per instance, GB (env SWARM_FLEET_DISK_GB, default 100).") var disk: Double?
-    @Option(help: "Label prefix of the fleet's instances; others with it are destroyed as orphans.") var fleetLabel = "swarm"
+    @Option(help: "Label prefix of the fleet's instances; others with it are destroyed as orphans (default swarm).") var fleetLabel: String?
     @Option(help: "Dollars per UTC day the fleet may spend; no new instance past it (env SWARM_BUDGET_PER_DAY).") var budgetPerDay: Double?
     @Option(help: "Seconds without a worker ping after which an instance counts as dead (env SWARM_HEARTBEAT_TIMEOUT, default 300).")
     var heartbeatTimeout: Int?

@@ -59,7 +59,8 @@ struct InstanceCommand: AsyncParsableCommand {
             aliases: ["list"]
         )
         @OptionGroup var context: Context
-        @Option(help: "Label prefix of the fleet's instances, to show strays vast lists under it.") var fleetLabel = "swarm"
+        @Option(help: "Label prefix of the fleet's instances, to show strays vast lists under it (or SWARM_FLEET_LABEL; default swarm).")
+        var fleetLabel: String?
         @Flag(help: "Print JSON.") var json = false
         @Flag(help: "Redraw until interrupted, with the model download's progress bar.") var watch = false
         @Option(help: "Seconds between redraws with --watch (each asks vast.ai once).") var interval: Double = 5
@@ -70,7 +71,7 @@ struct InstanceCommand: AsyncParsableCommand {
             let json = json
             let watching = watch
             let interval = interval
-            let stem = fleetLabel + "-"
+            let stem = try SharedSettings.fleetLabel(flag: fleetLabel, environment: ProcessInfo.processInfo.environment) + "-"
             try await context.withFleet { fleet in
                 let redraw = watching && isatty(STDOUT_FILENO) == 1
                 repeat {
@@ -138,7 +139,7 @@ struct InstanceCommand: AsyncParsableCommand {
         @Flag(help: "Follow the boot until the instances are READY (exit 0) or fail (exit 1).") var wait = false
         @Option(help: "Seconds between status lines with --wait.") var interval: Double = 15
         @Option(help: "Minutes --wait gives the boot (image pull, model download, SwarmUI start).") var timeout: Double = 45
-        @Option(help: "Label prefix of the fleet's instances.") var fleetLabel = "swarm"
+        @Option(help: "Label prefix of the fleet's instances (or SWARM_FLEET_LABEL; default swarm).") var fleetLabel: String?
 
         func run() async throws {
             if let count, count < 0 { throw ValidationError("COUNT must be 0 or more") }
@@ -161,7 +162,7 @@ struct InstanceCommand: AsyncParsableCommand {
             let watch = BootWatch(wanted: wanted, startedAt: Date(), timeout: timeout * 60)
             let client = try context.vastClient()
             let interval = interval
-            let stem = fleetLabel + "-"
+            let stem = try SharedSettings.fleetLabel(flag: fleetLabel, environment: ProcessInfo.processInfo.environment) + "-"
             let verdict = try await context.withFleet { fleet in
                 var lastLine = ContinuousClock.now - .seconds(interval)
                 while true {
@@ -259,14 +260,14 @@ struct InstanceCommand: AsyncParsableCommand {
             discussion: "Destroys the instances the database knows and every instance labeled <fleet-label>-… (needs VAST_API_KEY)."
         )
         @OptionGroup var context: Context
-        @Option(help: "Label prefix of the fleet's instances.") var fleetLabel = "swarm"
+        @Option(help: "Label prefix of the fleet's instances (or SWARM_FLEET_LABEL; default swarm).") var fleetLabel: String?
         @Flag(help: "Do not ask.") var yes = false
         @Option(help: "Seconds to wait for vast.ai to show each destroyed instance gone.") var confirmTimeout: Double = 120
         @Option(help: ArgumentHelp("Seconds before listing again after the destroys.", visibility: .hidden)) var settle: Double = 5
 
         func run() async throws {
             let client = try context.requireVastClient(for: "instance down")
-            let prefix = fleetLabel
+            let prefix = try SharedSettings.fleetLabel(flag: fleetLabel, environment: ProcessInfo.processInfo.environment)
             let yes = yes
             let timeout = Duration.seconds(confirmTimeout)
             let settle = Duration.seconds(settle)

@@ -14,10 +14,10 @@ struct Keys: AsyncParsableCommand {
 
     struct StoreOptions: ParsableArguments {
         @Option(help: "Directory of the SQLite database.") var dataDir = "./.swarm"
-        @Option(help: "Database URL: postgres://... or a SQLite file.") var database: String?
+        @Option(help: "Database URL: postgres://... or a SQLite file (or SWARM_DATABASE_URL).") var database: String?
 
         func withStore<T: Sendable>(_ body: @Sendable (any ControlPlaneStore) async throws -> T) async throws -> T {
-            let location = try DatabaseLocation(dataDirectory: dataDir, databaseURL: database)
+            let location = try SharedSettings.database(dataDirectory: dataDir, flag: database, environment: ProcessInfo.processInfo.environment)
             return try await location.withStore(logger: Logger(label: "swarmctl.keys"), body)
         }
     }

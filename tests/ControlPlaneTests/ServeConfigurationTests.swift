@@ -198,6 +198,24 @@ import VastAI
             byDefault: nil,
             base: falOn
         ),
+        // Shared with `keys` and `instance` (SharedSettings), so they find serve's database and instances.
+        Setting(
+            flag: ["--database", "/tmp/flag.db"],
+            variables: ["SWARM_DATABASE_URL": "/tmp/variable.db"],
+            value: { if case .sqlite(let path) = $0.database { path } else { "postgres" } },
+            fromFlag: "/tmp/flag.db",
+            fromVariable: "/tmp/variable.db",
+            byDefault: "./.swarm/swarm.db"
+        ),
+        Setting(
+            flag: ["--fleet-label", "flagged"],
+            variables: ["SWARM_FLEET_LABEL": "named"],
+            value: { $0.fleet!.policy.labelPrefix },
+            fromFlag: "flagged",
+            fromVariable: "named",
+            byDefault: "swarm",
+            base: fleetOn
+        ),
     ]
 
     @Test(arguments: settings)
@@ -292,6 +310,7 @@ import VastAI
             (["--image", "i", "--template", "t"], ["SWARM_PUBLIC_URL": "https://q.example"], ["--image and --template", "give one"]),
             (["--image", "i"], ["SWARM_PUBLIC_URL": ""], ["--public-url (or SWARM_PUBLIC_URL)"]),
             (["--image", "i", "--fleet-label", "a b"], [:], ["--fleet-label", "letters, digits"]),
+            (["--image", "i"], ["SWARM_FLEET_LABEL": "a/b"], ["SWARM_FLEET_LABEL", "letters, digits"]),
             (["--image", "i", "--budget-per-day", "0"], [:], ["--budget-per-day", "more than 0"]),
             (["--image", "i"], ["SWARM_BUDGET_PER_DAY": "-5"], ["--budget-per-day (SWARM_BUDGET_PER_DAY)", "more than 0"]),
             (["--image", "i"], ["SWARM_HEARTBEAT_TIMEOUT": "5m"], ["SWARM_HEARTBEAT_TIMEOUT: '5m' is not a number (--heartbeat-timeout)"]),
