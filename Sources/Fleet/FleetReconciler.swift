@@ -237,6 +237,7 @@ public actor FleetReconciler {
                     dph: member.dphTotal ?? member.vast?.dphTotal ?? 0,
                     diskGB: scaling.diskGB,
                     storagePerGBMonth: scaling.storagePerGBMonth,
+                    recordedStoragePerHour: member.storageDollarsPerHour,
                     idleSince: idleSince[member.id],
                     resumeAskedAt: member.resumedAt,
                     resumeFailed: refusedResumes.contains(member.id)

@@ -92,6 +92,8 @@ public struct ScalerInstance: Sendable, Hashable {
     public var diskGB: Double
     /// vast's `storage_cost`, $/GB/month, billed while stopped.
     public var storagePerGBMonth: Double
+    /// The storage price recorded when it was rented (its offer's `storage_cost` × its disk); wins over the two above.
+    public var recordedStoragePerHour: Double?
     /// The end of its last job, or when it became ready (idle counts from the later).
     public var idleSince: Date?
     /// When the resume was asked (state `resuming`).
@@ -105,6 +107,7 @@ public struct ScalerInstance: Sendable, Hashable {
         dph: Double,
         diskGB: Double = 100,
         storagePerGBMonth: Double = 0.15,
+        recordedStoragePerHour: Double? = nil,
         idleSince: Date? = nil,
         resumeAskedAt: Date? = nil,
         resumeFailed: Bool = false
@@ -114,13 +117,14 @@ public struct ScalerInstance: Sendable, Hashable {
         self.dph = dph
         self.diskGB = diskGB
         self.storagePerGBMonth = storagePerGBMonth
+        self.recordedStoragePerHour = recordedStoragePerHour
         self.idleSince = idleSince
         self.resumeAskedAt = resumeAskedAt
         self.resumeFailed = resumeFailed
     }
 
     /// Storage while stopped, $/h.
-    public var storagePerHour: Double { diskGB * storagePerGBMonth / (30 * 24) }
+    public var storagePerHour: Double { recordedStoragePerHour ?? diskGB * storagePerGBMonth / (30 * 24) }
 }
 
 /// What a cold start costs: a new rental downloads the image and models, then boots; a resume only boots.

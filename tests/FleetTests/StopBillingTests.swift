@@ -60,6 +60,24 @@ struct ScaledFleet {
         }
     }
 
+    @Test func scaleDownWeighsTheStoragePriceRecordedAtRentalNotTheSetting() async throws {
+        try await ScaledFleet.with { scaled in
+            await scaled.load.set(QueueLoad(inQueue: 1, oldestQueuedAge: 1))
+            try await scaled.fleet.reconcile(now: scaled.t0)
+            var member = try #require(await scaled.store.members().first)
+            await scaled.store.recordPing(id: member.id, stage: .ready, at: scaled.t0 + 1)
+            // Its host charges $50/h for the disk: keeping it until the next burst costs far more than a cold start, so
+            // past the idle timeout it is destroyed, where the setting's $0.15/GB/month would have stopped it.
+            member.storageDollarsPerHour = 50
+            await scaled.store.update(member)
+            await scaled.load.set(QueueLoad())
+            try await scaled.fleet.reconcile(now: scaled.t0 + 2)
+            try await scaled.fleet.reconcile(now: scaled.t0 + 10)
+            #expect(await scaled.fleet.lastDecision?.choice(for: member.id)?.action == .destroy)
+            #expect(await scaled.store.members().first?.stoppedAt == nil)
+        }
+    }
+
     @Test func aRefusedResumeStaysBilledAsStoppedUntilTheDestroy() async throws {
         try await ScaledFleet.with { scaled in
             let (member, stoppedAt) = try await scaled.stoppedOne()
