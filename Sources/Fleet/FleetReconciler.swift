@@ -236,8 +236,9 @@ public actor FleetReconciler {
                     state: state,
                     dph: member.dphTotal ?? member.vast?.dphTotal ?? 0,
                     diskGB: scaling.diskGB,
-                    storagePerGBMonth: scaling.storagePerGBMonth,
-                    recordedStoragePerHour: member.storageDollarsPerHour,
+                    // The price recorded at rental (migration 9); the setting's for instances rented before it.
+                    storagePerHour: member.storageDollarsPerHour
+                        ?? InstanceBilling.storagePerHour(diskGB: scaling.diskGB, perGBMonth: scaling.storagePerGBMonth),
                     idleSince: idleSince[member.id],
                     resumeAskedAt: member.resumedAt,
                     resumeFailed: refusedResumes.contains(member.id)

@@ -1,4 +1,5 @@
 import Foundation
+import SwarmCore
 
 /// RunPod's scaler types (runpod.md, "Autoscaling"), as `serve --scaler` spells them.
 public enum ScalerType: String, Sendable, Hashable, Codable, CaseIterable {
@@ -90,10 +91,8 @@ public struct ScalerInstance: Sendable, Hashable {
     /// $/h while running (`dph_total`).
     public var dph: Double
     public var diskGB: Double
-    /// vast's `storage_cost`, $/GB/month, billed while stopped.
-    public var storagePerGBMonth: Double
-    /// The storage price recorded when it was rented (its offer's `storage_cost` × its disk); wins over the two above.
-    public var recordedStoragePerHour: Double?
+    /// What its disk bills while stopped, $/h: its offer's `storage_cost` × `diskGB` (`InstanceBilling.storagePerHour`).
+    public var storagePerHour: Double
     /// The end of its last job, or when it became ready (idle counts from the later).
     public var idleSince: Date?
     /// When the resume was asked (state `resuming`).
@@ -106,8 +105,7 @@ public struct ScalerInstance: Sendable, Hashable {
         state: State,
         dph: Double,
         diskGB: Double = 100,
-        storagePerGBMonth: Double = 0.15,
-        recordedStoragePerHour: Double? = nil,
+        storagePerHour: Double? = nil,
         idleSince: Date? = nil,
         resumeAskedAt: Date? = nil,
         resumeFailed: Bool = false
@@ -116,15 +114,12 @@ public struct ScalerInstance: Sendable, Hashable {
         self.state = state
         self.dph = dph
         self.diskGB = diskGB
-        self.storagePerGBMonth = storagePerGBMonth
-        self.recordedStoragePerHour = recordedStoragePerHour
+        // Without a price: vast's typical $0.15/GB/month.
+        self.storagePerHour = storagePerHour ?? InstanceBilling.storagePerHour(diskGB: diskGB, perGBMonth: 0.15)
         self.idleSince = idleSince
         self.resumeAskedAt = resumeAskedAt
         self.resumeFailed = resumeFailed
     }
-
-    /// Storage while stopped, $/h.
-    public var storagePerHour: Double { recordedStoragePerHour ?? diskGB * storagePerGBMonth / (30 * 24) }
 }
 
 /// What a cold start costs: a new rental downloads the image and models, then boots; a resume only boots.
